@@ -1,0 +1,3 @@
+from qwen_tts_lit.cli import main
+
+raise SystemExit(main())
