@@ -1,0 +1,202 @@
+"""The talker's training sequence, as a pure function of (prompt token ids, codec frames).
+
+One utterance becomes one sequence with two channels, exactly as ``Qwen3TTSForConditionalGeneration.generate``
+builds it in non-streaming mode (../shared/FACTS.md section 1). With P = length of the codec prefix (3 without a
+language tag: nothink, think_bos, think_eos; 4 with one: think, think_bos, LANG, think_eos), C = content tokens
+(the prompt minus its 3 role tokens and its 5 suffix tokens) and N = frames:
+
+    position              text channel            codec channel
+    0 .. 2                role tokens             (none: codec embedding masked off)
+    3 .. 2+P              tts_pad                 codec prefix
+    3+P                   tts_pad                 speaker slot (the x-vector, not a token; 6 without a tag)
+    4+P                   tts_bos                 codec_pad
+    5+P .. 4+P+C          content tokens          codec_pad
+    5+P+C                 tts_eos                 codec_pad
+    6+P+C                 tts_pad                 codec_bos
+    7+P+C .. 6+P+C+N      tts_pad                 frame k group 0 (+ groups 1..15 embeddings added)
+    7+P+C+N               tts_pad                 codec_eos
+
+``labels`` hold group-0 codes at the frame positions and codec_eos at the last position, -100 elsewhere: the
+target of the state at position p is ``labels[p + 1]`` (one shift, taken by the loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+
+IGNORE_INDEX = -100
+ROLE_TOKENS = 3  # "<|im_start|>assistant\n"
+SUFFIX_TOKENS = 5  # "<|im_end|>\n<|im_start|>assistant\n"
+
+
+def assistant_prompt(text: str) -> str:
+    """The prompt ``Qwen3TTSModel`` tokenizes for a sentence (its ``_build_assistant_text``)."""
+    return f"<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n"
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Special token ids of one checkpoint (text vocabulary and codec vocabulary)."""
+
+    tts_pad: int
+    tts_bos: int
+    tts_eos: int
+    codec_pad: int
+    codec_bos: int
+    codec_eos: int
+    codec_think: int
+    codec_nothink: int
+    codec_think_bos: int
+    codec_think_eos: int
+
+    @classmethod
+    def from_config(cls, config) -> SpecialIds:
+        """Read them from a ``Qwen3TTSConfig``."""
+        talker = config.talker_config
+        return cls(
+            tts_pad=config.tts_pad_token_id,
+            tts_bos=config.tts_bos_token_id,
+            tts_eos=config.tts_eos_token_id,
+            codec_pad=talker.codec_pad_id,
+            codec_bos=talker.codec_bos_id,
+            codec_eos=talker.codec_eos_token_id,
+            codec_think=talker.codec_think_id,
+            codec_nothink=talker.codec_nothink_id,
+            codec_think_bos=talker.codec_think_bos_id,
+            codec_think_eos=talker.codec_think_eos_id,
+        )
+
+    def codec_prefix(self, language_id: int | None) -> list[int]:
+        """The codec tokens before the speaker slot, as ``generate`` writes them."""
+        if language_id is None:
+            return [self.codec_nothink, self.codec_think_bos, self.codec_think_eos]
+        return [self.codec_think, self.codec_think_bos, language_id, self.codec_think_eos]
+
+
+@dataclass
+class TalkerSequence:
+    """One utterance laid out for the talker; every tensor has length T on its first dimension."""
+
+    text_ids: torch.Tensor  # (T,) long
+    codec_ids: torch.Tensor  # (T,) long, 0 where the codec channel is off
+    codec_mask: torch.Tensor  # (T,) bool, codec token embedding present
+    speaker_mask: torch.Tensor  # (T,) bool, the one position that receives the x-vector
+    frame_mask: torch.Tensor  # (T,) bool, positions holding a frame's group-0 code
+    codes: torch.Tensor  # (T, G) long, all code groups at frame positions, 0 elsewhere
+    labels: torch.Tensor  # (T,) long, group-0 targets (and codec_eos), IGNORE_INDEX elsewhere
+
+    @property
+    def length(self) -> int:
+        return int(self.text_ids.shape[0])
+
+
+def layout_utterance(
+    prompt_ids: Sequence[int], codes: torch.Tensor, special: SpecialIds, language_id: int | None = None
+) -> TalkerSequence:
+    """Lay out one utterance.
+
+    ``prompt_ids`` tokenize ``<|im_start|>assistant\\n{text}<|im_end|>\\n<|im_start|>assistant\\n`` (see
+    :func:`assistant_prompt`); ``codes`` is the (N, G) codec frames of the recording.
+    """
+    if len(prompt_ids) < ROLE_TOKENS + SUFFIX_TOKENS + 1:
+        raise ValueError(f"prompt of {len(prompt_ids)} tokens has no content between its role prefix and suffix")
+    if codes.ndim != 2 or codes.shape[0] == 0:
+        raise ValueError(f"codes must be a non-empty (frames, groups) array, got shape {tuple(codes.shape)}")
+    role = list(prompt_ids[:ROLE_TOKENS])
+    content = list(prompt_ids[ROLE_TOKENS:-SUFFIX_TOKENS])
+    prefix = special.codec_prefix(language_id)
+    frames, groups = codes.shape
+
+    # (text, codec) pairs for everything before the first frame; None = codec channel off.
+    head = [(t, None) for t in role]
+    head += [(special.tts_pad, c) for c in prefix]
+    head += [(special.tts_pad, None)]  # speaker slot
+    head += [(special.tts_bos, special.codec_pad)]
+    head += [(t, special.codec_pad) for t in content]
+    head += [(special.tts_eos, special.codec_pad), (special.tts_pad, special.codec_bos)]
+    speaker_position = ROLE_TOKENS + len(prefix)
+    first_frame = len(head)
+    length = first_frame + frames + 1  # + codec_eos
+
+    text_ids = torch.full((length,), special.tts_pad, dtype=torch.long)
+    text_ids[:first_frame] = torch.tensor([t for t, _ in head])
+    codec_ids = torch.zeros(length, dtype=torch.long)
+    codec_ids[:first_frame] = torch.tensor([0 if c is None else c for _, c in head])
+    codec_ids[first_frame : first_frame + frames] = codes[:, 0]
+    codec_ids[-1] = special.codec_eos
+    codec_mask = torch.ones(length, dtype=torch.bool)
+    codec_mask[:first_frame] = torch.tensor([c is not None for _, c in head])
+    speaker_mask = torch.zeros(length, dtype=torch.bool)
+    speaker_mask[speaker_position] = True
+    frame_mask = torch.zeros(length, dtype=torch.bool)
+    frame_mask[first_frame : first_frame + frames] = True
+    all_codes = torch.zeros(length, groups, dtype=torch.long)
+    all_codes[frame_mask] = codes.long()
+    labels = torch.full((length,), IGNORE_INDEX, dtype=torch.long)
+    labels[frame_mask] = codes[:, 0].long()
+    labels[-1] = special.codec_eos
+    return TalkerSequence(text_ids, codec_ids, codec_mask, speaker_mask, frame_mask, all_codes, labels)
+
+
+@dataclass
+class TalkerBatch:
+    """Right-padded batch of ``TalkerSequence`` plus what the step needs beside them."""
+
+    text_ids: torch.Tensor  # (B, T)
+    codec_ids: torch.Tensor  # (B, T)
+    codec_mask: torch.Tensor  # (B, T) bool
+    speaker_mask: torch.Tensor  # (B, T) bool
+    frame_mask: torch.Tensor  # (B, T) bool
+    codes: torch.Tensor  # (B, T, G)
+    labels: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T) long, 0 on padding
+    xvectors: torch.Tensor  # (B, D) speaker embeddings
+    # Token counts of the whole optimizer step (all micro-batches, all ranks) that this micro-batch belongs to, so
+    # losses are normalised per token of the step: accumulation then equals one big batch. None: this batch alone.
+    step_talker_tokens: int | None = None
+    step_sub_talker_tokens: int | None = None
+    utterance_ids: tuple[str, ...] = ()
+
+    @property
+    def padding_ratio(self) -> float:
+        return 1.0 - float(self.attention_mask.float().mean())
+
+
+_PADDED = {f.name: IGNORE_INDEX if f.name == "labels" else 0 for f in fields(TalkerSequence)}
+
+
+def collate_sequences(
+    sequences: Sequence[TalkerSequence],
+    xvectors: torch.Tensor,
+    utterance_ids: Sequence[str] = (),
+    step_talker_tokens: int | None = None,
+    step_sub_talker_tokens: int | None = None,
+) -> TalkerBatch:
+    """Right-pad to the longest sequence. Padding is masked out of attention, labels and every embedding."""
+    width = max(s.length for s in sequences)
+
+    def pad(name: str) -> torch.Tensor:
+        rows = []
+        for seq in sequences:
+            value = getattr(seq, name)
+            filler = torch.full((width - seq.length, *value.shape[1:]), _PADDED[name], dtype=value.dtype)
+            rows.append(torch.cat([value, filler]))
+        return torch.stack(rows)
+
+    attention_mask = torch.stack([(torch.arange(width) < s.length).long() for s in sequences])
+    return TalkerBatch(
+        **{name: pad(name) for name in _PADDED},
+        attention_mask=attention_mask,
+        xvectors=xvectors,
+        step_talker_tokens=step_talker_tokens,
+        step_sub_talker_tokens=step_sub_talker_tokens,
+        utterance_ids=tuple(utterance_ids),
+    )
+
+
+def talker_tokens(num_frames: int) -> int:
+    """Talker targets of one utterance: its frames plus codec_eos."""
+    return num_frames + 1
