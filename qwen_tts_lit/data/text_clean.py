@@ -1,0 +1,101 @@
+"""Transcript cleaning: pure functions on strings.
+
+The model reads what it is trained on, so a transcript must hold only what is spoken: non-speech tags (``<laugh>``,
+``[breath]``, ``(applause)``, ``*sigh*``) are removed, Unicode is put in NFC (an NFD "é" is two code points and
+tokenizes differently from the "é" users type), typographic quotes become ASCII, invisible characters go, and
+whitespace is collapsed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# Words that name a sound rather than speech. Parentheses and asterisks also hold real text ("the meeting (on
+# Friday)", "*really*"), so for those only these words count as tags; <...> and [...] are never spoken.
+NON_SPEECH_WORDS = (
+    r"laugh(?:s|ing|ter)?|chuckles?|giggles?|sigh(?:s|ing)?|breath(?:s|es|ing)?|inhales?|exhales?|gasps?"
+    r"|cough(?:s|ing)?|clears throat|sniff(?:s|ing)?|sobs?|groans?|yawns?|applause|music|noise|silence|pause"
+    r"|inaudible|crosstalk"
+)
+
+DEFAULT_TAG_PATTERNS: tuple[str, ...] = (
+    r"<[^<>]{1,40}>",
+    r"\[[^\[\]]{1,40}\]",
+    rf"\((?i:{NON_SPEECH_WORDS})\)",
+    rf"\*(?i:{NON_SPEECH_WORDS})\*",
+)
+
+QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"'})
+QUOTES.update(str.maketrans({"\u201e": '"', "\u201f": '"', "\u2032": "'", "\u2033": '"'}))
+INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# Punctuation that attaches to the previous word: a tag removed before it must not leave "printer ." behind.
+CLOSING_PUNCTUATION = r"[,.;:!?\u3002\uff0c\uff01\uff1f]"
+
+
+@dataclass(frozen=True)
+class CleanText:
+    """A cleaned transcript and what was changed to get there (each change is reported as a warning)."""
+
+    text: str
+    tags: list[str] = field(default_factory=list)
+    unicode_changed: bool = False
+    whitespace_changed: bool = False
+
+
+def compile_tag_patterns(patterns: Sequence[str]) -> re.Pattern | None:
+    """One regex matching any of ``patterns``; None when there is nothing to strip. Raises ``re.error``."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+def strip_tags(text: str, tags: re.Pattern | None) -> tuple[str, list[str]]:
+    """Remove every match of ``tags``; return the text and the removed tags, in order."""
+    if tags is None:
+        return text, []
+    found = [m.group(0) for m in tags.finditer(text)]
+    if not found:
+        return text, []
+    # "printer (applause)." -> "printer." : drop the space before a tag that is followed by closing punctuation.
+    text = re.sub(rf"\s*(?:{tags.pattern})(?=\s*{CLOSING_PUNCTUATION})", "", text)
+    # "dog [breath] barked" -> "dog  barked" (whitespace normalisation collapses it); "a<b>c" -> "a c".
+    return tags.sub(" ", text), found
+
+
+def normalize_unicode(text: str, ascii_quotes: bool = True) -> str:
+    """NFC, without invisible characters (zero-width spaces, BOM, soft hyphens, controls), optionally ASCII quotes."""
+    text = unicodedata.normalize("NFC", INVISIBLE.sub("", text))
+    text = "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
+    return text.translate(QUOTES) if ascii_quotes else text
+
+
+def normalize_whitespace(text: str) -> str:
+    """Collapse every run of whitespace (tabs, newlines, no-break and ideographic spaces) to one space; trim ends."""
+    return " ".join(text.split())
+
+
+def has_speakable(text: str) -> bool:
+    """True when the text has at least one letter or digit (punctuation alone is not a transcript)."""
+    return any(unicodedata.category(c)[0] in "LN" for c in text)
+
+
+def clean_text(text: str, tags: re.Pattern | None, ascii_quotes: bool = True) -> CleanText:
+    """The whole transcript cleaning: Unicode, then tags, then whitespace. Reports each kind of change."""
+    unicode_clean = normalize_unicode(text, ascii_quotes)
+    stripped, found = strip_tags(unicode_clean, tags)
+    final = normalize_whitespace(stripped)
+    # Whitespace that only exists because a tag was removed is not a whitespace problem of the input.
+    whitespace_changed = normalize_whitespace(unicode_clean) != unicode_clean
+    return CleanText(final, found, unicode_clean != text, whitespace_changed)
+
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:['\u2019][^\W_{_CJK}]+)*")
+
+
+def count_words(text: str) -> int:
+    """Words for a speech-rate figure: runs of letters/digits, and each CJK character or kana as one word."""
+    return len(_WORD.findall(text))
