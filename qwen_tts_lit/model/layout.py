@@ -154,10 +154,10 @@ class TalkerBatch:
     labels: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T) long, 0 on padding
     xvectors: torch.Tensor  # (B, D) speaker embeddings
-    # Token counts of the whole optimizer step (all micro-batches, all ranks) that this micro-batch belongs to, so
-    # losses are normalised per token of the step: accumulation then equals one big batch. None: this batch alone.
-    step_talker_tokens: int | None = None
-    step_sub_talker_tokens: int | None = None
+    # Frames and utterances of the whole optimizer step (all micro-batches, all ranks) this micro-batch belongs
+    # to, so losses are normalised per token of the step: accumulation then equals one big batch. None: alone.
+    step_frames: int | None = None
+    step_utterances: int | None = None
     utterance_ids: tuple[str, ...] = ()
 
     @property
@@ -172,8 +172,8 @@ def collate_sequences(
     sequences: Sequence[TalkerSequence],
     xvectors: torch.Tensor,
     utterance_ids: Sequence[str] = (),
-    step_talker_tokens: int | None = None,
-    step_sub_talker_tokens: int | None = None,
+    step_frames: int | None = None,
+    step_utterances: int | None = None,
 ) -> TalkerBatch:
     """Right-pad to the longest sequence. Padding is masked out of attention, labels and every embedding."""
     width = max(s.length for s in sequences)
@@ -191,12 +191,7 @@ def collate_sequences(
         **{name: pad(name) for name in _PADDED},
         attention_mask=attention_mask,
         xvectors=xvectors,
-        step_talker_tokens=step_talker_tokens,
-        step_sub_talker_tokens=step_sub_talker_tokens,
+        step_frames=step_frames,
+        step_utterances=step_utterances,
         utterance_ids=tuple(utterance_ids),
     )
-
-
-def talker_tokens(num_frames: int) -> int:
-    """Talker targets of one utterance: its frames plus codec_eos."""
-    return num_frames + 1

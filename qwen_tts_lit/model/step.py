@@ -142,6 +142,20 @@ def combine_losses(
     return talker_mean + sub_talker_weight * sub_mean
 
 
+def step_normalisers(
+    step_frames: int | None, step_utterances: int | None, num_code_groups: int, fixes: StepFixes = StepFixes()
+) -> tuple[int | None, int | None]:
+    """Target counts of a whole optimizer step: (talker tokens, sub-talker tokens); (None, None) if unknown.
+
+    Talker: every frame plus one codec_eos per utterance. Sub-talker: groups 1..G-1 of every frame (one fewer
+    under upstream's double shift, which never targets group 1).
+    """
+    if step_frames is None or step_utterances is None:
+        return None, None
+    sub_targets_per_frame = num_code_groups - 1 if fixes.fix_sub_talker_shift else num_code_groups - 2
+    return step_frames + step_utterances, step_frames * sub_targets_per_frame
+
+
 def _summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> LossSum:
     flat_targets = targets.reshape(-1)
     total = F.cross_entropy(

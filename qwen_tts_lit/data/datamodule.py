@@ -1,0 +1,112 @@
+"""LightningDataModule over a prepared dataset; prepares raw input on first use (cached)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector
+from qwen_tts_lit.data.sampler import StepPlanBatchSampler
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.layout import SpecialIds
+from qwen_tts_lit.model.load import resolve_model_source
+
+
+class QwenTTSDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        prepared_dir: str | None = None,
+        raw: str | None = None,
+        model: str = "tiny",
+        batch_size: int = 2,
+        num_workers: int = 0,
+        use_language_tag: bool = False,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            prepared_dir: Output of ``prepare`` (train.jsonl, val.jsonl, speaker.safetensors). With ``raw``, the
+                folder ``raw`` is prepared into on first use; when None, a cache folder keyed by raw and model.
+            raw: Raw input to prepare on first use (JSONL manifest, wav+txt folder or LJSpeech metadata.csv).
+            model: Checkpoint the data is prepared for (its speech tokenizer, speaker encoder and text tokenizer);
+                linked from ``model.model`` by the CLI.
+            batch_size: Utterances per micro-batch (per device).
+            num_workers: DataLoader worker processes.
+            use_language_tag: Put the row's language in the codec prefix (think, think_bos, LANG, think_eos), as
+                ``generate`` does for an explicit language. Off: upstream's layout (nothink), matching language="auto".
+            seed: Seed of the length-bucketed shuffle (each epoch adds its number).
+        """
+        super().__init__()
+        if prepared_dir is None and raw is None:
+            raise UserError("data: give prepared_dir (a prepared dataset) or raw (input to prepare on first use)")
+        if raw is None and not (Path(prepared_dir).expanduser() / "train.jsonl").is_file():
+            raise UserError(
+                f"data.prepared_dir: {prepared_dir} holds no train.jsonl; run `python -m qwen_tts_lit prepare "
+                f"--input RAW --output {prepared_dir} --model MODEL` first, or give data.raw to prepare on first use"
+            )
+        if raw is not None and not Path(raw).expanduser().exists():
+            raise UserError(f"data.raw: {raw} not found (relative paths resolve against the working directory)")
+        self.prepared_dir, self.raw, self.model = prepared_dir, raw, model
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.use_language_tag, self.seed = use_language_tag, seed
+        self.splits: dict[str, PreparedSplit] = {}
+        self.xvector: torch.Tensor | None = None
+
+    @property
+    def root(self) -> Path:
+        if self.prepared_dir is not None:
+            return Path(self.prepared_dir).expanduser()
+        key = hashlib.sha256(f"{Path(self.raw).resolve()}|{self.model}".encode()).hexdigest()[:12]
+        from qwen_tts_lit.tiny import cache_root
+
+        return cache_root() / "prepared" / f"{Path(self.raw).stem}-{key}"
+
+    def prepare_data(self) -> None:
+        """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached)."""
+        model = resolve_model_source(self.model)
+        if self.raw is not None and not (self.root / "train.jsonl").is_file():
+            from qwen_tts_lit.data.prepare import PrepareOptions, prepare
+
+            prepare(PrepareOptions(input=self.raw, output=str(self.root), model=model))
+
+    def setup(self, stage: str) -> None:
+        if self.splits:
+            return
+        from transformers import AutoTokenizer
+
+        from qwen_tts_lit.compat import import_qwen_tts
+
+        model = resolve_model_source(self.model)
+        config = import_qwen_tts().core.models.Qwen3TTSConfig.from_pretrained(model)
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        language_ids = dict(config.talker_config.codec_language_id) if self.use_language_tag else None
+        special = SpecialIds.from_config(config)
+        for split in ("train", "val"):
+            self.splits[split] = PreparedSplit(self.root, split, tokenizer, special, language_ids)
+        self.xvector = load_xvector(self.root)
+
+    def _loader(self, split: str, shuffle: bool, accumulate: int) -> torch.utils.data.DataLoader:
+        dataset = self.splits[split]
+        trainer = self.trainer
+        sampler = StepPlanBatchSampler(
+            dataset.frame_counts,
+            self.batch_size,
+            accumulate=accumulate,
+            world_size=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            shuffle=shuffle,
+            seed=self.seed,
+        )
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=Collate(self.xvector), num_workers=self.num_workers
+        )
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        accumulate = self.trainer.accumulate_grad_batches if self.trainer else 1
+        return self._loader("train", shuffle=True, accumulate=accumulate)
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return self._loader("val", shuffle=False, accumulate=1)

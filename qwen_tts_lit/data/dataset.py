@@ -1,0 +1,93 @@
+"""The prepared dataset (``prepare``'s output) as torch datasets of laid-out talker sequences."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from qwen_tts_lit.data.sampler import ItemRef
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.layout import SpecialIds, TalkerSequence, assistant_prompt, collate_sequences, layout_utterance
+
+SPLITS = ("train", "val")
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """Rows of a prepared ``train.jsonl`` / ``val.jsonl``."""
+    if not path.is_file():
+        raise UserError(f"{path}: prepared manifest not found; run `python -m qwen_tts_lit prepare` first")
+    rows = []
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        for field in ("id", "text", "codes", "num_frames"):
+            if field not in row:
+                raise UserError(f"{path}:{line_number}: field {field!r} missing; re-run prepare")
+        rows.append(row)
+    return rows
+
+
+def load_xvector(prepared_dir: Path) -> torch.Tensor:
+    """The speaker x-vector ``prepare`` computed once, (D,)."""
+    path = prepared_dir / "speaker.safetensors"
+    if not path.is_file():
+        raise UserError(f"{path}: speaker x-vector missing; re-run prepare")
+    return load_file(str(path))["xvector"].float()
+
+
+@dataclass
+class Item:
+    utterance_id: str
+    sequence: TalkerSequence
+    step_frames: int | None = None
+    step_utterances: int | None = None
+
+
+class PreparedSplit(torch.utils.data.Dataset):
+    """One split of a prepared dataset. Items are laid out here, so DataLoader workers share the work."""
+
+    def __init__(self, prepared_dir: Path, split: str, tokenizer, special: SpecialIds, language_ids: dict | None):
+        self.root = Path(prepared_dir)
+        self.rows = read_manifest(self.root / f"{split}.jsonl")
+        self.tokenizer, self.special = tokenizer, special
+        self.language_ids = language_ids  # None: no language tag, as upstream trains
+
+    @property
+    def frame_counts(self) -> list[int]:
+        return [int(row["num_frames"]) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, ref: int | ItemRef) -> Item:
+        index = ref.index if isinstance(ref, ItemRef) else ref
+        row = self.rows[index]
+        codes = torch.from_numpy(np.load(self.root / row["codes"]).astype(np.int64))  # (N, G)
+        prompt_ids = self.tokenizer(assistant_prompt(row["text"]))["input_ids"]
+        language_id = None if self.language_ids is None else self.language_ids.get(row.get("language", "auto"))
+        sequence = layout_utterance(prompt_ids, codes, self.special, language_id)
+        if isinstance(ref, ItemRef):
+            return Item(row["id"], sequence, ref.step_frames, ref.step_utterances)
+        return Item(row["id"], sequence)
+
+
+class Collate:
+    """Right-pads a list of items into a ``TalkerBatch``; every utterance gets the one target-voice x-vector."""
+
+    def __init__(self, xvector: torch.Tensor) -> None:
+        self.xvector = xvector
+
+    def __call__(self, items: list[Item]):
+        return collate_sequences(
+            [item.sequence for item in items],
+            self.xvector.expand(len(items), -1).clone(),
+            utterance_ids=[item.utterance_id for item in items],
+            step_frames=items[0].step_frames,
+            step_utterances=items[0].step_utterances,
+        )

@@ -1,0 +1,87 @@
+"""Length-bucketed micro-batches grouped into optimizer steps, planned identically on every rank.
+
+Each yielded micro-batch carries the frame and utterance counts of the whole optimizer step it belongs to (all
+accumulated micro-batches on all ranks), so the step normalises its losses per token of the step: gradient
+accumulation and data parallelism then give the gradient of one big batch. The plan depends only on
+(lengths, batch_size, accumulate, world_size, seed, epoch), so every rank computes it without communication.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import torch
+
+
+class ItemRef(NamedTuple):
+    """One dataset index, plus the totals of the optimizer step its micro-batch belongs to."""
+
+    index: int
+    step_frames: int
+    step_utterances: int
+
+
+def plan_micro_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int) -> list[list[int]]:
+    """Sort by length (random tie order), cut into micro-batches of similar length, shuffle their order."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(lengths), generator=generator).tolist() if shuffle else list(range(len(lengths)))
+    order.sort(key=lambda i: lengths[i])  # stable: ties keep the random order
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+def plan_steps(
+    lengths: Sequence[int], batch_size: int, accumulate: int, world_size: int, shuffle: bool, seed: int
+) -> list[list[list[int]]]:
+    """Optimizer steps, each a list of ``accumulate * world_size`` micro-batches (the last may hold fewer, but always
+    a multiple of ``world_size``: micro-batches are repeated from the start so every rank gets the same count)."""
+    batches = plan_micro_batches(lengths, batch_size, shuffle, seed)
+    missing = (-len(batches)) % world_size
+    batches += batches[:missing]
+    per_step = accumulate * world_size
+    return [batches[i : i + per_step] for i in range(0, len(batches), per_step)]
+
+
+class StepPlanBatchSampler:
+    """Batch sampler for one rank. Pass ``use_distributed_sampler=False`` to the Trainer: this already shards."""
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        accumulate: int = 1,
+        world_size: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1 or accumulate < 1 or not 0 <= rank < world_size:
+            raise ValueError(
+                f"bad sampler setup: batch_size={batch_size} accumulate={accumulate} rank={rank}/{world_size}"
+            )
+        self.lengths = list(lengths)
+        self.batch_size, self.accumulate = batch_size, accumulate
+        self.world_size, self.rank = world_size, rank
+        self.shuffle, self.seed = shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch: a new shuffle per epoch, the same on every rank."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[ItemRef]]:
+        steps = plan_steps(
+            self.lengths, self.batch_size, self.accumulate, self.world_size, self.shuffle, self.seed + self.epoch
+        )
+        for step in steps:
+            frames = sum(self.lengths[i] for batch in step for i in batch)
+            utterances = sum(len(batch) for batch in step)
+            for batch in step[self.rank :: self.world_size]:
+                yield [ItemRef(i, frames, utterances) for i in batch]
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)

@@ -1,0 +1,55 @@
+from collections import Counter
+
+import pytest
+
+from qwen_tts_lit.data.sampler import StepPlanBatchSampler, plan_micro_batches, plan_steps
+
+LENGTHS = [5, 50, 7, 48, 6, 51, 30, 29, 31, 8, 52]
+
+
+def test_micro_batches_group_similar_lengths():
+    batches = plan_micro_batches(LENGTHS, 3, shuffle=True, seed=0)
+    assert sorted(i for b in batches for i in b) == list(range(len(LENGTHS)))
+    ranked = sorted(LENGTHS)
+    for batch in batches:  # each micro-batch is a run of neighbours in length order: minimal padding
+        lengths = sorted(LENGTHS[i] for i in batch)
+        start = ranked.index(lengths[0])
+        assert lengths == ranked[start : start + len(lengths)]
+
+
+def test_steps_cover_every_item_and_are_whole_per_rank():
+    steps = plan_steps(LENGTHS, 2, accumulate=2, world_size=2, shuffle=True, seed=1)
+    assert all(len(step) % 2 == 0 for step in steps)
+    assert set(i for step in steps for b in step for i in b) == set(range(len(LENGTHS)))
+
+
+def test_ranks_split_the_same_plan_and_agree_on_step_totals():
+    ranks = [list(StepPlanBatchSampler(LENGTHS, 2, 1, 2, r, seed=3)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(StepPlanBatchSampler(LENGTHS, 2, 1, 2, 0))
+    for a, b in zip(*ranks, strict=True):  # the same step on both ranks: same totals
+        assert (a[0].step_frames, a[0].step_utterances) == (b[0].step_frames, b[0].step_utterances)
+        assert a[0].step_frames == sum(LENGTHS[r.index] for r in a + b)
+
+
+def test_one_process_with_accumulation_plans_the_same_steps_as_two_ranks():
+    single = list(StepPlanBatchSampler(LENGTHS, 2, accumulate=2, world_size=1, seed=4))
+    two = [list(StepPlanBatchSampler(LENGTHS, 2, accumulate=1, world_size=2, rank=r, seed=4)) for r in range(2)]
+    interleaved = [batch for pair in zip(*two, strict=True) for batch in pair]
+    assert [[r.index for r in b] for b in single[: len(interleaved)]] == [[r.index for r in b] for b in interleaved][
+        : len(single)
+    ]
+
+
+def test_epochs_reshuffle_deterministically():
+    sampler = StepPlanBatchSampler(LENGTHS, 2, seed=0)
+    first = [tuple(r.index for r in b) for b in sampler]
+    sampler.set_epoch(1)
+    second = [tuple(r.index for r in b) for b in sampler]
+    sampler.set_epoch(0)
+    assert [tuple(r.index for r in b) for b in sampler] == first != second
+    assert Counter(i for b in second for i in b) == Counter(range(len(LENGTHS)))
+
+
+def test_rejects_bad_setup():
+    with pytest.raises(ValueError, match="rank"):
+        StepPlanBatchSampler(LENGTHS, 2, world_size=2, rank=2)
