@@ -36,9 +36,47 @@ def _add_make_tiny(sub: argparse._SubParsersAction) -> Callable[[argparse.Namesp
     return _make_tiny
 
 
+def _prepare(args: argparse.Namespace) -> None:
+    from qwen_tts_lit.data.options import from_namespace
+    from qwen_tts_lit.data.prepare import prepare
+
+    output = prepare(from_namespace(args))
+    print((output / "report.txt").read_text(), end="")
+    print(output)
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> Callable[[argparse.Namespace], None]:
+    from qwen_tts_lit.data.options import add_arguments
+
+    parser = sub.add_parser(
+        "prepare",
+        help="check, clean and codec-encode raw clips + transcripts into a training dataset",
+        description="Check every row first and report all problems at once (exit 2, nothing written); then write "
+        "cleaned 24 kHz audio, 12 Hz codec codes (cached: a re-run or an interrupted run resumes), the speaker "
+        "x-vector, train/val manifests and a report into --output.",
+    )
+    add_arguments(parser)
+    return _prepare
+
+
 SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], Callable[[argparse.Namespace], None]]] = {
     "make-tiny": _add_make_tiny,
+    "prepare": _add_prepare,
 }
+
+# Handled by LightningCLI (jsonargparse): configs, --print_config, --help of every model/data/trainer argument.
+LIGHTNING_SUBCOMMANDS = {
+    "fit": "train: python -m qwen_tts_lit fit --config configs/demo.yaml",
+    "validate": "run the validation loop: python -m qwen_tts_lit validate --config ... --ckpt_path ...",
+}
+
+
+def run_lightning(argv: list[str]) -> None:
+    """Run LightningCLI on ``argv`` (which starts with fit or validate)."""
+    from qwen_tts_lit.lightning_cli import QwenTTSCLI
+
+    # LightningCLI warns when given args that are also sys.argv: let it read the command line itself then.
+    QwenTTSCLI(args=None if argv == sys.argv[1:] else argv)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], None]]]:
@@ -48,18 +86,28 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     )
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     handlers = {name: add(sub) for name, add in SUBCOMMANDS.items()}
+    for name, help_text in LIGHTNING_SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by LightningCLI
     return parser, handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, handlers = build_parser()
-    args = parser.parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
     try:
+        if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+            run_lightning(argv)
+            return EXIT_OK
+        parser, handlers = build_parser()
+        args = parser.parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
         handlers[args.command](args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as error:
+        if type(error).__name__ != "NonFiniteLossError":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERNAL

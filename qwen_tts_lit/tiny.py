@@ -278,13 +278,23 @@ def make_tiny(directory: str | os.PathLike) -> Path:
         _write_checkpoint(staging)
         if target.exists():
             target.rmdir()  # empty, checked above
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not is_finished_tiny(target):  # another process finished the same build first: fine
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
+def cache_root() -> Path:
+    """Per-user cache for things built on first use: ``$QWEN_TTS_LIT_CACHE`` or ``~/.cache/qwen_tts_lit``."""
+    if os.environ.get("QWEN_TTS_LIT_CACHE"):
+        return Path(os.environ["QWEN_TTS_LIT_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "qwen_tts_lit"
+
+
 def default_tiny_dir() -> Path:
-    """Where the demo config and the tests keep their tiny checkpoint (a per-user cache, built on first use)."""
-    root = os.environ.get("QWEN_TTS_LIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(root) / "qwen_tts_lit" / f"tiny-{recipe_fingerprint()}"
+    """Where the demo config keeps its tiny checkpoint (built on first use)."""
+    return cache_root() / f"tiny-{recipe_fingerprint()}"

@@ -33,3 +33,30 @@ def tiny_model(tiny_dir: Path):
     from qwen_tts_lit.compat import import_qwen_tts
 
     return import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_dir))
+
+
+@pytest.fixture(scope="session")
+def prepared_demo(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped demo corpus prepared for the tiny checkpoint, once per session (about 25 s)."""
+    from qwen_tts_lit.data.options import PrepareOptions
+    from qwen_tts_lit.data.prepare import prepare
+
+    output = tmp_path_factory.mktemp("prepared") / "demo"
+    raw = REPO_ROOT / "data/demo/raw/train_raw.jsonl"
+    return prepare(PrepareOptions(input=raw, output=output, model=str(tiny_dir)))
+
+
+@pytest.fixture(scope="session")
+def fit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """QWEN_TTS_LIT_CACHE for subprocess runs: the tiny checkpoint and the prepared demo are built once per session."""
+    return tmp_path_factory.mktemp("qwen_tts_lit_cache")
+
+
+@pytest.fixture(scope="session")
+def demo_run(fit_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-epoch ``fit --config configs/demo.yaml`` run folder (checkpoints, metrics, eval outputs)."""
+    from helpers.fit import latest_run, run_demo_fit
+
+    workdir = tmp_path_factory.mktemp("demo_fit")
+    run_demo_fit(workdir, "--trainer.max_epochs", "2", cache=fit_cache)
+    return latest_run(workdir)
