@@ -1,0 +1,52 @@
+"""Objective evaluation of synthesized speech: plain Python and torch, no Lightning (usable from a notebook).
+
+Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper), :class:`SpeakerSimilarity`
+(resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder, e.g. the model's own), :class:`SpeechDetector`
+(silero-vad). Pure functions: text normalisation, WER/CER, rate ratio, EOS failure rate and the selection rule.
+"""
+
+from qwen_tts_lit.metrics.eos import eos_fail_rate
+from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, filter_misses, rank, score, select_best
+from qwen_tts_lit.metrics.speaker_sim import (
+    EmbeddingSimilarity,
+    SpeakerSimilarity,
+    cosine_similarity,
+    mean_embedding,
+)
+from qwen_tts_lit.metrics.speech_rate import SpeechDetector, count_words, rate_ratio, words_per_second
+from qwen_tts_lit.metrics.text_norm import language_code, normalize_text, spell_integer
+from qwen_tts_lit.metrics.wer import (
+    ASR,
+    ErrorRate,
+    char_error_rate,
+    error_rate,
+    uses_cer,
+    word_error_rate,
+)
+
+__all__ = [
+    "ASR",
+    "EmbeddingSimilarity",
+    "ErrorRate",
+    "SelectionRule",
+    "SpeakerSimilarity",
+    "SpeechDetector",
+    "aggregate",
+    "char_error_rate",
+    "cosine_similarity",
+    "count_words",
+    "eos_fail_rate",
+    "error_rate",
+    "filter_misses",
+    "language_code",
+    "mean_embedding",
+    "normalize_text",
+    "rank",
+    "rate_ratio",
+    "score",
+    "select_best",
+    "spell_integer",
+    "uses_cer",
+    "word_error_rate",
+    "words_per_second",
+]

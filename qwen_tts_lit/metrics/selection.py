@@ -1,0 +1,183 @@
+"""Which (epoch, lora_scale) is best: pure functions over the per-utterance rows of ``eval/rows.jsonl``.
+
+The rule (:class:`SelectionRule`, defaults in brackets): average each cell's rows; keep the cells that do not run
+away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|rate_ratio - 1| <= rate_tolerance``
+[0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]); among those take the lowest
+``primary`` [wer]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher
+is better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes
+the filters the same order is applied to all cells and the result says ``passed_filters: false``.
+
+:func:`score` folds the rule into one number per cell for ``ModelCheckpoint(monitor="val/score", mode="max")``;
+``best.json`` from :func:`select_best` is the authority.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
+DIRECTIONS = {"wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1, "spk_sim_model": 1}
+MEAN_FIELDS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second")
+EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 - 0.85 = 0.15000000000000002
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """How the best (epoch, lora_scale) cell is chosen; written into best.json."""
+
+    primary: str = "wer"
+    """Metric to optimise: wer, cer, spk_sim, spk_sim_model, rate_error or eos_fail (direction is built in)."""
+    tie_break: tuple[str, ...] = ("spk_sim",)
+    """Metrics that order cells tied on the primary, in turn."""
+    max_eos_fail: float | None = 0.0
+    """Largest share of generations allowed to hit the token cap; None disables the filter."""
+    rate_tolerance: float | None = 0.15
+    """Largest allowed |rate_ratio - 1| (speech-duration ratio to the real recordings); None disables the filter."""
+    min_spk_sim: float | None = None
+    """Smallest allowed mean spk_sim; None (default) disables the filter."""
+    tie_tolerance: float = 0.0
+    """Cells whose primary is within this of the best count as tied (e.g. 0.01 = one point of WER)."""
+    filter_penalty: float = 2.0
+    """score(): each failed filter subtracts filter_penalty * (1 + by how much it is missed, capped at 1)."""
+    tie_weight: float = 1e-3
+    """score(): weight of the tie-break metrics, small so that they only reorder near-equal primaries."""
+
+    def __post_init__(self) -> None:
+        for name in (self.primary, *self.tie_break):
+            if name not in DIRECTIONS:
+                raise ValueError(f"SelectionRule: unknown metric {name!r}; choose from {sorted(DIRECTIONS)}")
+        object.__setattr__(self, "tie_break", tuple(self.tie_break))  # a YAML list arrives as a list
+
+
+def as_records(rows: Any) -> list[Mapping[str, Any]]:
+    """Rows as a list of mappings, from a list of dicts or a pandas DataFrame."""
+    return rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+
+
+def mean(values: Iterable[Any]) -> float | None:
+    """Mean of the values that are present (None and NaN are skipped); None when none are."""
+    present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(present) / len(present) if present else None
+
+
+def aggregate(rows: Any) -> list[dict[str, Any]]:
+    """One dict per (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|, eos_fail."""
+    groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
+    for row in as_records(rows):
+        groups.setdefault((int(row["epoch"]), float(row["lora_scale"])), []).append(row)
+    cells = []
+    for (epoch, scale), group in sorted(groups.items()):
+        cell: dict[str, Any] = {"epoch": epoch, "lora_scale": scale, "n": len(group)}
+        cell |= {name: mean(row.get(name) for row in group) for name in MEAN_FIELDS}
+        cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
+        cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
+        cells.append(cell)
+    return cells
+
+
+def filter_misses(cell: Mapping[str, Any], rule: SelectionRule) -> dict[str, float]:
+    """Each failed filter -> by how much it is missed (inf when its metric is missing); empty when the cell passes."""
+    checks = (  # (name, value, limit, +1 if the value must stay below the limit else -1)
+        ("eos_fail", cell.get("eos_fail"), rule.max_eos_fail, 1),
+        ("rate_error", cell.get("rate_error"), rule.rate_tolerance, 1),
+        ("spk_sim", cell.get("spk_sim"), rule.min_spk_sim, -1),
+    )
+    misses = {}
+    for name, value, limit, sign in checks:
+        if limit is None:
+            continue
+        if value is None or math.isnan(value):
+            misses[name] = math.inf
+        elif sign * (value - limit) > EPS:
+            misses[name] = sign * (value - limit)
+    return misses
+
+
+def badness(cell: Mapping[str, Any], name: str) -> float:
+    """The metric turned into "lower is better"; inf when missing, so a cell without it never wins on it."""
+    value = cell.get(name)
+    if value is None or math.isnan(value):
+        return math.inf
+    return -DIRECTIONS[name] * float(value)
+
+
+def rank(cells: list[Mapping[str, Any]], rule: SelectionRule) -> list[Mapping[str, Any]]:
+    """Cells best first: primary (ties within tie_tolerance), then tie_break metrics, earlier epoch, smaller scale."""
+
+    def order(cell: Mapping[str, Any]) -> tuple:
+        return (*(badness(cell, name) for name in rule.tie_break), cell["epoch"], cell["lora_scale"])
+
+    remaining = sorted(cells, key=lambda cell: (badness(cell, rule.primary), *order(cell)))
+    ranked = []
+    while remaining:  # peel off the best primary and everything tied with it, ordered by the tie-breaks
+        best = badness(remaining[0], rule.primary)
+        tied = [cell for cell in remaining if badness(cell, rule.primary) <= best + rule.tie_tolerance + EPS]
+        ranked += sorted(tied, key=order)
+        remaining = [cell for cell in remaining if all(cell is not t for t in tied)]
+    return ranked
+
+
+def score(cell: Mapping[str, Any], rule: SelectionRule = SelectionRule()) -> float:
+    """One number per cell, higher is better, for ``val/score``: primary (signed), minus filter penalties, plus a
+    small tie-break term.
+
+    For cells passing the filters it is ``-wer + tie_weight * spk_sim`` under the default rule, so it orders them
+    as :func:`select_best` does whenever their WERs differ by more than ``2 * tie_weight`` (and tie_tolerance is 0).
+    Each failed filter costs at least ``filter_penalty`` (2.0), so every passing cell with WER <= 1 outscores every
+    failing cell, as in the rule. -inf when the primary is missing.
+    """
+    primary = badness(cell, rule.primary)
+    if math.isinf(primary):
+        return -math.inf
+    penalty = sum(rule.filter_penalty * (1.0 + min(miss, 1.0)) for miss in filter_misses(cell, rule).values())
+    ties = sum(-badness(cell, name) for name in rule.tie_break if not math.isinf(badness(cell, name)))
+    return -primary - penalty + rule.tie_weight * ties
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, NaN/inf to None, tuples to lists (recursively)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy / torch scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, Any]:
+    """The chosen cell as a JSON-serialisable dict for best.json: epoch, lora_scale, metrics, rule, candidates,
+    passed_filters (False: no cell passed, chosen by the primary among all), failed_filters, reason, score."""
+    cells = aggregate(rows)
+    if not cells:
+        raise ValueError("select_best: no evaluation rows")
+    passing = [cell for cell in cells if not filter_misses(cell, rule)]
+    best = rank(passing or cells, rule)[0]
+    filters = [f"eos_fail <= {rule.max_eos_fail}"] if rule.max_eos_fail is not None else []
+    filters += [f"|rate_ratio - 1| <= {rule.rate_tolerance}"] if rule.rate_tolerance is not None else []
+    filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
+    direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
+    pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"
+    reason = f"{direction} {rule.primary} among {pool}"
+    if not passing:
+        reason = f"no cell passed ({pool}): {direction} {rule.primary} among all"
+    metrics = {k: v for k, v in best.items() if k not in ("epoch", "lora_scale")}
+    return plain(
+        {
+            "epoch": best["epoch"],
+            "lora_scale": best["lora_scale"],
+            "metrics": metrics,
+            "score": score(best, rule),
+            "rule": asdict(rule),
+            "candidates": len(cells),
+            "passing": len(passing),
+            "passed_filters": bool(passing),
+            "failed_filters": sorted(filter_misses(best, rule)),
+            "reason": reason,
+        }
+    )

@@ -1,0 +1,81 @@
+"""Speech rate: how long the synthesized speech lasts compared with a real recording of the same sentence.
+
+Durations are VAD speech seconds (silero-vad), so leading/trailing silence and long pauses do not count: a model
+that pads its output with silence is not "slower". ``rate_ratio`` > 1 means slower than the real speaker, < 1
+faster; this is the metric that catches the double-shift bug (speech getting faster every epoch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qwen_tts_lit.metrics.audio import resample
+from qwen_tts_lit.metrics.text_norm import normalize_text
+
+VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
+
+
+class SpeechDetector:
+    """silero-vad speech seconds; the (bundled, 2 MB) model loads on first use, once per instance."""
+
+    def __init__(
+        self, threshold: float = 0.5, min_speech_ms: int = 250, min_silence_ms: int = 100, speech_pad_ms: int = 30
+    ) -> None:
+        """threshold: speech probability above which a 32 ms frame is speech. min_speech_ms: shorter bursts are
+        ignored. min_silence_ms: shorter gaps do not split speech. speech_pad_ms: kept around each segment.
+        (silero-vad's own defaults.)"""
+        self.threshold, self.min_speech_ms = threshold, min_speech_ms
+        self.min_silence_ms, self.speech_pad_ms = min_silence_ms, speech_pad_ms
+        self._model = None
+
+    @property
+    def model(self):
+        """The silero-vad TorchScript model."""
+        if self._model is None:
+            from silero_vad import load_silero_vad
+
+            self._model = load_silero_vad()
+        return self._model
+
+    def segments(self, wav: np.ndarray, sr: int) -> list[tuple[float, float]]:
+        """(start_s, end_s) of each speech segment in one clip (any rate)."""
+        import torch
+        from silero_vad import get_speech_timestamps
+
+        audio = resample(wav, sr, VAD_RATE)
+        if audio.size == 0:
+            return []
+        stamps = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(audio)),
+            self.model,
+            threshold=self.threshold,
+            sampling_rate=VAD_RATE,
+            min_speech_duration_ms=self.min_speech_ms,
+            min_silence_duration_ms=self.min_silence_ms,
+            speech_pad_ms=self.speech_pad_ms,
+        )
+        return [(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in stamps]
+
+    def speech_seconds(self, wav: np.ndarray, sr: int) -> float:
+        """Total speech seconds in one clip; 0.0 for silence or noise without speech."""
+        return float(sum(end - start for start, end in self.segments(wav, sr)))
+
+
+def rate_ratio(synth_speech_s: float, real_speech_s: float) -> float:
+    """synth / real speech seconds; 0.0 for a silent synthesis (fails any rate tolerance rather than being NaN).
+
+    Raises ValueError when the real recording has no speech: that is bad evaluation data, not a model failure.
+    """
+    if real_speech_s <= 0:
+        raise ValueError(f"the real recording has no detected speech ({real_speech_s} s): cannot compare rates")
+    return max(float(synth_speech_s), 0.0) / float(real_speech_s)
+
+
+def count_words(text: str, language: str | None = "en") -> int:
+    """Spoken words in normalised text (numbers spelled out in English); each CJK character counts as one."""
+    return len(normalize_text(text, language).split())
+
+
+def words_per_second(text: str, speech_s: float, language: str | None = "en") -> float:
+    """Words of ``text`` per VAD speech second; 0.0 when there is no speech (no rate rather than infinity)."""
+    return count_words(text, language) / speech_s if speech_s > 0 else 0.0

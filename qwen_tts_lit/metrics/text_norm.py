@@ -1,0 +1,139 @@
+"""Text normalisation for error rates: pure functions on strings.
+
+Reference and ASR hypothesis go through the same :func:`normalize_text`, so that "Five." and "5" or "Don’t" and
+"don't" are not counted as errors: the metric should measure what was said, not how it was written. English
+numbers are spelled out (Whisper writes digits, transcripts often words); other languages keep their digits. CJK
+characters and kana become one token each, so a word split counts characters where words are not separated by
+spaces (Chinese CER, and mixed-language WER).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen"
+).split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth"}
+ORDINAL_IRREGULAR |= {"nine": "ninth", "twelve": "twelfth"}
+LANGUAGE_NAMES = {"english": "en", "chinese": "zh", "mandarin": "zh", "japanese": "ja", "korean": "ko"}
+LANGUAGE_NAMES |= {"german": "de", "french": "fr", "russian": "ru", "portuguese": "pt", "spanish": "es"}
+LANGUAGE_NAMES |= {"italian": "it", "cantonese": "yue"}
+
+APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u201b\u02bc\u02bb\u0060\u00b4\u2032"})
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_CHAR = re.compile(f"([{CJK}])")
+# Symbols with a spoken English form; every other symbol and all punctuation become spaces.
+SPOKEN_SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
+CURRENCY = {"$": ("dollars", "cents"), "£": ("pounds", "pence"), "€": ("euros", "cents")}
+MONEY = re.compile(r"([$£€])\s?(\d+)(?:\.(\d{2}))?\b")
+GROUPED = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
+ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+DECIMAL = re.compile(r"(\d+)\.(\d+)")
+INTEGER = re.compile(r"\d+")
+# An apostrophe belongs to a word only between two letters ("don't", "o'clock"); quotes around words go.
+LOOSE_APOSTROPHE = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")
+
+
+def language_code(language: str | None) -> str:
+    """ISO 639-1 code from a code or an English name ("English", "zh", "zh-CN"); "" when unknown or None."""
+    if not language:
+        return ""
+    key = language.strip().lower().replace("_", "-")
+    return LANGUAGE_NAMES.get(key, key.split("-")[0])
+
+
+def spell_integer(n: int) -> str:
+    """English cardinal: 1234 -> "one thousand two hundred thirty four" (no "and", no hyphens)."""
+    if n < 0:
+        return "minus " + spell_integer(-n)
+    if n < 20:
+        return ONES[n]
+    if n < 100:
+        tens, rest = divmod(n, 10)
+        return TENS[tens] + (" " + ONES[rest] if rest else "")
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return ONES[hundreds] + " hundred" + (" " + spell_integer(rest) if rest else "")
+    for value, name in SCALES:
+        if n >= value:
+            head, rest = divmod(n, value)
+            return spell_integer(head) + " " + name + (" " + spell_integer(rest) if rest else "")
+    raise AssertionError("unreachable")
+
+
+def spell_year(n: int) -> str:
+    """A four-digit year as read: 1990 -> "nineteen ninety", 1905 -> "nineteen oh five", 1900 -> "nineteen hundred"."""
+    head, tail = divmod(n, 100)
+    if tail == 0:
+        return spell_integer(head) + " hundred"
+    return spell_integer(head) + " " + (("oh " + ONES[tail]) if tail < 10 else spell_integer(tail))
+
+
+def spell_number(digits: str) -> str:
+    """A run of digits as spoken: years 1100-1999 and 2010-2099 in pairs, other numbers as cardinals."""
+    n = int(digits)
+    if len(digits) == 4 and (1100 <= n <= 1999 or 2010 <= n <= 2099):
+        return spell_year(n)
+    if len(digits) > 1 and digits.startswith("0"):  # "007", a code or phone number: digit by digit
+        return " ".join(ONES[int(d)] for d in digits)
+    return spell_integer(n)
+
+
+def spell_ordinal(n: int) -> str:
+    """English ordinal: 21 -> "twenty first", 12 -> "twelfth", 40 -> "fortieth"."""
+    words = spell_integer(n).split()
+    last = words[-1]
+    if last in ORDINAL_IRREGULAR:
+        words[-1] = ORDINAL_IRREGULAR[last]
+    elif last.endswith("y"):
+        words[-1] = last[:-1] + "ieth"
+    else:
+        words[-1] = last + "th"
+    return " ".join(words)
+
+
+def spell_money(match: re.Match) -> str:
+    """ "$5" -> "five dollars", "$5.50" -> "five dollars fifty cents" (how Whisper's "$5.50" is read)."""
+    major, minor = CURRENCY[match.group(1)]
+    text = f" {spell_integer(int(match.group(2)))} {major} "
+    if match.group(3) and int(match.group(3)):
+        text += f"{spell_integer(int(match.group(3)))} {minor} "
+    return text
+
+
+def spell_decimal(match: re.Match) -> str:
+    """ "3.14" -> "three point one four" (digits after the point are read one by one)."""
+    return f" {spell_number(match.group(1))} point {' '.join(ONES[int(d)] for d in match.group(2))} "
+
+
+def spell_numbers_en(text: str) -> str:
+    """Every number in English text spelled out: 1,000 groups, money, ordinals, decimals, then plain digit runs."""
+    text = GROUPED.sub(lambda m: m.group(0).replace(",", ""), text)
+    text = MONEY.sub(spell_money, text)
+    text = ORDINAL.sub(lambda m: f" {spell_ordinal(int(m.group(1)))} ", text)
+    text = DECIMAL.sub(spell_decimal, text)
+    return INTEGER.sub(lambda m: f" {spell_number(m.group(0))} ", text)
+
+
+def strip_punctuation(text: str) -> str:
+    """Punctuation and symbols become spaces; apostrophes survive only inside words."""
+    text = LOOSE_APOSTROPHE.sub(" ", text)
+    return "".join(" " if c != "'" and unicodedata.category(c)[0] in "PS" else c for c in text)
+
+
+def normalize_text(text: str, language: str | None = "en") -> str:
+    """Lowercase, punctuation-free, single-spaced text for WER/CER; English numbers spelled, CJK one char per token."""
+    english = language_code(language) == "en"
+    text = unicodedata.normalize("NFKC", text).translate(APOSTROPHES)  # NFKC: full-width "５，" -> "5,"
+    if english:
+        for symbol, spoken in SPOKEN_SYMBOLS.items():
+            text = text.replace(symbol, spoken)
+        text = spell_numbers_en(text)
+    text = strip_punctuation(text.casefold())
+    text = CJK_CHAR.sub(r" \1 ", text)
+    return " ".join(text.split())

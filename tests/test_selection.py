@@ -1,0 +1,170 @@
+"""The best (epoch, lora_scale) rule (qwen_tts_lit.metrics.selection) on hand-built rows."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from qwen_tts_lit.metrics import SelectionRule, aggregate, filter_misses, rank, score, select_best
+
+
+def cell_rows(
+    epoch: int,
+    scale: float,
+    wer: float,
+    spk_sim: float = 0.8,
+    rate: float = 1.0,
+    hits: int = 0,
+    n: int = 4,
+    spk_sim_model: float | None = None,
+) -> list[dict]:
+    """n rows of one cell whose means are exactly the given values; the first ``hits`` rows hit the token cap."""
+    return [
+        {
+            "epoch": epoch,
+            "lora_scale": scale,
+            "utt_id": f"utt_{i}",
+            "text": "the cat sat",
+            "hypothesis": "the cat sat",
+            "wer": wer,
+            "cer": wer / 2,
+            "spk_sim": spk_sim,
+            "spk_sim_model": spk_sim_model,
+            "rate_ratio": rate,
+            "words_per_second": 3.0 / rate,
+            "hit_max_tokens": i < hits,
+            "wav": f"eval/epoch={epoch:03d}/scale={scale}/utt_{i}.wav",
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def grid() -> list[dict]:
+    """Four cells: the lowest WER runs away, the next speaks too fast, two pass."""
+    return [
+        *cell_rows(1, 1.0, wer=0.02, hits=1),  # 25% runaway
+        *cell_rows(2, 0.5, wer=0.05, rate=0.7),  # double-shift symptom: 30% faster than the real speaker
+        *cell_rows(2, 0.3, wer=0.08, spk_sim=0.70, rate=1.1),
+        *cell_rows(3, 0.3, wer=0.12, spk_sim=0.90, rate=0.95),
+    ]
+
+
+def test_aggregate_means_per_cell() -> None:
+    rows = cell_rows(1, 0.3, wer=0.1, hits=1, n=4) + cell_rows(1, 0.5, wer=0.2)
+    rows[1]["wer"], rows[2]["rate_ratio"] = 0.3, 1.4  # cell (1, 0.3): wer 0.1 0.3 0.1 0.1, rate 1 1 1.4 1
+    first, second = aggregate(rows)
+    assert (first["epoch"], first["lora_scale"], first["n"]) == (1, 0.3, 4)
+    assert first["wer"] == pytest.approx(0.15)
+    assert first["rate_ratio"] == pytest.approx(1.1)
+    assert first["rate_error"] == pytest.approx(0.1)
+    assert first["eos_fail"] == 0.25
+    assert first["spk_sim_model"] is None  # not measured
+    assert second["wer"] == pytest.approx(0.2) and second["eos_fail"] == 0.0
+
+
+def test_default_rule_filters_runaways_and_wrong_rate_then_lowest_wer(grid: list[dict]) -> None:
+    best = select_best(grid)
+    assert (best["epoch"], best["lora_scale"]) == (2, 0.3)
+    assert best["passed_filters"] is True and best["failed_filters"] == []
+    assert (best["candidates"], best["passing"]) == (4, 2)
+    assert best["metrics"]["wer"] == pytest.approx(0.08)
+    assert best["rule"]["primary"] == "wer" and best["rule"]["rate_tolerance"] == 0.15
+    assert "lowest wer among 2 of 4 cells" in best["reason"]
+
+
+def test_filter_misses_report_each_failed_filter(grid: list[dict]) -> None:
+    cells = {(c["epoch"], c["lora_scale"]): c for c in aggregate(grid)}
+    rule = SelectionRule()
+    assert filter_misses(cells[(1, 1.0)], rule) == {"eos_fail": pytest.approx(0.25)}
+    assert filter_misses(cells[(2, 0.5)], rule) == {"rate_error": pytest.approx(0.15)}
+    assert filter_misses(cells[(2, 0.3)], rule) == {}
+    assert filter_misses(cells[(2, 0.3)], SelectionRule(min_spk_sim=0.75)) == {"spk_sim": pytest.approx(0.05)}
+
+
+def test_rate_tolerance_boundary_is_inclusive() -> None:
+    rows = cell_rows(1, 0.3, wer=0.1, rate=0.85) + cell_rows(1, 0.5, wer=0.05, rate=1.1501)
+    best = select_best(rows)
+    assert (best["lora_scale"], best["passed_filters"]) == (0.3, True)  # |0.85 - 1| = 0.15 passes, 0.1501 does not
+
+
+def test_ties_go_to_higher_similarity_then_earlier_epoch_then_smaller_scale() -> None:
+    rows = cell_rows(3, 0.3, wer=0.1, spk_sim=0.80) + cell_rows(2, 0.5, wer=0.1, spk_sim=0.85)
+    assert (select_best(rows)["epoch"], select_best(rows)["lora_scale"]) == (2, 0.5)
+    rows = cell_rows(3, 0.3, wer=0.1) + cell_rows(2, 0.5, wer=0.1) + cell_rows(2, 0.35, wer=0.1)
+    assert (select_best(rows)["epoch"], select_best(rows)["lora_scale"]) == (2, 0.35)
+
+
+def test_tie_tolerance_treats_near_equal_wers_as_tied() -> None:
+    rows = cell_rows(1, 0.3, wer=0.100, spk_sim=0.70) + cell_rows(1, 0.5, wer=0.105, spk_sim=0.90)
+    assert select_best(rows)["lora_scale"] == 0.3
+    assert select_best(rows, SelectionRule(tie_tolerance=0.01))["lora_scale"] == 0.5
+
+
+def test_fallback_when_nothing_passes_picks_lowest_wer_and_says_so() -> None:
+    rows = cell_rows(1, 0.3, wer=0.3, hits=2) + cell_rows(2, 0.3, wer=0.2, rate=1.5)
+    rows += cell_rows(3, 0.3, wer=0.4, hits=4)
+    best = select_best(rows)
+    assert (best["epoch"], best["passed_filters"], best["passing"]) == (2, False, 0)
+    assert best["failed_filters"] == ["rate_error"]
+    assert best["reason"].startswith("no cell passed")
+
+
+def test_rule_is_configurable(grid: list[dict]) -> None:
+    no_filters = SelectionRule(max_eos_fail=None, rate_tolerance=None)
+    assert select_best(grid, no_filters)["epoch"] == 1  # the runaway cell has the lowest WER
+    assert select_best(grid, SelectionRule(max_eos_fail=0.25))["epoch"] == 1
+    assert select_best(grid, SelectionRule(rate_tolerance=0.3))["lora_scale"] == 0.5
+    assert select_best(grid, SelectionRule(primary="spk_sim"))["epoch"] == 3  # higher is better for similarity
+    assert select_best(grid, SelectionRule(min_spk_sim=0.75))["epoch"] == 3
+    with pytest.raises(ValueError, match="unknown metric 'mos'"):
+        SelectionRule(primary="mos")
+    with pytest.raises(ValueError, match="unknown metric"):
+        SelectionRule(tie_break=("wer", "speed"))
+
+
+def test_missing_tie_break_metric_never_wins() -> None:
+    rows = cell_rows(1, 0.3, wer=0.1, spk_sim_model=0.6) + cell_rows(1, 0.5, wer=0.1)
+    best = select_best(rows, SelectionRule(tie_break=("spk_sim_model",)))
+    assert best["lora_scale"] == 0.3
+
+
+def test_dataframe_input_gives_the_same_json_serialisable_answer(grid: list[dict]) -> None:
+    from_frame = select_best(pd.DataFrame(grid))
+    assert from_frame == select_best(grid)
+    text = json.dumps(from_frame, allow_nan=False)  # numpy scalars and NaN would both fail here
+    assert json.loads(text)["metrics"]["spk_sim_model"] is None
+    assert isinstance(from_frame["epoch"], int) and isinstance(from_frame["lora_scale"], float)
+
+
+def test_score_orders_cells_like_the_rule(grid: list[dict]) -> None:
+    rule = SelectionRule()
+    cells = aggregate(grid)
+    by_score = sorted(cells, key=lambda c: score(c, rule), reverse=True)
+    passing_in_rule_order = rank([c for c in cells if not filter_misses(c, rule)], rule)
+    assert by_score[:2] == passing_in_rule_order  # passing cells first, in the rule's order
+    assert [(c["epoch"], c["lora_scale"]) for c in by_score] == [(2, 0.3), (3, 0.3), (2, 0.5), (1, 1.0)]
+    best = select_best(grid, rule)
+    assert (by_score[0]["epoch"], by_score[0]["lora_scale"]) == (best["epoch"], best["lora_scale"])
+    assert best["score"] == pytest.approx(score(by_score[0], rule))
+    passing = next(c for c in cells if (c["epoch"], c["lora_scale"]) == (2, 0.3))  # -wer + tie_weight * spk_sim
+    assert score(passing, rule) == pytest.approx(-0.08 + 0.001 * 0.70)
+    # A failing cell loses at least filter_penalty even with a perfect WER.
+    assert max(score(c, rule) for c in cells if filter_misses(c, rule)) < -rule.filter_penalty + 0.01
+    assert score({"epoch": 1, "lora_scale": 0.3, "wer": None}, rule) == -math.inf
+
+
+def test_score_tie_break_reorders_only_equal_primaries() -> None:
+    rule = SelectionRule()
+    low_sim, high_sim = aggregate(cell_rows(1, 0.3, wer=0.1, spk_sim=0.7) + cell_rows(1, 0.5, wer=0.1, spk_sim=0.9))
+    assert score(high_sim, rule) > score(low_sim, rule)
+    better_wer = aggregate(cell_rows(1, 0.3, wer=0.09, spk_sim=0.1))[0]
+    assert score(better_wer, rule) > score(high_sim, rule)
+
+
+def test_no_rows_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no evaluation rows"):
+        select_best([])
