@@ -164,6 +164,11 @@ class TalkerBatch:
     def padding_ratio(self) -> float:
         return 1.0 - float(self.attention_mask.float().mean())
 
+    def to(self, device: torch.device | str) -> TalkerBatch:
+        """A copy with every tensor on ``device`` (Lightning moves batches itself; scripts call this)."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return TalkerBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()})
+
 
 _PADDED = {f.name: IGNORE_INDEX if f.name == "labels" else 0 for f in fields(TalkerSequence)}
 
