@@ -144,6 +144,18 @@ def copy_real_recordings(real: RealRecordings, run_dir: Path) -> None:
         real.copies[item.utt_id] = str(destination.relative_to(run_dir))
 
 
+def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
+    """The held-out sentences an earlier evaluation used, from its rows and the recordings copied into the run."""
+    items: dict[str, HeldOut] = {}
+    for row in rows:
+        if row["utt_id"] not in items and row.get("real_wav"):
+            audio = run_dir / row["real_wav"]
+            if not audio.is_file():
+                raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
+            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"))
+    return sorted(items.values(), key=lambda item: item.utt_id)
+
+
 def cell_dir(epoch: int, scale: float) -> str:
     """``eval/epoch=NNN/scale=S`` (relative to the run folder)."""
     return f"{EVAL_DIR}/epoch={epoch:03d}/scale={scale:g}"
@@ -211,7 +223,7 @@ def evaluate_cell(
         wav_path = folder / f"{item.utt_id}.wav"
         write_wav_atomic(wav_path, utterance.wav)
         row = {"epoch": epoch, "lora_scale": float(scale), "utt_id": item.utt_id, "text": item.text,
-               "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
+               "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
                "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
         rows.append(row | score_utterance(item, utterance, judges, real, model_similarity))
     return rows
@@ -266,6 +278,7 @@ __all__ = [
     "cell_dir",
     "copy_real_recordings",
     "evaluate_cell",
+    "heldout_from_rows",
     "measure_real",
     "merge_rows",
     "model_similarity_fn",

@@ -1,0 +1,117 @@
+"""``python -m qwen_tts_lit evaluate``: re-score a finished run's saved checkpoints (torch only, no Lightning).
+
+Typical use: training evaluated with the small offline ASR; afterwards, score every epoch again with Whisper
+large-v3 on a GPU (or at other scales), and let the rule choose again. Rows of the re-scored (epoch, scale) cells
+are replaced, other rows kept; ``best.json`` and ``report.html`` are rebuilt from all rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.evaluation import (
+    Judges,
+    JudgeSettings,
+    copy_real_recordings,
+    evaluate_cell,
+    heldout_from_rows,
+    measure_real,
+    merge_rows,
+    model_similarity_fn,
+    publish,
+    read_heldout,
+    read_rows,
+)
+from qwen_tts_lit.metrics.selection import SelectionRule
+from qwen_tts_lit.model.run_checkpoint import (
+    check_lora_scale,
+    check_run_dir,
+    checkpoint_path,
+    load_run,
+    read_config,
+    saved_epochs,
+)
+from qwen_tts_lit.synthesis import Synthesizer, Voice
+
+DEFAULT_SCALES = (0.2, 0.3, 0.35, 0.5, 1.0)
+
+
+def eval_suite_args(config: dict) -> dict:
+    """The EvalSuite's init_args in a run's saved config ({} when it did not run one)."""
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, list) else []:
+        if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith("EvalSuite"):
+            return dict(callback.get("init_args") or {})
+    return {}
+
+
+def rule_from(args: dict, overrides: dict) -> SelectionRule:
+    """The run's rule (from its config), with non-None ``overrides`` applied."""
+    known = {f.name for f in fields(SelectionRule)}
+    rule = SelectionRule(**{k: v for k, v in (args.get("rule") or {}).items() if k in known})
+    return replace(rule, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def rescore_run(
+    run_dir: str | Path,
+    epochs: Sequence[int] | None = None,
+    scales: Sequence[float] | None = None,
+    judges: JudgeSettings | None = None,
+    rule_overrides: dict | None = None,
+    heldout: str | None = None,
+    num_utterances: int | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Synthesize and score ``epochs`` x ``scales`` of a run; returns the new best.json. Defaults: every saved epoch,
+    and the scales, sentences, seed and rule the run's EvalSuite used."""
+    run = check_run_dir(run_dir)
+    suite = eval_suite_args(read_config(run))
+    old_rows = read_rows(run)
+    if heldout is not None:
+        items = read_heldout(heldout, num_utterances)
+    elif old_rows:
+        items = heldout_from_rows(old_rows, run)[: num_utterances or None]
+    else:
+        raise UserError(f"{run}: no eval/rows.jsonl to take the held-out sentences from; give --heldout FILE.jsonl")
+    epochs = list(epochs) if epochs else list(saved_epochs(run))
+    for epoch in epochs:
+        checkpoint_path(run, epoch)  # every epoch checked before any work
+    scales = [check_lora_scale(s, "--scales") for s in (scales or suite.get("scales") or DEFAULT_SCALES)]
+    seed = seed if seed is not None else int(suite.get("seed", 1234))
+    rule = rule_from(suite, rule_overrides or {})
+
+    judge = Judges(judges or JudgeSettings())
+    real = measure_real(items, judge)
+    copy_real_recordings(real, run)
+    new_rows: list[dict] = []
+    loaded = load_run(run, epochs[0], device=device)
+    if loaded.finetune != "lora" and scales != [1.0]:
+        print(f"{run}: fully fine-tuned (no adapters): scoring scale 1.0 only")
+        scales = [1.0]
+    for epoch in epochs:
+        if epoch != loaded.epoch:
+            _load_epoch(loaded, run, epoch)
+        synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
+        similarity = model_similarity_fn(synthesizer, loaded.xvector) if judge.settings.model_speaker_sim else None
+        for scale in scales:
+            print(f"epoch {epoch}, lora_scale {scale:g}: {len(items)} sentences", flush=True)
+            new_rows += evaluate_cell(synthesizer, judge, real, run, epoch, scale, seed, suite.get("max_new_tokens"),
+                                      similarity)  # fmt: skip
+    return publish(run, merge_rows(old_rows, new_rows), rule, title=f"Evaluation: {run}")
+
+
+def _load_epoch(loaded, run: Path, epoch: int) -> None:
+    """Swap another epoch's trained tensors into the already loaded model (the base stays in memory)."""
+    checkpoint = torch.load(checkpoint_path(run, epoch), map_location="cpu", weights_only=False)
+    target = loaded.peft_model if loaded.peft_model is not None else loaded.tts.model
+    state = {key.removeprefix("tts."): value for key, value in checkpoint["state_dict"].items()}
+    result = target.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise UserError(f"{run}: epoch {epoch}'s tensors do not fit the model of epoch {loaded.epoch}")
+    loaded.epoch = epoch
