@@ -1,6 +1,8 @@
-"""What evaluation costs: per-utterance milliseconds of each metric on the 8 held-out clips (data/demo/heldout).
+"""What evaluation costs: per-utterance milliseconds of each metric on the 8 held-out clips (data/demo/heldout), and
+seconds of EvalSuite per epoch against seconds of training per epoch in a run.
 
-    python benchmarks/eval_cost.py                        # bundled tiny.en on CPU (offline)
+    python benchmarks/eval_cost.py                        # bundled tiny.en on CPU (offline); trains the demo first
+    python benchmarks/eval_cost.py --run runs/demo/version_0   # epoch costs of an existing run (no training)
     python benchmarks/eval_cost.py --asr-model large-v3 --device cuda --compute-type float16   # a real run's judge
 
 Each judge model is loaded once (load time printed apart) and warmed up on one clip before timing, as the EvalSuite
@@ -10,7 +12,12 @@ callback keeps its judges for the whole run. Prints figures; asserts nothing (te
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +27,8 @@ import soundfile as sf
 
 from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector, mean_embedding, word_error_rate
 
-HELDOUT = Path(__file__).resolve().parents[1] / "data" / "demo"
+REPO = Path(__file__).resolve().parents[1]
+HELDOUT = REPO / "data" / "demo"
 
 
 def heldout_clips() -> list[tuple[str, np.ndarray, int]]:
@@ -78,6 +86,37 @@ def metric_costs(
     return costs
 
 
+def train_demo(workdir: Path) -> Path:
+    """Run ``fit --config configs/demo.yaml`` in ``workdir``; its run folder."""
+    config, raw = REPO / "configs" / "demo.yaml", HELDOUT / "raw" / "train_raw.jsonl"
+    command = [sys.executable, "-m", "qwen_tts_lit", "fit", "--config", str(config), "--data.raw", str(raw),
+               "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    subprocess.run(command, cwd=workdir, check=True, capture_output=True, env=os.environ)
+    return max((workdir / "runs" / "demo").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def epoch_costs(run_dir: Path) -> list[dict[str, float]]:
+    """Per evaluated epoch: training seconds, EvalSuite seconds, their ratio, and synthesis seconds per utterance."""
+    metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    rows = [json.loads(line) for line in (run_dir / "eval" / "rows.jsonl").read_text().splitlines()]
+    epochs = []
+    for record in metrics:
+        if not record.get("time/eval_seconds"):
+            continue
+        epoch = int(record["epoch"])
+        synth = [r["seconds"] for r in rows if r["epoch"] == epoch]
+        train_s, eval_s = float(record["time/train_epoch_seconds"]), float(record["time/eval_seconds"])
+        synth_s = float(np.mean(synth)) if synth else 0.0
+        epochs.append({"epoch": epoch, "train_s": train_s, "eval_s": eval_s, "share": eval_s / (train_s + eval_s),
+                       "utterances": len(synth), "synth_s_per_utt": synth_s})  # fmt: skip
+    print(f"\nEvalSuite vs training per epoch in {run_dir}")
+    print(f"{'epoch':>5} {'train s':>8} {'eval s':>7} {'eval share':>10} {'utts':>5} {'synth s/utt':>11}")
+    for e in epochs:
+        print(f"{e['epoch']:>5} {e['train_s']:8.1f} {e['eval_s']:7.1f} {e['share']:10.0%} {e['utterances']:>5} "
+              f"{e['synth_s_per_utt']:11.2f}")  # fmt: skip
+    return epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asr-model", default=None, help="faster-whisper model name or dir (default: bundled tiny.en)")
@@ -85,9 +124,15 @@ def main() -> None:
     parser.add_argument("--compute-type", default="int8", help="CTranslate2 precision for the ASR")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the clips")
+    parser.add_argument("--run", type=Path, help="run folder to read epoch costs from (default: train the demo)")
     args = parser.parse_args()
     asr = ASR(args.asr_model, device=args.device, compute_type=args.compute_type, beam_size=args.beam_size)
     metric_costs(asr=asr, speaker=SpeakerSimilarity(args.device), repeats=args.repeats)
+    if args.run is not None:
+        epoch_costs(args.run)
+        return
+    with tempfile.TemporaryDirectory() as workdir:
+        epoch_costs(train_demo(Path(workdir)))
 
 
 if __name__ == "__main__":
