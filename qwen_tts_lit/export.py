@@ -117,6 +117,9 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
     output = check_output(request.output, request.force, [run])
     for note in choice.notes:
         print(f"export: {note}", file=sys.stderr)
+    best = read_best(run)
+    if best is not None and best.get("passed_filters") is False and request.epoch is None:
+        print(f"export: warning: best.json says no cell passed its filters ({best.get('reason')})", file=sys.stderr)
     loaded = load_run(run, choice.epoch, device=request.device, dtype="float32", base_model=request.base_model)
     if request.format == "adapter" and loaded.peft_model is None:
         raise UserError(f"{run}: a full fine-tuning run has no adapter; use --format custom_voice")
@@ -256,6 +259,7 @@ def export_metadata(request: ExportRequest, loaded: LoadedRun, choice: Choice, p
         "language_tag": bool((config.get("data") or {}).get("use_language_tag", False)),
         "metrics": metrics,
         "metrics_source": source,
+        "selection": (best or {}).get("reason") if source == "best.json" else None,
         "data_minutes": data_minutes(config),
         "run": str(loaded.run_dir),
         "generation": asdict(preset),
@@ -276,23 +280,20 @@ def export_command(request: ExportRequest, choice: Choice) -> str:
 
 
 def metrics_for(run_dir: Path, best: dict | None, choice: Choice) -> tuple[dict, str | None]:
-    """best.json's metrics when it chose this cell, else the mean of this cell's rows in eval/rows.jsonl."""
+    """best.json's metrics when it chose this cell, else this cell's aggregate of eval/rows.jsonl (same rule code)."""
     if best is not None and int(best["epoch"]) == choice.epoch and float(best["lora_scale"]) == choice.lora_scale:
         return dict(best.get("metrics") or {}), "best.json"
     path = run_dir / "eval" / "rows.jsonl"
     if not path.is_file():
         return {}, None
+    from qwen_tts_lit.metrics.selection import aggregate
+
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("epoch") == choice.epoch and float(r.get("lora_scale", -1)) == choice.lora_scale]
-    if not rows:
-        return {}, None
-    keys = ("wer", "spk_sim", "rate_ratio", "hit_max_tokens")
-    means = {}
-    for key in keys:
-        values = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float, bool))]
-        if values:
-            means["eos_fail" if key == "hit_max_tokens" else key] = sum(values) / len(values)
-    return means, f"eval/rows.jsonl (mean of {len(rows)} utterances)"
+    for cell in aggregate(rows):
+        if cell["epoch"] == choice.epoch and cell["lora_scale"] == choice.lora_scale:
+            metrics = {k: v for k, v in cell.items() if k not in ("epoch", "lora_scale")}
+            return metrics, f"eval/rows.jsonl ({cell['n']} utterances)"
+    return {}, None
 
 
 def data_minutes(config: dict) -> dict | None:
@@ -327,9 +328,11 @@ def model_card(meta: dict) -> str:
     minutes = meta["data_minutes"]
     data = ", ".join(f"{v:.1f} min {k}" for k, v in minutes.items() if k in ("train", "val")) if minutes else "unknown"
     if meta["metrics"]:
-        rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in meta["metrics"].items())
+        rows = "\n".join(f"| {k} | {_number(v)} |" for k, v in meta["metrics"].items())
         source = meta["metrics_source"]
         metrics = f"Measured by the run's evaluation ({source}):\n\n| metric | value |\n|---|---|\n{rows}\n"
+        if meta.get("selection"):
+            metrics += f"\nSelection: {meta['selection']}.\n"
     else:
         metrics = "No evaluation metrics were recorded for this epoch and scale.\n"
     how = "merged into the weights" if meta["lora_scale_merged"] else "apply at load time"
@@ -362,6 +365,10 @@ and one speaker embedding for all, runaway chunks retried).
 ```
 Source run: `{meta["run"]}`.
 """
+
+
+def _number(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "n/a" if value is None else str(value)
 
 
 def _usage(fmt: str, name: str, meta: dict) -> str:

@@ -180,6 +180,38 @@ def test_best_json_picks_epoch_scale_and_metrics(demo_run: Path, tmp_path: Path,
     assert "epoch 0 from best.json" in capsys.readouterr().err
 
 
+def test_demo_run_exports_by_best_json_then_speaks(demo_run: Path, tmp_path: Path, capsys):
+    """The README path: a finished demo run (its EvalSuite wrote best.json) -> export -> synthesize -> wav."""
+    best = json.loads((demo_run / "best.json").read_text())
+    out = tmp_path / "voice"
+    assert main("export", "--run", demo_run, "--output", out, "--speaker-name", "demo") == 0
+    meta = json.loads((out / "qwen_tts_lit.json").read_text())
+    assert (meta["epoch"], meta["lora_scale"]) == (best["epoch"], best["lora_scale"])
+    assert meta["metrics"]["wer"] == best["metrics"]["wer"] and "Selection:" in (out / "README.md").read_text()
+    wav = tmp_path / "hello.wav"
+    args = ("--text", "Hello there. Bye.", "--max-new-tokens", 3, "--keep-runaway", "--output", wav)
+    assert main("synthesize", "--model", out, *args) == 0
+    assert wav.is_file() and "from best.json" in capsys.readouterr().err
+
+
+def test_metrics_of_another_cell_come_from_the_rows(tmp_path: Path):
+    from qwen_tts_lit.export import metrics_for
+    from qwen_tts_lit.model.run_checkpoint import Choice
+
+    rows = [
+        {"epoch": 1, "lora_scale": 0.5, "wer": w, "spk_sim": 0.5, "rate_ratio": 1.0, "hit_max_tokens": h}
+        for w, h in ((0.2, False), (0.4, True))
+    ]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    best = {"epoch": 0, "lora_scale": 0.5, "metrics": {"wer": 0.1}}
+    metrics, source = metrics_for(tmp_path, best, Choice(1, 0.5))
+    assert metrics["wer"] == pytest.approx(0.3) and metrics["eos_fail"] == 0.5 and metrics["n"] == 2
+    assert source == "eval/rows.jsonl (2 utterances)"
+    assert metrics_for(tmp_path, best, Choice(0, 0.5)) == ({"wer": 0.1}, "best.json")
+    assert metrics_for(tmp_path, best, Choice(2, 0.5)) == ({}, None)
+
+
 def test_data_minutes_look_where_the_datamodule_prepares():
     from qwen_tts_lit.data.datamodule import QwenTTSDataModule
     from qwen_tts_lit.export import prepared_cache_dir
