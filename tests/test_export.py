@@ -212,6 +212,23 @@ def test_metrics_of_another_cell_come_from_the_rows(tmp_path: Path):
     assert metrics_for(tmp_path, best, Choice(2, 0.5)) == ({}, None)
 
 
+def test_full_finetune_run_exports_its_weights_and_has_no_adapter(run: Path, tmp_path: Path, capsys):
+    """A full-SFT checkpoint holds talker tensors (keys tts.talker...): they land in the export; no adapter format."""
+    full = copy_run(run, tmp_path / "full")
+    path = full / "checkpoints" / "epoch=000.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    head = torch.randn(3072, 64, generator=torch.Generator().manual_seed(1))
+    checkpoint["state_dict"] = {"tts.talker.codec_head.weight": head}
+    checkpoint["qwen_tts_lit"]["finetune"] = checkpoint["hyper_parameters"]["finetune"] = "full"
+    torch.save(checkpoint, path)
+    out = tmp_path / "out"
+    assert main("export", "--run", full, "--epoch", 0, "--output", out, "--speaker-name", "a") == 0
+    assert torch.equal(load_file(str(out / "model.safetensors"))["talker.codec_head.weight"], head)
+    args = ("--epoch", 0, "--output", tmp_path / "o2", "--speaker-name", "a")
+    assert "has no adapter" in _fails(capsys, "--run", full, *args, "--format", "adapter")
+    assert "no adapter strength" in _fails(capsys, "--run", full, *args, "--lora-scale", "0.5")
+
+
 def test_data_minutes_look_where_the_datamodule_prepares():
     from qwen_tts_lit.data.datamodule import QwenTTSDataModule
     from qwen_tts_lit.export import prepared_cache_dir
