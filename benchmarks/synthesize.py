@@ -15,7 +15,6 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import time
@@ -46,25 +45,16 @@ def tiny_model():
 def real_size_model(device: str, dtype: torch.dtype, layers: int | None):
     """The official wrapper around a random real-size 1.7B model (tiny's text tokenizer: only ids matter)."""
     from prepare import REAL_DECODER, REAL_ENCODER, real_size_tokenizer  # benchmarks/prepare.py
-    from train_step import REAL_1_7B_TALKER  # benchmarks/train_step.py
+    from real_size import real_1_7b_config  # benchmarks/real_size.py
 
     from qwen_tts_lit.compat import import_qwen_tts
     from qwen_tts_lit.tiny import default_tiny_dir
 
     tts = tiny_model()  # its processor; the config below is a fresh copy of its skeleton
     models = import_qwen_tts().core.models
-    config = models.Qwen3TTSConfig.from_pretrained(str(default_tiny_dir()))
-    talker = config.talker_config.to_dict() | REAL_1_7B_TALKER
-    talker["code_predictor_config"] = talker["code_predictor_config"] | REAL_1_7B_TALKER["code_predictor_config"]
-    talker["rope_scaling"] = {"rope_type": "default", "mrope_section": [24, 20, 20], "interleaved": True}
+    config = real_1_7b_config(str(default_tiny_dir()), layers)
     if layers:
-        talker["num_hidden_layers"] = talker["code_predictor_config"]["num_hidden_layers"] = layers
         REAL_DECODER["num_hidden_layers"] = REAL_ENCODER["num_hidden_layers"] = layers
-    config.talker_config = type(config.talker_config)(**talker)
-    speaker_class = type(config.speaker_encoder_config)
-    accepted = inspect.signature(speaker_class.__init__).parameters  # to_dict() adds keys its __init__ refuses
-    speaker = config.speaker_encoder_config.to_dict() | {"enc_dim": talker["hidden_size"]}
-    config.speaker_encoder_config = speaker_class(**{k: v for k, v in speaker.items() if k in accepted})
     torch.manual_seed(0)
     with torch.device(device):
         model = models.Qwen3TTSForConditionalGeneration(config).to(dtype).eval()

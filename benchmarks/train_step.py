@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py                         # tiny checkpoint on CPU (fp32)
     python benchmarks/train_step.py --size real-1.7b        # the real 1.7B architecture, random weights (GPU: bf16)
+    python benchmarks/train_step.py --size real-1.7b --layers 1 --steps 1 --repeats 1   # CPU smoke run of that path
 
 "upstream" re-creates finetuning/sft_12hz.py's loop: accelerate's Accelerator with gradient accumulation, batches in
 random order padded to their longest member (no length bucketing), the speaker encoder run on the reference mels at
@@ -29,34 +30,20 @@ REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "data" / "demo" / "raw" / "train_raw.jsonl"
 REF = REPO / "data" / "demo" / "raw" / "ref.wav"
 
-# Real Qwen3-TTS-12Hz-1.7B talker (../shared/FACTS.md section 3); code predictor and speaker encoder as released.
-REAL_1_7B_TALKER = dict(
-    hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
-    head_dim=128, text_hidden_size=2048, text_vocab_size=151936, vocab_size=3072,
-    code_predictor_config=dict(vocab_size=2048, hidden_size=1024, intermediate_size=3072, num_hidden_layers=5,
-                               num_attention_heads=16, num_key_value_heads=8, head_dim=128, num_code_groups=16),
-)  # fmt: skip
 
-
-def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype):
+def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype, layers: int | None = None):
     """The tiny checkpoint, or the real 1.7B talker + speaker encoder with random weights (built, not downloaded)."""
     from qwen_tts_lit.model.load import load_qwen3_tts
 
     if size == "tiny":
         return load_qwen3_tts(str(tiny_dir), "float32", "sdpa", device).model
+    from real_size import real_1_7b_config  # benchmarks/real_size.py
+
     from qwen_tts_lit.compat import import_qwen_tts
 
-    models = import_qwen_tts().core.models
-    config = models.Qwen3TTSConfig.from_pretrained(str(tiny_dir))
-    talker = config.talker_config.to_dict() | REAL_1_7B_TALKER
-    talker["code_predictor_config"] = talker["code_predictor_config"] | REAL_1_7B_TALKER["code_predictor_config"]
-    config.talker_config = type(config.talker_config)(**talker)
-    speaker = config.speaker_encoder_config.to_dict() | {"enc_dim": 2048}
-    speaker.pop("model_type", None)
-    config.speaker_encoder_config = type(config.speaker_encoder_config)(**speaker)
+    config = real_1_7b_config(str(tiny_dir), layers)
     with torch.device(device):
-        model = models.Qwen3TTSForConditionalGeneration(config).to(dtype)
-    return model
+        return import_qwen_tts().core.models.Qwen3TTSForConditionalGeneration(config).to(dtype)
 
 
 def reference_mel(model, audio: np.ndarray) -> torch.Tensor:
@@ -93,7 +80,7 @@ def run_variant(name: str, args: argparse.Namespace, tiny_dir: str, prepared: st
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = build_model(args.size, Path(tiny_dir), device, dtype)
+    model = build_model(args.size, Path(tiny_dir), device, dtype, args.layers)
     peft_model = inject_lora(model, rank=16, alpha=32, dropout=0.0)
     peft_model.train()
     talker = model.talker
@@ -162,6 +149,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--accumulate", type=int, default=4)
+    parser.add_argument("--layers", type=int, help="real-1.7b: shrink both stacks to N layers (a CPU smoke run)")
     parser.add_argument("--repeats", type=int, default=2, help="alternate the variants; report each one's best")
     args = parser.parse_args()
 

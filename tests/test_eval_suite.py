@@ -111,3 +111,12 @@ def test_merge_rows_replaces_rescored_cells_only():
     new = [{"epoch": 0, "lora_scale": 0.5, "utt_id": "a", "wer": 0.2}]
     merged = merge_rows(old, new)
     assert merged == [new[0], old[1]]
+
+
+def test_eval_suite_refuses_bad_scales_and_warns_on_an_uncapped_sweep():
+    from qwen_tts_lit.callbacks import EvalSuite
+
+    with pytest.raises(ValueError, match="scales"):
+        EvalSuite(scales=[0.3, 3.0])
+    with pytest.warns(UserWarning, match="above the ceiling"):
+        EvalSuite(max_new_tokens=100_000)
