@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,13 @@ def test_missing_prepared_dataset_fails_at_start(fit_cache: Path, tmp_path: Path
     assert result.returncode == 2
     assert "data.prepared_dir" in result.stderr and "nowhere holds no train.jsonl" in result.stderr
     assert not (tmp_path / "runs").exists()  # refused before the trainer made a run folder
+
+
+def test_full_finetune_trains_checkpoints_the_talker_and_evaluates_at_scale_1(fit_cache: Path, tmp_path: Path):
+    overlay = Path(__file__).resolve().parents[1] / "configs" / "ablations" / "full_finetune.yaml"
+    run_demo_fit(tmp_path, "--config", str(overlay), "--trainer.max_epochs", "1", cache=fit_cache)
+    run = latest_run(tmp_path)
+    keys = _adapters(run / "checkpoints" / "last.ckpt").keys()
+    assert keys and all(k.startswith("tts.talker.") for k in keys)  # no speaker encoder, no codec
+    scales = {json.loads(line)["lora_scale"] for line in (run / "eval" / "rows.jsonl").read_text().splitlines()}
+    assert scales == {1.0}  # no adapters to scale

@@ -30,7 +30,7 @@ from qwen_tts_lit.evaluation import (
     read_rows,
 )
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
-from qwen_tts_lit.synthesis import MAX_NEW_TOKENS, Synthesizer, Voice
+from qwen_tts_lit.synthesis import MAX_NEW_TOKENS, Synthesizer, Voice, has_lora
 
 LOGGED = ("wer", "spk_sim", "rate_ratio", "eos_fail")
 
@@ -50,7 +50,8 @@ class EvalSuite(L.Callback):
     ) -> None:
         """
         Args:
-            scales: LoRA strengths to synthesize at (1.0 = as trained; 0 would be the base model).
+            scales: LoRA strengths to synthesize at (1.0 = as trained; 0 would be the base model). Full
+                fine-tuning has no adapters to scale: it is evaluated at 1.0 only.
             num_utterances: Held-out sentences per cell (the first N of the manifest).
             heldout: JSONL of held-out sentences with real recordings (text, audio[, id, language]); None: the
                 prepared dataset's val.jsonl.
@@ -117,8 +118,9 @@ class EvalSuite(L.Callback):
         synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
         similarity = model_similarity_fn(synthesizer, pl_module.xvector) if self.settings.model_speaker_sim else None
         epoch = trainer.current_epoch
+        scales = self.scales if has_lora(synthesizer.model) else [1.0]  # full fine-tuning: no strength knob
         new_rows = []
-        for scale in self.scales:
+        for scale in scales:
             new_rows += evaluate_cell(synthesizer, self._judges, self._real, run_dir, epoch, scale, self.seed,
                                       self.max_new_tokens, similarity)  # fmt: skip
         rows = merge_rows(read_rows(run_dir), new_rows)
