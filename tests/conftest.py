@@ -60,3 +60,19 @@ def demo_run(fit_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("demo_fit")
     run_demo_fit(workdir, "--trainer.max_epochs", "2", cache=fit_cache)
     return latest_run(workdir)
+
+
+@pytest.fixture(scope="module")
+def run_cache(fit_cache: Path):
+    """In-process code that resolves a run's base model "tiny" finds the cache the demo fit built (no second build)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_TTS_LIT_CACHE", str(fit_cache))
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo_run_copy(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module's own copy of the demo run without best.json (its tests say which epoch and scale)."""
+    from helpers.runs import copy_run
+
+    return copy_run(demo_run, tmp_path_factory.mktemp("run") / "version_0")

@@ -17,17 +17,13 @@ TEXTS = ["The morning train was late.", "She left her umbrella on the bus."]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def run_cache(fit_cache: Path):
-    """Resolve the runs' base model "tiny" to the cache the demo fit built (no second tiny build)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("QWEN_TTS_LIT_CACHE", str(fit_cache))
-        yield
+def _run_cache(run_cache):
+    yield
 
 
 @pytest.fixture(scope="module")
-def run(demo_run: Path, tmp_path_factory) -> Path:
-    """The demo run without best.json (the tests below say which epoch and scale)."""
-    return copy_run(demo_run, tmp_path_factory.mktemp("run") / "version_0")
+def run(demo_run_copy: Path) -> Path:
+    return demo_run_copy
 
 
 @pytest.fixture(scope="module")

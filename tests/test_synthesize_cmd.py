@@ -120,15 +120,13 @@ def test_joined_length_is_chunks_plus_pauses():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def run_cache(fit_cache: Path):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("QWEN_TTS_LIT_CACHE", str(fit_cache))
-        yield
+def _run_cache(run_cache):
+    yield
 
 
 @pytest.fixture(scope="module")
-def run(demo_run: Path, tmp_path_factory) -> Path:
-    return copy_run(demo_run, tmp_path_factory.mktemp("run") / "version_0")
+def run(demo_run_copy: Path) -> Path:
+    return demo_run_copy
 
 
 @pytest.fixture(scope="module")
