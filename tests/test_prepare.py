@@ -241,3 +241,13 @@ def test_xvector_is_the_speaker_encoder_output(tmp_path, tiny_dir, tiny_model):
     expected = np.mean([tiny_model.model.extract_speaker_embedding(c, 24000).numpy() for c in clips], axis=0)
     np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)
     assert metadata["source"] == "mean_of_train"
+
+
+def test_model_tiny_means_the_cached_tiny_checkpoint(tmp_path, monkeypatch, capsys):
+    """`--model tiny` builds (or reuses) the tiny checkpoint in the cache instead of asking a hub for "tiny"."""
+    monkeypatch.setenv("QWEN_TTS_LIT_CACHE", str(tmp_path / "cache"))
+    manifest = write_jsonl(tmp_path / "raw.jsonl", demo_rows()[:4])
+    assert cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "out"), "--model", "tiny",
+                     "--no-progress", "--val-fraction", "0.25"]) == 0  # fmt: skip
+    assert list((tmp_path / "cache").glob("tiny-*/speech_tokenizer/config.json"))
+    assert len(read_jsonl(tmp_path / "out" / "train.jsonl")) + len(read_jsonl(tmp_path / "out" / "val.jsonl")) == 4

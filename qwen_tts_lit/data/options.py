@@ -32,7 +32,7 @@ class PrepareOptions:
     output: Path
     """DIR to write the prepared dataset into (created; must be empty or an earlier prepare output)."""
     model: str
-    """Qwen3-TTS Base checkpoint (local dir or hub id) whose speech tokenizer and speaker encoder are used."""
+    """Qwen3-TTS Base checkpoint (local dir, hub id, or "tiny") whose speech tokenizer and speaker encoder are used."""
     input_format: Literal["auto", "jsonl", "folder", "ljspeech"] = "auto"
     """How to read RAW; auto: a .jsonl file, a metadata.csv (or a folder holding one), else a folder of pairs."""
     default_language: str = "auto"

@@ -21,7 +21,7 @@ import io
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from qwen_tts_lit.data.problems import UNPARSED, Problem, format_problems
 from qwen_tts_lit.data.report import build_report, report_bytes, summary_text
 from qwen_tts_lit.data.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.load import resolve_model_source
 
 FORMAT = "qwen_tts_lit.prepared/v1"
 CACHE_DIR = ".cache"
@@ -62,6 +63,7 @@ def prepare(options: PrepareOptions) -> Path:
     Raises ``UserError`` listing every problem (file, line, field, reason) when the input is not usable; DIR is
     then left untouched. Usable from a notebook: ``prepare(PrepareOptions(input=..., output=..., model=...))``.
     """
+    options = replace(options, model=resolve_model_source(options.model))  # "tiny": the cached tiny checkpoint
     plan = check_input(options)
     model = codec.load_model(options.model, codec.resolve_device(options.device))
     rate = model.model.speech_tokenizer.get_input_sample_rate()
