@@ -16,9 +16,7 @@ EPOCH, SCALE = 1, 0.5
 TEXTS = ["The morning train was late.", "She left her umbrella on the bus."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _run_cache(run_cache):
-    yield
+pytestmark = pytest.mark.usefixtures("run_cache")  # the runs' base model "tiny" resolves to the fit's cache
 
 
 @pytest.fixture(scope="module")

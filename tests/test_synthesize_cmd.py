@@ -119,9 +119,7 @@ def test_joined_length_is_chunks_plus_pauses():
 # ------------------------------------------------------------------ the command on the tiny demo run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _run_cache(run_cache):
-    yield
+pytestmark = pytest.mark.usefixtures("run_cache")  # the runs' base model "tiny" resolves to the fit's cache
 
 
 @pytest.fixture(scope="module")
