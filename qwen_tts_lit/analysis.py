@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.metrics.selection import aggregate, select_best
 
 __all__ = [
@@ -328,24 +327,6 @@ def table_csv(table: pd.DataFrame, commands: dict[str, str] | None = None) -> st
     if commands is not None:
         out["command"] = [commands.get(str(key), "") for key in out.iloc[:, 0]]
     return out.to_csv(index=False)
-
-
-def write_atomic(path: Path | str, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it in: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-# ---------------------------------------------------------------------------------------------------- plots
 
 
 def cell_table(source: Run | pd.DataFrame) -> pd.DataFrame:

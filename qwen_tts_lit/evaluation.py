@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import write_atomic, write_wav
 from qwen_tts_lit.metrics import (
     ASR,
     EmbeddingSimilarity,
@@ -221,27 +221,12 @@ def evaluate_cell(
     rows = []
     for item, utterance in zip(items, utterances, strict=True):
         wav_path = folder / f"{item.utt_id}.wav"
-        write_wav_atomic(wav_path, utterance.wav)
+        write_wav(wav_path, utterance.wav, SAMPLE_RATE)
         row = {"epoch": epoch, "lora_scale": float(scale), "utt_id": item.utt_id, "text": item.text,
                "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
                "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
         rows.append(row | score_utterance(item, utterance, judges, real, model_similarity))
     return rows
-
-
-def write_wav_atomic(path: Path, wav: np.ndarray, rate: int = SAMPLE_RATE) -> None:
-    """16-bit PCM wav written under a temp name, then renamed."""
-    temp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(temp), np.clip(wav, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
-    os.replace(temp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def read_rows(run_dir: Path) -> list[dict]:
@@ -264,9 +249,9 @@ def publish(run_dir: Path, rows: list[dict], rule: SelectionRule, title: str = "
     from qwen_tts_lit.report import render_report
 
     best = select_best(rows, rule)
-    write_text_atomic(run_dir / EVAL_DIR / ROWS_FILE, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
-    write_text_atomic(run_dir / BEST_FILE, json.dumps(best, indent=2, allow_nan=False) + "\n")
-    write_text_atomic(run_dir / REPORT_FILE, render_report(rows, best, title))
+    write_atomic(run_dir / EVAL_DIR / ROWS_FILE, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+    write_atomic(run_dir / BEST_FILE, json.dumps(best, indent=2, allow_nan=False) + "\n")
+    write_atomic(run_dir / REPORT_FILE, render_report(rows, best, title))
     return best
 
 
@@ -286,5 +271,4 @@ __all__ = [
     "publish",
     "read_rows",
     "score_utterance",
-    "write_text_atomic",
 ]

@@ -10,9 +10,7 @@ reported as kept. A runaway is never kept silently.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ import numpy as np
 
 from qwen_tts_lit.chunking import DEFAULT_CHUNK_CHARS, PAUSE_SECONDS, join_with_pauses, split_text
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.synthesis import SAMPLE_RATE, Synthesizer, Utterance, Voice
 
 DEFAULT_RETRIES = 2
@@ -176,23 +175,6 @@ def join_chunks(results: Sequence[ChunkResult], pause_seconds: float = PAUSE_SEC
     return join_with_pauses([r.kept.wav for r in results], round(pause_seconds * SAMPLE_RATE))
 
 
-def write_wav(path: Path, wav: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    """16-bit PCM wav, written to a temporary sibling and renamed into place."""
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(wav, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def report_lines(results: Sequence[ChunkResult], wall_seconds: float, audio_seconds: float) -> list[str]:
     """Human summary: retried and kept-runaway chunks by name, then totals."""
     lines = []
@@ -266,7 +248,7 @@ def synthesize_to_wav(request: SynthesizeRequest, progress=None) -> tuple[Path, 
         progress or (lambda items: items),
     )  # fmt: skip
     wav = join_chunks(results, request.pause_seconds)
-    write_wav(request.output, wav)
+    write_wav(request.output, wav, SAMPLE_RATE)
     for line in report_lines(results, time.perf_counter() - start, len(wav) / SAMPLE_RATE):
         print(f"synthesize: {line}", file=sys.stderr)
     return request.output, results

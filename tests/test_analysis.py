@@ -13,7 +13,7 @@ import pytest
 from helpers.ablation import eval_row, write_run
 from matplotlib.collections import PathCollection
 
-from qwen_tts_lit import analysis
+from qwen_tts_lit import analysis, files
 
 # Lightning's CSVLogger layout: step rows per batch, LearningRateMonitor rows without an epoch, one val row per epoch.
 METRICS_CSV = """epoch,lr-AdamW,step,train/loss_step,train/loss_epoch,val/loss,val/wer
@@ -136,7 +136,7 @@ def test_writers_show_mean_std_and_commands():
 
 def test_write_atomic_leaves_no_temporary_file(tmp_path: Path, monkeypatch):
     target = analysis.write_atomic(tmp_path / "t" / "ablation.md", "old")
-    monkeypatch.setattr(analysis.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(files.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         analysis.write_atomic(target, "new")
     assert target.read_text() == "old" and [p.name for p in target.parent.iterdir()] == ["ablation.md"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from qwen_tts_lit.data.audio_clean import pcm16_to_float
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import write_atomic
 
 CODES_RECIPE = "qwen_tts_lit.codes/v1"  # bump when the way codes are computed changes: old cache entries then miss
 NUM_CODE_GROUPS = 16
@@ -113,17 +113,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array, dtype=np.int64), allow_pickle=False)
     return buffer.getvalue()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, then rename: readers see the old file or the new one, never half of one.
-
-    No fsync: this guards against kills and Ctrl-C, which is what interrupts prepare; a power cut may lose the
-    last files, and the cache check (``CodeCache.get``) re-encodes an entry that is not valid codes.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
 
 
 def safetensors_bytes(name: str, tensor: np.ndarray, metadata: dict[str, str]) -> bytes:

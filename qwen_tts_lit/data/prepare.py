@@ -17,7 +17,6 @@ DIR holds a finished dataset exactly when ``train.jsonl`` exists.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import sys
 from collections import Counter
@@ -34,6 +33,7 @@ from qwen_tts_lit.data.problems import UNPARSED, Problem, format_problems
 from qwen_tts_lit.data.report import build_report, report_bytes, summary_text
 from qwen_tts_lit.data.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import wav_bytes, write_atomic
 from qwen_tts_lit.model.load import resolve_model_source
 
 FORMAT = "qwen_tts_lit.prepared/v1"
@@ -175,19 +175,11 @@ def check_input(options: PrepareOptions) -> Plan:
 # ---------------------------------------------------------------------------------------------------- write phase
 
 
-def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, pcm, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 def write_if_changed(path: Path, data: bytes) -> None:
     """Atomic write, skipped when the file already holds these bytes (a re-run touches nothing)."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
-    codec.write_atomic(path, data)
+    write_atomic(path, data)
 
 
 def read_clean(path: Path, options: PrepareOptions, trailing_silence_s: float, frame: int) -> CleanAudio:
@@ -340,5 +332,5 @@ def write_dataset(plan: Plan, model, options: PrepareOptions) -> Path:
         "train.jsonl": _jsonl_bytes(splits["train"]),  # last: its presence means DIR is complete
     }
     for name, data in files.items():
-        codec.write_atomic(output / name, data)
+        write_atomic(output / name, data)
     return output
