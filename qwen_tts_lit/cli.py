@@ -60,9 +60,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> Callable[[argparse.Namespac
 
 
 def _device(name: str) -> str:
-    import torch
+    from qwen_tts_lit.model.load import resolve_device
 
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    return resolve_device(name)
 
 
 def _export(args: argparse.Namespace) -> None:

@@ -24,12 +24,6 @@ CODES_RECIPE = "qwen_tts_lit.codes/v1"  # bump when the way codes are computed c
 NUM_CODE_GROUPS = 16
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
 def load_config(model: str):
     """The checkpoint's ``Qwen3TTSConfig`` alone (milliseconds), to check rows before the weights load."""
     from qwen_tts_lit.compat import import_qwen_tts
@@ -47,12 +41,10 @@ def supported_languages(config) -> list[str]:
 
 def load_model(model: str, device: str):
     """``Qwen3TTSModel`` (the official wrapper) in float32 on ``device``."""
-    import torch
-
-    from qwen_tts_lit.compat import import_qwen_tts
+    from qwen_tts_lit.model.load import load_qwen3_tts
 
     try:
-        return import_qwen_tts().Qwen3TTSModel.from_pretrained(model, device_map=device, dtype=torch.float32)
+        return load_qwen3_tts(model, "float32", device=device)
     except (OSError, ValueError) as error:
         raise UserError(f"--model {model}: cannot load the checkpoint: {error}") from error
 

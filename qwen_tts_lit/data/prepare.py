@@ -34,7 +34,7 @@ from qwen_tts_lit.data.report import build_report, report_bytes, summary_text
 from qwen_tts_lit.data.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import wav_bytes, write_atomic
-from qwen_tts_lit.model.load import resolve_model_source
+from qwen_tts_lit.model.load import resolve_device, resolve_model_source
 
 FORMAT = "qwen_tts_lit.prepared/v1"
 CACHE_DIR = ".cache"
@@ -65,7 +65,7 @@ def prepare(options: PrepareOptions) -> Path:
     """
     options = replace(options, model=resolve_model_source(options.model))  # "tiny": the cached tiny checkpoint
     plan = check_input(options)
-    model = codec.load_model(options.model, codec.resolve_device(options.device))
+    model = codec.load_model(options.model, resolve_device(options.device))
     rate = model.model.speech_tokenizer.get_input_sample_rate()
     if rate != options.sample_rate:
         raise UserError(f"--sample-rate {options.sample_rate}: the speech tokenizer of {options.model} reads {rate} Hz")

@@ -37,6 +37,11 @@ def check_model_source(model: str) -> None:
             raise UserError(f"{path / required}: missing; a Qwen3-TTS checkpoint needs it (is this the model root?)")
 
 
+def resolve_device(device: str) -> str:
+    """``"auto"``: cuda when a GPU is visible, else cpu; any other name as given."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
 def load_qwen3_tts(model: str, dtype: str = "float32", attn_implementation: str = "sdpa", device: str = "cpu"):
     """Return the official ``qwen_tts.Qwen3TTSModel`` wrapper with weights on ``device``."""
     if dtype not in DTYPES:
