@@ -36,7 +36,7 @@ from qwen_tts_lit.metrics import (
     word_error_rate,
     words_per_second,
 )
-from qwen_tts_lit.synthesis import FRAME_RATE, SAMPLE_RATE, Synthesizer, Utterance
+from qwen_tts_lit.synthesis import FRAME_RATE, SAMPLE_RATE, Synthesizer, Utterance, has_lora
 
 EVAL_DIR = "eval"
 ROWS_FILE = "rows.jsonl"
@@ -119,8 +119,9 @@ class RealRecordings:
     copies: dict[str, str] = field(default_factory=dict)  # utt_id -> path of its copy, relative to the run folder
 
 
-def measure_real(items: Sequence[HeldOut], judges: Judges) -> RealRecordings:
-    """Measure every real recording once; a recording without detectable speech is bad evaluation data."""
+def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None = None) -> RealRecordings:
+    """Measure every real recording once; a recording without detectable speech is bad evaluation data. With
+    ``run_dir``, the recordings are also copied into it, so the listening report is self-contained."""
     speech, seconds, embeddings = {}, {}, []
     for item in items:
         wav, rate = sf.read(str(item.audio), dtype="float32", always_2d=True)
@@ -130,11 +131,14 @@ def measure_real(items: Sequence[HeldOut], judges: Judges) -> RealRecordings:
         if speech[item.utt_id] <= 0:
             raise UserError(f"{item.audio}: held-out recording '{item.utt_id}' has no detectable speech")
         embeddings.append(judges.speaker.embed(wav, rate))
-    return RealRecordings(list(items), speech, seconds, mean_embedding(embeddings))
+    real = RealRecordings(list(items), speech, seconds, mean_embedding(embeddings))
+    if run_dir is not None:
+        _copy_into_run(real, run_dir)
+    return real
 
 
-def copy_real_recordings(real: RealRecordings, run_dir: Path) -> None:
-    """Copy the real recordings into the run folder once, so the listening report is self-contained."""
+def _copy_into_run(real: RealRecordings, run_dir: Path) -> None:
+    """Copy the real recordings into the run folder (once) and note where each copy is."""
     target = run_dir / EVAL_DIR / "real"
     target.mkdir(parents=True, exist_ok=True)
     for item in real.items:
@@ -244,10 +248,41 @@ def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=lambda r: (r["epoch"], r["lora_scale"], r["utt_id"]))
 
 
-def publish(run_dir: Path, rows: list[dict], rule: SelectionRule, title: str = "Evaluation") -> dict:
-    """Write ``eval/rows.jsonl``, ``best.json`` (the rule's choice over all rows) and ``report.html``; return best."""
+def scales_for(model, scales: Sequence[float]) -> list[float]:
+    """The LoRA strengths a model can be evaluated at: all of them, or only 1.0 without adapters (full fine-tuning)."""
+    return list(scales) if has_lora(model) else [1.0]
+
+
+def evaluate_epoch(
+    synthesizer: Synthesizer,
+    judges: Judges,
+    real: RealRecordings,
+    run_dir: Path,
+    epoch: int,
+    scales: Sequence[float],
+    seed: int,
+    max_new_tokens: int | None,
+    xvector,
+    on_cell: Callable[[float], None] | None = None,
+) -> list[dict]:
+    """Every cell of one epoch's weights (:func:`evaluate_cell` per scale of :func:`scales_for`); ``xvector`` is the
+    training x-vector that ``spk_sim_model`` compares against; ``on_cell(scale)`` runs before each cell."""
+    similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
+    rows = []
+    for scale in scales_for(synthesizer.model, scales):
+        if on_cell is not None:
+            on_cell(scale)
+        rows += evaluate_cell(synthesizer, judges, real, run_dir, epoch, scale, seed, max_new_tokens, similarity)
+    return rows
+
+
+def publish(run_dir: Path, new_rows: list[dict], rule: SelectionRule) -> dict:
+    """Merge ``new_rows`` into ``eval/rows.jsonl`` (re-scored cells replaced), then write it, ``best.json`` (the
+    rule's choice over all rows) and ``report.html``; return best."""
     from qwen_tts_lit.report import render_report
 
+    rows = merge_rows(read_rows(run_dir), new_rows)
+    title = f"Evaluation: {run_dir}"
     best = select_best(rows, rule)
     write_atomic(run_dir / EVAL_DIR / ROWS_FILE, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
     write_atomic(run_dir / BEST_FILE, json.dumps(best, indent=2, allow_nan=False) + "\n")
@@ -261,8 +296,8 @@ __all__ = [
     "Judges",
     "RealRecordings",
     "cell_dir",
-    "copy_real_recordings",
     "evaluate_cell",
+    "evaluate_epoch",
     "heldout_from_rows",
     "measure_real",
     "merge_rows",
@@ -270,5 +305,6 @@ __all__ = [
     "read_heldout",
     "publish",
     "read_rows",
+    "scales_for",
     "score_utterance",
 ]

@@ -11,27 +11,24 @@ from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 
-import torch
-
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation import (
     Judges,
     JudgeSettings,
-    copy_real_recordings,
-    evaluate_cell,
+    evaluate_epoch,
     heldout_from_rows,
     measure_real,
-    merge_rows,
-    model_similarity_fn,
     publish,
     read_heldout,
     read_rows,
+    scales_for,
 )
 from qwen_tts_lit.metrics.selection import SelectionRule
 from qwen_tts_lit.model.run_checkpoint import (
     check_lora_scale,
     check_run_dir,
     checkpoint_path,
+    load_epoch,
     load_run,
     read_config,
     saved_epochs,
@@ -87,31 +84,19 @@ def rescore_run(
     rule = rule_from(suite, rule_overrides or {})
 
     judge = Judges(judges or JudgeSettings())
-    real = measure_real(items, judge)
-    copy_real_recordings(real, run)
+    real = measure_real(items, judge, run)
     new_rows: list[dict] = []
     loaded = load_run(run, epochs[0], device=device)
-    if loaded.finetune != "lora" and scales != [1.0]:
+    if scales_for(loaded.tts.model, scales) != scales:
         print(f"{run}: fully fine-tuned (no adapters): scoring scale 1.0 only")
-        scales = [1.0]
     for epoch in epochs:
         if epoch != loaded.epoch:
-            _load_epoch(loaded, run, epoch)
+            load_epoch(loaded, epoch)
         synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
-        similarity = model_similarity_fn(synthesizer, loaded.xvector) if judge.settings.model_speaker_sim else None
-        for scale in scales:
+
+        def progress(scale: float, epoch: int = epoch) -> None:
             print(f"epoch {epoch}, lora_scale {scale:g}: {len(items)} sentences", flush=True)
-            new_rows += evaluate_cell(synthesizer, judge, real, run, epoch, scale, seed, suite.get("max_new_tokens"),
-                                      similarity)  # fmt: skip
-    return publish(run, merge_rows(old_rows, new_rows), rule, title=f"Evaluation: {run}")
 
-
-def _load_epoch(loaded, run: Path, epoch: int) -> None:
-    """Swap another epoch's trained tensors into the already loaded model (the base stays in memory)."""
-    checkpoint = torch.load(checkpoint_path(run, epoch), map_location="cpu", weights_only=False)
-    target = loaded.peft_model if loaded.peft_model is not None else loaded.tts.model
-    state = {key.removeprefix("tts."): value for key, value in checkpoint["state_dict"].items()}
-    result = target.load_state_dict(state, strict=False)
-    if result.unexpected_keys:
-        raise UserError(f"{run}: epoch {epoch}'s tensors do not fit the model of epoch {loaded.epoch}")
-    loaded.epoch = epoch
+        new_rows += evaluate_epoch(synthesizer, judge, real, run, epoch, scales, seed, suite.get("max_new_tokens"),
+                                   loaded.xvector, progress)  # fmt: skip
+    return publish(run, new_rows, rule)

@@ -17,20 +17,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from qwen_tts_lit.evaluation import (
-    Judges,
-    JudgeSettings,
-    copy_real_recordings,
-    evaluate_cell,
-    measure_real,
-    merge_rows,
-    model_similarity_fn,
-    publish,
-    read_heldout,
-    read_rows,
-)
+from qwen_tts_lit.evaluation import Judges, JudgeSettings, evaluate_epoch, measure_real, publish, read_heldout
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
-from qwen_tts_lit.synthesis import MAX_NEW_TOKENS, Synthesizer, Voice, has_lora
+from qwen_tts_lit.synthesis import MAX_NEW_TOKENS, Synthesizer, Voice
 
 LOGGED = ("wer", "spk_sim", "rate_ratio", "eos_fail")
 
@@ -113,18 +102,11 @@ class EvalSuite(L.Callback):
         if self._judges is None:  # once per run: judge models and the real recordings' measurements
             self._judges = Judges(self.settings)
             items = read_heldout(self._heldout_manifest(trainer), self.num_utterances)
-            self._real = measure_real(items, self._judges)
-            copy_real_recordings(self._real, run_dir)
+            self._real = measure_real(items, self._judges, run_dir)
         synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
-        similarity = model_similarity_fn(synthesizer, pl_module.xvector) if self.settings.model_speaker_sim else None
-        epoch = trainer.current_epoch
-        scales = self.scales if has_lora(synthesizer.model) else [1.0]  # full fine-tuning: no strength knob
-        new_rows = []
-        for scale in scales:
-            new_rows += evaluate_cell(synthesizer, self._judges, self._real, run_dir, epoch, scale, self.seed,
-                                      self.max_new_tokens, similarity)  # fmt: skip
-        rows = merge_rows(read_rows(run_dir), new_rows)
-        publish(run_dir, rows, self.rule, title=f"Evaluation: {run_dir}")
+        new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, trainer.current_epoch, self.scales,
+                                  self.seed, self.max_new_tokens, pl_module.xvector)  # fmt: skip
+        publish(run_dir, new_rows, self.rule)
         epoch_best = select_best(new_rows, self.rule)  # this epoch's best scale, by the same rule as best.json
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"])
         return {"cells": aggregate(new_rows), "best": epoch_best}

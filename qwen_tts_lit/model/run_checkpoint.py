@@ -158,14 +158,22 @@ def load_run(
             hp.get("lora_code_predictor", False),
         )
         target = peft_model
-    state = {key.removeprefix("tts."): value for key, value in checkpoint["state_dict"].items()}
-    _load_trained(target, state, path)
-    target.eval()
+    _load_trained(target, checkpoint, path)
     return LoadedRun(tts, peft_model, _xvector(checkpoint, run), epoch, run, hp, base, finetune)
 
 
-def _load_trained(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Load the saved tensors; every one must land (a key that matches nothing is a wrong base or LoRA config)."""
+def load_epoch(loaded: LoadedRun, epoch: int) -> None:
+    """Swap another epoch of the same run into ``loaded`` in place (the base weights stay in memory)."""
+    path = checkpoint_path(loaded.run_dir, epoch)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    _load_trained(loaded.peft_model if loaded.peft_model is not None else loaded.tts.model, checkpoint, path)
+    loaded.xvector, loaded.epoch = _xvector(checkpoint, loaded.run_dir), epoch
+
+
+def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
+    """Load the saved tensors in eval mode; every one must land (a key that matches nothing is a wrong base or LoRA
+    config)."""
+    state = {key.removeprefix("tts."): value for key, value in checkpoint["state_dict"].items()}
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as error:  # shape mismatch: another model size or LoRA rank
@@ -176,6 +184,7 @@ def _load_trained(model: torch.nn.Module, state: dict[str, torch.Tensor], path: 
             f"{path}: {len(result.unexpected_keys)} saved tensors do not fit the base model with this LoRA config "
             f"(e.g. {shown}); was the run trained on another base model? (--base-model)"
         )
+    model.eval()
 
 
 def _xvector(checkpoint: dict, run_dir: Path) -> torch.Tensor:
