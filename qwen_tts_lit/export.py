@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from qwen_tts_lit.data.dataset import prepared_cache_dir
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.run_checkpoint import (
     Choice,
@@ -112,18 +113,18 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
         raise UserError("--keep-speaker-encoder: only for --format custom_voice (an adapter never holds base weights)")
     check_speaker_name(request.speaker_name)
     run = check_run_dir(request.run).resolve()
-    choice = choose(read_best(run), request.epoch, request.lora_scale, run)
+    best = read_best(run)
+    choice = choose(best, request.epoch, request.lora_scale, run)
     checkpoint_path(run, choice.epoch)  # fail on a missing epoch before loading anything
     output = check_output(request.output, request.force, [run])
     for note in choice.notes:
         print(f"export: {note}", file=sys.stderr)
-    best = read_best(run)
     if best is not None and best.get("passed_filters") is False and request.epoch is None:
         print(f"export: warning: best.json says no cell passed its filters ({best.get('reason')})", file=sys.stderr)
     loaded = load_run(run, choice.epoch, device=request.device, dtype="float32", base_model=request.base_model)
     if request.format == "adapter" and loaded.peft_model is None:
         raise UserError(f"{run}: a full fine-tuning run has no adapter; use --format custom_voice")
-    metadata = export_metadata(request, loaded, choice, preset)
+    metadata = export_metadata(request, loaded, choice, preset, best)
     with staged_folder(output) as staging:
         if request.format == "custom_voice":
             write_custom_voice(loaded, choice.lora_scale, request.speaker_name, staging, request, preset)
@@ -242,9 +243,10 @@ def write_adapter(loaded: LoadedRun, out: Path) -> None:
 # ---------------------------------------------------------------------------------------------- metadata
 
 
-def export_metadata(request: ExportRequest, loaded: LoadedRun, choice: Choice, preset: GenerationPreset) -> dict:
+def export_metadata(
+    request: ExportRequest, loaded: LoadedRun, choice: Choice, preset: GenerationPreset, best: dict | None
+) -> dict:
     """Everything the model card and ``synthesize`` need: provenance, scale, metrics, the exact command."""
-    best = read_best(loaded.run_dir)
     metrics, source = metrics_for(loaded.run_dir, best, choice)
     config = read_config(loaded.run_dir)
     return {
@@ -283,13 +285,10 @@ def metrics_for(run_dir: Path, best: dict | None, choice: Choice) -> tuple[dict,
     """best.json's metrics when it chose this cell, else this cell's aggregate of eval/rows.jsonl (same rule code)."""
     if best is not None and int(best["epoch"]) == choice.epoch and float(best["lora_scale"]) == choice.lora_scale:
         return dict(best.get("metrics") or {}), "best.json"
-    path = run_dir / "eval" / "rows.jsonl"
-    if not path.is_file():
-        return {}, None
+    from qwen_tts_lit.evaluation import read_rows
     from qwen_tts_lit.metrics.selection import aggregate
 
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for cell in aggregate(rows):
+    for cell in aggregate(read_rows(run_dir)):
         if cell["epoch"] == choice.epoch and cell["lora_scale"] == choice.lora_scale:
             metrics = {k: v for k, v in cell.items() if k not in ("epoch", "lora_scale")}
             return metrics, f"eval/rows.jsonl ({cell['n']} utterances)"
@@ -310,16 +309,6 @@ def data_minutes(config: dict) -> dict | None:
         if report.is_file():
             return dict(json.loads(report.read_text()).get("minutes") or {}) or None
     return None
-
-
-def prepared_cache_dir(raw: str, model: str) -> Path:
-    """Where ``QwenTTSDataModule`` prepares ``raw`` on first use (same key as its ``root`` property)."""
-    import hashlib
-
-    from qwen_tts_lit.tiny import cache_root
-
-    key = hashlib.sha256(f"{Path(raw).resolve()}|{model}".encode()).hexdigest()[:12]
-    return cache_root() / "prepared" / f"{Path(raw).stem}-{key}"
 
 
 def model_card(meta: dict) -> str:

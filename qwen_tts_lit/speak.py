@@ -65,7 +65,6 @@ def open_voice(
 def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None) -> OpenedVoice:
     from qwen_tts_lit.model.run_checkpoint import (
         check_run_dir,
-        checkpoint_path,
         choose,
         load_run,
         read_best,
@@ -74,7 +73,6 @@ def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None
 
     run = check_run_dir(path)
     choice = choose(read_best(run), epoch, None, run)  # the scale is the caller's (or best.json's) choice
-    checkpoint_path(run, choice.epoch)
     loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
     language_tag = bool((read_config(run).get("data") or {}).get("use_language_tag"))
     voice = Voice(xvector=loaded.xvector)

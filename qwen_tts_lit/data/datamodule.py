@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import lightning as L
 import torch
 
-from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector
+from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector, prepared_cache_dir
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import SpecialIds
@@ -59,10 +58,7 @@ class QwenTTSDataModule(L.LightningDataModule):
     def root(self) -> Path:
         if self.prepared_dir is not None:
             return Path(self.prepared_dir).expanduser()
-        key = hashlib.sha256(f"{Path(self.raw).resolve()}|{self.model}".encode()).hexdigest()[:12]
-        from qwen_tts_lit.tiny import cache_root
-
-        return cache_root() / "prepared" / f"{Path(self.raw).stem}-{key}"
+        return prepared_cache_dir(self.raw, self.model)
 
     def prepare_data(self) -> None:
         """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ def read_manifest(path: Path) -> list[dict]:
                 raise UserError(f"{path}:{line_number}: field {field!r} missing; re-run prepare")
         rows.append(row)
     return rows
+
+
+def prepared_cache_dir(raw: str, model: str) -> Path:
+    """Where ``raw`` is prepared for ``model`` on first use: the cache, keyed by both (``QwenTTSDataModule.root``)."""
+    from qwen_tts_lit.tiny import cache_root
+
+    key = hashlib.sha256(f"{Path(raw).resolve()}|{model}".encode()).hexdigest()[:12]
+    return cache_root() / "prepared" / f"{Path(raw).stem}-{key}"
 
 
 def load_xvector(prepared_dir: Path) -> torch.Tensor:

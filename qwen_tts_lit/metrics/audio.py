@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qwen_tts_lit.data import audio_clean
+
 SILENT_PEAK = 1e-4  # -80 dBFS: below this a clip holds nothing a judge model could hear
 
 
@@ -17,13 +19,8 @@ def as_mono(wav: np.ndarray) -> np.ndarray:
 
 
 def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
-    """Mono float32 at ``target_sr`` (soxr HQ, the filter ``prepare`` uses)."""
-    wav = as_mono(wav)
-    if sr == target_sr:
-        return wav
-    import soxr
-
-    return soxr.resample(wav, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+    """Mono float32 at ``target_sr``, with the resampler ``prepare`` uses."""
+    return audio_clean.resample(as_mono(wav), sr, target_sr)
 
 
 def is_silent(wav: np.ndarray) -> bool:
