@@ -33,7 +33,6 @@ from qwen_tts_lit.metrics import (
     rate_ratio,
     select_best,
     uses_cer,
-    word_error_rate,
     words_per_second,
 )
 from qwen_tts_lit.synthesis import FRAME_RATE, SAMPLE_RATE, Synthesizer, Utterance, has_lora
@@ -177,11 +176,13 @@ def score_utterance(
     hypothesis = judges.asr.transcribe(utterance.wav, SAMPLE_RATE)
     speech_s = judges.vad.speech_seconds(utterance.wav, SAMPLE_RATE)
     real_speech_s = real.speech_seconds[item.utt_id]
+    errors = error_rate(item.text, hypothesis, language)  # CER where the language is scored by characters, else WER
+    by_characters = uses_cer(language)
     return {
         "hypothesis": hypothesis,
-        "wer": word_error_rate(item.text, hypothesis, language) if not uses_cer(language) else None,
-        "cer": error_rate(item.text, hypothesis, language) if uses_cer(language) else None,
-        "error_rate": error_rate(item.text, hypothesis, language),
+        "wer": None if by_characters else errors,
+        "cer": errors if by_characters else None,
+        "error_rate": errors,
         "spk_sim": judges.speaker.similarity(utterance.wav, SAMPLE_RATE, real.voice),
         "spk_sim_model": None if model_similarity is None else model_similarity(utterance.wav),
         "rate_ratio": rate_ratio(speech_s, real_speech_s),
