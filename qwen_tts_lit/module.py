@@ -13,7 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from safetensors.torch import save_file
 
 from qwen_tts_lit.model.layout import TalkerBatch
-from qwen_tts_lit.model.load import check_model_source, load_qwen3_tts, resolve_model_source
+from qwen_tts_lit.model.load import check_model_source, load_qwen3_tts
 from qwen_tts_lit.model.lora import inject_lora, trainable_state_dict
 from qwen_tts_lit.model.step import (
     SUB_TALKER_WEIGHT,
@@ -104,7 +104,7 @@ class QwenTTSModule(L.LightningModule):
         if self.tts is not None:
             return
         hp = self.hparams
-        self.wrapper = load_qwen3_tts(resolve_model_source(hp.model), hp.dtype, hp.attn_implementation)
+        self.wrapper = load_qwen3_tts(hp.model, hp.dtype, hp.attn_implementation)  # resolves "tiny" itself
         base = self.wrapper.model
         if hp.finetune == "lora":
             # Adapter init from its own seed: otherwise it depends on what consumed the RNG before (e.g. whether
