@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from qwen_tts_lit.evaluation import read_rows
 from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector, mean_embedding, word_error_rate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def train_demo(workdir: Path) -> Path:
 def epoch_costs(run_dir: Path) -> list[dict[str, float]]:
     """Per evaluated epoch: training seconds, EvalSuite seconds, their ratio, and synthesis seconds per utterance."""
     metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))
-    rows = [json.loads(line) for line in (run_dir / "eval" / "rows.jsonl").read_text().splitlines()]
+    rows = read_rows(run_dir)
     epochs = []
     for record in metrics:
         if not record.get("time/eval_seconds"):
