@@ -224,6 +224,28 @@ def test_vad_ignores_leading_and_trailing_silence(vad: SpeechDetector, heldout: 
     assert vad.speech_seconds(np.zeros(2 * sr, np.float32), sr) == 0.0
 
 
+THREADS_AFTER_VAD = """
+import sys, numpy as np, torch
+torch.set_num_threads(2)
+if sys.argv[1] == "detector":
+    from qwen_tts_lit.metrics import SpeechDetector
+    SpeechDetector().speech_seconds(np.zeros(16000, np.float32), 16000)
+else:
+    import silero_vad  # noqa: F401
+print(torch.get_num_threads())
+"""
+
+
+@pytest.mark.parametrize(("how", "threads"), [("detector", "2"), ("plain_import", "1")])
+def test_the_vad_leaves_torchs_thread_count_alone(how: str, threads: str) -> None:
+    """silero-vad's module sets torch.set_num_threads(1) on import (the plain-import case shows the test can see it);
+    a training run that evaluated once then trained on one thread, and resume stopped being bit-exact."""
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", THREADS_AFTER_VAD, how], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-1] == threads
+
+
 @needs_espeak_sox
 def test_rate_ratio_of_a_faster_clip(vad: SpeechDetector, heldout: list[dict], tmp_path: Path) -> None:
     # Measured (sox tempo 1.5, expected 1/1.5 = 0.667): per clip 0.614-0.672, mean 0.647; tolerance 0.07 per clip.

@@ -15,6 +15,20 @@ from qwen_tts_lit.metrics.text_norm import normalize_text
 VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
 
 
+def _import_silero_vad():
+    """``import silero_vad`` without its side effect: its module calls ``torch.set_num_threads(1)`` on import, which
+    left a training run that had evaluated once on one CPU thread (slower, and with other float rounding than a run
+    resumed from a checkpoint: resume was no longer bit-exact). The caller's thread count is restored."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    finally:
+        torch.set_num_threads(threads)
+    return silero_vad
+
+
 class SpeechDetector:
     """silero-vad speech seconds; the (bundled, 2 MB) model loads on first use, once per instance."""
 
@@ -32,15 +46,14 @@ class SpeechDetector:
     def model(self):
         """The silero-vad TorchScript model."""
         if self._model is None:
-            from silero_vad import load_silero_vad
-
-            self._model = load_silero_vad()
+            self._model = _import_silero_vad().load_silero_vad()
         return self._model
 
     def segments(self, wav: np.ndarray, sr: int) -> list[tuple[float, float]]:
         """(start_s, end_s) of each speech segment in one clip (any rate)."""
         import torch
-        from silero_vad import get_speech_timestamps
+
+        get_speech_timestamps = _import_silero_vad().get_speech_timestamps
 
         audio = resample(wav, sr, VAD_RATE)
         if audio.size == 0:
