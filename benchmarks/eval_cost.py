@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from qwen_tts_lit.evaluation import read_rows
 from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector, mean_embedding, word_error_rate
+from qwen_tts_lit.runs.records import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "data" / "demo"

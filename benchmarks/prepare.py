@@ -22,10 +22,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from qwen_tts_lit.data import codec
-from qwen_tts_lit.data.audio_clean import clean_audio
-from qwen_tts_lit.data.prepare import PrepareOptions, prepare
-from qwen_tts_lit.tiny import default_tiny_dir, make_tiny
+from qwen_tts_lit.data.prepare import PrepareOptions, codec, prepare
+from qwen_tts_lit.data.prepare.audio import clean_audio
+from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "raw"
 RATE = 24000
@@ -62,7 +61,7 @@ def real_size_tokenizer(device: str):
     """``Qwen3TTSTokenizer`` (the wrapper prepare calls) around a real-size random model, codebooks randomised."""
     from transformers import EncodecFeatureExtractor
 
-    from qwen_tts_lit.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
 
     qwen_tts = import_qwen_tts()
     from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model

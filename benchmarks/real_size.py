@@ -1,6 +1,6 @@
 """The real Qwen3-TTS-12Hz-1.7B architecture with random weights, for benchmarks (no download: only speed matters).
 
-Shapes follow ../shared/FACTS.md section 3 (talker) and the released checkpoints (code predictor, speaker encoder).
+Shapes follow the released checkpoints' configs (talker, code predictor, speaker encoder).
 The tiny checkpoint supplies the config skeleton (codec special ids) and the text tokenizer: ids are all that count.
 """
 
@@ -19,7 +19,7 @@ REAL_1_7B_TALKER = dict(
 
 def real_1_7b_config(tiny_dir: str, layers: int | None = None):
     """``Qwen3TTSConfig`` of the real 1.7B talker + speaker encoder; ``layers`` shrinks both stacks (CPU smoke run)."""
-    from qwen_tts_lit.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
 
     models = import_qwen_tts().core.models
     config = models.Qwen3TTSConfig.from_pretrained(str(tiny_dir))

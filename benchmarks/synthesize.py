@@ -1,4 +1,4 @@
-"""Synthesis speed: real-time factor (RTF = wall s / audio s) and time to first audio, through synthesis.py.
+"""Synthesis speed: real-time factor (RTF = wall s / audio s) and time to first audio, through the Synthesizer.
 
     python benchmarks/synthesize.py                        # tiny checkpoint on CPU; real-size 1.7B too with CUDA
     python benchmarks/synthesize.py --real-size --layers 1 # the real-size code path on CPU, 1 layer each (not a speed)
@@ -25,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks hold the real-size configs
 
-from qwen_tts_lit.synthesis import FRAME_RATE, Synthesizer, Voice, decode_with_warmup  # noqa: E402
+from qwen_tts_lit.synthesis.presets import FRAME_RATE  # noqa: E402
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice, decode_with_warmup  # noqa: E402
 
 SENTENCES = [
     "The morning train was twelve minutes late.",
@@ -36,8 +37,8 @@ SENTENCES = [
 
 
 def tiny_model():
-    from qwen_tts_lit.model.load import load_qwen3_tts
-    from qwen_tts_lit.tiny import default_tiny_dir, make_tiny
+    from qwen_tts_lit.upstream.loading import load_qwen3_tts
+    from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
 
     return load_qwen3_tts(str(make_tiny(default_tiny_dir())), "float32", "sdpa", "cpu")
 
@@ -47,8 +48,8 @@ def real_size_model(device: str, dtype: torch.dtype, layers: int | None):
     from prepare import REAL_DECODER, REAL_ENCODER, real_size_tokenizer  # benchmarks/prepare.py
     from real_size import real_1_7b_config  # benchmarks/real_size.py
 
-    from qwen_tts_lit.compat import import_qwen_tts
-    from qwen_tts_lit.tiny import default_tiny_dir
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.tiny import default_tiny_dir
 
     tts = tiny_model()  # its processor; the config below is a fresh copy of its skeleton
     models = import_qwen_tts().core.models

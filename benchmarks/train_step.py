@@ -34,13 +34,13 @@ REF = REPO / "data" / "demo" / "raw" / "ref.wav"
 
 def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype, layers: int | None = None):
     """The tiny checkpoint, or the real 1.7B talker + speaker encoder with random weights (built, not downloaded)."""
-    from qwen_tts_lit.model.load import load_qwen3_tts
+    from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
     if size == "tiny":
         return load_qwen3_tts(str(tiny_dir), "float32", "sdpa", device).model
     from real_size import real_1_7b_config  # benchmarks/real_size.py
 
-    from qwen_tts_lit.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
 
     config = real_1_7b_config(str(tiny_dir), layers)
     with torch.device(device):
@@ -49,7 +49,7 @@ def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype, laye
 
 def reference_mel(model, audio: np.ndarray) -> torch.Tensor:
     """The (1, T, 128) mel upstream's dataset computes for the speaker encoder."""
-    from qwen_tts_lit.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
 
     mel_spectrogram = import_qwen_tts().core.models.modeling_qwen3_tts.mel_spectrogram
     mel = mel_spectrogram(torch.from_numpy(audio).unsqueeze(0), n_fft=1024, num_mels=128, sampling_rate=24000,
@@ -154,8 +154,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternate the variants; report each one's best")
     args = parser.parse_args()
 
+    from qwen_tts_lit.cache import cache_root
     from qwen_tts_lit.data.prepare import PrepareOptions, prepare
-    from qwen_tts_lit.tiny import cache_root, default_tiny_dir, make_tiny
+    from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
 
     tiny_dir = make_tiny(default_tiny_dir())
     prepared = cache_root() / "prepared" / "benchmark-demo"

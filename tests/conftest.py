@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 # Prove that nothing reaches for a model hub: these make transformers/huggingface_hub fail instead of downloading.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_RAW = REPO_ROOT / "data" / "demo" / "raw" / "train_raw.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -19,46 +23,84 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny checkpoint for the whole session (about 5 s to build)."""
-    from qwen_tts_lit.tiny import make_tiny
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end files first: with two workers (pyproject's addopts) they then start at once, instead of one of
+    them starting last and running alone at the end."""
+    items.sort(key=lambda item: "e2e" not in item.path.parts)
 
-    return make_tiny(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder every worker of this session sees: under pytest-xdist the workers' common parent, else the basetemp."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+
+
+@contextmanager
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+    """(folder, done) under a lock: the first worker builds what ``name`` holds and marks it done; the others wait
+    for the lock and reuse it."""
+    folder = shared_folder(tmp_path_factory, name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.parent / f"{name}.lock")):
+        done = folder / ".done"
+        yield folder, done.is_file()
+        folder.mkdir(parents=True, exist_ok=True)
+        done.touch()
+
+
+@pytest.fixture(scope="session")
+def fit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """QWEN_TTS_LIT_CACHE with the tiny checkpoint built and the shipped demo corpus prepared, once per session (about
+    15 s): what every in-process test and every subprocess fit but the first-use demo fit starts from."""
+    from qwen_tts_lit.data.dataset import prepared_cache_dir
+    from qwen_tts_lit.data.prepare import PrepareOptions, prepare
+    from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
+
+    with built_once(tmp_path_factory, "qwen_tts_lit_cache") as (cache, done), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_TTS_LIT_CACHE", str(cache))
+        if not done:
+            make_tiny(default_tiny_dir())
+            prepare(PrepareOptions(input=DEMO_RAW, output=prepared_cache_dir(str(DEMO_RAW), "tiny"), model="tiny",
+                                   progress=False))  # fmt: skip
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(fit_cache: Path) -> Path:
+    """The tiny checkpoint of the session's cache."""
+    from qwen_tts_lit.upstream.tiny import recipe_fingerprint
+
+    return fit_cache / f"tiny-{recipe_fingerprint()}"
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_dir: Path):
     """The tiny checkpoint loaded through the official wrapper, ``qwen_tts.Qwen3TTSModel``."""
-    from qwen_tts_lit.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
 
     return import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_dir))
 
 
 @pytest.fixture(scope="session")
-def prepared_demo(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped demo corpus prepared for the tiny checkpoint, once per session (about 25 s)."""
-    from qwen_tts_lit.data.options import PrepareOptions
-    from qwen_tts_lit.data.prepare import prepare
+def prepared_demo(fit_cache: Path) -> Path:
+    """The shipped demo corpus prepared for the tiny checkpoint (the session cache's copy; do not modify it)."""
+    from qwen_tts_lit.data.dataset import prepared_cache_dir
 
-    output = tmp_path_factory.mktemp("prepared") / "demo"
-    raw = REPO_ROOT / "data/demo/raw/train_raw.jsonl"
-    return prepare(PrepareOptions(input=raw, output=output, model=str(tiny_dir)))
-
-
-@pytest.fixture(scope="session")
-def fit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """QWEN_TTS_LIT_CACHE for subprocess runs: the tiny checkpoint and the prepared demo are built once per session."""
-    return tmp_path_factory.mktemp("qwen_tts_lit_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_TTS_LIT_CACHE", str(fit_cache))
+        return prepared_cache_dir(str(DEMO_RAW), "tiny")
 
 
 @pytest.fixture(scope="session")
-def demo_run(fit_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 2-epoch ``fit --config configs/demo.yaml`` run folder (checkpoints, metrics, eval outputs)."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-epoch ``fit --config configs/demo.yaml`` run folder (checkpoints, metrics, eval outputs), built
+    once per session. It starts from an EMPTY cache of its own, as a fresh clone does: it builds the tiny checkpoint
+    and prepares the corpus on first use (tests/e2e/test_fit.py checks both)."""
     from helpers.fit import latest_run, run_demo_fit
 
-    workdir = tmp_path_factory.mktemp("demo_fit")
-    run_demo_fit(workdir, "--trainer.max_epochs", "2", cache=fit_cache)
+    with built_once(tmp_path_factory, "demo_fit") as (workdir, done):
+        if not done:
+            run_demo_fit(workdir, "--trainer.max_epochs", "2", cache=workdir / "first_use_cache")
     return latest_run(workdir)
 
 

@@ -1,9 +1,9 @@
-"""Data: ``prepare`` (raw clips -> prepared dataset) and what reads prepared datasets.
+"""Data: ``prepare`` (raw clips and transcripts -> a checked, cleaned, codec-coded dataset) and what training reads
+from a prepared dataset (:mod:`~qwen_tts_lit.data.dataset`, :mod:`~qwen_tts_lit.data.sampler`,
+:mod:`~qwen_tts_lit.data.datamodule`).
 
 From a notebook, without Lightning::
 
     from qwen_tts_lit.data.prepare import PrepareOptions, prepare
-    prepare(PrepareOptions(input="data/demo/raw/train_raw.jsonl", output="prepared/demo", model="/path/to/ckpt"))
-
-(Nothing is re-exported here: a ``prepare`` function on the package would shadow the ``prepare`` module.)
+    prepare(PrepareOptions(input="data/demo/raw/train_raw.jsonl", output="prepared/demo", model="tiny"))
 """

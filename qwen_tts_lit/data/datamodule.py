@@ -11,7 +11,7 @@ from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector, prep
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import SpecialIds
-from qwen_tts_lit.model.load import resolve_model_source
+from qwen_tts_lit.upstream.loading import load_config, load_text_tokenizer, resolve_model_source
 
 
 class QwenTTSDataModule(L.LightningDataModule):
@@ -27,7 +27,7 @@ class QwenTTSDataModule(L.LightningDataModule):
     ) -> None:
         """
         Args:
-            prepared_dir: Output of ``prepare`` (train.jsonl, val.jsonl, speaker.safetensors). With ``raw``, the
+            prepared_dir: Output of ``prepare`` (train.jsonl, val.jsonl, the speaker x-vector). With ``raw``, the
                 folder ``raw`` is prepared into on first use; when None, a cache folder keyed by raw and model.
             raw: Raw input to prepare on first use (JSONL manifest, wav+txt folder or LJSpeech metadata.csv).
             model: Checkpoint the data is prepared for (its speech tokenizer, speaker encoder and text tokenizer);
@@ -62,7 +62,7 @@ class QwenTTSDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached)."""
-        model = resolve_model_source(self.model)
+        model = resolve_model_source(self.model)  # builds the tiny checkpoint here, on rank 0, before setup
         if self.raw is not None and not (self.root / "train.jsonl").is_file():
             from qwen_tts_lit.data.prepare import PrepareOptions, prepare
 
@@ -71,13 +71,7 @@ class QwenTTSDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.splits:
             return
-        from transformers import AutoTokenizer
-
-        from qwen_tts_lit.compat import import_qwen_tts
-
-        model = resolve_model_source(self.model)
-        config = import_qwen_tts().core.models.Qwen3TTSConfig.from_pretrained(model)
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        config, tokenizer = load_config(self.model), load_text_tokenizer(self.model)
         language_ids = dict(config.talker_config.codec_language_id) if self.use_language_tag else None
         special = SpecialIds.from_config(config)
         for split in ("train", "val"):

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
+from qwen_tts_lit.cache import cache_root
 from qwen_tts_lit.data.sampler import ItemRef
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import SpecialIds, TalkerSequence, assistant_prompt, collate_sequences, layout_utterance
+from qwen_tts_lit.runs.speaker import read_speaker
 
 SPLITS = ("train", "val")
 
@@ -36,18 +37,13 @@ def read_manifest(path: Path) -> list[dict]:
 
 def prepared_cache_dir(raw: str, model: str) -> Path:
     """Where ``raw`` is prepared for ``model`` on first use: the cache, keyed by both (``QwenTTSDataModule.root``)."""
-    from qwen_tts_lit.tiny import cache_root
-
     key = hashlib.sha256(f"{Path(raw).resolve()}|{model}".encode()).hexdigest()[:12]
     return cache_root() / "prepared" / f"{Path(raw).stem}-{key}"
 
 
 def load_xvector(prepared_dir: Path) -> torch.Tensor:
     """The speaker x-vector ``prepare`` computed once, (D,)."""
-    path = prepared_dir / "speaker.safetensors"
-    if not path.is_file():
-        raise UserError(f"{path}: speaker x-vector missing; re-run prepare")
-    return load_file(str(path))["xvector"].float()
+    return read_speaker(prepared_dir, "prepared dataset (re-run prepare)")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Which (epoch, lora_scale) is best: pure functions over the per-utterance rows of ``eval/rows.jsonl``.
+"""Which (epoch, lora_scale) is best: pure functions over the per-utterance evaluation rows of a run.
 
 The rule (:class:`SelectionRule`, defaults in brackets): average each cell's rows; keep the cells that do not run
 away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|rate_ratio - 1| <= rate_tolerance``
@@ -8,7 +8,7 @@ is better], then by the earlier epoch and the smaller scale (less training, gent
 the filters the same order is applied to all cells and the result says ``passed_filters: false``.
 
 :func:`score` folds the rule into one number per cell for ``ModelCheckpoint(monitor="val/score", mode="max")``;
-``best.json`` from :func:`select_best` is the authority.
+the chosen cell from :func:`select_best` (what the run folder records) is the authority.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 -
 
 @dataclass(frozen=True)
 class SelectionRule:
-    """How the best (epoch, lora_scale) cell is chosen; written into best.json."""
+    """How the best (epoch, lora_scale) cell is chosen; recorded with the chosen cell."""
 
     primary: str = "wer"
     """Metric to optimise: wer, cer, spk_sim, spk_sim_model, rate_error or eos_fail (direction is built in)."""
@@ -151,8 +151,9 @@ def plain(value: Any) -> Any:
 
 
 def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, Any]:
-    """The chosen cell as a JSON-serialisable dict for best.json: epoch, lora_scale, metrics, rule, candidates,
-    passed_filters (False: no cell passed, chosen by the primary among all), failed_filters, reason, score."""
+    """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
+    candidates, passed_filters (False: no cell passed, chosen by the primary among all), failed_filters, reason,
+    score."""
     cells = aggregate(rows)
     if not cells:
         raise ValueError("select_best: no evaluation rows")

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from qwen_tts_lit.metrics.audio import is_silent, resample
+from qwen_tts_lit.audio import resample
+from qwen_tts_lit.metrics.audio import is_silent
 
 RESEMBLYZER_RATE = 16000
 RESEMBLYZER_DIM = 256

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qwen_tts_lit.metrics.audio import resample
+from qwen_tts_lit.audio import resample
 from qwen_tts_lit.metrics.text_norm import normalize_text
 
 VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from qwen_tts_lit.metrics.audio import resample
+from qwen_tts_lit.audio import resample
 from qwen_tts_lit.metrics.text_norm import language_code, normalize_text
 
 ASR_RATE = 16000  # Whisper's input rate

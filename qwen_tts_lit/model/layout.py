@@ -1,7 +1,7 @@
 """The talker's training sequence, as a pure function of (prompt token ids, codec frames).
 
 One utterance becomes one sequence with two channels, exactly as ``Qwen3TTSForConditionalGeneration.generate``
-builds it in non-streaming mode (../shared/FACTS.md section 1). With P = length of the codec prefix (3 without a
+builds it in non-streaming mode (docs/upstream_layout.md). With P = length of the codec prefix (3 without a
 language tag: nothink, think_bos, think_eos; 4 with one: think, think_bos, LANG, think_eos), C = content tokens
 (the prompt minus its 3 role tokens and its 5 suffix tokens) and N = frames:
 

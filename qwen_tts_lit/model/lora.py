@@ -1,16 +1,55 @@
-"""LoRA on the talker with peft, and the inference-time strength knob (``lora_scale``)."""
+"""LoRA on the talker with peft, and the inference-time strength knob (``lora_scale``): one place for the spec
+the module trains with and the run loader rebuilds, the allowed scale range, whether a model can be scaled at
+all (a fully fine-tuned one cannot) and merging at a scale."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
 import torch
+
+from qwen_tts_lit.errors import UserError
 
 LAYER_PROJECTIONS = r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 TALKER_TARGETS = rf"talker\.model\.layers\.\d+\.{LAYER_PROJECTIONS}"
 CODE_PREDICTOR_TARGETS = rf"talker\.code_predictor\.model\.layers\.\d+\.{LAYER_PROJECTIONS}"
-ADAPTER = "default"
+MAX_LORA_SCALE = 2.0  # beyond twice the trained strength the adapters only extrapolate
+UNSCALED = 1.0  # the strength the adapters were trained at; the only one a model without adapters has
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA adapters on every attention and MLP projection of the talker (peft)."""
+
+    rank: int = 16
+    """LoRA rank r."""
+    alpha: int = 32
+    """LoRA alpha (the adapter output is scaled by alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input (training only)."""
+    code_predictor: bool = False
+    """Also put adapters on the code predictor (sub-talker) layers."""
+
+    def problems(self) -> list[str]:
+        """Settings peft would refuse or that cannot train, as messages (empty when fine)."""
+        bad = [f"lora.rank {self.rank}: must be >= 1"] if self.rank < 1 else []
+        bad += [f"lora.alpha {self.alpha}: must be > 0"] if not self.alpha > 0 else []
+        bad += [f"lora.dropout {self.dropout}: must be in [0, 1)"] if not 0 <= self.dropout < 1 else []
+        return bad
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping) -> LoraSpec:
+        """The spec a checkpoint's hyper-parameters hold (``lora: {...}``, or the first version's flat
+        ``lora_rank``/``lora_alpha``/``lora_dropout``/``lora_code_predictor``)."""
+        if isinstance(hparams.get("lora"), Mapping):
+            return cls(**hparams["lora"])
+        legacy = {name: hparams[f"lora_{name}"] for name in asdict(cls()) if f"lora_{name}" in hparams}
+        return cls(**legacy)
 
 
 def lora_target_regex(include_code_predictor: bool = False) -> str:
@@ -20,14 +59,7 @@ def lora_target_regex(include_code_predictor: bool = False) -> str:
     return TALKER_TARGETS
 
 
-def inject_lora(
-    model: torch.nn.Module,
-    rank: int = 16,
-    alpha: int = 32,
-    dropout: float = 0.05,
-    include_code_predictor: bool = False,
-    target_modules: str | None = None,
-):
+def inject_lora(model: torch.nn.Module, spec: LoraSpec = LoraSpec(), target_modules: str | None = None):
     """Freeze ``model`` (a ``Qwen3TTSForConditionalGeneration``) and add LoRA adapters in place.
 
     Returns the ``PeftModel``; the original module keeps working (``generate`` included) and now runs the adapters.
@@ -37,25 +69,58 @@ def inject_lora(
 
     model.requires_grad_(False)
     config = LoraConfig(
-        r=rank,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=target_modules or lora_target_regex(include_code_predictor),
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=target_modules or lora_target_regex(spec.code_predictor),
         bias="none",
     )
     return get_peft_model(model, config)
 
 
-@contextmanager
-def lora_scale(peft_model, scale: float) -> Iterator[None]:
-    """Run the adapters at ``scale`` x their trained strength (0 = base model, 1 = as trained)."""
-    from peft.helpers import rescale_adapter_scale
+def check_lora_scale(scale: float, name: str = "lora_scale") -> float:
+    """0 <= scale <= MAX_LORA_SCALE (0 is the base model with the target voice's x-vector, 1 as trained)."""
+    if not (0.0 <= scale <= MAX_LORA_SCALE):
+        raise UserError(f"{name} {scale}: must be in [0, {MAX_LORA_SCALE:g}] (0 = base model, 1 = as trained)")
+    return float(scale)
 
-    if scale == 1.0:
+
+def has_lora(model: torch.nn.Module) -> bool:
+    """Whether peft LoRA layers are injected into ``model``: only then can it be run at another strength."""
+    from peft.tuners.lora import LoraLayer
+
+    return any(isinstance(m, LoraLayer) for m in model.modules())
+
+
+def evaluable_scales(model: torch.nn.Module, scales: Sequence[float]) -> list[float]:
+    """The strengths ``model`` can run at: all of ``scales`` with adapters; a fully fine-tuned model has none to
+    scale, so only :data:`UNSCALED`."""
+    return list(scales) if has_lora(model) else [UNSCALED]
+
+
+@contextmanager
+def adapters_at_scale(model: torch.nn.Module, scale: float) -> Iterator[None]:
+    """Run the adapters at ``scale`` x their trained strength for the block (0 = base model, 1 = as trained)."""
+    if scale == UNSCALED:
         yield
         return
-    with rescale_adapter_scale(peft_model, scale):
+    if not has_lora(model):
+        raise UserError(f"lora_scale {scale}: this model has no LoRA adapters (a merged export keeps its scale)")
+    from peft.helpers import rescale_adapter_scale
+
+    with rescale_adapter_scale(model, scale):
         yield
+
+
+def merge_at_scale(peft_model, scale: float) -> torch.nn.Module:
+    """The plain model with the adapters merged at ``scale`` x trained strength (peft's own ``scale_layer`` then
+    ``merge_and_unload``: exactly what :func:`adapters_at_scale` runs, baked in)."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in peft_model.modules():
+        if isinstance(module, LoraLayer):
+            module.scale_layer(scale)
+    return peft_model.merge_and_unload()
 
 
 def trainable_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -1,14 +1,14 @@
 """The corrected training step as pure functions, with a switch per upstream bug for ablations.
 
-Each ``fix_*`` switch defaults to True. False reproduces what upstream's ``finetuning/sft_12hz.py`` computes
-(../shared/FACTS.md section 1), so an ablation can measure what each bug costs:
+Each :class:`StepFixes` switch defaults to True. False reproduces what upstream's ``finetuning/sft_12hz.py``
+computes (docs/upstream_bugs.md gives the upstream lines), so an ablation can measure what each bug costs:
 
-- ``fix_text_projection``: text embeddings go through ``talker.text_projection`` (masked after projecting, since
-  the projection has a bias). Off: raw ``text_embedding`` (crashes when text_hidden != hidden, as on 0.6B).
-- ``fix_talker_shift``: the state at p predicts ``labels[p + 1]``. Off: upstream's double shift, ``labels[p + 2]``.
-- ``fix_sub_talker_alignment``: the sub-talker is fed the talker state that predicted the frame's group 0
-  (position p_k - 1). Off: upstream HEAD's state at p_k, which has already seen the frame.
-- ``fix_sub_talker_shift``: sub-talker logits i predict group i + 1 (plain CE). Off: upstream's double shift.
+- ``text_projection``: text embeddings go through ``talker.text_projection`` (masked after projecting, since the
+  projection has a bias). Off: raw ``text_embedding`` (crashes when text_hidden != hidden, as on 0.6B).
+- ``talker_shift``: the state at p predicts ``labels[p + 1]``. Off: upstream's double shift, ``labels[p + 2]``.
+- ``sub_talker_alignment``: the sub-talker is fed the talker state that predicted the frame's group 0 (position
+  p_k - 1). Off: upstream HEAD's state at p_k, which has already seen the frame.
+- ``sub_talker_shift``: sub-talker logits i predict group i + 1 (plain CE). Off: upstream's double shift.
 
 Losses come back as token sums and counts so the caller can normalise per token of a whole optimizer step.
 """
@@ -27,12 +27,16 @@ SUB_TALKER_WEIGHT = 0.3  # upstream's weight since commit 680d4e9
 
 @dataclass(frozen=True)
 class StepFixes:
-    """Which upstream bugs are corrected (all True = the correct step)."""
+    """Which upstream bugs are corrected (all True = the correct step; False reproduces upstream, for ablations)."""
 
-    fix_text_projection: bool = True
-    fix_talker_shift: bool = True
-    fix_sub_talker_alignment: bool = True
-    fix_sub_talker_shift: bool = True
+    text_projection: bool = True
+    """Bug 1: text embeddings through talker.text_projection (off crashes when text and talker widths differ)."""
+    talker_shift: bool = True
+    """Bug 2: talker labels shifted once (off: twice, the model learns to predict two frames ahead)."""
+    sub_talker_alignment: bool = True
+    """Bug 3a: the sub-talker is fed the state that predicted the frame (p-1); off: upstream HEAD's state at p."""
+    sub_talker_shift: bool = True
+    """Bug 3b: sub-talker targets shifted once (off: twice, code group 1 is never a target)."""
 
 
 @dataclass
@@ -116,13 +120,13 @@ def sub_talker_loss(logits: torch.Tensor, frame_codes: torch.Tensor, fix_sub_tal
 
 def training_step_losses(talker, batch: TalkerBatch, fixes: StepFixes = StepFixes()) -> StepOutput:
     """Embeddings -> talker -> talker loss -> sub-talker -> sub-talker loss."""
-    embeddings = talker_input_embeddings(talker, batch, fixes.fix_text_projection)
+    embeddings = talker_input_embeddings(talker, batch, fixes.text_projection)
     hidden, logits = run_talker(talker, embeddings, batch.attention_mask)
-    states, frame_codes = sub_talker_inputs(hidden, batch, fixes.fix_sub_talker_alignment)
+    states, frame_codes = sub_talker_inputs(hidden, batch, fixes.sub_talker_alignment)
     sub_logits = run_sub_talker(talker, states, frame_codes)
     return StepOutput(
-        talker=talker_loss(logits, batch.labels, fixes.fix_talker_shift),
-        sub_talker=sub_talker_loss(sub_logits, frame_codes, fixes.fix_sub_talker_shift),
+        talker=talker_loss(logits, batch.labels, fixes.talker_shift),
+        sub_talker=sub_talker_loss(sub_logits, frame_codes, fixes.sub_talker_shift),
         talker_logits=logits,
         sub_talker_logits=sub_logits,
         sub_talker_targets=frame_codes[:, 1:],
@@ -152,7 +156,7 @@ def step_normalisers(
     """
     if step_frames is None or step_utterances is None:
         return None, None
-    sub_targets_per_frame = num_code_groups - 1 if fixes.fix_sub_talker_shift else num_code_groups - 2
+    sub_targets_per_frame = num_code_groups - 1 if fixes.sub_talker_shift else num_code_groups - 2
     return step_frames + step_utterances, step_frames * sub_targets_per_frame
 
 

@@ -1,0 +1,208 @@
+"""Run folders into pandas: one run (config, per-epoch metrics, evaluation rows, the chosen cell, ablate's status),
+or every run under a root with its variant and seed. The folder's files are named by :mod:`qwen_tts_lit.runs`."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qwen_tts_lit.metrics.selection import aggregate, select_best
+from qwen_tts_lit.runs.config import max_epochs, read_config
+from qwen_tts_lit.runs.folder import (
+    ABLATE_STATUS_FILE,
+    BEST_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    ROWS_FILE,
+    RUN_MARKERS,
+    latest_version,
+)
+
+SEED_DIR = re.compile(r"seed_(-?\d+)$")
+BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder, loaded."""
+
+    path: Path
+    """The run folder."""
+    config: dict
+    """The resolved config LightningCLI saved (empty when missing)."""
+    metrics: pd.DataFrame
+    """The CSV logger's metrics, one row per epoch (see :func:`load_metrics`)."""
+    rows: pd.DataFrame
+    """The evaluation rows, one per synthesized utterance, plus frame_ratio = frames / real_frames."""
+    best: dict | None
+    """The chosen cell, or None when the run has no evaluation."""
+    status: dict | None
+    """ablate's status record (status, returncode, seconds, command), or None when ablate did not start the run."""
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        """One row per (epoch, lora_scale) with the mean metrics the selection rule sees."""
+        return cells(self.rows)
+
+    def best_rows(self) -> pd.DataFrame:
+        """The evaluation rows of the chosen (epoch, lora_scale) cell; empty without a chosen cell."""
+        if self.best is None or self.rows.empty:
+            return self.rows.iloc[0:0]
+        chosen = (self.rows["epoch"] == self.best["epoch"]) & (self.rows["lora_scale"] == self.best["lora_scale"])
+        return self.rows[chosen]
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file as a dict, or None when it is missing."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_metrics(path: Path | str, per_epoch: bool = True) -> pd.DataFrame:
+    """The CSV logger's metrics as a DataFrame: raw (one row per log call) or one row per epoch.
+
+    Per epoch, a column logged once (val/*, */loss_epoch) keeps its value and a column logged every step
+    (train/loss_step, the learning rate) is averaged; ``step`` is the epoch's last global step. Rows without an
+    epoch (LearningRateMonitor logs none) get the epoch of their step.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame()
+    raw = pd.read_csv(path)
+    if not per_epoch or raw.empty or "epoch" not in raw:
+        return raw
+    epoch_of_step = raw.dropna(subset=["epoch"]).groupby("step")["epoch"].min()
+    raw["epoch"] = raw["epoch"].fillna(raw["step"].map(epoch_of_step)).ffill().bfill()
+    grouped = raw.groupby("epoch")
+    merged = grouped.mean(numeric_only=True)  # step-level columns: the epoch's mean
+    merged["step"] = grouped["step"].max()
+    once = grouped.count().max() <= 1
+    for column in once[once].index.drop("step", errors="ignore"):
+        merged[column] = grouped[column].last()
+    merged.index = merged.index.astype(int)
+    return merged.reset_index()
+
+
+def load_rows(path: Path) -> pd.DataFrame:
+    """Evaluation rows as a DataFrame (empty when missing), with frame_ratio = frames / real_frames per row."""
+    if not path.is_file():
+        return pd.DataFrame(columns=["epoch", "lora_scale", "utt_id"])
+    rows = pd.read_json(path, lines=True)
+    if {"frames", "real_frames"} <= set(rows.columns):
+        rows["frame_ratio"] = rows["frames"] / rows["real_frames"].where(rows["real_frames"] > 0)
+    return rows
+
+
+def load_run(path: Path | str) -> Run:
+    """Load one run folder: config, per-epoch metrics, evaluation rows, the chosen cell and ablate's status."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such run folder")
+    return Run(
+        path=path,
+        config=read_config(path),
+        metrics=load_metrics(path / METRICS_FILE),
+        rows=load_rows(path / ROWS_FILE),
+        best=read_json(path / BEST_FILE),
+        status=read_json(path / ABLATE_STATUS_FILE),
+    )
+
+
+def cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (epoch, lora_scale): the selection rule's aggregate plus mean frames, real_frames, frame_ratio."""
+    if rows.empty:
+        return pd.DataFrame(columns=["epoch", "lora_scale", "n"])
+    table = pd.DataFrame(aggregate(rows))
+    extra = [c for c in ("frames", "real_frames", "frame_ratio") if c in rows.columns]
+    if extra:
+        means = rows.groupby(["epoch", "lora_scale"])[extra].mean().reset_index()
+        table = table.merge(means, on=["epoch", "lora_scale"], how="left")
+    return table
+
+
+def latest_run(root: Path | str) -> Path | None:
+    """The newest ``version_N`` folder under ``root`` (e.g. runs/demo), or None when there is none."""
+    return latest_version(root)
+
+
+def run_finished(path: Path | str) -> bool:
+    """True when ablate recorded a successful exit, or (a run started elsewhere, e.g. by a cluster scheduler) when
+    the run has a chosen cell and the evaluation reached the config's last epoch (it re-chooses every epoch)."""
+    path = Path(path)
+    status = read_json(path / ABLATE_STATUS_FILE)
+    if status is not None:
+        return status.get("status") == "done"
+    if not (path / BEST_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        return False
+    last = max_epochs(read_config(path))
+    rows = load_rows(path / ROWS_FILE)
+    return last is None or (not rows.empty and int(rows["epoch"].max()) == last - 1)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """The chosen cell of a run as flat columns: epoch, lora_scale, its metrics, frame_ratio, status."""
+    status = run.status or {}
+    summary: dict[str, Any] = {
+        "status": status.get("status", "done" if run_finished(run.path) else "incomplete"),
+        "returncode": status.get("returncode"),
+        "seconds": status.get("seconds"),
+        "command": status.get("command"),
+        "has_eval": not run.rows.empty,
+        "best_source": BEST_FILE if run.best is not None else None,
+    }
+    best = run.best
+    if best is None and not run.rows.empty:  # e.g. killed before the chosen cell was written: same rule, the rows
+        best, summary["best_source"] = select_best(run.rows), "rows"
+    summary |= {"epoch": math.nan, "lora_scale": math.nan, "passed_filters": None}
+    summary |= {name: math.nan for name in (*BEST_METRICS, "frame_ratio")}
+    if best is not None:
+        summary |= {"epoch": best["epoch"], "lora_scale": best["lora_scale"], "passed_filters": best["passed_filters"]}
+        summary |= {k: (math.nan if v is None else v) for k, v in best["metrics"].items() if k in BEST_METRICS}
+        chosen = run.best_rows() if run.best is not None else run.rows[
+            (run.rows["epoch"] == best["epoch"]) & (run.rows["lora_scale"] == best["lora_scale"])
+        ]  # fmt: skip
+        if "frame_ratio" in chosen:
+            summary["frame_ratio"] = chosen["frame_ratio"].mean()
+    return summary
+
+
+def find_run_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` (root included) that look like run folders, outermost only, sorted."""
+    found = sorted({marker.parent for name in RUN_MARKERS for marker in root.rglob(name)})
+    return [p for p in found if not any(q != p and q in p.parents for q in found)]
+
+
+def variant_and_seed(path: Path, root: Path, config: dict) -> tuple[str, int | None]:
+    """ablate's layout ROOT/VARIANT/seed_S -> (VARIANT, S); any other folder -> (its path under root, config seed)."""
+    match = SEED_DIR.match(path.name)
+    if match:
+        variant = path.parent.relative_to(root).as_posix() if path.parent != root else root.name
+        return variant, int(match.group(1))
+    seed = config.get("seed_everything")
+    variant = path.relative_to(root).as_posix() if path != root else path.name
+    return variant, seed if isinstance(seed, int) else None
+
+
+def load_runs(root: Path | str) -> pd.DataFrame:
+    """One row per run folder under ``root``: variant, seed, path, status, and the chosen cell's metrics."""
+    root = Path(root)
+    records = []
+    for path in find_run_folders(root):
+        run = load_run(path)
+        variant, seed = variant_and_seed(path, root, run.config)
+        records.append({"variant": variant, "seed": seed, "path": str(path)} | run_summary(run))
+    return pd.DataFrame(records, columns=None if records else ["variant", "seed", "path", "status"])
+
+
+def load_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every (epoch, lora_scale) cell of every run in a :func:`load_runs` frame, with its variant and seed."""
+    frames = [
+        cells(load_rows(Path(r.path) / ROWS_FILE)).assign(variant=r.variant, seed=r.seed) for r in runs.itertuples()
+    ]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "epoch"])

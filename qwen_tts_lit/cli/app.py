@@ -1,0 +1,73 @@
+"""``python -m qwen_tts_lit SUBCOMMAND``: one entry point and the one map from failures to exit codes.
+
+Exit codes: 0 success, 2 bad input or config (:class:`~qwen_tts_lit.errors.UserError`: the message names the file,
+line and field), 1 a run that could not finish (:class:`~qwen_tts_lit.errors.RunFailed`: NaN loss, runaway
+generation, failed ablation runs) or was interrupted. Anything else is a bug and keeps its traceback. Heavy imports
+(torch, qwen_tts, lightning) happen inside the handlers, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from qwen_tts_lit.cli.commands import COMMANDS, LIGHTNING_COMMANDS
+from qwen_tts_lit.cli.options import add_dataclass_arguments, class_help, from_namespace
+from qwen_tts_lit.errors import RunFailed, UserError
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (UserError, EXIT_BAD_INPUT),
+    (RunFailed, EXIT_RUN_FAILED),
+    (KeyboardInterrupt, EXIT_RUN_FAILED),
+)
+
+
+def exit_code(error: BaseException) -> int | None:
+    """The exit code for an error the user should see as one line; None for a bug (keep the traceback)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m qwen_tts_lit",
+        description="Fine-tune Qwen3-TTS on one voice, correctly, and pick the best checkpoint by measurement.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    for name, help_text in LIGHTNING_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by LightningCLI
+    for name, command in COMMANDS.items():
+        summary, description = class_help(command.request)
+        add_dataclass_arguments(sub.add_parser(name, help=summary, description=description), command.request)
+    return parser
+
+
+def run_lightning(argv: list[str]) -> None:
+    """Run LightningCLI on ``argv`` (which starts with fit or validate)."""
+    from qwen_tts_lit.cli.lightning import QwenTTSCLI
+
+    # LightningCLI warns when given args that are also sys.argv: let it read the command line itself then.
+    QwenTTSCLI(args=None if argv == sys.argv[1:] else argv)
+
+
+def dispatch(argv: list[str]) -> None:
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        run_lightning(argv)
+        return
+    args = build_parser().parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
+    command = COMMANDS[args.command]
+    command.handler(from_namespace(args, command.request))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        dispatch(list(sys.argv[1:] if argv is None else argv))
+    except (Exception, KeyboardInterrupt) as error:
+        code = exit_code(error)
+        if code is None:
+            raise
+        message = "interrupted" if isinstance(error, KeyboardInterrupt) else f"error: {error}"
+        print(message, file=sys.stderr)
+        return code
+    return EXIT_OK

@@ -1,0 +1,89 @@
+"""The subcommands: each is a documented request dataclass (its options) and a thin handler that hands the request
+to the stage that does the work. Requests live in light modules, so building the parser imports no torch; each
+handler imports its stage when it runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qwen_tts_lit.analysis.request import AblateRequest
+from qwen_tts_lit.data.prepare.options import PrepareOptions
+from qwen_tts_lit.errors import RunFailed, UserError
+from qwen_tts_lit.evaluation.request import EvaluateRequest
+from qwen_tts_lit.export.request import ExportRequest
+from qwen_tts_lit.synthesis.request import SynthesizeRequest
+from qwen_tts_lit.upstream.request import MakeTinyRequest
+
+
+def make_tiny(request: MakeTinyRequest) -> None:
+    from qwen_tts_lit.upstream.tiny import TinyDirError
+    from qwen_tts_lit.upstream.tiny import make_tiny as build
+
+    try:
+        print(build(request.dir))
+    except TinyDirError as error:
+        raise UserError(str(error)) from error
+
+
+def prepare(options: PrepareOptions) -> None:
+    from qwen_tts_lit.data.prepare.pipeline import prepare as run
+
+    output = run(options)
+    print((output / "report.txt").read_text(), end="")
+    print(output)
+
+
+def export(request: ExportRequest) -> None:
+    from qwen_tts_lit.export.pipeline import export as run
+
+    run(request)
+
+
+def synthesize(request: SynthesizeRequest) -> None:
+    from tqdm import tqdm
+
+    from qwen_tts_lit.synthesis.long_form import synthesize_to_wav
+
+    output, _ = synthesize_to_wav(request, progress=lambda chunks: tqdm(chunks, desc="chunks", unit="chunk"))
+    print(output)
+
+
+def evaluate(request: EvaluateRequest) -> None:
+    from qwen_tts_lit.evaluation.rescore import rescore_run
+
+    best = rescore_run(request)
+    print(json.dumps({k: best[k] for k in ("epoch", "lora_scale", "metrics", "reason")}, indent=2))
+
+
+def ablate(request: AblateRequest) -> None:
+    from qwen_tts_lit.analysis.ablate import ablate as run
+
+    failures = run(request.grid, request.root, seeds=request.seeds, dry_run=request.dry_run)
+    if failures:
+        raise RunFailed(f"{failures} run(s) failed; they are listed in the tables")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its options (a documented dataclass) and what runs it."""
+
+    request: type
+    handler: Callable[[object], None]
+
+
+COMMANDS: dict[str, Command] = {
+    "make-tiny": Command(MakeTinyRequest, make_tiny),
+    "prepare": Command(PrepareOptions, prepare),
+    "export": Command(ExportRequest, export),
+    "synthesize": Command(SynthesizeRequest, synthesize),
+    "evaluate": Command(EvaluateRequest, evaluate),
+    "ablate": Command(AblateRequest, ablate),
+}
+
+# Handled by LightningCLI (jsonargparse): configs, --print_config, --help of every model/data/trainer argument.
+LIGHTNING_COMMANDS = {
+    "fit": "train: python -m qwen_tts_lit fit --config configs/demo.yaml",
+    "validate": "run the validation loop: python -m qwen_tts_lit validate --config ... --ckpt_path ...",
+}

@@ -1,0 +1,305 @@
+"""Row checks: every problem of every row, found before anything is written.
+
+:func:`check_rows` turns parsed rows into :class:`Clip` plans plus a list of problems (errors and the warnings of the
+safe fixes that cleaning will apply). Audio is read and measured here but not kept: the write phase reads and cleans
+each clip again, so memory stays bounded by one batch whatever the corpus size.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qwen_tts_lit.audio import as_mono
+from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, SILENT_DB, peak_db, speech_bounds
+from qwen_tts_lit.data.prepare.options import PrepareOptions
+from qwen_tts_lit.data.prepare.problems import Problem
+from qwen_tts_lit.data.prepare.sources import RawRow
+from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns, count_words, has_speakable
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the id becomes a file name: audio/<id>.wav
+TRIM_WARN_S = 0.5  # trimming less than this is ordinary edge silence, not worth a warning
+RATE_CHECK_MIN_CLIPS = 5  # a median over fewer clips means little
+
+
+@dataclass
+class Clip:
+    """A row that passed its checks: what the write phase needs to clean, encode and list it."""
+
+    row: int
+    id: str
+    text: str
+    language: str
+    audio_path: Path
+    source_audio: str
+    source_file: str
+    source_line: int
+    speaker: str | None
+    ref_audio: str | None
+    ref_audio_path: Path | None
+    speech_s: float
+    duration_s: float
+    words: int
+
+
+@dataclass
+class AudioFacts:
+    rate: int
+    channels: int
+    subtype: str
+    speech_s: float
+    trimmed_s: float
+    peak_db: float
+
+
+def probe_audio(path: Path, opts: PrepareOptions) -> tuple[AudioFacts | None, list[tuple[str, str, bool]]]:
+    """Read one file and say what is wrong with it: (facts or None, [(kind, message, fixable), ...])."""
+    import soundfile as sf
+
+    if not path.is_file():
+        return None, [("missing_audio", f"file not found: {path}", False)]
+    try:
+        info = sf.info(str(path))
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+        return None, [("unreadable_audio", f"cannot read {path}: {error}", False)]
+    if len(data) == 0:
+        return None, [("unreadable_audio", f"{path} holds no samples", False)]
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        return None, [("nonfinite_audio", f"{path} has {bad} NaN/inf sample(s)", False)]
+    mono = as_mono(data)
+    bounds = speech_bounds(mono, rate, opts.trim_threshold_db, opts.trim_margin_s)
+    if bounds is None:
+        peak = peak_db(mono)
+        level = "every sample is zero" if peak == SILENT_DB else f"peak {peak:.1f} dBFS"
+        message = f"silent: no 10 ms block above {opts.trim_threshold_db} dBFS ({level}) in {path}"
+        return None, [("silent_audio", message, False)]
+    facts = AudioFacts(
+        rate,
+        data.shape[1],
+        info.subtype,
+        (bounds[1] - bounds[0]) / rate,
+        (len(mono) - bounds[1] + bounds[0]) / rate,
+        peak_db(mono),
+    )
+    return facts, _fix_notes(facts, opts)
+
+
+def _fix_notes(facts: AudioFacts, opts: PrepareOptions) -> list[tuple[str, str, bool]]:
+    notes = []
+    if facts.rate != opts.sample_rate:
+        notes.append(("resampled", f"{facts.rate} Hz, resampled to {opts.sample_rate} Hz", True))
+    if facts.channels > 1:
+        notes.append(("downmixed", f"{facts.channels} channels, downmixed to mono", True))
+    if facts.subtype != "PCM_16":
+        notes.append(("sample_format", f"{facts.subtype} samples, converted to 16-bit PCM", True))
+    if facts.trimmed_s > TRIM_WARN_S:
+        notes.append(("trimmed", f"{facts.trimmed_s:.2f} s of leading/trailing silence trimmed", True))
+    if facts.peak_db > 0:
+        notes.append(("scaled", f"peak {facts.peak_db:+.1f} dBFS is above full scale, scaled down", True))
+    return notes
+
+
+def cleaned_duration(speech_s: float, opts: PrepareOptions) -> float:
+    """Duration after resampling, padding and rounding up to whole codec frames (what the write phase produces)."""
+    samples = round(speech_s * opts.sample_rate) + round(opts.trailing_silence_s * opts.sample_rate)
+    return -(-samples // FRAME_SAMPLES) * FRAME_SAMPLES / opts.sample_rate
+
+
+def _clip_id(raw: RawRow) -> tuple[str | None, Problem | None]:
+    if raw.id is not None:
+        if ID_PATTERN.fullmatch(raw.id):
+            return raw.id, None
+        message = f"{raw.id!r} is not usable as a file name (letters, digits, '.', '_', '-'; at most 128)"
+        return None, Problem(raw.file, raw.line, "id", message, "bad_id")
+    if raw.audio_path is None:
+        return None, None  # the missing audio is reported already
+    stem = raw.audio_path.stem
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:128] or "clip"
+    if clean == stem:
+        return clean, None
+    message = f"id derived from the file name {stem!r} changed to {clean!r} (ids become file names)"
+    return clean, Problem(raw.file, raw.line, "id", message, "id_sanitized", fixable=True)
+
+
+def _check_text(raw: RawRow, opts: PrepareOptions, tags) -> tuple[str | None, list[Problem]]:
+    at = (raw.file, raw.line, "text")
+    if raw.text is None or not raw.text.strip():
+        return None, [Problem(*at, "empty transcript", "empty_text")]
+    cleaned = clean_text(raw.text, tags, opts.ascii_quotes)
+    problems = []
+    if cleaned.tags:
+        problems.append(Problem(*at, f"removed non-speech tag(s) {' '.join(cleaned.tags)}", "tags", fixable=True))
+    if cleaned.unicode_changed:
+        message = "normalised Unicode (NFC, quotes, invisible characters)"
+        problems.append(Problem(*at, message, "unicode", fixable=True))
+    if cleaned.whitespace_changed:
+        problems.append(Problem(*at, "normalised whitespace", "whitespace", fixable=True))
+    if not has_speakable(cleaned.text):
+        message = f"transcript {raw.text.strip()!r} has no words left after removing tags and normalising"
+        return None, [Problem(*at, message, "empty_after_cleaning")]
+    return cleaned.text, problems
+
+
+def _check_language(
+    raw: RawRow, opts: PrepareOptions, languages: list[str] | None
+) -> tuple[str | None, Problem | None]:
+    language = (raw.language or opts.default_language).strip().lower()  # upstream compares languages lowercased
+    if languages is None or language in languages:  # None: the model config is unreadable, reported elsewhere
+        return language, None
+    field = "language" if raw.language else "--default-language"
+    message = f"{language!r} is not supported by the model (one of {', '.join(languages)})"
+    return None, Problem(raw.file, raw.line, field, message, "bad_language")
+
+
+def check_row(
+    index: int, raw: RawRow, opts: PrepareOptions, languages: list[str] | None, tags
+) -> tuple[Clip | None, list]:
+    """Every problem of one row, and its plan when nothing is fatal."""
+    problems: list[Problem] = []
+    clip_id, id_problem = _clip_id(raw)
+    text, text_problems = _check_text(raw, opts, tags)
+    language, language_problem = _check_language(raw, opts, languages)
+    problems += [p for p in (id_problem, *text_problems, language_problem) if p is not None]
+    facts = None
+    if raw.audio_path is not None:
+        facts, notes = probe_audio(raw.audio_path, opts)
+        problems += [Problem(raw.file, raw.line, "audio", m, kind, fixable) for kind, m, fixable in notes]
+    if facts is not None:
+        problems += _duration_problems(raw, facts.speech_s, opts)
+    problems = [Problem(p.file, p.line, p.field, p.message, p.kind, p.fixable, index) for p in problems]
+    if any(not p.fixable for p in problems) or facts is None or None in (clip_id, text, language):
+        return None, problems
+    clip = Clip(
+        index, clip_id, text, language, raw.audio_path, raw.source_audio, raw.file, raw.line, raw.speaker,
+        raw.ref_audio, raw.ref_audio_path, facts.speech_s, cleaned_duration(facts.speech_s, opts), count_words(text),
+    )  # fmt: skip
+    return clip, problems
+
+
+def _duration_problems(raw: RawRow, speech_s: float, opts: PrepareOptions) -> list[Problem]:
+    at, duration = (raw.file, raw.line, "audio"), cleaned_duration(speech_s, opts)
+    if speech_s < opts.min_seconds:
+        return [Problem(*at, f"too short: {speech_s:.2f} s of speech (--min-seconds {opts.min_seconds})", "too_short")]
+    if duration > opts.max_seconds:
+        message = f"too long: {duration:.1f} s after cleaning (--max-seconds {opts.max_seconds}); split it"
+        return [Problem(*at, message, "too_long")]
+    if duration > opts.long_warning_seconds:
+        message = f"{duration:.1f} s after cleaning: the 12 Hz decoder drops samples past about 24 s"
+        return [Problem(*at, message, "long", fixable=True)]
+    return []
+
+
+def check_rows(
+    rows: list[RawRow], opts: PrepareOptions, languages: list[str] | None, progress=None
+) -> tuple[list, list]:
+    """(clips that passed, all problems) for every row, plus the checks across rows."""
+    tags = compile_tag_patterns(opts.tag_patterns)
+    clips, problems = [], []
+    for index, raw in enumerate(rows):
+        clip, found = check_row(index, raw, opts, languages, tags)
+        problems += found
+        clips += [clip] if clip else []
+        if progress is not None:
+            progress.update(1)
+    problems += duplicate_ids(rows, clips) + speaker_problems(rows) + rate_outliers(clips, opts.rate_outlier_factor)
+    return clips, problems
+
+
+def duplicate_ids(rows: list[RawRow], clips: list[Clip]) -> list[Problem]:
+    first: dict[str, Clip] = {}
+    problems = []
+    for clip in clips:
+        if clip.id in first:
+            other = first[clip.id]
+            message = f"duplicate id {clip.id!r} (also at {other.source_file}:{other.source_line}); give rows an 'id'"
+            problems.append(Problem(clip.source_file, clip.source_line, "id", message, "duplicate_id", row=clip.row))
+        else:
+            first[clip.id] = clip
+    return problems
+
+
+def speaker_problems(rows: list[RawRow]) -> list[Problem]:
+    counts = Counter(raw.speaker for raw in rows if raw.speaker)
+    if len(counts) < 2:
+        return []
+    main = counts.most_common(1)[0][0]
+    stray = next(raw for raw in rows if raw.speaker and raw.speaker != main)
+    listed = ", ".join(f"{name}: {n} rows" for name, n in counts.most_common())
+    message = f"rows name {len(counts)} speakers ({listed}); prepare builds one voice, keep one speaker's rows"
+    return [Problem(stray.file, stray.line, "speaker", message, "several_speakers")]
+
+
+def rate_outliers(clips: list[Clip], factor: float) -> list[Problem]:
+    """Warn on clips whose speech rate is far from the median: usually a transcript of another clip."""
+    if not factor or len(clips) < RATE_CHECK_MIN_CLIPS:
+        return []
+    rates = {clip.id: clip.words / clip.speech_s for clip in clips}
+    median = statistics.median(rates.values())
+    problems = []
+    for clip in clips:
+        ratio = rates[clip.id] / median
+        if ratio > factor or ratio < 1 / factor:
+            message = (
+                f"{rates[clip.id]:.2f} words/s is {ratio:.2f}x the median {median:.2f}: does the transcript match?"
+            )
+            problems.append(Problem(clip.source_file, clip.source_line, "text", message, "speech_rate", True, clip.row))
+    return problems
+
+
+def read_val_list(path: Path, known: set[str]) -> tuple[list[str], list[Problem]]:
+    """Ids listed in ``path`` (one per line, ``#`` comments); unknown ids are errors."""
+    if not path.is_file():
+        return [], [Problem(str(path), None, "--val-list", "file not found", "bad_val_list")]
+    ids, problems = [], []
+    for line, content in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        value = content.split("#", 1)[0].strip()
+        if not value:
+            continue
+        if value not in known:
+            problems.append(Problem(str(path), line, "id", f"{value!r} is not an id of the input", "bad_val_list"))
+        elif value not in ids:
+            ids.append(value)
+    return ids, problems
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A recording the speaker x-vector is computed from."""
+
+    given: str
+    path: Path
+
+
+def check_references(rows: list[RawRow], opts: PrepareOptions) -> tuple[list[Reference], list[Problem]]:
+    """The reference recordings the x-vector will come from, checked like clips. Empty for a train-mean x-vector."""
+    if opts.speaker_source == "train_mean":
+        return [], []
+    if opts.ref_audio is not None:
+        places = {str(opts.ref_audio): ("--ref-audio", None, None, opts.ref_audio)}
+    else:
+        places = {}
+        for raw in rows:
+            if raw.ref_audio and raw.ref_audio not in places:
+                places[raw.ref_audio] = (raw.file, raw.line, "ref_audio", raw.ref_audio_path)
+    if not places and opts.speaker_source == "ref_audio":
+        message = "--speaker-source ref_audio, but no row has ref_audio and --ref-audio is not set"
+        return [], [Problem("--speaker-source", None, None, message, "missing_ref_audio")]
+    references, problems = [], []
+    for given, (file, line, field, path) in places.items():
+        facts, notes = probe_audio(path, opts)
+        if facts is not None and facts.speech_s < opts.min_seconds:
+            notes = [("too_short", f"too short: {facts.speech_s:.2f} s of speech in {path}", False)]
+        kinds = {"missing_audio": "missing_ref_audio"}
+        problems += [Problem(file, line, field, m, kinds.get(kind, kind), fixable) for kind, m, fixable in notes]
+        references.append(Reference(given, path))
+    if len(references) > 1:
+        message = f"{len(references)} different ref_audio files: the x-vector is the mean of theirs"
+        problems.append(Problem(rows[0].file, None, "ref_audio", message, "several_references", fixable=True))
+    return references, problems

@@ -1,0 +1,107 @@
+"""The held-out sentences an evaluation speaks, and what their real recordings give once per run (speech seconds,
+length, the reference voice); copies of the recordings go into the run folder so the report is self-contained."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.metrics import mean_embedding
+from qwen_tts_lit.runs.folder import REAL_DIR
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out sentence and its real recording."""
+
+    utt_id: str
+    text: str
+    audio: Path
+    language: str = "auto"
+
+
+def read_heldout(manifest: str | os.PathLike, limit: int | None = None) -> list[HeldOut]:
+    """Rows of a JSONL manifest with ``text`` and ``audio`` (relative to the manifest's folder), optional ``id`` and
+    ``language``: a prepared ``val.jsonl`` or a list like ``data/demo/heldout.jsonl``. First ``limit`` rows."""
+    path = Path(manifest)
+    if not path.is_file():
+        raise UserError(f"{path}: held-out manifest not found")
+    items = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            audio = path.parent / row["audio"]
+            text = row["text"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise UserError(f"{path}, line {line_no}: needs JSON with 'text' and 'audio' ({error})") from error
+        if not audio.is_file():
+            raise UserError(f"{path}, line {line_no}, field audio: {audio} not found")
+        items.append(HeldOut(str(row.get("id", audio.stem)), text, audio, row.get("language", "auto")))
+    if not items:
+        raise UserError(f"{path}: no held-out rows")
+    return items[:limit] if limit else items
+
+
+@dataclass
+class RealRecordings:
+    """What the real recordings give once per run: speech seconds, frames and the reference voice."""
+
+    items: list[HeldOut]
+    speech_seconds: dict[str, float]
+    seconds: dict[str, float]
+    voice: np.ndarray  # mean resemblyzer embedding of the real recordings
+    copies: dict[str, str] = field(default_factory=dict)  # utt_id -> path of its copy, relative to the run folder
+
+
+def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None = None) -> RealRecordings:
+    """Measure every real recording once; a recording without detectable speech is bad evaluation data. With
+    ``run_dir``, the recordings are also copied into it, so the listening report is self-contained."""
+    speech, seconds, embeddings = {}, {}, []
+    for item in items:
+        wav, rate = sf.read(str(item.audio), dtype="float32", always_2d=True)
+        wav = wav.mean(axis=1)
+        speech[item.utt_id] = judges.vad.speech_seconds(wav, rate)
+        seconds[item.utt_id] = len(wav) / rate
+        if speech[item.utt_id] <= 0:
+            raise UserError(f"{item.audio}: held-out recording '{item.utt_id}' has no detectable speech")
+        embeddings.append(judges.speaker.embed(wav, rate))
+    real = RealRecordings(list(items), speech, seconds, mean_embedding(embeddings))
+    if run_dir is not None:
+        _copy_into_run(real, run_dir)
+    return real
+
+
+def _copy_into_run(real: RealRecordings, run_dir: Path) -> None:
+    """Copy the real recordings into the run folder (once) and note where each copy is."""
+    target = run_dir / REAL_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for item in real.items:
+        destination = target / f"{item.utt_id}{item.audio.suffix}"
+        if not destination.exists():
+            shutil.copyfile(item.audio, destination)
+        real.copies[item.utt_id] = str(destination.relative_to(run_dir))
+
+
+def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
+    """The held-out sentences an earlier evaluation used, from its rows and the recordings copied into the run."""
+    items: dict[str, HeldOut] = {}
+    for row in rows:
+        if row["utt_id"] not in items and row.get("real_wav"):
+            audio = run_dir / row["real_wav"]
+            if not audio.is_file():
+                raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
+            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"))
+    return sorted(items.values(), key=lambda item: item.utt_id)
+
+

@@ -1,0 +1,129 @@
+"""The listening report of a run folder, rebuilt from its evaluation rows and its chosen cell.
+
+Self-contained: audio by relative path (the wavs live beside it in the run folder), plots as inline SVG, no scripts
+or network. Open it from the run folder (or copy the whole folder) and listen.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Sequence
+
+from qwen_tts_lit.metrics.selection import aggregate
+
+CELL_METRICS = (("wer", "WER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"), ("rate_ratio", "rate", "{:.2f}"),
+                ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
+PLOTTED = (("wer", "WER (lower is better)"), ("spk_sim", "speaker similarity"), ("rate_ratio", "rate ratio (1 = real)"))
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; font-size: 14px; }
+td.chosen { background: #d8f5d0; font-weight: bold; }
+td.failed { color: #999; }
+audio { height: 30px; width: 220px; }
+.note { color: #555; font-size: 13px; }
+"""
+
+
+def _fmt(value, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def _cell_text(cell: dict) -> str:
+    return "<br>".join(f"{label} {_fmt(cell.get(name), pattern)}" for name, label, pattern in CELL_METRICS)
+
+
+def grid_table(cells: list[dict], best: dict | None) -> str:
+    """Epochs down, scales across; each cell shows its metrics, the chosen one highlighted."""
+    epochs = sorted({c["epoch"] for c in cells})
+    scales = sorted({c["lora_scale"] for c in cells})
+    by_key = {(c["epoch"], c["lora_scale"]): c for c in cells}
+    head = "".join(f"<th>scale {s:g}</th>" for s in scales)
+    lines = [f"<table><tr><th>epoch</th>{head}</tr>"]
+    for epoch in epochs:
+        tds = []
+        for scale in scales:
+            cell = by_key.get((epoch, scale))
+            chosen = best is not None and (best["epoch"], best["lora_scale"]) == (epoch, scale)
+            css = ' class="chosen"' if chosen else ""
+            tds.append(f"<td{css}>{_cell_text(cell) if cell else ''}{' &#9733;' if chosen else ''}</td>")
+        lines.append(f"<tr><th>{epoch}</th>{''.join(tds)}</tr>")
+    return "\n".join(lines) + "</table>"
+
+
+def _audio(src: str | None) -> str:
+    if not src:
+        return "n/a"
+    return f'<audio controls preload="none" src="{html.escape(src)}"></audio>'
+
+
+def sentence_table(rows: list[dict]) -> str:
+    """One line per held-out sentence: the real recording beside the synthesized one, with its scores."""
+    lines = ["<table><tr><th>sentence</th><th>real</th><th>synthesized</th><th>heard as</th><th>scores</th></tr>"]
+    for row in sorted(rows, key=lambda r: r["utt_id"]):
+        cap = ", hit the cap" if row.get("hit_max_tokens") else ""
+        scores = (f"WER {_fmt(row.get('wer'), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, rate "
+                  f"{_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
+        lines.append(
+            f"<tr><td>{html.escape(row['text'])}</td><td>{_audio(row.get('real_wav'))}</td>"
+            f"<td>{_audio(row['wav'])}</td><td>{html.escape(row.get('hypothesis') or '')}</td><td>{scores}</td></tr>"
+        )
+    return "\n".join(lines) + "</table>"
+
+
+def plots_svg(cells: list[dict]) -> str:
+    """WER, SIM and rate ratio against epoch, one line per scale, as one inline SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 2.8), layout="constrained")
+    for axis, (name, title) in zip(axes, PLOTTED, strict=True):
+        for scale in sorted({c["lora_scale"] for c in cells}):
+            points = sorted((c["epoch"], c[name]) for c in cells if c["lora_scale"] == scale and c[name] is not None)
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=f"{scale:g}")
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("epoch")
+    axes[0].legend(title="lora_scale", fontsize=8)
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    plt.close(figure)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg") :]  # drop the XML prolog and doctype: inline SVG in HTML
+
+
+def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluation") -> str:
+    """The whole page as a string."""
+    rows = list(rows)
+    cells = aggregate(rows)
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
+    if best is not None:
+        verdict = "" if best.get("passed_filters") else " (no cell passed the filters: see below)"
+        parts.append(
+            f"<p><b>Chosen: epoch {best['epoch']}, lora_scale {best['lora_scale']:g}</b>{verdict}. "
+            f"Rule: {html.escape(best.get('reason', ''))}.</p>"
+        )
+    parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best)]
+    parts.append(
+        "<p class='note'>WER: ASR word error rate against the text. SIM: speaker similarity to the real recordings. "
+        "rate: speech seconds of the synthesis over those of the real recording (VAD; 1 = same pace, below 1 "
+        "faster). EOS fail: share of generations that hit the token cap.</p>"
+    )
+    if cells:
+        parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells)]
+    if best is not None:
+        chosen = [r for r in rows if (r["epoch"], r["lora_scale"]) == (best["epoch"], best["lora_scale"])]
+        parts += [f"<h2>Listen: the chosen cell (epoch {best['epoch']}, scale {best['lora_scale']:g})</h2>",
+                  sentence_table(chosen)]  # fmt: skip
+    parts.append("<h2>Every cell</h2>")
+    for cell in cells:
+        members = [r for r in rows if (r["epoch"], r["lora_scale"]) == (cell["epoch"], cell["lora_scale"])]
+        parts.append(f"<details><summary>epoch {cell['epoch']}, scale {cell['lora_scale']:g}</summary>")
+        parts += [sentence_table(members), "</details>"]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

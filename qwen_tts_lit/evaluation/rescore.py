@@ -1,0 +1,71 @@
+"""``python -m qwen_tts_lit evaluate``: re-score a finished run's saved checkpoints (torch only, no Lightning).
+
+Typical use: training evaluated with the small offline ASR; afterwards, score every epoch again with Whisper
+large-v3 on a GPU (or at other scales), and let the rule choose again. The settings are the run's own (its saved
+config's ``EvalSuite``), changed only where the request says so. Rows of the re-scored (epoch, scale) cells are
+replaced, other rows kept; the chosen cell and the report are rebuilt from all rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.evaluation.heldout import heldout_from_rows, measure_real, read_heldout
+from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.evaluation.publish import publish
+from qwen_tts_lit.evaluation.request import EvaluateRequest
+from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+from qwen_tts_lit.evaluation.settings import EvalSettings
+from qwen_tts_lit.model.lora import evaluable_scales
+from qwen_tts_lit.runs.config import callback_args, read_config
+from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
+from qwen_tts_lit.runs.records import read_rows
+from qwen_tts_lit.runs.weights import load_epoch, load_run
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+from qwen_tts_lit.upstream.loading import resolve_device
+
+
+def run_settings(request: EvaluateRequest) -> EvalSettings:
+    """The run's EvalSuite settings (defaults where the run had none) with the request's changes applied."""
+    saved = EvalSettings.from_args(callback_args(read_config(request.run), "EvalSuite"))
+    return replace(
+        saved.with_overrides(scales=request.scales, seed=request.seed),
+        judges=replace(saved.judges, **request.judge_overrides()),
+        rule=replace(saved.rule, **request.rule_overrides()),
+    )
+
+
+def rescore_run(request: EvaluateRequest) -> dict:
+    """Synthesize and score the requested epochs x scales of a run; returns the new chosen cell."""
+    run = check_run_dir(request.run)
+    settings = run_settings(replace(request, run=run))
+    old_rows = read_rows(run)
+    if request.heldout is not None:
+        items = read_heldout(request.heldout, request.num_utterances)
+    elif old_rows:
+        items = heldout_from_rows(old_rows, run)[: request.num_utterances or None]
+    else:
+        raise UserError(f"{run}: has no evaluation rows to take the held-out sentences from; give --heldout FILE.jsonl")
+    epochs = list(request.epochs) if request.epochs else list(saved_epochs(run))
+    for epoch in epochs:
+        checkpoint_path(run, epoch)  # every epoch checked before any work
+
+    judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
+    real = measure_real(items, judges, run)
+    new_rows: list[dict] = []
+    loaded = load_run(run, epochs[0], device=resolve_device(request.device))
+    scales = evaluable_scales(loaded.tts.model, settings.scales)
+    if list(scales) != list(settings.scales):
+        print(f"{run}: fully fine-tuned (no adapters): scoring scale {scales[0]:g} only")
+    for epoch in epochs:
+        if epoch != loaded.epoch:
+            load_epoch(loaded, epoch)
+        synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
+
+        def progress(scale: float, epoch: int = epoch) -> None:
+            print(f"epoch {epoch}, lora_scale {scale:g}: {len(items)} sentences", flush=True)
+
+        new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
+                                   settings.max_new_tokens, loaded.xvector, progress)  # fmt: skip
+    return publish(run, new_rows, settings.rule)

@@ -1,0 +1,76 @@
+"""The official custom_voice layout, as upstream's own fine-tuning writes it (docs/upstream_layout.md): LoRA merged
+at the chosen scale, ``tts_model_type="custom_voice"``, ``talker_config.spk_id={name: 3000}``, the x-vector in
+``talker.model.codec_embedding.weight[3000]`` (``generate`` looks the speaker up through
+``talker.get_input_embeddings()``, which is that table), our sampling presets in ``generation_config.json``. Loads
+with ``Qwen3TTSModel.from_pretrained(OUT)`` and speaks with ``generate_custom_voice(text=..., speaker=NAME)``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.lora import UNSCALED, merge_at_scale
+from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE
+from qwen_tts_lit.runs.weights import LoadedRun
+from qwen_tts_lit.synthesis.presets import GenerationPreset
+from qwen_tts_lit.upstream.compat import clean_saved_config
+from qwen_tts_lit.upstream.loading import checkpoint_dtype, checkpoint_file
+from qwen_tts_lit.upstream.tiny import STAMP_FILE
+
+SPEAKER_ROW = 3000  # upstream's fine-tuning puts the speaker in codec row 3000 (above the 2048 audio codes)
+GENERATION_CONFIG_FILE = "generation_config.json"
+# Base-folder files an export writes itself (or must not carry: the tiny build stamp).
+WRITTEN = (MODEL_CONFIG_FILE, GENERATION_CONFIG_FILE, EXPORT_CARD_FILE, EXPORT_METADATA_FILE, STAMP_FILE)
+WEIGHTS = ("*.safetensors", "*.bin", "*.index.json")
+
+
+def merged_model(loaded: LoadedRun, scale: float) -> torch.nn.Module:
+    """The plain ``Qwen3TTSForConditionalGeneration`` with the adapters merged at ``scale``."""
+    if loaded.peft_model is None:
+        if scale != UNSCALED:
+            raise UserError(f"--lora-scale {scale}: a full fine-tuning run has no adapter strength to scale")
+        return loaded.tts.model
+    return merge_at_scale(loaded.peft_model, scale)
+
+
+def write_custom_voice(
+    loaded: LoadedRun, scale: float, name: str, out: Path, keep_speaker_encoder: bool, preset: GenerationPreset
+) -> None:
+    """Like upstream's fine-tuning script: the base folder's files (tokenizer, speech tokenizer, ...) are copied,
+    and the config (edited from the base's own), the merged weights and the generation config are written."""
+    from safetensors.torch import save_file
+
+    model = merged_model(loaded, scale)
+    with torch.no_grad():
+        model.talker.get_input_embeddings().weight[SPEAKER_ROW] = loaded.xvector.to(model.dtype)
+    dtype = checkpoint_dtype(loaded.base_model)  # merged in float32, saved in the dtype the base ships in
+    state = {
+        key: (tensor.to(dtype) if tensor.is_floating_point() else tensor).detach().cpu().contiguous()
+        for key, tensor in model.state_dict().items()
+        if keep_speaker_encoder or not key.startswith("speaker_encoder.")
+    }
+    copy_support_files(loaded.base_model, out)
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads(checkpoint_file(loaded.base_model, MODEL_CONFIG_FILE).read_text())
+    config["tts_model_type"] = "custom_voice"
+    config["talker_config"]["spk_id"] = {name: SPEAKER_ROW}
+    config["talker_config"]["spk_is_dialect"] = {name: False}  # generate reads it for language "auto"/"chinese"
+    (out / MODEL_CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    clean_saved_config(out)
+    (out / GENERATION_CONFIG_FILE).write_text(json.dumps(preset.generation_config(), indent=2) + "\n")
+
+
+def copy_support_files(base_model: str, target: Path) -> None:
+    """Every file of the base folder except its weights and the files an export writes itself."""
+    folder = checkpoint_file(base_model, MODEL_CONFIG_FILE).parent
+    for path in sorted(folder.iterdir()):
+        if path.name in WRITTEN or path.name.startswith("."):
+            continue
+        if path.is_dir():
+            shutil.copytree(path, target / path.name)  # speech_tokenizer/: not fine-tuned, copied byte for byte
+        elif not any(path.match(pattern) for pattern in WEIGHTS):
+            shutil.copy2(path, target / path.name)

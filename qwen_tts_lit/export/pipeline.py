@@ -1,0 +1,50 @@
+"""``export``: validate everything cheap first, load the run's epoch, write the chosen format, atomically."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.export.adapter import write_adapter
+from qwen_tts_lit.export.card import export_metadata, model_card
+from qwen_tts_lit.export.custom_voice import write_custom_voice
+from qwen_tts_lit.export.request import ExportRequest
+from qwen_tts_lit.export.staging import check_output, staged_folder
+from qwen_tts_lit.runs.choice import choose
+from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, check_run_dir, checkpoint_path
+from qwen_tts_lit.runs.records import best_path, read_best
+from qwen_tts_lit.runs.weights import load_run
+from qwen_tts_lit.synthesis.presets import GenerationPreset
+from qwen_tts_lit.upstream.loading import resolve_device
+
+
+def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Path:
+    """Validate everything cheap first, load the run's epoch, write the chosen format into ``request.output``."""
+    preset = preset or GenerationPreset()
+    request.check()
+    run = check_run_dir(request.run).resolve()
+    best = read_best(run)
+    choice = choose(best, request.epoch, request.lora_scale, run)
+    checkpoint_path(run, choice.epoch)  # fail on a missing epoch before loading anything
+    output = check_output(request.output, request.force, [run])
+    for note in choice.notes:
+        print(f"export: {note}", file=sys.stderr)
+    if best is not None and best.get("passed_filters") is False and request.epoch is None:
+        print(f"export: warning: {best_path(run)} says no cell passed its filters ({best.get('reason')})",
+              file=sys.stderr)  # fmt: skip
+    loaded = load_run(run, choice.epoch, resolve_device(request.device), "float32", request.base_model)
+    if request.format == "adapter" and loaded.peft_model is None:
+        raise UserError(f"{run}: a full fine-tuning run has no adapter; use --format custom_voice")
+    metadata = export_metadata(request, loaded, choice, preset, best)
+    with staged_folder(output) as staging:
+        if request.format == "custom_voice":
+            write_custom_voice(loaded, choice.lora_scale, request.speaker_name, staging, request.keep_speaker_encoder,
+                               preset)  # fmt: skip
+        else:
+            write_adapter(loaded, staging)
+        (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        (staging / EXPORT_CARD_FILE).write_text(model_card(metadata))
+    print(output)
+    return output

@@ -1,0 +1,63 @@
+"""``export``'s options (one documented field per flag); importing this module loads nothing heavy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from qwen_tts_lit.errors import UserError
+
+SPEAKER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")  # upstream lower-cases names before looking them up
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """export a run's chosen epoch x lora_scale as an official custom_voice checkpoint or a PEFT adapter
+
+    Defaults: the epoch and lora_scale the run's evaluation chose. A run without a chosen cell needs --epoch (the
+    scale then defaults to 1.0, as trained). Written into a temporary folder and renamed into OUT at the end.
+    """
+
+    run: Path
+    """Run folder (runs/NAME/version_N)."""
+    output: Path
+    """Export folder (must be absent or empty, or use --force)."""
+    speaker_name: str
+    """Speaker name (lower-case; the custom_voice speaker id)."""
+    format: Literal["custom_voice", "adapter"] = "custom_voice"
+    """custom_voice: a complete official checkpoint, LoRA merged; adapter: a PEFT folder + the x-vector."""
+    epoch: int | None = None
+    """Epoch to export (default: the run's chosen one)."""
+    lora_scale: float | None = None
+    """Adapter strength in [0, 2] (default: the run's chosen one, else 1.0)."""
+    keep_speaker_encoder: bool = False
+    """custom_voice: keep speaker_encoder.* so the export can be fine-tuned again."""
+    force: bool = False
+    """Replace a non-empty OUT."""
+    base_model: str | None = None
+    """Base checkpoint, when the run's own source is not here."""
+    device: str = field(default="cpu", metadata={"metavar": "DEVICE"})
+    """cpu, cuda, cuda:N or auto."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run", Path(self.run))
+        object.__setattr__(self, "output", Path(self.output))
+
+    def check(self) -> None:
+        """The checks that need no file: format, flags that go together, the speaker name."""
+        if self.format not in ("custom_voice", "adapter"):
+            raise UserError(f"--format {self.format!r}: choose custom_voice or adapter")
+        if self.keep_speaker_encoder and self.format != "custom_voice":
+            raise UserError(
+                "--keep-speaker-encoder: only for --format custom_voice (an adapter never holds base weights)"
+            )
+        check_speaker_name(self.speaker_name)
+
+
+def check_speaker_name(name: str) -> str:
+    """Lower-case letters, digits, '_' and '-' (the name is a dict key upstream lower-cases on lookup)."""
+    if not SPEAKER_NAME.match(name or ""):
+        raise UserError(f"--speaker-name {name!r}: use lower-case letters, digits, '_' or '-', starting alphanumeric")
+    return name

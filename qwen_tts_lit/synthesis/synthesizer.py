@@ -1,0 +1,289 @@
+"""Speech generation shared by evaluation, ``synthesize`` and notebooks (torch only, no Lightning).
+
+One :class:`Synthesizer` wraps the official ``qwen_tts.Qwen3TTSModel`` (a live training model or one loaded from a
+run or an export) and a :class:`Voice` (a precomputed x-vector, or a named speaker of a custom_voice checkpoint).
+
+Choices the upstream API leaves open:
+- Sampling is per utterance: each utterance is generated alone under its own seed, so its audio depends only on
+  (weights, text, seed, preset), never on which other sentences share the call. ``sample_batch_size > 1`` batches
+  the sampling instead (faster on a GPU): one seed per batch, reproducible only for the same texts in the same
+  batches. Decoding is always batched; the decoder is causal, so right padding does not change any utterance.
+- ``max_new_tokens`` counts audio frames. Upstream's ``generate`` returns one frame less than the tokens it sampled
+  (the last group-0 token never gets its sub-codes), so we ask for two more tokens than the cap: a result longer than
+  the cap is a runaway (cut back to the cap), one that ends at or before it found its EOS. ``hit_max_tokens`` is
+  therefore exact, also for a sentence that ends exactly at the cap.
+- Warm-up (upstream #219): ``WARMUP_SECONDS`` of silence codes are decoded before the utterance and their samples
+  cut off. The silence codes are the codec's own encoding of digital silence, computed once per Synthesizer.
+- Decoding goes through the official ``speech_tokenizer.decode``, so a frame sequence gives the same samples here as
+  in ``generate_voice_clone`` / ``generate_custom_voice`` apart from the warm-up.
+- The model runs in eval mode under ``torch.no_grad`` and a forked RNG; training mode and the global RNG state are
+  restored afterwards, so calling this from a training callback perturbs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.layout import assistant_prompt
+from qwen_tts_lit.model.lora import UNSCALED, adapters_at_scale
+from qwen_tts_lit.synthesis.presets import (
+    FRAME_RATE,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    SEED_GUIDE,
+    WARMUP_SECONDS,
+    GenerationPreset,
+    text_frame_cap,
+)
+
+
+def warmup_frames(seconds: float = WARMUP_SECONDS, frame_rate: float = FRAME_RATE) -> int:
+    """Whole codec frames covering ``seconds`` (0.25 s -> 4 frames at 12.5 Hz)."""
+    return math.ceil(seconds * frame_rate - 1e-9)
+
+
+def trim_warmup(wav: np.ndarray, frames: int, samples_per_frame: int = SAMPLES_PER_FRAME) -> np.ndarray:
+    """Cut the samples that the ``frames`` warm-up frames decoded to."""
+    return wav[frames * samples_per_frame :]
+
+
+def silence_codes(speech_tokenizer, frames: int) -> torch.Tensor:
+    """(frames, Q) codes of digital silence, taken after the encoder's start-up transient."""
+    rate = speech_tokenizer.get_input_sample_rate()
+    silence = np.zeros(rate + frames * speech_tokenizer.get_encode_downsample_rate(), dtype=np.float32)
+    codes = speech_tokenizer.encode([silence], sr=rate).audio_codes[0]  # (T, Q)
+    return codes[-frames:].detach().cpu() if frames else codes[:0].detach().cpu()
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Who speaks: a precomputed x-vector (Base checkpoints) or a speaker name of a custom_voice checkpoint."""
+
+    xvector: torch.Tensor | None = None
+    speaker: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.xvector is None) == (self.speaker is None):
+            raise ValueError("Voice needs exactly one of xvector or speaker")
+
+    def generate_kwargs(self, n: int) -> dict:
+        """``generate`` arguments for ``n`` utterances: an x-vector-only clone prompt, or the speaker name."""
+        if self.speaker is not None:
+            return {"speakers": [self.speaker] * n}
+        prompt = dict(
+            ref_code=[None] * n,
+            ref_spk_embedding=[self.xvector] * n,
+            x_vector_only_mode=[True] * n,
+            icl_mode=[False] * n,
+        )
+        return {"voice_clone_prompt": prompt}
+
+
+def xvector_from_audio(tts, audio: np.ndarray, rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """The speaker x-vector of a 24 kHz recording, computed once with the model's own speaker encoder, (D,)."""
+    if rate != SAMPLE_RATE:
+        raise UserError(f"reference audio is {rate} Hz; resample it to {SAMPLE_RATE} Hz first")
+    return tts.model.extract_speaker_embedding(np.asarray(audio, dtype=np.float32), rate).detach().float().cpu()
+
+
+@dataclass
+class Utterance:
+    """One synthesized sentence."""
+
+    text: str
+    seed: int
+    wav: np.ndarray  # (samples,) float32 at SAMPLE_RATE
+    codes: torch.Tensor = field(repr=False)  # (frames, Q) int64 on CPU
+    frames: int
+    max_new_tokens: int
+    hit_max_tokens: bool  # the model wanted more than max_new_tokens frames (no EOS): a runaway, cut at the cap
+    wall_seconds: float  # generation (amortised over its batch) plus its share of decoding
+
+    @property
+    def audio_seconds(self) -> float:
+        return len(self.wav) / SAMPLE_RATE
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no LoRA dropout) for the block; every submodule's own training flag is restored after."""
+    flags = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags.items():
+            module.training = training
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's RNGs for the block, then restore their previous state (a training run's RNG stays put)."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' per-call generate notices ("Setting pad_token_id ...") for the block."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def _seed_list(seeds: int | Sequence[int], n: int) -> list[int]:
+    if isinstance(seeds, int):
+        return [seeds] * n
+    if len(seeds) != n:
+        raise ValueError(f"got {len(seeds)} seeds for {n} texts")
+    return [int(s) for s in seeds]
+
+
+class Synthesizer:
+    def __init__(
+        self,
+        tts,
+        voice: Voice,
+        preset: GenerationPreset = SEED_GUIDE,
+        language: str = "auto",
+        warmup_seconds: float = WARMUP_SECONDS,
+        decode_batch_size: int = 8,
+    ) -> None:
+        """
+        Args:
+            tts: The official ``qwen_tts.Qwen3TTSModel`` (``.model``, ``.processor``); LoRA may be injected in place.
+            voice: The x-vector (or custom_voice speaker) used for every utterance.
+            preset: Sampling settings and the frame ceiling.
+            language: Language tag for the codec prefix; "auto" (no tag) matches training without a language tag.
+            warmup_seconds: Silence decoded before each utterance and trimmed after (0 disables the warm-up).
+            decode_batch_size: Utterances decoded together.
+        """
+        supported = {str(x).lower() for x in tts.model.get_supported_languages()}
+        if language.lower() not in supported:
+            raise UserError(f"language {language!r}: this checkpoint supports {sorted(supported)}")
+        if voice.speaker is not None:
+            speakers = {str(x).lower() for x in tts.model.get_supported_speakers()}
+            if voice.speaker.lower() not in speakers:
+                raise UserError(f"speaker {voice.speaker!r}: this checkpoint has {sorted(speakers) or 'none'}")
+        self.tts, self.voice, self.preset, self.language = tts, voice, preset, language.lower()
+        self.warmup = warmup_frames(warmup_seconds)
+        self.decode_batch_size = decode_batch_size
+        self._silence: torch.Tensor | None = None
+
+    @property
+    def model(self):
+        """The ``Qwen3TTSForConditionalGeneration``."""
+        return self.tts.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.talker.device
+
+    @property
+    def silence(self) -> torch.Tensor:
+        """Warm-up codes (warmup frames, Q), encoded once."""
+        if self._silence is None:
+            with torch.no_grad():
+                self._silence = silence_codes(self.model.speech_tokenizer, self.warmup)
+        return self._silence
+
+    def synthesize(
+        self,
+        texts: Sequence[str],
+        seeds: int | Sequence[int] = 0,
+        lora_scale: float = UNSCALED,
+        max_new_tokens: int | Sequence[int] | None = None,
+        sample_batch_size: int = 1,
+    ) -> list[Utterance]:
+        """Speak ``texts``; seed i drives utterance i. ``max_new_tokens`` None: :func:`text_frame_cap` per text."""
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not text or not text.strip():
+                raise UserError(f"text {i} is empty")
+        seed_list = _seed_list(seeds, len(texts))
+        caps = self._caps(texts, max_new_tokens)
+        with adapters_at_scale(self.model, lora_scale), eval_mode(self.model), torch.no_grad():
+            generated = []  # (codes up to one frame past the cap, seconds)
+            for start in range(0, len(texts), sample_batch_size):
+                stop = min(start + sample_batch_size, len(texts))
+                generated += self._generate(texts[start:stop], seed_list[start], caps[start:stop])
+            kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
+            wavs, decode_seconds = self._decode(kept)
+        rows = zip(texts, seed_list, caps, generated, kept, wavs, decode_seconds, strict=True)
+        return [
+            Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s)
+            for text, seed, cap, (full, gen_s), codes, wav, dec_s in rows
+        ]
+
+    def _caps(self, texts: list[str], max_new_tokens: int | Sequence[int] | None) -> list[int]:
+        ceiling = self.preset.max_new_tokens
+        if max_new_tokens is None:
+            return [text_frame_cap(t, ceiling) for t in texts]
+        caps = [max_new_tokens] * len(texts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+        if len(caps) != len(texts) or any(c < 1 for c in caps):
+            raise UserError(f"max_new_tokens must be >= 1, one per text (got {max_new_tokens!r})")
+        return [int(c) for c in caps]  # explicit caps are the caller's; the ceiling bounds only derived ones
+
+    def _prompt_ids(self, text: str) -> torch.Tensor:
+        ids = self.tts.processor(text=assistant_prompt(text), return_tensors="pt", padding=True)["input_ids"]
+        return (ids if ids.dim() == 2 else ids.unsqueeze(0)).to(self.device)  # (1, T)
+
+    def _generate(self, texts: list[str], seed: int, caps: list[int]) -> list[tuple[torch.Tensor, float]]:
+        """Sample codes for one batch under ``seed``; each kept up to one frame past its own cap."""
+        start = time.perf_counter()
+        with seeded(seed, self.device), quiet_transformers():
+            codes_list, _ = self.model.generate(
+                input_ids=[self._prompt_ids(t) for t in texts],
+                languages=[self.language] * len(texts),
+                non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
+                **self.voice.generate_kwargs(len(texts)),
+                **self.preset.generate_kwargs(max(caps)),
+            )
+        seconds = (time.perf_counter() - start) / len(texts)
+        return [(codes[: cap + 1].detach().cpu(), seconds) for codes, cap in zip(codes_list, caps, strict=True)]
+
+    def _decode(self, codes_list: list[torch.Tensor]) -> tuple[list[np.ndarray], list[float]]:
+        """Waveforms after warm-up trimming, and each one's share of the decode time (by frames)."""
+        tokenizer = self.model.speech_tokenizer
+        wavs, shares = [], []
+        for start in range(0, len(codes_list), self.decode_batch_size):
+            group = codes_list[start : start + self.decode_batch_size]
+            began = time.perf_counter()
+            decoded = decode_with_warmup(tokenizer, group, self.silence)
+            seconds = time.perf_counter() - began
+            total = max(sum(len(c) for c in group), 1)
+            wavs += decoded
+            shares += [seconds * len(c) / total for c in group]
+        return wavs, shares
+
+
+def decode_with_warmup(speech_tokenizer, codes_list: Sequence[torch.Tensor], warmup: torch.Tensor) -> list[np.ndarray]:
+    """Decode each (frames, Q) sequence after the ``warmup`` codes, then cut the warm-up's samples."""
+    out: list[np.ndarray | None] = [None] * len(codes_list)
+    todo = [i for i, codes in enumerate(codes_list) if len(codes)]
+    for i in set(range(len(codes_list))) - set(todo):
+        out[i] = np.zeros(0, dtype=np.float32)
+    if todo:
+        batch = [{"audio_codes": torch.cat([warmup, codes_list[i].cpu()]).long()} for i in todo]
+        wavs, _ = speech_tokenizer.decode(batch)
+        upsample = speech_tokenizer.get_decode_upsample_rate()
+        for i, wav in zip(todo, wavs, strict=True):
+            out[i] = np.ascontiguousarray(trim_warmup(wav, len(warmup), upsample), dtype=np.float32)
+    return out

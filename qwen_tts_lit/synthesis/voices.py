@@ -1,0 +1,101 @@
+"""Open a voice to speak with, by what a folder holds: a run folder (an epoch's weights), an adapter export (base
+model + PEFT adapter + x-vector) or a custom_voice export (an official checkpoint with a named speaker)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.lora import UNSCALED
+from qwen_tts_lit.runs.folder import ADAPTER_CONFIG_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE, is_run_dir
+from qwen_tts_lit.synthesis.synthesizer import Voice
+
+
+@dataclass
+class OpenedVoice:
+    """A model ready to speak, its voice, and the LoRA scale to use unless the user gives one."""
+
+    tts: object
+    voice: Voice
+    default_scale: float
+    scalable: bool  # False for a merged custom_voice export: its scale is baked in
+    language_tag: bool = False  # trained with the language in the codec prefix: speak with an explicit language
+    notes: list[str] = field(default_factory=list)
+
+
+def open_voice(
+    model: str, epoch: int | None = None, device: str = "cpu", base_model: str | None = None, speaker: str | None = None
+) -> OpenedVoice:
+    """A run folder (its chosen epoch, or ``epoch``), an adapter export or a custom_voice export."""
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise UserError(f"--model {model}: folder not found (give a run folder or an export folder)")
+    if is_run_dir(path):
+        return _open_run(path, epoch, device, base_model)
+    if epoch is not None:
+        raise UserError(f"--epoch: only for a run folder; {path} is an export")
+    meta_path = path / EXPORT_METADATA_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if (path / ADAPTER_CONFIG_FILE).is_file():
+        return _open_adapter(path, meta, device, base_model)
+    if (path / MODEL_CONFIG_FILE).is_file():
+        return _open_custom_voice(path, meta, device, speaker)
+    raise UserError(f"--model {path}: neither a run folder nor an export (no {MODEL_CONFIG_FILE} or adapter)")
+
+
+def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None) -> OpenedVoice:
+    from qwen_tts_lit.runs.choice import choose
+    from qwen_tts_lit.runs.config import data_args, read_config
+    from qwen_tts_lit.runs.folder import check_run_dir
+    from qwen_tts_lit.runs.records import read_best
+    from qwen_tts_lit.runs.weights import load_run
+
+    run = check_run_dir(path)
+    choice = choose(read_best(run), epoch, None, run)  # the scale is the caller's (or the run's chosen one)
+    loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
+    language_tag = bool(data_args(read_config(run)).get("use_language_tag"))
+    voice = Voice(xvector=loaded.xvector)
+    return OpenedVoice(
+        loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, language_tag, list(choice.notes)
+    )
+
+
+def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None) -> OpenedVoice:
+    from peft import PeftModel
+
+    from qwen_tts_lit.runs.speaker import read_speaker
+    from qwen_tts_lit.upstream.loading import load_qwen3_tts
+
+    base = (
+        base_model
+        or meta.get("base_model")
+        or json.loads((path / ADAPTER_CONFIG_FILE).read_text()).get("base_model_name_or_path")
+    )
+    if not base:
+        raise UserError(f"{path}: names no base model; pass --base-model")
+    xvector = read_speaker(path, "adapter export")
+    tts = load_qwen3_tts(base, "float32", "sdpa", device)
+    PeftModel.from_pretrained(tts.model, str(path)).eval()  # injects the adapters into tts.model in place
+    scale = float(meta.get("lora_scale", UNSCALED))
+    return OpenedVoice(tts, Voice(xvector=xvector), scale, True, bool(meta.get("language_tag")))
+
+
+def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None) -> OpenedVoice:
+    from qwen_tts_lit.upstream.loading import load_qwen3_tts
+
+    config = json.loads((path / MODEL_CONFIG_FILE).read_text())
+    if config.get("tts_model_type") != "custom_voice":
+        raise UserError(
+            f"{path}: a {config.get('tts_model_type')!r} checkpoint has no fine-tuned voice; give a run folder, "
+            "an adapter export or a custom_voice export"
+        )
+    speakers = sorted((config.get("talker_config") or {}).get("spk_id") or {})
+    if speaker is None:
+        if len(speakers) != 1:
+            raise UserError(f"{path}: has speakers {speakers}; pick one with --speaker")
+        speaker = speakers[0]
+    tts = load_qwen3_tts(str(path), "float32", "sdpa", device)
+    notes = [f"lora_scale {meta['lora_scale']:g} is merged into this export"] if "lora_scale" in meta else []
+    return OpenedVoice(tts, Voice(speaker=speaker), UNSCALED, False, bool(meta.get("language_tag")), notes)

@@ -1,0 +1,135 @@
+"""EvalSuite: after each validation epoch, speak the held-out sentences at several LoRA strengths and measure.
+
+Per (epoch, lora_scale) cell: one synthesis per sentence (fixed seeds), then ASR WER, speaker similarity, VAD speech
+rate against the real recording, and runaway generations on that same audio. Rank 0 does the work (the judges load
+once per run); the numbers are broadcast so every rank logs the same values. Outputs in the run folder:
+the evaluation rows, the synthesized audio, the chosen cell and the listening report (``runs``); metrics ``val/wer``,
+``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail`` and ``val/score`` (this epoch's best scale; monitor
+``val/score`` with mode max), ``val/best_scale`` and the same per scale under ``val_scale/NAME@S``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
+from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.evaluation.publish import publish
+from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
+from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+LOGGED = ("wer", "spk_sim", "rate_ratio", "eos_fail")
+DEFAULTS = EvalSettings()
+
+
+class EvalSuite(L.Callback):
+    def __init__(
+        self,
+        scales: list[float] = list(DEFAULTS.scales),  # noqa: B006, B008 - jsonargparse shows list defaults
+        num_utterances: int = DEFAULTS.num_utterances,
+        heldout: str | None = DEFAULTS.heldout,
+        seed: int = DEFAULTS.seed,
+        every_n_epochs: int = DEFAULTS.every_n_epochs,
+        max_new_tokens: int | None = DEFAULTS.max_new_tokens,
+        judges: JudgeSettings = DEFAULTS.judges,
+        rule: SelectionRule = DEFAULTS.rule,
+        audio_samples_to_log: int = 2,
+    ) -> None:
+        """
+        Args:
+            scales: LoRA strengths to synthesize at (1.0 = as trained; 0 = the base model). A fully fine-tuned
+                model has no adapters to scale and is evaluated at 1.0 only.
+            num_utterances: Held-out sentences per cell (the first N of the manifest).
+            heldout: JSONL of held-out sentences with real recordings (text, audio[, id, language]); None: the
+                prepared dataset's val.jsonl.
+            seed: Sentence i is sampled with seed + i in every cell, so cells differ only by the weights.
+            every_n_epochs: Evaluate every N epochs (and always after the last one).
+            max_new_tokens: Frame cap of every generation; None: a generous cap from each text's length.
+            judges: ASR / speaker-similarity backends.
+            rule: How the best (epoch, scale) cell is picked.
+            audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
+        """
+        self.settings = EvalSettings(tuple(scales), num_utterances, heldout, seed, every_n_epochs, max_new_tokens,
+                                     judges, rule)  # fmt: skip
+        self.audio_samples_to_log = audio_samples_to_log
+        self._judges: Judges | None = None
+        self._real = None
+        self._train_started = 0.0
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._train_started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self._due(trainer):
+            return
+        train_seconds = time.perf_counter() - self._train_started if self._train_started else 0.0
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir: a collective under DDP
+        started = time.perf_counter()
+        summary = self._evaluate(trainer, pl_module, run_dir) if trainer.is_global_zero else None
+        summary = trainer.strategy.broadcast(summary, src=0)
+        summary["eval_seconds"] = time.perf_counter() - started
+        self._log(pl_module, summary, train_seconds)
+
+    # ------------------------------------------------------------------ work (rank 0)
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        return (epoch + 1) % self.settings.every_n_epochs == 0 or last
+
+    def _heldout_manifest(self, trainer: L.Trainer) -> Path:
+        if self.settings.heldout is not None:
+            return Path(self.settings.heldout).expanduser()
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "root"):
+            raise UserError("EvalSuite: give `heldout` (a JSONL of sentences with real recordings)")
+        return Path(datamodule.root) / "val.jsonl"
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
+        if self._judges is None:  # once per run: judge models and the real recordings' measurements
+            self._judges = Judges(self.settings.judges)
+            items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
+            self._real = measure_real(items, self._judges, run_dir)
+        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
+        settings, epoch = self.settings, trainer.current_epoch
+        new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
+                                  settings.seed, settings.max_new_tokens, pl_module.xvector)  # fmt: skip
+        publish(run_dir, new_rows, settings.rule)
+        epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
+        self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"])
+        return {"cells": aggregate(new_rows), "best": epoch_best}
+
+    def _log_audio(self, trainer: L.Trainer, run_dir: Path, rows: list[dict], scale: float) -> None:
+        import soundfile as sf
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        chosen = [r for r in rows if r["lora_scale"] == scale][: self.audio_samples_to_log]
+        for logger in trainer.loggers:
+            if not isinstance(logger, TensorBoardLogger):
+                continue
+            for row in chosen:
+                wav, rate = sf.read(str(run_dir / row["wav"]), dtype="float32")
+                logger.experiment.add_audio(f"eval/{row['utt_id']}", torch.from_numpy(wav), trainer.current_epoch,
+                                            sample_rate=rate)  # fmt: skip
+
+    # ------------------------------------------------------------------ logging (every rank)
+
+    def _log(self, pl_module: L.LightningModule, summary: dict, train_seconds: float) -> None:
+        best = summary["best"]
+        metrics = best["metrics"]
+        values = {f"val/{name}": metrics[name] for name in LOGGED if metrics.get(name) is not None}
+        values |= {"val/score": best["score"], "val/best_scale": best["lora_scale"]}
+        for cell in summary["cells"]:
+            values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED if cell[n] is not None}
+        values |= {"time/eval_seconds": summary["eval_seconds"], "time/train_epoch_seconds": train_seconds}
+        for name, value in values.items():
+            pl_module.log(name, float(value), on_epoch=True, sync_dist=False, rank_zero_only=False)

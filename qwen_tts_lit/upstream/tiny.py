@@ -1,0 +1,294 @@
+"""A tiny Qwen3-TTS checkpoint in the official on-disk layout, with random weights from a fixed seed.
+
+It loads through ``qwen_tts.Qwen3TTSModel.from_pretrained`` offline, so the demo and every test run the real
+upstream classes. Shapes (docs/tiny_checkpoint.md): ``text_hidden_size`` (32) differs from the talker's
+``hidden_size`` (64) so ``text_projection`` is a real projection, as on the 0.6B model, and the code predictor is
+narrower than the talker so ``small_to_mtp_projection`` is real, as on the 1.7B model. Codec special ids are the
+real model's. The tiny checkpoint proves the pipeline, never voice quality: its decoder outputs near-silence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from qwen_tts_lit.cache import cache_root
+from qwen_tts_lit.upstream.compat import clean_saved_config, import_qwen_tts
+
+TINY_SEED = 1234
+STAMP_FILE = "qwen_tts_lit_tiny.json"  # marks a finished build; its content identifies the recipe
+
+# Real-model codec ids (the talker's codec vocabulary is 3072; codes 0..2047 are audio).
+CODEC_IDS = dict(
+    codec_pad_id=2148,
+    codec_bos_id=2149,
+    codec_eos_token_id=2150,
+    codec_think_id=2154,
+    codec_nothink_id=2155,
+    codec_think_bos_id=2156,
+    codec_think_eos_id=2157,
+)
+
+# Text special tokens, in id order 0..5, as the upstream prompt builder spells them.
+TEXT_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|tts_pad|>",
+    "<|tts_text_bos|>",
+    "<|tts_text_eod|>",
+)
+TEXT_VOCAB_SIZE = 512
+
+TALKER_CONFIG = dict(
+    vocab_size=3072,
+    text_vocab_size=TEXT_VOCAB_SIZE,
+    text_hidden_size=32,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2], "interleaved": True},
+    num_code_groups=16,
+    position_id_per_seconds=13,
+    codec_language_id={"english": 2050, "chinese": 2055},
+    spk_id={},
+    spk_is_dialect={},
+    code_predictor_config=dict(
+        vocab_size=2048,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        num_code_groups=16,
+    ),
+    **CODEC_IDS,
+)
+
+SPEAKER_ENCODER_CONFIG = dict(
+    mel_dim=128,  # fixed by upstream's mel front end
+    enc_dim=64,  # must equal the talker hidden size: the x-vector sits in the codec channel
+    enc_channels=[32, 32, 32, 32, 96],
+    enc_attention_channels=16,
+    enc_res2net_scale=4,
+    enc_se_channels=16,
+    sample_rate=24000,
+)
+
+# Mimi encoder (24 kHz -> 12.5 Hz frames) and the 12 Hz decoder, shrunk. prod(upsample_rates + upsampling_ratios)
+# must be 1920 = 24000 / 12.5, and Mimi's upsample_groups must divide its hidden size.
+SPEECH_TOKENIZER_CONFIG = dict(
+    encoder_config=dict(
+        hidden_size=32,
+        num_filters=8,
+        num_residual_layers=1,
+        upsampling_ratios=[8, 6, 5, 4],
+        kernel_size=7,
+        last_kernel_size=3,
+        residual_kernel_size=3,
+        dilation_growth_rate=2,
+        compress=2,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        codebook_size=2048,
+        codebook_dim=32,
+        vector_quantization_hidden_dimension=32,
+        num_quantizers=16,
+        num_semantic_quantizers=1,
+        upsample_groups=32,
+        frame_rate=12.5,
+        sliding_window=250,
+        sampling_rate=24000,
+        audio_channels=1,
+    ),
+    decoder_config=dict(
+        codebook_size=2048,
+        codebook_dim=32,
+        hidden_size=32,
+        latent_dim=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        num_quantizers=16,
+        upsample_rates=[8, 5, 4, 3],
+        upsampling_ratios=[2, 2],
+        decoder_dim=32,
+        sliding_window=72,
+    ),
+    encoder_valid_num_quantizers=16,
+    input_sample_rate=24000,
+    output_sample_rate=24000,
+    decode_upsample_rate=1920,
+    encode_downsample_rate=1920,
+)
+
+# Upstream's own generation defaults (generate_config.json of the released checkpoints).
+GENERATION_CONFIG = dict(
+    do_sample=True,
+    top_k=50,
+    top_p=1.0,
+    temperature=0.9,
+    repetition_penalty=1.05,
+    subtalker_dosample=True,
+    subtalker_top_k=50,
+    subtalker_top_p=1.0,
+    subtalker_temperature=0.9,
+    max_new_tokens=2048,
+)
+
+# The byte-level BPE is trained on these so common English pieces merge; any text still tokenizes byte by byte.
+TOKENIZER_TRAINING_TEXT = (
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+    "A journey of a thousand miles begins with a single step.",
+    "We measured the speech rate, the word error rate and the speaker similarity every epoch.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "It was a bright cold day in April, and the clocks were striking thirteen.",
+)
+
+
+class TinyDirError(ValueError):
+    """The target directory exists but does not hold a finished tiny checkpoint."""
+
+
+def recipe_fingerprint() -> str:
+    """Hash of everything that determines the tiny checkpoint, so a stale build is never mistaken for current."""
+    recipe = dict(
+        seed=TINY_SEED,
+        talker=TALKER_CONFIG,
+        speaker=SPEAKER_ENCODER_CONFIG,
+        speech=SPEECH_TOKENIZER_CONFIG,
+        generation=GENERATION_CONFIG,
+        text=TOKENIZER_TRAINING_TEXT,
+        specials=TEXT_SPECIAL_TOKENS,
+    )
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_finished_tiny(directory: Path) -> bool:
+    stamp = directory / STAMP_FILE
+    return stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == recipe_fingerprint()
+
+
+def build_text_tokenizer():
+    """A byte-level BPE wrapped as ``Qwen2TokenizerFast`` with upstream's special tokens at ids 0..5."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2TokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TEXT_VOCAB_SIZE - 16,
+        special_tokens=list(TEXT_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    # Upstream slices the prompt as 3 role tokens (<|im_start|> assistant \n) and a 5-token suffix, so "assistant"
+    # must merge into one token as it does in the real Qwen vocabulary: repeat it until BPE learns it.
+    bpe.train_from_iterator([*TOKENIZER_TRAINING_TEXT, *["assistant"] * 64], trainer=trainer)
+    return Qwen2TokenizerFast(
+        tokenizer_object=bpe,
+        bos_token=None,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        additional_special_tokens=list(TEXT_SPECIAL_TOKENS[1:]),
+    )
+
+
+def _randomise_codebooks(speech_model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Codebooks are zero-initialised upstream, which would encode every frame to code 0; fill them with noise."""
+    for name, tensor in speech_model.state_dict(keep_vars=True).items():
+        if name.endswith(("embed_sum", "embedding_sum")):
+            with torch.no_grad():
+                tensor.copy_(torch.randn(tensor.shape, generator=generator))
+
+
+def build_models():
+    """Return (Qwen3TTSForConditionalGeneration, Qwen3TTSTokenizerV2Model) with seeded random weights."""
+    import_qwen_tts()
+    from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
+    from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
+
+    config = Qwen3TTSConfig(
+        tts_model_type="base",  # only "base" builds a speaker encoder
+        tts_model_size="tiny",
+        tokenizer_type="qwen3_tts_tokenizer_12hz",
+        im_start_token_id=1,
+        im_end_token_id=2,
+        tts_pad_token_id=3,
+        tts_bos_token_id=4,
+        tts_eos_token_id=5,
+        talker_config=TALKER_CONFIG,
+        speaker_encoder_config=SPEAKER_ENCODER_CONFIG,
+    )
+    torch.manual_seed(TINY_SEED)
+    model = Qwen3TTSForConditionalGeneration(config).eval()
+    speech_model = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**SPEECH_TOKENIZER_CONFIG)).eval()
+    _randomise_codebooks(speech_model, torch.Generator().manual_seed(TINY_SEED))
+    return model, speech_model
+
+
+def _write_checkpoint(target: Path) -> None:
+    import_qwen_tts()
+    from qwen_tts.core.models import Qwen3TTSProcessor
+    from transformers import EncodecFeatureExtractor
+
+    model, speech_model = build_models()
+    model.save_pretrained(target)
+    clean_saved_config(target)
+    Qwen3TTSProcessor(tokenizer=build_text_tokenizer()).save_pretrained(target)
+    (target / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2) + "\n")
+    speech_dir = target / "speech_tokenizer"
+    speech_model.save_pretrained(speech_dir)
+    EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0).save_pretrained(speech_dir)
+    (target / STAMP_FILE).write_text(json.dumps({"recipe": recipe_fingerprint(), "seed": TINY_SEED}) + "\n")
+
+
+def make_tiny(directory: str | os.PathLike) -> Path:
+    """Build the tiny checkpoint into ``directory`` and return its path.
+
+    A finished build of the same recipe is left untouched (no-op). The checkpoint is written into a temporary
+    sibling folder and renamed into place, so an interrupted build never leaves a half-written ``directory``.
+    """
+    target = Path(directory).expanduser().resolve()
+    if is_finished_tiny(target):
+        return target
+    if target.exists() and any(target.iterdir()):
+        raise TinyDirError(f"{target}: exists and is not a finished tiny checkpoint of this version; remove it first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
+        _write_checkpoint(staging)
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not is_finished_tiny(target):  # another process finished the same build first: fine
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def default_tiny_dir() -> Path:
+    """Where the demo config keeps its tiny checkpoint (built on first use)."""
+    return cache_root() / f"tiny-{recipe_fingerprint()}"

@@ -1,0 +1,234 @@
+"""Every validation error: build the bad input, run the CLI, expect exit code 2, a message naming the file, line and
+field, and nothing written. These stop before the model weights load, so they run in-process and fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.prepare import DEMO_RAW, demo_rows, tone, write_jsonl, write_wav
+
+from qwen_tts_lit import cli
+
+
+def run_prepare(capsys, manifest: Path, output: Path, model: Path, *extra: str) -> tuple[int, str]:
+    code = cli.main(["prepare", "--input", str(manifest), "--output", str(output), "--model", str(model), *extra])
+    return code, capsys.readouterr().err
+
+
+def good(index: int) -> dict:
+    row = demo_rows()[index]
+    del row["ref_audio"]
+    return row
+
+
+# Each case: (name, bad row written at line 2 of a 3-row manifest, field named, words of the reason, extra CLI args).
+# A builder gets the tmp dir, so it can write the real (broken) audio file the row points to.
+CASES = [
+    ("missing_audio", lambda d: {"audio": "nope.wav", "text": "Hello there."}, "audio", "file not found", []),
+    ("missing_audio_field", lambda d: {"text": "Hello there."}, "audio", "missing", []),
+    (
+        "unreadable_audio",
+        lambda d: {"audio": str(_write(d / "garbage.wav", b"RIFF? not audio")), "text": "Hello there."},
+        "audio",
+        "cannot read",
+        [],
+    ),
+    ("empty_text", lambda d: {**good(5), "text": "  \t "}, "text", "empty transcript", []),
+    ("missing_text", lambda d: {"audio": good(5)["audio"]}, "text", "empty transcript", []),
+    ("only_tags", lambda d: {**good(5), "text": "<laugh> [breath] (applause)"}, "text", "no words left", []),
+    ("bad_type", lambda d: {**good(5), "text": 42}, "text", "must be a string", []),
+    ("unknown_field", lambda d: {**good(5), "transcript": "typo"}, "transcript", "unknown field", []),
+    ("bad_language", lambda d: {**good(5), "language": "Klingon"}, "language", "not supported", []),
+    ("bad_id", lambda d: {**good(5), "id": "../escape"}, "id", "not usable as a file name", []),
+    (
+        "too_short",
+        lambda d: {
+            "audio": str(write_wav(d / "short.wav", np.concatenate([np.zeros(24000), tone(0.2)]))),
+            "text": "Hi.",
+        },
+        "audio",
+        "too short",
+        [],
+    ),
+    (
+        "silent",
+        lambda d: {"audio": str(write_wav(d / "zeros.wav", np.zeros(48000))), "text": "Hi."},
+        "audio",
+        "silent",
+        [],
+    ),
+    (
+        "quiet_noise_only",
+        lambda d: {"audio": str(write_wav(d / "hiss.wav", tone(2.0, db=-60.0))), "text": "Hi."},
+        "audio",
+        "silent",
+        [],
+    ),
+    (
+        "nan_samples",
+        lambda d: {"audio": str(write_wav(d / "nan.wav", _with_nan(tone(1.0)), subtype="FLOAT")), "text": "Hi."},
+        "audio",
+        "NaN/inf",
+        [],
+    ),
+    (
+        "too_long",
+        lambda d: {"audio": str(write_wav(d / "long.wav", tone(7.0))), "text": "A long one."},
+        "audio",
+        "too long",
+        ["--max-seconds", "6", "--rate-outlier-factor", "0"],
+    ),
+    ("missing_ref_audio", lambda d: {**good(5), "ref_audio": "missing_ref.wav"}, "ref_audio", "file not found", []),
+]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _with_nan(audio: np.ndarray) -> np.ndarray:
+    audio = audio.copy()
+    audio[100] = np.nan
+    return audio
+
+
+@pytest.mark.parametrize(("name", "build", "field", "reason", "extra"), CASES, ids=[c[0] for c in CASES])
+def test_each_validation_error_exits_2_naming_the_row(tmp_path, capsys, tiny_dir, name, build, field, reason, extra):
+    manifest = write_jsonl(tmp_path / "raw" / "manifest.jsonl", [good(0), build(tmp_path / "raw"), good(1)])
+    output = tmp_path / "out"
+    code, err = run_prepare(capsys, manifest, output, tiny_dir, *extra)
+    assert code == 2, err
+    assert f"{manifest}:2: {field}: " in err and reason in err, err
+    assert ":1:" not in err and ":3:" not in err, err  # the good rows are not blamed
+    assert "nothing was written" in err
+    assert not output.exists()
+
+
+def test_jsonl_syntax_error_names_the_line(tmp_path, capsys, tiny_dir):
+    manifest = write_jsonl(tmp_path / "m.jsonl", [good(0), '{"audio": "a.wav", "text": }', "[1, 2]", good(1)])
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir)
+    assert code == 2
+    assert f"{manifest}:2: invalid JSON" in err and f"{manifest}:3: expected a JSON object" in err
+
+
+def test_duplicate_ids_name_both_rows(tmp_path, capsys, tiny_dir):
+    rows = [{**good(0), "id": "same"}, {**good(1), "id": "same"}]
+    manifest = write_jsonl(tmp_path / "m.jsonl", rows)
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir)
+    assert code == 2
+    assert f"{manifest}:2: id: duplicate id 'same' (also at {manifest}:1)" in err
+
+
+def test_derived_ids_collide_across_folders(tmp_path, capsys, tiny_dir):
+    a = write_wav(tmp_path / "a" / "clip.wav", tone(1.0))
+    b = write_wav(tmp_path / "b" / "clip.wav", tone(1.0))
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"audio": str(a), "text": "One."}, {"audio": str(b), "text": "Two."}])
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir)
+    assert code == 2 and f"{manifest}:2: id: duplicate id 'clip'" in err and "give rows an 'id'" in err
+
+
+def test_several_speakers_are_refused(tmp_path, capsys, tiny_dir):
+    rows = [{**good(0), "speaker": "ann"}, {**good(1), "speaker": "bob"}, {**good(2), "speaker": "ann"}]
+    manifest = write_jsonl(tmp_path / "m.jsonl", rows)
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir)
+    assert code == 2 and f"{manifest}:2: speaker: rows name 2 speakers (ann: 2 rows, bob: 1 rows)" in err
+
+
+def test_all_problems_are_reported_at_once(tmp_path, capsys, tiny_dir):
+    raw = tmp_path / "raw"
+    rows = [good(0)] + [build(raw) for _, build, *_ in CASES[:-2]] + ['{"broken": ']
+    manifest = write_jsonl(raw / "m.jsonl", rows)
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir)
+    assert code == 2
+    for line, (_, _, field, reason, _) in enumerate(CASES[:-2], start=2):
+        assert f"{manifest}:{line}: {field}: " in err and reason in err
+    assert f"{manifest}:{len(rows)}: invalid JSON" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_strict_turns_every_fix_into_an_error(tmp_path, capsys, tiny_dir):
+    rows = demo_rows()
+    manifest = write_jsonl(tmp_path / "m.jsonl", [rows[0], rows[3], rows[19], rows[36]])  # 16 kHz, tag, stereo, text
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir, "--strict")
+    assert code == 2 and "--strict" in err
+    assert f"{manifest}:1: audio: 16000 Hz, resampled to 24000 Hz" in err
+    assert f"{manifest}:2: text: removed non-speech tag(s) <laugh>" in err
+    assert f"{manifest}:3: audio: 2 channels, downmixed to mono" in err
+    assert f"{manifest}:4: text: normalised whitespace" in err and f"{manifest}:4: text: normalised Unicode" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_pairs_missing_their_partner(tmp_path, capsys, tiny_dir):
+    raw = tmp_path / "pairs"
+    write_wav(raw / "a.wav", tone(1.0))
+    (raw / "a.txt").write_text("Fine.\n")
+    write_wav(raw / "b.wav", tone(1.0))
+    (raw / "c.txt").write_text("No audio.\n")
+    (raw / "d.txt").write_text("   \n")
+    write_wav(raw / "d.wav", tone(1.0))
+    code, err = run_prepare(capsys, raw, tmp_path / "out", tiny_dir)
+    assert code == 2
+    assert f"{raw / 'b.wav'}: text: no transcript b.txt" in err
+    assert f"{raw / 'c.txt'}:1: audio: no audio file c" in err
+    assert f"{raw / 'd.txt'}:1: text: empty transcript" in err
+
+
+def test_ljspeech_bad_rows(tmp_path, capsys, tiny_dir):
+    raw = tmp_path / "lj"
+    write_wav(raw / "wavs" / "LJ001.wav", tone(1.0))
+    (raw / "metadata.csv").write_text("LJ001|Fine.|Fine.\nLJ002 has no columns\nLJ003|Missing audio.|Missing audio.\n")
+    code, err = run_prepare(capsys, raw, tmp_path / "out", tiny_dir)
+    assert code == 2
+    assert f"{raw / 'metadata.csv'}:2: expected id|text|normalized_text, got 1 column(s)" in err
+    assert f"{raw / 'metadata.csv'}:3: audio: file not found" in err
+
+
+def test_val_list_with_unknown_id(tmp_path, capsys, tiny_dir):
+    manifest = write_jsonl(tmp_path / "m.jsonl", [good(0), good(1)])
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("# held out\nutt_001\nutt_999\n")
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir, "--val-list", str(val_list))
+    assert code == 2 and f"{val_list}:3: id: 'utt_999' is not an id" in err
+
+
+def test_output_that_is_not_a_prepare_output_is_refused(tmp_path, capsys, tiny_dir):
+    manifest = write_jsonl(tmp_path / "m.jsonl", [good(0), good(1)])
+    output = tmp_path / "precious"
+    output.mkdir()
+    (output / "thesis.tex").write_text("do not delete")
+    code, err = run_prepare(capsys, manifest, output, tiny_dir)
+    assert code == 2 and f"{output}: --output: is not empty" in err
+    assert [p.name for p in output.iterdir()] == ["thesis.tex"]
+
+
+def test_a_checkpoint_without_speaker_encoder_is_refused(tmp_path, capsys, tiny_dir):
+    config = json.loads((tiny_dir / "config.json").read_text())
+    config["tts_model_type"] = "custom_voice"
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    (custom / "config.json").write_text(json.dumps(config))
+    manifest = write_jsonl(tmp_path / "m.jsonl", [good(0)])
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", custom)
+    assert code == 2 and "--model: is a 'custom_voice' checkpoint" in err
+
+
+def test_bad_options_and_missing_input(tmp_path, capsys, tiny_dir):
+    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--val-fraction", "1.5")
+    assert code == 2 and "--val-fraction: must be in [0, 1)" in err
+    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir)
+    assert code == 2 and f"{tmp_path / 'none.jsonl'}: input not found" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_manifest_has_no_errors_only_fixes(tmp_path, tiny_dir):
+    """The shipped corpus is dirty on purpose, but only with dirt that has a safe fix."""
+    from qwen_tts_lit.data.prepare.pipeline import PrepareOptions, check_input
+
+    plan = check_input(PrepareOptions(DEMO_RAW / "train_raw.jsonl", tmp_path / "out", str(tiny_dir), progress=False))
+    assert len(plan.clips) == 48 and plan.dropped == []
+    assert not (tmp_path / "out").exists()

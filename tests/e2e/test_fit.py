@@ -1,0 +1,121 @@
+"""``fit`` end to end, as a user runs it: subprocesses on the demo config, CPU, tiny checkpoint, shipped corpus."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.fit import latest_run, run_demo_fit
+
+pytestmark = pytest.mark.slow
+
+
+def _adapters(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _epoch_losses(run: Path, name: str) -> list[float]:
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    return [float(r[name]) for r in rows if r.get(name)]
+
+
+def test_demo_fit_from_an_empty_cache_builds_what_it_needs(demo_run: Path):
+    """As on a fresh clone: the tiny checkpoint is built and the corpus prepared on first use, into the cache."""
+    cache = demo_run.parents[2] / "first_use_cache"  # WORKDIR/runs/demo/version_0 -> WORKDIR/first_use_cache
+    assert list(cache.glob("tiny-*/config.json")) and list(cache.glob("prepared/*/train.jsonl"))
+
+
+def test_demo_fit_trains_and_writes_the_run_folder(demo_run: Path):
+    for name in ("config.yaml", "metrics.csv", "hparams.yaml", "speaker.safetensors"):
+        assert (demo_run / name).is_file(), name
+    saved = sorted(p.name for p in (demo_run / "checkpoints").glob("*.ckpt"))
+    assert saved == ["epoch=000.ckpt", "epoch=001.ckpt", "last.ckpt"]
+    assert list(demo_run.glob("events.out.tfevents.*"))  # TensorBoard beside the CSV, in the same folder
+
+    train, val = _epoch_losses(demo_run, "train/loss_epoch"), _epoch_losses(demo_run, "val/loss")
+    assert len(train) == len(val) == 2
+    assert train[1] < train[0] and val[1] < val[0], (train, val)
+    for metric in ("train/talker_loss_epoch", "train/sub_talker_loss_epoch", "train/padding_ratio", "lr-AdamW"):
+        assert _epoch_losses(demo_run, metric), metric
+
+
+def test_checkpoints_hold_only_the_adapters_and_the_xvector(demo_run: Path):
+    checkpoint = torch.load(demo_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    keys = list(checkpoint["state_dict"])
+    assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)
+    assert checkpoint["qwen_tts_lit"] == {"base_model": "tiny", "finetune": "lora"}
+    assert checkpoint["xvector"].ndim == 1 and checkpoint["optimizer_states"]
+    assert (demo_run / "checkpoints" / "last.ckpt").stat().st_size < 2_000_000  # the 21 MB base is not in it
+
+
+def test_killed_run_resumes_to_the_same_step_and_weights(demo_run: Path, fit_cache: Path, tmp_path: Path):
+    """SIGKILL in the middle of epoch 1, resume from last.ckpt: same final step and bit-identical adapters. Without
+    validation here and with it in the reference run, so it also proves that evaluation leaves training untouched."""
+    no_eval = ("--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0")
+    killed = run_demo_fit(
+        tmp_path, *no_eval, "--trainer.callbacks+=helpers.callbacks.KillAtStep", "--trainer.callbacks.step", "8",
+        cache=fit_cache, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    first = latest_run(tmp_path)
+    assert sorted(p.name for p in (first / "checkpoints").glob("*.ckpt")) == ["epoch=000.ckpt", "last.ckpt"]
+
+    run_demo_fit(tmp_path, *no_eval, "--ckpt_path", str(first / "checkpoints/last.ckpt"), cache=fit_cache)
+    resumed = torch.load(latest_run(tmp_path) / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    reference = torch.load(demo_run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == reference["global_step"] > 8
+    assert resumed["state_dict"].keys() == reference["state_dict"].keys()
+    for key, tensor in reference["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], tensor), key
+
+
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache: Path, tmp_path: Path):
+    """gloo DDP, 2 ranks x batch 2 x accumulate 1 == 1 rank x batch 2 x accumulate 2 (one epoch)."""
+    common = ("--trainer.max_epochs", "1", "--data.batch_size", "2")
+    run_demo_fit(tmp_path / "ddp", *common, "--trainer.devices", "2", "--trainer.strategy", "ddp",
+                 "--trainer.accumulate_grad_batches", "1", cache=fit_cache)  # fmt: skip
+    run_demo_fit(tmp_path / "single", *common, "--trainer.accumulate_grad_batches", "2", cache=fit_cache)
+    ddp = torch.load(latest_run(tmp_path / "ddp") / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    single = torch.load(latest_run(tmp_path / "single") / "checkpoints/last.ckpt", map_location="cpu",
+                        weights_only=False)  # fmt: skip
+    assert ddp["global_step"] == single["global_step"] > 0
+    ddp_run = latest_run(tmp_path / "ddp")  # EvalSuite ran on rank 0 while rank 1 waited for the broadcast
+    assert (ddp_run / "best.json").is_file() and (ddp_run / "eval" / "rows.jsonl").read_text().count("\n") == 6
+    for key, tensor in single["state_dict"].items():
+        torch.testing.assert_close(ddp["state_dict"][key], tensor, rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_nan_loss_stops_the_run_naming_step_and_utterances(fit_cache: Path, tmp_path: Path):
+    result = run_demo_fit(
+        tmp_path, "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0",
+        "--trainer.callbacks+=helpers.callbacks.PoisonWeightsAtStep", "--trainer.callbacks.step", "7",
+        cache=fit_cache, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert "loss is nan at global step 7" in message and "utterances in this batch: utt_" in message
+    run = latest_run(tmp_path)
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.ckpt")) == ["epoch=000.ckpt", "last.ckpt"]
+    good = _adapters(run / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(t).all() for t in good.values())
+
+
+def test_missing_prepared_dataset_fails_at_start(fit_cache: Path, tmp_path: Path):
+    result = run_demo_fit(tmp_path, "--data.raw", "null", "--data.prepared_dir", str(tmp_path / "nowhere"),
+                          cache=fit_cache, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "data.prepared_dir" in result.stderr and "nowhere holds no train.jsonl" in result.stderr
+    assert not (tmp_path / "runs").exists()  # refused before the trainer made a run folder
+
+
+def test_full_finetune_trains_checkpoints_the_talker_and_evaluates_at_scale_1(fit_cache: Path, tmp_path: Path):
+    overlay = Path(__file__).resolve().parents[2] / "configs" / "ablations" / "full_finetune.yaml"
+    run_demo_fit(tmp_path, "--config", str(overlay), "--trainer.max_epochs", "1", cache=fit_cache)
+    run = latest_run(tmp_path)
+    keys = _adapters(run / "checkpoints" / "last.ckpt").keys()
+    assert keys and all(k.startswith("tts.talker.") for k in keys)  # no speaker encoder, no codec
+    scales = {json.loads(line)["lora_scale"] for line in (run / "eval" / "rows.jsonl").read_text().splitlines()}
+    assert scales == {1.0}  # no adapters to scale

@@ -1,0 +1,58 @@
+"""`evaluate`: re-scoring a finished run reproduces what EvalSuite heard; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qwen_tts_lit.cli import main
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "eval" / "rows.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def run_copy(demo_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(demo_run, tmp_path / "run"))
+
+
+def test_rescoring_a_saved_epoch_reproduces_the_callbacks_audio_exactly(run_copy: Path, capsys):
+    before = {(r["epoch"], r["lora_scale"], r["utt_id"]): r for r in _rows(run_copy)}
+    audio_before = {r["wav"]: (run_copy / r["wav"]).read_bytes() for r in before.values() if r["epoch"] == 1}
+    assert main(["evaluate", "--run", str(run_copy), "--epochs", "1", "--scales", "0.5", "1.0"]) == 0
+    after = {(r["epoch"], r["lora_scale"], r["utt_id"]): r for r in _rows(run_copy)}
+    assert after.keys() == before.keys()
+    for key, row in after.items():
+        for field in ("frames", "hit_max_tokens", "hypothesis", "wer", "seed"):
+            assert row[field] == before[key][field], (key, field)
+    assert all((run_copy / wav).read_bytes() == data for wav, data in audio_before.items())
+    out = capsys.readouterr().out  # progress lines, then best.json's summary
+    best = json.loads(out[out.index("{\n") :])
+    assert best["epoch"] in (0, 1) and (run_copy / "report.html").is_file()
+
+
+def test_new_scales_are_added_beside_the_old_rows(run_copy: Path):
+    assert main(["evaluate", "--run", str(run_copy), "--epochs", "0", "--scales", "0.3", "--num-utterances", "1"]) == 0
+    rows = _rows(run_copy)
+    assert len([r for r in rows if r["lora_scale"] == 0.3]) == 1
+    assert len(rows) == 12 + 1
+    assert json.loads((run_copy / "best.json").read_text())["candidates"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--run", "/no/such/run"], "run folder not found"),
+        (["--epochs", "7"], "epoch 7 was not saved (saved epochs: 0, 1)"),
+        (["--scales", "3"], "EvalSuite.scales: 3.0: must be in [0, 2]"),
+        (["--heldout", "/no/such.jsonl"], "held-out manifest not found"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(run_copy: Path, capsys, args, message):
+    full = ["evaluate", "--run", str(run_copy), *args] if args[0] != "--run" else ["evaluate", *args]
+    assert main(full) == 2
+    assert message in capsys.readouterr().err

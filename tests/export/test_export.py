@@ -1,0 +1,322 @@
+"""``export`` from the demo run: official custom_voice round trip, PEFT adapter round trip, merge numerics, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.runs import copy_run, main
+from safetensors.torch import load_file
+
+from qwen_tts_lit.synthesis.presets import GREEDY
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+EPOCH, SCALE = 1, 0.5
+TEXTS = ["The morning train was late.", "She left her umbrella on the bus."]
+
+
+pytestmark = pytest.mark.usefixtures("run_cache")  # the runs' base model "tiny" resolves to the fit's cache
+
+
+@pytest.fixture(scope="module")
+def run(demo_run_copy: Path) -> Path:
+    return demo_run_copy
+
+
+@pytest.fixture(scope="module")
+def custom_voice(run: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "custom_voice"
+    assert (
+        main("export", "--run", run, "--epoch", EPOCH, "--lora-scale", SCALE, "--output", out, "--speaker-name", "demo")
+        == 0
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def adapter(run: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "adapter"
+    args = ("--epoch", EPOCH, "--lora-scale", SCALE, "--output", out, "--speaker-name", "demo", "--format", "adapter")
+    assert main("export", "--run", run, *args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(run: Path):
+    """The run's epoch as evaluation sees it: base + LoRA (unmerged) + x-vector."""
+    from qwen_tts_lit.runs.weights import load_run
+
+    return load_run(run, EPOCH)
+
+
+def _official(path: Path):
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+
+    return import_qwen_tts().Qwen3TTSModel.from_pretrained(str(path))
+
+
+# ------------------------------------------------------------------ custom_voice
+
+
+def test_custom_voice_has_the_official_layout(custom_voice: Path, loaded):
+    config = json.loads((custom_voice / "config.json").read_text())
+    assert config["tts_model_type"] == "custom_voice"
+    assert config["talker_config"]["spk_id"] == {"demo": 3000}
+    assert config["talker_config"]["spk_is_dialect"] == {"demo": False}
+    assert "model_type" not in config["speaker_encoder_config"]  # upstream's reload bug
+    weights = load_file(str(custom_voice / "model.safetensors"))
+    assert not any(k.startswith("speaker_encoder.") for k in weights)  # as upstream's export: not resumable
+    assert torch.equal(weights["talker.model.codec_embedding.weight"][3000], loaded.xvector)
+    generation = json.loads((custom_voice / "generation_config.json").read_text())
+    assert (generation["temperature"], generation["top_p"], generation["top_k"]) == (0.8, 0.85, 30)
+    assert generation["repetition_penalty"] == 1.05 and generation["max_new_tokens"] == 2048
+    for name in ("speech_tokenizer/config.json", "tokenizer_config.json", "README.md", "qwen_tts_lit.json"):
+        assert (custom_voice / name).is_file(), name
+    assert not (custom_voice / "qwen_tts_lit_tiny.json").exists()  # the export is not a tiny build
+    assert not list(custom_voice.parent.glob(".custom_voice.*"))  # no staging folder left behind
+
+
+def test_custom_voice_loads_and_speaks_with_the_official_api(custom_voice: Path):
+    tts = _official(custom_voice)
+    assert tts.model.tts_model_type == "custom_voice" and tts.model.speaker_encoder is None
+    assert tts.get_supported_speakers() == ["demo"]
+    torch.manual_seed(0)
+    wavs, rate = tts.generate_custom_voice(text="Hello there.", speaker="Demo", max_new_tokens=5)
+    assert rate == 24000 and len(wavs) == 1 and wavs[0].dtype.name == "float32" and 0 < len(wavs[0]) <= 4 * 1920
+
+
+def test_merged_at_scale_equals_unmerged_with_scale(custom_voice: Path, loaded):
+    from qwen_tts_lit.model.lora import adapters_at_scale
+
+    merged = _official(custom_voice).model
+    x = torch.randn(1, 12, merged.talker.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want_hidden = merged.talker.model(inputs_embeds=x).last_hidden_state
+        with adapters_at_scale(loaded.peft_model, SCALE):
+            got_hidden = loaded.tts.model.talker.model(inputs_embeds=x).last_hidden_state
+        at_one = loaded.tts.model.talker.model(inputs_embeds=x).last_hidden_state
+    torch.testing.assert_close(got_hidden, want_hidden, rtol=1e-5, atol=1e-5)
+    assert (at_one - want_hidden).abs().max() > 1e-3  # the scale matters: merged at 1.0 would fail above
+    torch.testing.assert_close(
+        merged.talker.codec_head(want_hidden), loaded.tts.model.talker.codec_head(got_hidden), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_custom_voice_speaks_like_the_run(custom_voice: Path, loaded):
+    """Speaker row 3000 + merged weights == x-vector prompt + adapters at the scale (greedy, same frames)."""
+    exported = Synthesizer(_official(custom_voice), Voice(speaker="demo"), preset=GREEDY)
+    run = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector), preset=GREEDY)
+    a = exported.synthesize(TEXTS, max_new_tokens=6)
+    b = run.synthesize(TEXTS, lora_scale=SCALE, max_new_tokens=6)
+    assert [u.codes.tolist() for u in a] == [u.codes.tolist() for u in b]
+
+
+def test_model_card_names_base_epoch_scale_data_and_command(custom_voice: Path, run: Path):
+    card = (custom_voice / "README.md").read_text()
+    for needle in ("`tiny`", "| epoch | 1 |", "0.5 (merged into the weights)", "min train", 'speaker="demo"'):
+        assert needle in card, needle
+    assert f"--run {run} --epoch 1 --lora-scale 0.5" in card
+    meta = json.loads((custom_voice / "qwen_tts_lit.json").read_text())
+    assert meta["format"] == "custom_voice" and meta["epoch"] == 1 and meta["lora_scale"] == 0.5
+    assert meta["data_minutes"]["train"] > 0  # found the demo's prepared report.json
+
+
+def test_keep_speaker_encoder_keeps_it_and_it_reloads_as_base(run: Path, tmp_path: Path, loaded):
+    out = tmp_path / "cv_keep"
+    args = ("--epoch", 0, "--output", out, "--speaker-name", "demo", "--keep-speaker-encoder")
+    assert main("export", "--run", run, *args) == 0
+    weights = load_file(str(out / "model.safetensors"))
+    base = loaded.tts.model.speaker_encoder.state_dict()
+    assert base and all(torch.equal(weights[f"speaker_encoder.{k}"], v) for k, v in base.items())
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+
+    again = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(out), tts_model_type="base")
+    assert again.model.speaker_encoder is not None  # fine-tunable again (upstream #222)
+
+
+# ------------------------------------------------------------------ adapter
+
+
+def test_adapter_reloads_with_peft_and_reproduces_the_run_exactly(adapter: Path, loaded):
+    from peft import PeftModel
+
+    from qwen_tts_lit.upstream.loading import load_qwen3_tts
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny" and (adapter / "adapter_model.safetensors").is_file()
+    meta = json.loads((adapter / "qwen_tts_lit.json").read_text())
+    assert meta["format"] == "adapter" and meta["lora_scale"] == 0.5 and meta["base_model"] == "tiny"
+
+    tts = load_qwen3_tts("tiny")
+    PeftModel.from_pretrained(tts.model, str(adapter))
+    xvector = load_file(str(adapter / "speaker.safetensors"))["xvector"]
+    assert torch.equal(xvector, loaded.xvector)
+    got = Synthesizer(tts, Voice(xvector=xvector)).synthesize(TEXTS, seeds=[5, 6], lora_scale=SCALE, max_new_tokens=6)
+    want = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector)).synthesize(
+        TEXTS, seeds=[5, 6], lora_scale=SCALE, max_new_tokens=6
+    )
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a.codes, b.codes) and (a.wav == b.wav).all()
+
+
+# ------------------------------------------------------------------ defaults from best.json
+
+
+def test_best_json_picks_epoch_scale_and_metrics(demo_run: Path, tmp_path: Path, capsys):
+    best = {"epoch": 0, "lora_scale": 0.35, "metrics": {"wer": 0.25, "spk_sim": 0.8}, "rule": {}}
+    run = copy_run(demo_run, tmp_path / "run", best=best)
+    out = tmp_path / "out"
+    assert main("export", "--run", run, "--output", out, "--speaker-name", "amy", "--format", "adapter") == 0
+    meta = json.loads((out / "qwen_tts_lit.json").read_text())
+    assert (meta["epoch"], meta["lora_scale"], meta["metrics"]) == (0, 0.35, best["metrics"])
+    assert meta["metrics_source"] == "best.json" and "| wer | 0.25 |" in (out / "README.md").read_text()
+    assert "epoch 0 from best.json" in capsys.readouterr().err
+
+
+def test_demo_run_exports_by_best_json_then_speaks(demo_run: Path, tmp_path: Path, capsys):
+    """The README path: a finished demo run (its EvalSuite wrote best.json) -> export -> synthesize -> wav."""
+    best = json.loads((demo_run / "best.json").read_text())
+    out = tmp_path / "voice"
+    assert main("export", "--run", demo_run, "--output", out, "--speaker-name", "demo") == 0
+    meta = json.loads((out / "qwen_tts_lit.json").read_text())
+    assert (meta["epoch"], meta["lora_scale"]) == (best["epoch"], best["lora_scale"])
+    assert meta["metrics"]["wer"] == best["metrics"]["wer"] and "Selection:" in (out / "README.md").read_text()
+    wav = tmp_path / "hello.wav"
+    args = ("--text", "Hello there. Bye.", "--max-new-tokens", 3, "--keep-runaway", "--output", wav)
+    assert main("synthesize", "--model", out, *args) == 0
+    assert wav.is_file() and "from best.json" in capsys.readouterr().err
+
+
+def test_metrics_of_another_cell_come_from_the_rows(tmp_path: Path):
+    from qwen_tts_lit.export.card import metrics_for
+    from qwen_tts_lit.runs.choice import Choice
+
+    rows = [
+        {"epoch": 1, "lora_scale": 0.5, "wer": w, "spk_sim": 0.5, "rate_ratio": 1.0, "hit_max_tokens": h}
+        for w, h in ((0.2, False), (0.4, True))
+    ]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    best = {"epoch": 0, "lora_scale": 0.5, "metrics": {"wer": 0.1}}
+    metrics, source = metrics_for(tmp_path, best, Choice(1, 0.5))
+    assert metrics["wer"] == pytest.approx(0.3) and metrics["eos_fail"] == 0.5 and metrics["n"] == 2
+    assert source == "eval/rows.jsonl (2 utterances)"
+    assert metrics_for(tmp_path, best, Choice(0, 0.5)) == ({"wer": 0.1}, "best.json")
+    assert metrics_for(tmp_path, best, Choice(2, 0.5)) == ({}, None)
+
+
+def test_full_finetune_run_exports_its_weights_and_has_no_adapter(run: Path, tmp_path: Path, capsys):
+    """A full-SFT checkpoint holds talker tensors (keys tts.talker...): they land in the export; no adapter format."""
+    full = copy_run(run, tmp_path / "full")
+    path = full / "checkpoints" / "epoch=000.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    head = torch.randn(3072, 64, generator=torch.Generator().manual_seed(1))
+    checkpoint["state_dict"] = {"tts.talker.codec_head.weight": head}
+    checkpoint["qwen_tts_lit"]["finetune"] = checkpoint["hyper_parameters"]["finetune"] = "full"
+    torch.save(checkpoint, path)
+    out = tmp_path / "out"
+    assert main("export", "--run", full, "--epoch", 0, "--output", out, "--speaker-name", "a") == 0
+    assert torch.equal(load_file(str(out / "model.safetensors"))["talker.codec_head.weight"], head)
+    args = ("--epoch", 0, "--output", tmp_path / "o2", "--speaker-name", "a")
+    assert "has no adapter" in _fails(capsys, "--run", full, *args, "--format", "adapter")
+    assert "no adapter strength" in _fails(capsys, "--run", full, *args, "--lora-scale", "0.5")
+
+
+def test_data_minutes_look_where_the_datamodule_prepares():
+    from qwen_tts_lit.data.datamodule import QwenTTSDataModule
+    from qwen_tts_lit.data.dataset import prepared_cache_dir
+
+    raw = str(Path(__file__).resolve().parents[2] / "data/demo/raw/train_raw.jsonl")
+    assert prepared_cache_dir(raw, "tiny") == QwenTTSDataModule(raw=raw, model="tiny").root
+
+
+# ------------------------------------------------------------------ bad input: exit 2, nothing written
+
+
+def _fails(capsys, *args) -> str:
+    assert main("export", *args) == 2
+    return capsys.readouterr().err
+
+
+def test_missing_run(tmp_path: Path, capsys):
+    err = _fails(capsys, "--run", tmp_path / "nope", "--output", tmp_path / "o", "--speaker-name", "a", "--epoch", 0)
+    assert "run folder not found" in err and not (tmp_path / "o").exists()
+
+
+def test_epoch_not_saved_lists_the_saved_ones(run: Path, tmp_path: Path, capsys):
+    err = _fails(capsys, "--run", run, "--epoch", 7, "--output", tmp_path / "o", "--speaker-name", "a")
+    assert "epoch 7 was not saved (saved epochs: 0, 1)" in err and not (tmp_path / "o").exists()
+
+
+def test_no_best_json_needs_an_epoch(run: Path, tmp_path: Path, capsys):
+    err = _fails(capsys, "--run", run, "--output", tmp_path / "o", "--speaker-name", "a")
+    assert "best.json: not found" in err and "--epoch N (saved epochs: 0, 1)" in err
+
+
+@pytest.mark.parametrize("scale", ["-1", "2.5"])
+def test_scale_out_of_range(run: Path, tmp_path: Path, capsys, scale: str):
+    err = _fails(
+        capsys, "--run", run, "--epoch", 0, "--lora-scale", scale, "--output", tmp_path / "o", "--speaker-name", "a"
+    )
+    assert f"--lora-scale {float(scale)}: must be in [0, 2]" in err
+
+
+def test_non_empty_output_needs_force(run: Path, tmp_path: Path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    err = _fails(capsys, "--run", run, "--epoch", 0, "--output", out, "--speaker-name", "a", "--format", "adapter")
+    assert "not empty; pass --force" in err and (out / "keep.txt").read_text() == "mine"
+    assert (
+        main(
+            "export",
+            "--run",
+            run,
+            "--epoch",
+            0,
+            "--output",
+            out,
+            "--speaker-name",
+            "a",
+            "--format",
+            "adapter",
+            "--force",
+        )
+        == 0
+    )
+    assert not (out / "keep.txt").exists() and (out / "adapter_config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no staging or old copy left
+
+
+def test_force_never_replaces_the_run_itself(run: Path, capsys):
+    err = _fails(capsys, "--run", run, "--epoch", 0, "--output", run.parent, "--speaker-name", "a", "--force")
+    assert "contains" in err and (run / "checkpoints").is_dir()
+
+
+@pytest.mark.parametrize("name", ["", "Amy", "a b", "-x"])
+def test_bad_speaker_name(run: Path, tmp_path: Path, capsys, name: str):
+    assert "--speaker-name" in _fails(
+        capsys, "--run", run, "--epoch", 0, "--output", tmp_path / "o", f"--speaker-name={name}"
+    )
+
+
+def test_keep_speaker_encoder_is_for_custom_voice_only(run: Path, tmp_path: Path, capsys):
+    args = ("--epoch", 0, "--output", tmp_path / "o", "--speaker-name", "a", "--format", "adapter")
+    assert "only for --format custom_voice" in _fails(capsys, "--run", run, *args, "--keep-speaker-encoder")
+
+
+def test_interrupted_export_leaves_nothing(run: Path, tmp_path: Path, monkeypatch):
+    import qwen_tts_lit.export.pipeline as export_module
+
+    def crash(loaded, out):
+        (out / "adapter_config.json").write_text("{")  # half written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "write_adapter", crash)
+    out = tmp_path / "o"
+    assert (
+        main("export", "--run", run, "--epoch", 0, "--output", out, "--speaker-name", "a", "--format", "adapter") == 1
+    )
+    assert list(tmp_path.iterdir()) == []

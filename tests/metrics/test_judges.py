@@ -1,0 +1,278 @@
+"""Evaluation metrics on real speech with known truths: the shipped held-out espeak-ng recordings, espeak-ng clips
+made here, sox tempo changes, silence and noise. Each judge model loads once per module. CPU, offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from qwen_tts_lit.metrics import (
+    ASR,
+    EmbeddingSimilarity,
+    ErrorRate,
+    SpeakerSimilarity,
+    SpeechDetector,
+    char_error_rate,
+    cosine_similarity,
+    eos_fail_rate,
+    error_rate,
+    mean_embedding,
+    rate_ratio,
+    word_error_rate,
+    words_per_second,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+HELDOUT = REPO / "data" / "demo"
+TEMPO = 1.5
+needs_espeak_sox = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox (apt)"
+)
+
+
+def read(path: Path) -> tuple[np.ndarray, int]:
+    wav, sr = sf.read(str(path), dtype="float32")
+    return wav, sr
+
+
+@pytest.fixture(scope="module")
+def heldout() -> list[dict]:
+    """The 8 clean 24 kHz held-out recordings (espeak-ng en-us, 175 wpm) with their texts."""
+    rows = [json.loads(line) for line in (HELDOUT / "heldout.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["wav"], row["sr"] = read(HELDOUT / row["audio"])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def asr() -> ASR:
+    return ASR()  # bundled faster-whisper tiny.en, int8, beam 5
+
+
+@pytest.fixture(scope="module")
+def speaker() -> SpeakerSimilarity:
+    return SpeakerSimilarity()
+
+
+@pytest.fixture(scope="module")
+def vad() -> SpeechDetector:
+    return SpeechDetector()
+
+
+@pytest.fixture(scope="module")
+def other_voice(heldout: list[dict], tmp_path_factory: pytest.TempPathFactory) -> list[tuple[np.ndarray, int]]:
+    """Held-out sentences 5-8 in a different espeak-ng voice (British female variant, higher pitch)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng (apt)")
+    out = tmp_path_factory.mktemp("other_voice")
+    clips = []
+    for row in heldout[4:]:
+        path = out / f"{row['id']}.wav"
+        voice = ["-v", "en-gb+f3", "-p", "80", "-s", "175"]
+        subprocess.run(["espeak-ng", *voice, "-w", str(path), row["text"]], check=True)
+        clips.append(read(path))
+    return clips
+
+
+# ------------------------------------------------------------------------------------------------- WER / CER
+
+
+@pytest.mark.parametrize(
+    ("ref", "hyp", "wer"),
+    [
+        ("The cat sat.", "the cat sat", 0.0),
+        ("the cat sat", "the dog sat", 1 / 3),
+        ("the cat sat", "the sat", 1 / 3),
+        ("the cat sat", "oh the cat sat down today", 1.0),  # 3 insertions: WER is not capped at 1
+        ("the cat sat", "", 1.0),
+        ("I have 2 cats", "i have two cats", 0.0),
+        ("", "", 0.0),
+        ("...", "hello", 1.0),  # empty reference after normalisation: anything heard is all wrong
+    ],
+)
+def test_word_error_rate(ref: str, hyp: str, wer: float) -> None:
+    assert word_error_rate(ref, hyp) == pytest.approx(wer)
+
+
+def test_char_error_rate_chinese() -> None:
+    assert char_error_rate("我们去北京。", "我们去南京", "zh") == pytest.approx(1 / 5)
+    assert char_error_rate("我们去北京", "我 们 去 北 京", "zh") == 0.0  # ASR spacing of CJK is not an error
+    assert char_error_rate("我们去北京", "", "zh") == 1.0
+    assert error_rate("我们去北京", "我们去南京", "Chinese") == pytest.approx(1 / 5)  # zh is scored by characters
+    assert error_rate("the cat sat", "the dog sat", "en") == pytest.approx(1 / 3)
+
+
+def test_error_rate_metric_averages_and_merges_like_ddp() -> None:
+    refs = ["the cat sat", "a b c d e f g h i j", "one two", "red green blue"]
+    hyps = ["the dog sat", "a b c d e f g h i j", "", "red green blue"]
+    per_utt = [word_error_rate(r, h) for r, h in zip(refs, hyps, strict=True)]  # 1/3, 0, 1, 0
+
+    metric = ErrorRate()
+    metric.update(refs[:2], hyps[:2])
+    metric.update(refs[2:], hyps[2:])  # two batches
+    assert metric.compute().item() == pytest.approx(np.mean(per_utt))
+    corpus = ErrorRate(average="corpus")
+    corpus.update(refs, hyps)
+    assert corpus.compute().item() == pytest.approx(3 / 18)  # 1 + 2 errors over 3 + 10 + 2 + 3 words
+
+    # Two "ranks" holding half the utterances each, reduced with the states' sum: the same as one rank with all.
+    rank0, rank1 = ErrorRate(average="corpus"), ErrorRate(average="corpus")
+    rank0.update(refs[:2], hyps[:2])
+    rank1.update(refs[2:], hyps[2:])
+    rank0.merge_state(rank1)
+    assert rank0.compute().item() == pytest.approx(3 / 18)
+
+    cer = ErrorRate(unit="char", language="zh")
+    cer.update(["我们去北京"], ["我们去南京"])
+    assert cer.compute().item() == pytest.approx(0.2)
+
+
+def test_asr_transcribes_real_recordings_with_low_wer(asr: ASR, heldout: list[dict]) -> None:
+    # Measured with tiny.en (int8, beam 5): 6 of 8 exact; "orange juice" -> "our introduce", "a warm" -> "her warm";
+    # mean per-utterance WER 0.051, corpus WER 3/58 = 0.052. A broken resampler or decoder gives WER near 1.
+    hyps = [asr.transcribe(row["wav"], row["sr"]) for row in heldout]
+    wers = [word_error_rate(row["text"], hyp) for row, hyp in zip(heldout, hyps, strict=True)]
+    assert all(hyps), hyps
+    assert np.mean(wers) <= 0.10, list(zip(hyps, wers, strict=True))
+    assert sum(w == 0.0 for w in wers) >= 5
+
+
+def test_asr_hears_nothing_in_silence(asr: ASR, heldout: list[dict]) -> None:
+    hyp = asr.transcribe(np.zeros(2 * 24000, dtype=np.float32), 24000)
+    assert hyp == ""
+    assert word_error_rate(heldout[0]["text"], hyp) == 1.0
+
+
+def test_asr_accepts_other_rates_and_int16(asr: ASR, heldout: list[dict]) -> None:
+    row = heldout[0]  # "The garden looks lovely after the rain."
+    pcm16 = (row["wav"] * 32767).astype(np.int16)
+    assert word_error_rate(row["text"], asr.transcribe(pcm16, row["sr"])) == 0.0
+    import soxr
+
+    wav44 = soxr.resample(row["wav"], row["sr"], 44100)
+    assert word_error_rate(row["text"], asr.transcribe(wav44, 44100)) == 0.0
+
+
+# ------------------------------------------------------------------------------------------------- speaker similarity
+
+
+def test_cosine_similarity() -> None:
+    assert cosine_similarity([1, 0], [1, 0]) == pytest.approx(1.0)
+    assert cosine_similarity([1, 0], [0, 2]) == pytest.approx(0.0)
+    assert cosine_similarity([1, 1], torch.tensor([-2.0, -2.0], dtype=torch.bfloat16)) == pytest.approx(-1.0)
+    assert cosine_similarity([0, 0], [1, 0]) == 0.0
+    with pytest.raises(ValueError, match="sizes differ"):
+        cosine_similarity([1, 0], [1, 0, 0])
+
+
+def test_speaker_similarity_same_voice_beats_other_voice_beats_noise(
+    speaker: SpeakerSimilarity, heldout: list[dict], other_voice: list[tuple[np.ndarray, int]]
+) -> None:
+    # Measured: same voice (other sentences) 0.877 mean (0.860-0.903), other voice 0.809, white noise 0.543.
+    reference = mean_embedding([speaker.embed(row["wav"], row["sr"]) for row in heldout[:4]])
+    same = np.mean([speaker.similarity(row["wav"], row["sr"], reference) for row in heldout[4:]])
+    other = np.mean([speaker.similarity(wav, sr, reference) for wav, sr in other_voice])
+    noise = speaker.similarity(np.random.default_rng(0).normal(0, 0.1, 2 * 24000).astype(np.float32), 24000, reference)
+    assert same > other + 0.03 > noise + 0.03, (same, other, noise)
+    assert speaker.similarity(np.zeros(24000, dtype=np.float32), 24000, reference) == 0.0
+
+
+def test_embedding_similarity_wraps_any_encoder(heldout: list[dict]) -> None:
+    seen = []
+
+    def spectrum(wav: np.ndarray, sr: int) -> torch.Tensor:  # a stand-in encoder: band energies, as a torch tensor
+        seen.append((wav.dtype, sr))
+        bands = np.abs(np.fft.rfft(wav, n=4096))[:2048].reshape(64, 32).mean(axis=1)
+        return torch.from_numpy(bands)
+
+    judge = EmbeddingSimilarity(spectrum, sample_rate=24000)
+    row = heldout[0]
+    reference = judge.embed(row["wav"], row["sr"])
+    assert judge.similarity(row["wav"], row["sr"], reference) == pytest.approx(1.0)
+    import soxr
+
+    assert judge.similarity(soxr.resample(row["wav"], 24000, 16000), 16000, reference) > 0.99  # resampled to 24 kHz
+    assert judge.similarity(np.zeros(16000, dtype=np.float32), 16000, reference) == 0.0
+    assert set(seen) == {(np.dtype(np.float32), 24000)}
+
+
+def test_embedding_similarity_with_the_models_own_speaker_encoder(tiny_model, heldout: list[dict]) -> None:
+    """The callable the EvalSuite passes: qwen_tts's extract_speaker_embedding (24 kHz float32 in, tensor out)."""
+    judge = EmbeddingSimilarity(tiny_model.model.extract_speaker_embedding, sample_rate=24000)
+    reference = judge.embed(heldout[0]["wav"], heldout[0]["sr"])
+    assert reference.ndim == 1 and np.isfinite(reference).all() and np.linalg.norm(reference) > 0
+    assert judge.similarity(heldout[0]["wav"], heldout[0]["sr"], reference) == pytest.approx(1.0, abs=1e-5)
+    assert -1.0 <= judge.similarity(heldout[1]["wav"], heldout[1]["sr"], reference) <= 1.0
+
+
+# ------------------------------------------------------------------------------------------------- speech rate
+
+
+def test_vad_ignores_leading_and_trailing_silence(vad: SpeechDetector, heldout: list[dict]) -> None:
+    wav, sr = heldout[0]["wav"], heldout[0]["sr"]
+    speech = vad.speech_seconds(wav, sr)
+    padded = np.concatenate([np.zeros(sr, np.float32), wav, np.zeros(2 * sr, np.float32)])
+    assert 1.5 < speech <= len(wav) / sr
+    assert vad.speech_seconds(padded, sr) == pytest.approx(speech, abs=0.05)
+    assert vad.speech_seconds(np.zeros(2 * sr, np.float32), sr) == 0.0
+
+
+THREADS_AFTER_VAD = """
+import sys, numpy as np, torch
+torch.set_num_threads(2)
+if sys.argv[1] == "detector":
+    from qwen_tts_lit.metrics import SpeechDetector
+    SpeechDetector().speech_seconds(np.zeros(16000, np.float32), 16000)
+else:
+    import silero_vad  # noqa: F401
+print(torch.get_num_threads())
+"""
+
+
+@pytest.mark.parametrize(("how", "threads"), [("detector", "2"), ("plain_import", "1")])
+def test_the_vad_leaves_torchs_thread_count_alone(how: str, threads: str) -> None:
+    """silero-vad's module sets torch.set_num_threads(1) on import (the plain-import case shows the test can see it);
+    a training run that evaluated once then trained on one thread, and resume stopped being bit-exact."""
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", THREADS_AFTER_VAD, how], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-1] == threads
+
+
+@needs_espeak_sox
+def test_rate_ratio_of_a_faster_clip(vad: SpeechDetector, heldout: list[dict], tmp_path: Path) -> None:
+    # Measured (sox tempo 1.5, expected 1/1.5 = 0.667): per clip 0.614-0.672, mean 0.647; tolerance 0.07 per clip.
+    ratios = []
+    for row in heldout:
+        fast = tmp_path / f"{row['id']}_fast.wav"
+        subprocess.run(["sox", str(HELDOUT / row["audio"]), str(fast), "tempo", str(TEMPO)], check=True)
+        fast_wav, sr = read(fast)
+        ratios.append(rate_ratio(vad.speech_seconds(fast_wav, sr), vad.speech_seconds(row["wav"], row["sr"])))
+    assert np.allclose(ratios, 1 / TEMPO, atol=0.07), ratios
+    assert np.mean(ratios) == pytest.approx(1 / TEMPO, abs=0.04)
+    assert rate_ratio(vad.speech_seconds(heldout[0]["wav"], 24000), vad.speech_seconds(heldout[0]["wav"], 24000)) == 1.0
+
+
+def test_rate_ratio_and_words_per_second_edges() -> None:
+    assert rate_ratio(3.0, 2.0) == 1.5
+    assert rate_ratio(0.0, 2.0) == 0.0  # silent synthesis: a ratio that fails any tolerance, not NaN
+    with pytest.raises(ValueError, match="no detected speech"):
+        rate_ratio(1.0, 0.0)
+    assert words_per_second("The cat sat on 2 mats.", 2.0) == 3.0  # "two" is a spoken word
+    assert words_per_second("我们去北京", 2.5, "zh") == 2.0  # one per character
+    assert words_per_second("The cat sat.", 0.0) == 0.0
+
+
+def test_eos_fail_rate() -> None:
+    assert eos_fail_rate([False, False, True, False]) == 0.25
+    assert eos_fail_rate(np.array([True, True])) == 1.0
+    assert eos_fail_rate([False]) == 0.0
+    with pytest.raises(ValueError):
+        eos_fail_rate([])

@@ -1,0 +1,105 @@
+"""The proof that the training step is the step ``generate`` takes (docs/upstream_layout.md, docs/upstream_bugs.md).
+
+Greedy ``generate`` on the tiny checkpoint -> its frames become a training batch -> the corrected teacher-forced
+forward must reproduce every generated code: group 0 from the talker logits, groups 1..15 from the sub-talker.
+Each upstream bug, switched back on, must break that.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequences, layout_utterance
+from qwen_tts_lit.model.step import StepFixes, training_step_losses
+
+TEXTS = ("Hello there.", "A journey of a thousand miles begins.", "Call Stella, please.")
+MAX_FRAMES = (9, 14, 6)  # different lengths so the batch of 3 is padded
+
+
+def _prompt_ids(model, text: str) -> list[int]:
+    return model.processor.tokenizer(assistant_prompt(text))["input_ids"]
+
+
+def _greedy_frames(model, text: str, xvector: torch.Tensor, max_frames: int) -> torch.Tensor:
+    prompt = dict(ref_code=[None], ref_spk_embedding=[xvector], x_vector_only_mode=[True], icl_mode=[False])
+    codes, _ = model.model.generate(
+        input_ids=[torch.tensor([_prompt_ids(model, text)])],
+        voice_clone_prompt=prompt,
+        languages=["auto"],
+        non_streaming_mode=True,
+        max_new_tokens=max_frames,
+        do_sample=False,
+        subtalker_dosample=False,
+        repetition_penalty=1.0,
+    )
+    return codes[0]  # (N, 16)
+
+
+@pytest.fixture(scope="module")
+def generated(tiny_model):
+    torch.manual_seed(0)
+    xvectors = torch.randn(len(TEXTS), tiny_model.model.config.talker_config.hidden_size)
+    frames = [_greedy_frames(tiny_model, t, x, n) for t, x, n in zip(TEXTS, xvectors, MAX_FRAMES, strict=True)]
+    return xvectors, frames
+
+
+def _batch(model, xvectors, frames, which):
+    special = SpecialIds.from_config(model.model.config)
+    sequences = [layout_utterance(_prompt_ids(model, TEXTS[i]), frames[i], special) for i in which]
+    return collate_sequences(sequences, xvectors[list(which)])
+
+
+def _suppressed_argmax(logits: torch.Tensor, config) -> torch.Tensor:
+    """Argmax under generate's suppress mask: the top 1024 codec ids are banned, except codec_eos."""
+    talker = config.talker_config
+    banned = torch.zeros(logits.shape[-1], dtype=torch.bool)
+    banned[talker.vocab_size - 1024 :] = True
+    banned[talker.codec_eos_token_id] = False
+    return logits.masked_fill(banned, float("-inf")).argmax(-1)
+
+
+def reproduction_rates(model, xvectors, frames, which, fixes: StepFixes) -> tuple[float, float]:
+    """Share of generated group-0 codes and of groups 1..15 that the teacher-forced forward predicts."""
+    batch = _batch(model, xvectors, frames, which)
+    with torch.no_grad():
+        out = training_step_losses(model.model.talker, batch, fixes)
+    shift = 1 if fixes.talker_shift else 2
+    predicted = _suppressed_argmax(out.talker_logits[:, :-shift], model.model.config)
+    targets = batch.frame_mask[:, shift:]  # only the frames: greedy tiny models never stop, so no real EOS
+    group0 = (predicted[targets] == batch.codes[:, shift:, 0][targets]).float().mean().item()
+    sub_predicted = out.sub_talker_logits.argmax(-1)
+    sub_targets = out.sub_talker_targets if fixes.sub_talker_shift else out.sub_talker_targets[:, 1:]
+    groups = (sub_predicted[:, : sub_targets.shape[1]] == sub_targets).float().mean().item()
+    return group0, groups
+
+
+@pytest.mark.parametrize("which", [(0,), (1,), (0, 1, 2)], ids=["b1", "b1-long", "b3-padded"])
+def test_corrected_step_reproduces_generate_exactly(tiny_model, generated, which):
+    xvectors, frames = generated
+    assert len({len(f) for f in frames}) == len(frames)  # distinct lengths: the batch of 3 is really padded
+    assert reproduction_rates(tiny_model, xvectors, frames, which, StepFixes()) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "bug, breaks",
+    [
+        (StepFixes(talker_shift=False), "group0"),
+        (StepFixes(sub_talker_alignment=False), "groups"),
+        (StepFixes(sub_talker_shift=False), "groups"),
+    ],
+    ids=["talker_shift", "sub_talker_alignment", "sub_talker_shift"],
+)
+def test_each_upstream_bug_breaks_consistency(tiny_model, generated, bug, breaks):
+    xvectors, frames = generated
+    group0, groups = reproduction_rates(tiny_model, xvectors, frames, (0, 1, 2), bug)
+    rate = {"group0": group0, "groups": groups}[breaks]
+    assert rate < 0.7, f"{bug} still reproduces {rate:.0%} of the generated codes"
+
+
+def test_upstream_text_embedding_crashes_when_widths_differ(tiny_model, generated):
+    """On 0.6B (and the tiny model) text_hidden != hidden: upstream's unprojected text embedding cannot be added."""
+    xvectors, frames = generated
+    batch = _batch(tiny_model, xvectors, frames, (0,))
+    with pytest.raises(RuntimeError, match="must match"):
+        training_step_losses(tiny_model.model.talker, batch, StepFixes(text_projection=False))

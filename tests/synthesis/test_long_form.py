@@ -1,0 +1,245 @@
+"""``synthesize``: chunking and joining (pure), the runaway retry policy, and the command on a run and on exports."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers.runs import copy_run, main
+
+from qwen_tts_lit.synthesis.chunking import join_with_pauses, paragraphs, split_text
+from qwen_tts_lit.synthesis.long_form import RunawayError, join_chunks, speak_chunks, synthesize_to_wav
+from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
+from qwen_tts_lit.synthesis.request import SynthesizeRequest
+from qwen_tts_lit.synthesis.synthesizer import Utterance
+
+LONG = (
+    "The morning train was twelve minutes late. She left her umbrella on the bus! "
+    "Please close the window before it rains? We measured everything, twice."
+)
+
+# ------------------------------------------------------------------ chunking (pure)
+
+
+@pytest.mark.parametrize("max_chars", [1, 7, 20, 45, 80, 1000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        LONG,
+        "今天天气很好。我们去公园吧！好的，走吧。",
+        "No punctuation at all just a long run of words that keeps going and going",
+        "x" * 53,
+        "  Spaces\tand\nnew lines.\n\nA second paragraph.  ",
+    ],
+)
+def test_chunks_fit_and_lose_nothing(text: str, max_chars: int):
+    chunks = split_text(text, max_chars)
+    assert chunks and all(0 < len(c) <= max_chars and c == c.strip() for c in chunks)
+    assert "".join(chunks).replace(" ", "") == re.sub(r"\s+", "", text)  # only whitespace changes
+
+
+def test_chunks_end_at_sentences_when_they_can():
+    assert split_text(LONG, 80) == [
+        "The morning train was twelve minutes late. She left her umbrella on the bus!",
+        "Please close the window before it rains? We measured everything, twice.",
+    ]
+    assert split_text(LONG, 1000) == [LONG]
+    assert split_text("今天天气很好。我们去公园吧！好的，走吧。", 8) == [
+        "今天天气很好。",
+        "我们去公园吧！",
+        "好的，走吧。",
+    ]
+    assert split_text('He said "stop." Then left.', 16) == ['He said "stop."', "Then left."]  # quote stays
+    assert split_text("Pi is 3.14 today. Yes.", 18) == ["Pi is 3.14 today.", "Yes."]  # no cut inside a number
+
+
+def test_long_sentences_cut_at_clauses_then_spaces():
+    assert split_text("First part, second part, third part.", 25) == ["First part, second part,", "third part."]
+    assert split_text("aaaa bbbb cccc", 9) == ["aaaa bbbb", "cccc"]
+
+
+def test_paragraphs_always_end_a_chunk():
+    assert paragraphs("One.\n\n  \nTwo\nlines.") == ["One.", "Two lines."]
+    assert split_text("One.\n\nTwo.", 100) == ["One.", "Two."]
+    assert split_text(" \n\t ") == []
+    with pytest.raises(ValueError):
+        split_text("x", 0)
+
+
+def test_join_with_pauses():
+    a, b, c = (np.full(n, v, dtype=np.float32) for n, v in ((3, 1.0), (2, 2.0), (1, 3.0)))
+    joined = join_with_pauses([a, b, c], 4)
+    assert joined.tolist() == [1, 1, 1, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3] and joined.dtype == np.float32
+    assert len(join_with_pauses([a], 4)) == 3 and len(join_with_pauses([], 4)) == 0
+
+
+# ------------------------------------------------------------------ retry policy (a scripted synthesizer)
+
+
+class Scripted:
+    """Stands in for Synthesizer: runs away (hits the cap) for the given (text, seed) pairs."""
+
+    def __init__(self, runaway: set[tuple[str, int]]) -> None:
+        self.runaway, self.calls = runaway, []
+
+    def synthesize(self, texts, seeds, lora_scale=1.0, max_new_tokens=None):
+        (text,), (seed,) = texts, seeds
+        self.calls.append((text, seed, lora_scale))
+        hit = (text, seed) in self.runaway
+        frames = 4 if hit else 2
+        wav = np.full(frames * 1920, seed, dtype=np.float32)
+        return [Utterance(text, seed, wav, torch.zeros(frames, 16), frames, 4, hit, 0.1)]
+
+
+def test_every_chunk_starts_with_the_same_seed_and_a_runaway_is_retried():
+    synth = Scripted({("b", 42)})
+    results = speak_chunks(synth, ["a", "b", "c"], seed=42, lora_scale=0.3)
+    assert synth.calls == [("a", 42, 0.3), ("b", 42, 0.3), ("b", 43, 0.3), ("c", 42, 0.3)]
+    assert [r.kept.seed for r in results] == [42, 43, 42] and not any(r.kept.hit_max_tokens for r in results)
+    assert results[1].attempts == [(42, 4, True), (43, 2, False)] and results[1].retried
+
+
+def test_all_retries_running_away_fails_unless_kept():
+    synth = Scripted({("b", 42), ("b", 43), ("b", 44)})
+    with pytest.raises(RunawayError, match=r"chunk 2 \('b'\): seeds \[42, 43, 44\] all reached 4 frames"):
+        speak_chunks(synth, ["a", "b"], seed=42, retries=2)
+    kept = speak_chunks(Scripted({("b", 42), ("b", 43)}), ["a", "b"], seed=42, retries=1, keep_runaway=True)
+    assert kept[1].kept.hit_max_tokens and kept[1].kept.seed == 43
+
+
+def test_joined_length_is_chunks_plus_pauses():
+    results = speak_chunks(Scripted(set()), ["a", "b", "c"], seed=1)
+    wav = join_chunks(results, pause_seconds=0.5)
+    assert len(wav) == sum(len(r.kept.wav) for r in results) + 2 * SAMPLE_RATE // 2
+
+
+# ------------------------------------------------------------------ the command on the tiny demo run
+
+
+pytestmark = pytest.mark.usefixtures("run_cache")  # the runs' base model "tiny" resolves to the fit's cache
+
+
+@pytest.fixture(scope="module")
+def run(demo_run_copy: Path) -> Path:
+    return demo_run_copy
+
+
+@pytest.fixture(scope="module")
+def exports(run: Path, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exports")
+    for fmt in ("custom_voice", "adapter"):
+        args = ("--epoch", 1, "--lora-scale", 0.5, "--output", root / fmt, "--speaker-name", "demo", "--format", fmt)
+        assert main("export", "--run", run, *args) == 0
+    return {"custom_voice": root / "custom_voice", "adapter": root / "adapter"}
+
+
+def _request(model: Path, output: Path, **changes) -> SynthesizeRequest:
+    # The tiny model's random weights rarely say EOS: small caps keep it fast, keep_runaway keeps its audio.
+    base = SynthesizeRequest(str(model), output, text=LONG, max_new_tokens=4, chunk_chars=45, keep_runaway=True,
+                             retries=0)  # fmt: skip
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize("kind", ["custom_voice", "adapter", "run"])
+def test_long_text_becomes_one_wav_of_chunks_plus_pauses(kind: str, exports, run: Path, tmp_path: Path):
+    model = run if kind == "run" else exports[kind]
+    extra = {"epoch": 1, "lora_scale": 0.5} if kind == "run" else {}
+    output, results = synthesize_to_wav(_request(model, tmp_path / "out.wav", **extra))
+    audio, rate = sf.read(output, dtype="float32")
+    assert rate == 24000 and audio.ndim == 1
+    assert [r.text for r in results] == split_text(LONG, 45) and len(results) == 4
+    assert len(audio) == sum(len(r.kept.wav) for r in results) + 3 * round(0.3 * 24000)
+    assert {r.kept.seed for r in results if not r.retried} <= {42}
+    assert list(tmp_path.iterdir()) == [output]  # no temporary file left
+
+
+def test_the_three_sources_speak_alike(exports, run: Path, tmp_path: Path):
+    """Run at 0.5, adapter at its recommended 0.5, custom_voice merged at 0.5: same first chunk frames."""
+    codes = []
+    for model, extra in (
+        (run, {"epoch": 1, "lora_scale": 0.5}),
+        (exports["adapter"], {}),
+        (exports["custom_voice"], {}),
+    ):
+        _, results = synthesize_to_wav(_request(model, tmp_path / "x.wav", text="Hello there.", **extra))
+        codes.append(results[0].kept.codes.tolist())
+    assert codes[0] == codes[1] == codes[2]
+
+
+def test_cli_writes_the_wav_and_reports_runaways(exports, tmp_path: Path, capsys):
+    out = tmp_path / "cli.wav"
+    args = ("--text", "Hello there. Bye now.", "--max-new-tokens", 3, "--retries", 1, "--keep-runaway")
+    assert main("synthesize", "--model", exports["custom_voice"], *args, "--output", out) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out) and sf.info(str(out)).samplerate == 24000
+    assert "lora_scale 0.5 is merged" in captured.err and "real-time factor" in captured.err
+
+
+def test_cli_runaway_after_retries_exits_1_and_writes_nothing(exports, tmp_path: Path, capsys):
+    out = tmp_path / "never.wav"
+    args = ("--text", "Hello there.", "--max-new-tokens", 1, "--retries", 1, "--seed", 3)
+    assert main("synthesize", "--model", exports["adapter"], *args, "--output", out) == 1
+    assert not out.exists()
+    assert "seeds [3, 4] all reached 1 frames" in capsys.readouterr().err
+
+
+def test_text_file_input(exports, tmp_path: Path):
+    text = tmp_path / "in.txt"
+    text.write_text("First paragraph.\n\nSecond one.", encoding="utf-8")
+    out = tmp_path / "f.wav"
+    args = ("--text-file", text, "--max-new-tokens", 2, "--keep-runaway", "--output", out, "--pause-seconds", 0)
+    assert main("synthesize", "--model", exports["adapter"], *args) == 0
+    assert sf.info(str(out)).frames == 2 * 2 * 1920  # two paragraphs = two chunks of 2 frames, no pause
+
+
+def test_run_with_best_json_needs_no_epoch(demo_run: Path, tmp_path: Path, capsys):
+    run = copy_run(demo_run, tmp_path / "run", best={"epoch": 0, "lora_scale": 0.5, "metrics": {}})
+    out = tmp_path / "b.wav"
+    assert (
+        main("synthesize", "--model", run, "--text", "Hi.", "--max-new-tokens", 2, "--keep-runaway", "--output", out)
+        == 0
+    )
+    assert "epoch 0 from best.json" in capsys.readouterr().err and out.is_file()
+
+
+# ------------------------------------------------------------------ bad input: exit 2, nothing written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--text", "   "), "the text is empty"),
+        (("--text", "Hi.", "--lora-scale", "-0.5"), "--lora-scale -0.5: must be in [0, 2]"),
+        (("--text", "Hi.", "--lora-scale", "3"), "--lora-scale 3.0: must be in [0, 2]"),
+        (("--text", "Hi.", "--max-new-tokens", "0"), "--max-new-tokens 0: must be >= 1"),
+        (("--text", "Hi.", "--chunk-chars", "0"), "--chunk-chars 0: must be >= 1"),
+    ],
+)
+def test_bad_text_and_numbers(exports, tmp_path: Path, capsys, args, message):
+    out = tmp_path / "o.wav"
+    assert main("synthesize", "--model", exports["adapter"], *args, "--output", out) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_bad_sources(exports, run: Path, tmp_path: Path, capsys):
+    out = tmp_path / "o.wav"
+    cases = [
+        (("--model", tmp_path / "nope", "--text", "Hi."), "folder not found"),
+        (("--model", run, "--text", "Hi."), "best.json: not found"),
+        (("--model", run, "--epoch", 9, "--text", "Hi."), "epoch 9 was not saved (saved epochs: 0, 1)"),
+        (("--model", exports["custom_voice"], "--text", "Hi.", "--lora-scale", 0.3), "has its scale merged in"),
+        (("--model", exports["adapter"], "--epoch", 1, "--text", "Hi."), "--epoch: only for a run folder"),
+        (("--model", exports["adapter"], "--text-file", tmp_path / "missing.txt"), "cannot read it"),
+        (("--model", tmp_path, "--text", "Hi."), "neither a run folder"),
+    ]
+    for args, message in cases:
+        assert main("synthesize", *args, "--output", out) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert main("synthesize", "--model", run, "--epoch", 1, "--text", "Hi.", "--output", tmp_path / "o.mp3") == 2
+    assert "give a .wav path" in capsys.readouterr().err
+    assert not out.exists()

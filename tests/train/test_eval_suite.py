@@ -1,0 +1,125 @@
+"""EvalSuite during the demo fit, the listening report in a real browser, and the evaluation plumbing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
+from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.evaluation.scoring import score_utterance
+from qwen_tts_lit.runs.records import merge_rows
+from qwen_tts_lit.synthesis.synthesizer import Utterance
+
+REPO = Path(__file__).resolve().parents[2]
+HELDOUT = REPO / "data" / "demo" / "heldout.jsonl"
+ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "seed", "wav", "real_wav", "hypothesis", "wer", "spk_sim",
+              "spk_sim_model", "rate_ratio", "words_per_second", "speech_seconds", "real_speech_seconds", "frames",
+              "real_frames", "max_new_tokens", "hit_max_tokens")  # fmt: skip
+
+
+def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
+    rows = [json.loads(line) for line in (demo_run / "eval" / "rows.jsonl").read_text().splitlines()]
+    cells = {(r["epoch"], r["lora_scale"]) for r in rows}
+    assert cells == {(0, 0.5), (0, 1.0), (1, 0.5), (1, 1.0)}  # demo: 2 scales, here 2 epochs
+    assert len(rows) == 4 * 3  # 3 held-out sentences per cell
+    for row in rows:
+        missing = [f for f in ROW_FIELDS if row.get(f) is None]
+        assert not missing, (row["utt_id"], missing)
+        assert (demo_run / row["wav"]).is_file() and (demo_run / row["real_wav"]).is_file()
+        assert 0 < row["frames"] <= row["max_new_tokens"]
+        assert row["hit_max_tokens"] == (row["frames"] == row["max_new_tokens"])
+    assert {r["seed"] for r in rows if r["epoch"] == 0} == {r["seed"] for r in rows if r["epoch"] == 1}
+
+    best = json.loads((demo_run / "best.json").read_text())
+    assert (best["epoch"], best["lora_scale"]) in cells
+    assert best["candidates"] == 4 and best["rule"]["primary"] == "wer"
+    assert all(best["metrics"][m] is not None for m in ("wer", "spk_sim", "rate_ratio", "eos_fail"))
+
+    metrics = list(csv.DictReader((demo_run / "metrics.csv").open()))
+    for name in ("val/wer", "val/spk_sim", "val/rate_ratio", "val/eos_fail", "val/score", "val_scale/wer@0.5",
+                 "time/eval_seconds"):  # fmt: skip
+        assert len([r for r in metrics if r.get(name)]) == 2, name
+
+
+def test_report_opens_in_headless_chromium_without_console_errors(demo_run: Path, tmp_path: Path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium package is not installed (CI installs it)")
+
+    def open_page(page: Path) -> tuple[str, list[str]]:
+        result = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        return result.stdout, [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+
+    broken = tmp_path / "broken.html"  # the check itself must see a console error when there is one
+    broken.write_text("<html><body><script>console.error('control'); missingFunction();</script></body></html>")
+    assert len(open_page(broken)[1]) == 2
+
+    dom, console = open_page(demo_run / "report.html")
+    assert console == []
+    assert "<svg" in dom and "Chosen: epoch" in dom
+    sources = re.findall(r'<audio[^>]*\ssrc="([^"]+)"', dom)
+    rows = (demo_run / "eval" / "rows.jsonl").read_text().splitlines()
+    assert len(sources) >= 2 * len(rows)  # every cell's sentences with their real recordings, plus the chosen cell
+    missing = [source for source in sources if not (demo_run / source).is_file()]
+    assert not missing
+
+
+@pytest.fixture(scope="module")
+def judges() -> Judges:
+    return Judges()
+
+
+def test_a_real_recording_scored_as_a_synthesis_matches_itself(judges: Judges):
+    """The plumbing, end to end on real speech: WER low, rate 1, same speaker, right frame counts."""
+    items = read_heldout(HELDOUT, limit=3)
+    real = measure_real(items, judges)
+    for item in items:
+        wav, rate = sf.read(str(item.audio), dtype="float32")
+        assert rate == 24000
+        frames = int(np.ceil(len(wav) / 1920))
+        utterance = Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0)
+        scores = score_utterance(item, utterance, judges, real)
+        assert scores["wer"] <= 0.2, scores["hypothesis"]
+        assert scores["rate_ratio"] == pytest.approx(1.0)
+        assert scores["spk_sim"] > 0.8
+        assert scores["real_frames"] == frames and scores["frames"] == frames
+
+
+def test_read_heldout_names_the_line_and_field(tmp_path: Path):
+    manifest = tmp_path / "h.jsonl"
+    manifest.write_text('{"text": "fine", "audio": "a.wav"}\n')
+    with pytest.raises(Exception, match=r"h.jsonl, line 1, field audio: .*a.wav not found"):
+        read_heldout(manifest)
+    manifest.write_text('{"text": "no audio field"}\n')
+    with pytest.raises(Exception, match=r"line 1: needs JSON with 'text' and 'audio'"):
+        read_heldout(manifest)
+
+
+def test_merge_rows_replaces_rescored_cells_only():
+    old = [{"epoch": 0, "lora_scale": 0.5, "utt_id": "a", "wer": 1.0}, {"epoch": 1, "lora_scale": 0.5, "utt_id": "a"}]
+    new = [{"epoch": 0, "lora_scale": 0.5, "utt_id": "a", "wer": 0.2}]
+    merged = merge_rows(old, new)
+    assert merged == [new[0], old[1]]
+
+
+def test_eval_suite_refuses_bad_scales_and_warns_on_an_uncapped_sweep():
+    from qwen_tts_lit.callbacks import EvalSuite
+
+    with pytest.raises(ValueError, match="scales"):
+        EvalSuite(scales=[0.3, 3.0])
+    with pytest.warns(UserWarning, match="above the ceiling"):
+        EvalSuite(max_new_tokens=100_000)

@@ -1,0 +1,100 @@
+"""The tiny checkpoint: official layout, loads through the official API, deterministic, atomic, idempotent."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qwen_tts_lit.upstream import tiny
+
+OFFICIAL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "speech_tokenizer/config.json",
+    "speech_tokenizer/model.safetensors",
+    "speech_tokenizer/preprocessor_config.json",
+)
+
+
+def test_official_layout(tiny_dir: Path):
+    for name in OFFICIAL_FILES:
+        assert (tiny_dir / name).is_file(), name
+    config = json.loads((tiny_dir / "config.json").read_text())
+    assert config["tokenizer_type"] == "qwen3_tts_tokenizer_12hz"
+    assert "model_type" not in config["speaker_encoder_config"]  # the reload bug, cleaned
+
+
+def test_loads_through_official_api_and_speaks(tiny_model):
+    assert tiny_model.model.tts_model_type == "base"
+    talker = tiny_model.model.talker.config
+    assert talker.text_hidden_size != talker.hidden_size  # text_projection is a real projection, as on 0.6B
+    reference = (np.random.default_rng(0).standard_normal(24000).astype(np.float32) * 0.1, 24000)
+    torch.manual_seed(0)
+    wavs, sample_rate = tiny_model.generate_voice_clone(
+        text="Hello there.", language="english", ref_audio=reference, x_vector_only_mode=True, max_new_tokens=8
+    )
+    assert sample_rate == 24000
+    assert len(wavs) == 1 and wavs[0].ndim == 1 and wavs[0].size > 0
+    assert np.isfinite(wavs[0]).all()
+
+
+def test_prompt_tokenizes_like_upstream_slices_it(tiny_model):
+    tokenizer = tiny_model.processor.tokenizer
+    ids = tokenizer("<|im_start|>assistant\nHello there.<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+    assert [tokenizer.decode([i]) for i in ids[:3]] == ["<|im_start|>", "assistant", "\n"]
+    assert [tokenizer.decode([i]) for i in ids[-5:]] == ["<|im_end|>", "\n", "<|im_start|>", "assistant", "\n"]
+    assert ids[:3] == [1, ids[1], ids[2]] and max(ids) < tiny.TEXT_VOCAB_SIZE
+
+
+def test_speech_tokenizer_codes_vary(tiny_model):
+    rng = np.random.default_rng(1)
+    codes = tiny_model.model.speech_tokenizer.encode(rng.standard_normal(24000).astype(np.float32) * 0.1, sr=24000)
+    frames = codes.audio_codes[0]
+    assert tuple(frames.shape) == (13, 16)  # 1 s at 12.5 Hz, 16 code groups
+    assert len(torch.unique(frames)) > 16  # randomised codebooks: not all zero
+    assert int(frames.max()) < 2048
+
+
+def test_two_builds_are_byte_identical(tiny_dir: Path, tmp_path: Path):
+    second = tmp_path / "again"
+    result = subprocess.run(
+        [sys.executable, "-m", "qwen_tts_lit", "make-tiny", str(second)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("model.safetensors", "speech_tokenizer/model.safetensors", "tokenizer.json", "config.json"):
+        assert (second / name).read_bytes() == (tiny_dir / name).read_bytes(), name
+
+
+def test_building_twice_is_a_no_op(tiny_dir: Path):
+    before = {p: p.stat().st_mtime_ns for p in tiny_dir.rglob("*")}
+    assert tiny.make_tiny(tiny_dir) == tiny_dir
+    assert {p: p.stat().st_mtime_ns for p in tiny_dir.rglob("*")} == before
+
+
+def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch):
+    def crash_midway(target: Path) -> None:
+        (target / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tiny, "_write_checkpoint", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        tiny.make_tiny(tmp_path / "ckpt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_a_foreign_non_empty_dir(tmp_path: Path):
+    (tmp_path / "precious.txt").write_text("user data")
+    result = subprocess.run(
+        [sys.executable, "-m", "qwen_tts_lit", "make-tiny", str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert str(tmp_path) in result.stderr
+    assert (tmp_path / "precious.txt").read_text() == "user data"
