@@ -1,0 +1,46 @@
+# Set-up and the two jobs, for a fresh machine or an existing checkout:
+#   make demo   install what is missing, then train the CPU demo (configs/demo.yaml)
+#   make test   install what is missing (system packages too, as root), then lint and run the test suite
+# Both are idempotent: the virtual environment is reused, and re-installed only when pyproject.toml or
+# requirements-nodeps.txt change. CUDA users pick their torch build:
+#   make demo TORCH=torch TORCH_INDEX=https://download.pytorch.org/whl/cu128
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := espeak-ng sox chromium
+
+.PHONY: demo test install lint system-packages
+
+demo: $(STAMP)
+	$(BIN)/python -m qwen_tts_lit fit --config configs/demo.yaml
+
+test: $(STAMP) system-packages lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+install: $(STAMP)
+
+# The README's install, step by step: torch first (pinned CPU build, or TORCH_INDEX's), then the project, then the
+# two packages whose declared dependencies break the install (docs/install.md).
+$(STAMP): pyproject.toml requirements-nodeps.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $(STAMP)
+
+# espeak-ng makes the tests' speech, sox time-stretches it, headless Chromium opens the listening report.
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages: $$missing (sudo apt-get install $$missing); their tests will be skipped"; \
+	  fi; \
+	fi
