@@ -22,7 +22,7 @@ from qwen_tts_lit.audio import resample
 MAIN_VOICE = ("-v", "en-us", "-s", "165")
 OTHER_VOICE = ("-v", "en-us+f3", "-s", "165")  # resemblyzer similarity to the main voice about 0.67 (same voice 0.92)
 FAST_VOICE = ("-v", "en-us", "-s", "300")
-TRUTH_DB = -50.0  # a sentence spans from its first to its last 10 ms block louder than this
+TRUTH_DB = -50.0  # a sentence spans from its first to its last sample louder than this (dBFS)
 SENTENCES = {
     "a1": "The morning train was late again because of the heavy snow.",
     "a2": "She left her blue umbrella on the bus near the old station.",
@@ -76,10 +76,13 @@ class Timeline:
         self.add(np.zeros(int(seconds * self.rate), dtype=np.float32))
 
     def add(self, audio: np.ndarray, **truth) -> None:
+        """Append ``audio``; with ``truth``, record where it is: speech from its first to its last sample above
+        -50 dBFS (where it is audible, after any gain), music and noise whole."""
         if truth:
-            self.truth.append(
-                {**truth, "start": self.length / self.rate, "end": (self.length + len(audio)) / self.rate}
-            )
+            loud = np.flatnonzero(np.abs(audio) > 10 ** (TRUTH_DB / 20))
+            first, last = (loud[0], loud[-1] + 1) if truth["kind"] in ("sentence", "passage") else (0, len(audio))
+            where = {"start": (self.length + first) / self.rate, "end": (self.length + last) / self.rate}
+            self.truth.append(truth | where)
         self.parts.append(audio)
         self.length += len(audio)
 
@@ -137,3 +140,46 @@ def build_long_recordings(folder: Path) -> dict:
     }
     (folder / "truth.json").write_text(json.dumps(truth, indent=1))
     return truth
+
+
+def evaluate(truth: dict, records: list[dict]) -> dict:
+    """How a segment run did against the truth: for every sentence the clips that contain it whole and the clips
+    that overlap it (a clean cut: exactly one of each, the same), its transcript's WER; the passage's clips and the
+    WER of their joined transcripts; corpus WERs (errors / reference words)."""
+    from qwen_tts_lit.metrics.wer import edit_counts
+
+    sentences, passage = {}, None
+    for recording in ("interview", "memo"):
+        mine = [r for r in records if r["recording"] == recording]
+        for piece in truth[recording]["pieces"]:
+            overlapping = [r for r in mine if r["start"] < piece["end"] and r["end"] > piece["start"]]
+            if piece["kind"] in ("music", "noise"):
+                sentences[piece["kind"]] = {"overlapping": [r["id"] for r in overlapping], "piece": piece}
+                continue
+            text = truth["sentences"][piece["key"]]
+            inside = [r for r in mine if r["start"] <= piece["start"] and piece["end"] <= r["end"]]
+            heard = " ".join(r["asr_text"] for r in overlapping)
+            errors, words = edit_counts(text, heard, "word")
+            facts = {"piece": piece, "inside": [r["id"] for r in inside], "overlapping": [r["id"] for r in overlapping],
+                     "errors": errors, "words": words, "heard": heard}  # fmt: skip
+            if piece["kind"] == "passage":
+                passage = facts
+            else:
+                sentences[piece["key"]] = facts
+    spoken = {k: v for k, v in sentences.items() if "inside" in v}
+    whole = [k for k, v in spoken.items() if len(v["inside"]) == 1 and v["overlapping"] == v["inside"]]
+    clean = [k for k, v in spoken.items() if v["piece"]["voice"] == "main" and len(v["piece"]) == 5]  # no dirt
+    clean = [k for k in clean if k != "a1_again"]
+
+    def corpus(keys):
+        return sum(spoken[k]["errors"] for k in keys) / max(1, sum(spoken[k]["words"] for k in keys))
+
+    return {
+        "sentences": sentences,
+        "passage": passage,
+        "whole_sentences": len(whole),
+        "total_sentences": len(spoken),
+        "wer_clean": corpus(clean),
+        "wer_all_sentences": corpus(list(spoken)),
+        "wer_passage": passage["errors"] / passage["words"],
+    }

@@ -199,7 +199,7 @@ def _scan_all(recordings: list[Recording], request: SegmentRequest, work: Path) 
     with _progress(request, round(total, 1), "scanning", "s") as bar:
         for recording in recordings:
             recording.digest = file_digest(recording.info.path)
-            cache = work / "scan" / f"{recording.id}.npz"
+            cache = work / "scan" / f"{recording.id}.scan"
             recording.scan = Scan.from_bytes(cache.read_bytes(), recording.digest) if cache.is_file() else None
             if recording.scan is None:
                 recording.scan = scan(recording.info, detector.stream(), lambda s: bar.update(round(s, 3)))
