@@ -243,6 +243,7 @@ def test_recording_ids_are_file_names_and_collisions_are_refused(tmp_path: Path)
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert [i for i, _ in find_recordings((tmp_path / "a",))] == ["sub_talk", "talk_one"]
+    assert [i for i, _ in find_recordings((tmp_path / "a",), skip=tmp_path / "a" / "sub")] == ["talk_one"]
     assert find_recordings((tmp_path / "c",))[0][0].startswith("recording-")  # prepare's ids are ASCII
     with pytest.raises(UserError, match="would both be named 'talk'"):
         find_recordings((tmp_path / "b" / "talk.flac", tmp_path / "a" / "sub" / "talk.flac"))
@@ -265,3 +266,10 @@ def test_summary_says_whether_the_kept_minutes_reach_the_guide():
     text = summary_text(summary)
     assert "kept 11.0 min: within the seed guide's 10-30 min" in text and "still marked review" in text
     assert build_summary([{"seconds": 60.0}], records[:3])["guide"] == "below"
+
+
+def test_the_readme_lists_every_reason_with_its_status():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## From long recordings\n", 1)[1].split("\n## ", 1)[0]
+    for name, (status, _) in REASONS.items():
+        assert f"| `{name}` | {status} |" in section, name

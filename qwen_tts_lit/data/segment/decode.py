@@ -118,8 +118,9 @@ def read_blocks(info: SourceInfo, block_seconds: float = BLOCK_SECONDS) -> Itera
         raise UserError(f"{info.path}: decoding failed part-way ({type(error).__name__}: {error})") from error
 
 
-def find_recordings(inputs: tuple[Path, ...]) -> list[tuple[str, Path]]:
-    """(recording id, path) of every recording: files as given, folders searched recursively for audio files.
+def find_recordings(inputs: tuple[Path, ...], skip: Path | None = None) -> list[tuple[str, Path]]:
+    """(recording id, path) of every recording: files as given, folders searched recursively for audio files (but
+    not inside ``skip``, the output folder: its clips are not recordings).
 
     The id is the file name without extension (for files found in a folder, the path below that folder, ``/`` as
     ``_``), with characters other than ASCII letters, digits, ``-`` and ``.`` replaced by ``_``: it names the clips.
@@ -128,6 +129,8 @@ def find_recordings(inputs: tuple[Path, ...]) -> list[tuple[str, Path]]:
     for given in inputs:
         if given.is_dir():
             files = sorted(p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if skip is not None:
+                files = [p for p in files if not p.resolve().is_relative_to(skip.resolve())]
             if not files:
                 raise UserError(f"{given}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
             found += [(_recording_id(p.relative_to(given).with_suffix("").as_posix()), p) for p in files]

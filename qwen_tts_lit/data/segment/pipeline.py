@@ -66,7 +66,7 @@ def segment(request: SegmentRequest) -> dict:
     bad = request.check()
     if bad:
         raise UserError("\n".join(["bad option(s); nothing was written:", *(f"  {m}" for m in bad)]))
-    recordings = _recordings(request.input)
+    recordings = _recordings(request.input, request.output)
     _check_output(request.output)
     asr = _load_asr(request)
     sheet_path = request.output / outputs.SHEET
@@ -91,9 +91,9 @@ def segment(request: SegmentRequest) -> dict:
 # ------------------------------------------------------------------------------------------------------ checks
 
 
-def _recordings(inputs: tuple[Path, ...]) -> list[Recording]:
+def _recordings(inputs: tuple[Path, ...], output: Path) -> list[Recording]:
     found, problems = [], []
-    for recording_id, path in find_recordings(inputs):
+    for recording_id, path in find_recordings(inputs, skip=output):
         try:
             found.append(Recording(recording_id, probe(path)))
         except UserError as error:
