@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from qwen_tts_lit.analysis.request import AblateRequest
 from qwen_tts_lit.data.prepare.options import PrepareOptions
+from qwen_tts_lit.data.segment.request import SegmentRequest
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.export.request import ExportRequest
@@ -33,6 +34,15 @@ def prepare(options: PrepareOptions) -> None:
     output = run(options)
     print((output / "report.txt").read_text(), end="")
     print(output)
+
+
+def segment(request: SegmentRequest) -> None:
+    from qwen_tts_lit.data.segment.pipeline import segment as run
+    from qwen_tts_lit.data.segment.summary import next_steps, summary_text
+
+    summary = run(request)
+    print(summary_text(summary), end="")
+    print(next_steps(request.output, summary))
 
 
 def export(request: ExportRequest) -> None:
@@ -75,6 +85,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "make-tiny": Command(MakeTinyRequest, make_tiny),
+    "segment": Command(SegmentRequest, segment),
     "prepare": Command(PrepareOptions, prepare),
     "export": Command(ExportRequest, export),
     "synthesize": Command(SynthesizeRequest, synthesize),
