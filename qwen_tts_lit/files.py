@@ -1,31 +1,145 @@
-"""Writing outputs so that nothing is ever half-written: a temporary sibling, then one rename.
+"""Writing outputs so that nothing is ever half-written: a temporary sibling, fsync, then one rename.
 
-Readers (a resumed ``prepare``, a browser on report.html, ``ablate`` deciding whether a run finished) see the old
-file or the new one. No fsync: this guards against kills and Ctrl-C; a power cut may lose the newest files, and every
-reader treats a missing file as work still to do.
+Readers (a resumed ``prepare``, a browser on report.html, ``ablate`` deciding whether a run finished, a resumed
+``fit`` opening last.ckpt) see the old file or the complete new one, whatever kills the process: the data is
+flushed to disk (fsync) before the rename, and the folder after it, so a power cut cannot leave a renamed but empty
+file either.
+
+A write that fails because the disk is full or read-only becomes :class:`StorageError` (a
+:class:`~qwen_tts_lit.errors.RunFailed`, exit 1): one line naming the path and the space needed and free; the
+temporary file is removed and the previous file, if any, is untouched. :func:`storage_error` turns the same
+``OSError`` raised by code we do not own (Lightning's loggers, libsndfile) into that message (``cli/app.py``).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from qwen_tts_lit.errors import RunFailed
+
+# The write errors that are the machine's state, not a bug: each becomes one line for the user.
+STORAGE_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+}
+
+
+class StorageError(RunFailed):
+    """A write failed because the disk is full, over quota or read-only. Files written before are intact."""
+
+
+def shown(path: Path | str) -> str:
+    """A path as commands show it: relative to the current directory when inside it, else absolute."""
+    path = Path(path).absolute()
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def free_bytes(path: Path | str) -> int | None:
+    """Free bytes on the file system that holds ``path`` (its nearest existing ancestor); None when unknown."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KB' (powers of 1024, one decimal)."""
+    value = float(count)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def storage_error(
+    error: BaseException, path: Path | str | None = None, needed: int | None = None
+) -> StorageError | None:
+    """The one-line :class:`StorageError` for a full or read-only disk, else None (any other error is not ours)."""
+    if isinstance(error, StorageError):
+        return error
+    if not isinstance(error, OSError) or error.errno not in STORAGE_ERRORS:
+        return None
+    where = Path(path if path is not None else (error.filename or "(unknown path)"))
+    if error.errno == errno.EROFS:
+        return StorageError(f"{where}: cannot write: {STORAGE_ERRORS[error.errno]}; choose a writable folder")
+    free = free_bytes(where)
+    sizes = [f"{human_bytes(needed)} needed" if needed else "", "" if free is None else f"{human_bytes(free)} free"]
+    detail = ", ".join(s for s in sizes if s)
+    return StorageError(
+        f"{where}: cannot write: {STORAGE_ERRORS[error.errno]}"
+        + (f" ({detail})" if detail else "")
+        + "; free some space and run the command again (files written before are intact)"
+    )
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def atomic_file(path: Path | str, needed: int | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: a temporary sibling that is fsynced and renamed onto ``path`` when
+    the block ends, and removed when it raises. ``needed`` (bytes) only improves a disk-full message."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        failure = storage_error(error, path, needed)
+        if failure is not None and failure is not error:
+            raise failure from error
+        raise
+    _fsync_folder(path.parent)
+
 
 def write_atomic(path: Path | str, data: bytes | str) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` through a temporary sibling; parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``data`` (text as UTF-8) to ``path`` through :func:`atomic_file`; parent folders are created."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path, needed=len(payload)) as handle:
+        handle.write(payload)
+    return Path(path)
+
+
+def write_with(path: Path | str, writer: Callable[[BinaryIO], None], needed: int | None = None) -> Path:
+    """Atomic write of whatever ``writer(file)`` streams (e.g. ``torch.save``), without a copy in memory."""
+    with atomic_file(path, needed) as handle:
+        writer(handle)
+    return Path(path)
 
 
 def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
