@@ -17,6 +17,7 @@ import errno
 import io
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -140,6 +141,60 @@ def write_with(path: Path | str, writer: Callable[[BinaryIO], None], needed: int
     with atomic_file(path, needed) as handle:
         writer(handle)
     return Path(path)
+
+
+def remove_temporaries(folder: Path | str) -> None:
+    """Remove the temporary files a killed process left in ``folder`` (:func:`atomic_file`'s ``.NAME.*.tmp``)."""
+    for leftover in Path(folder).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _stale(folder: Path, prefix: str) -> bool:
+    """A staging folder whose process is gone (names carry the creator's pid; a name without one is stale)."""
+    pid = folder.name[len(prefix) :].split("-", 1)[0]
+    return not pid.isdigit() or not _pid_alive(int(pid))
+
+
+@contextmanager
+def staged_folder(output: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of ``output`` to write a whole folder into; when the block ends it replaces
+    ``output`` (renames: the old one is kept until the new one is in place), when it raises it is removed.
+
+    Staging folders that a killed earlier run left (``.NAME.partial-PID-*``, ``.NAME.old-PID-*`` whose process is
+    gone; at real size, gigabytes) are removed first.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for kind in ("partial", "old"):
+        prefix = f".{output.name}.{kind}-"
+        for leftover in output.parent.glob(f"{prefix}*"):
+            if leftover.is_dir() and _stale(leftover, prefix):
+                shutil.rmtree(leftover, ignore_errors=True)
+    pid = os.getpid()
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-{pid}-", dir=output.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; what is staged here is meant to be shared
+    try:
+        yield staging
+        if output.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-{pid}-", dir=output.parent))
+            os.replace(output, old / output.name)  # keep the old one until the new one is in place
+            os.replace(staging, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, output)
+        _fsync_folder(output.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def wav_bytes(audio: np.ndarray, rate: int) -> bytes:

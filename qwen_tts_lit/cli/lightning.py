@@ -70,6 +70,14 @@ class QwenTTSCLI(LightningCLI):
         # The batch sampler shards across ranks itself, so Lightning must not wrap it in a DistributedSampler.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then read the checkpoint's record (LightningCLI loads its hyper-parameters right after this, and
+        a damaged file must be named in one line before torch raises)."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            self.session.read_checkpoint(self.config[subcommand].get("ckpt_path"))
+
     def before_instantiate_classes(self) -> None:
         """Refuse settings that cannot work, all at once, before any folder exists or any weight loads; then decide
         and claim the run folder."""

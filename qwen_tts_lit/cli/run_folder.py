@@ -30,7 +30,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
-from qwen_tts_lit.files import StorageError, shown, storage_error
+from qwen_tts_lit.files import StorageError, remove_temporaries, shown, storage_error
 from qwen_tts_lit.runs.checkpoints import SavedAt, saved_at
 from qwen_tts_lit.runs.folder import (
     CHECKPOINT_DIR,
@@ -147,15 +147,16 @@ class FitSession:
 
     # ---------------------------------------------------------------------------------------------- the decision
 
+    def read_checkpoint(self, ckpt_path: str | None) -> None:
+        """Record what the checkpoint to start from says; UserError naming a missing or damaged file."""
+        if ckpt_path and str(ckpt_path) not in CHECKPOINT_KEYWORDS:
+            self.checkpoint = Path(ckpt_path).expanduser()
+            self.saved = saved_at(self.checkpoint)
+
     def decide(self, subcommand: str, config: Namespace) -> None:
         """Decide and claim the run folder and point every folder logger at it (called before instantiation)."""
         self.subcommand = subcommand
-        ckpt_path = config.get("ckpt_path")
-        run = None
-        if ckpt_path and str(ckpt_path) not in CHECKPOINT_KEYWORDS:
-            self.checkpoint = Path(ckpt_path).expanduser()
-            self.saved = saved_at(self.checkpoint)  # UserError naming a missing or damaged file
-            run = run_of_checkpoint(self.checkpoint)
+        run = run_of_checkpoint(self.checkpoint) if self.checkpoint is not None else None
         trainer = config.trainer
         self.given_logger = deepcopy(trainer.get("logger"))
         loggers = folder_loggers(trainer)
@@ -180,6 +181,8 @@ class FitSession:
             self.resumed = True
             if is_rank_zero():
                 keep_metrics_before(run, self.saved.global_step)  # the resumed run logs those steps again
+                for folder in (run, run / CHECKPOINT_DIR):
+                    remove_temporaries(folder)  # e.g. a checkpoint the kill interrupted mid-write
             return spelled_as_saved(run, self.saved)
         if version is not None:
             folder = root / version

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import shown
 from qwen_tts_lit.runs.folder import resume_command, run_of_checkpoint, saved_epochs
 
 
@@ -42,10 +43,10 @@ def damaged_checkpoint(path: Path | str, error: BaseException | None = None) -> 
         return UserError(f"{path}: {what}")
     intact = intact_epochs(run)
     if not intact:
-        return UserError(f"{path}: {what}; {run} has no intact epoch checkpoint to resume from")
+        return UserError(f"{path}: {what}; {shown(run)} has no intact epoch checkpoint to resume from")
     listed = ", ".join(str(epoch) for epoch in intact)
     newest = intact[max(intact)]
-    return UserError(f"{path}: {what}; intact epochs of {run}: {listed}; resume from the newest: "
+    return UserError(f"{path}: {what}; intact epochs of {shown(run)}: {listed}; resume from the newest: "
                      f"{resume_command(newest)}")  # fmt: skip
 
 

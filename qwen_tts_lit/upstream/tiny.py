@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from qwen_tts_lit.cache import build_lock, cache_root
+from qwen_tts_lit.files import staged_folder
 from qwen_tts_lit.upstream.compat import clean_saved_config, import_qwen_tts
 
 TINY_SEED = 1234
@@ -278,15 +277,10 @@ def make_tiny(directory: str | os.PathLike) -> Path:
             raise TinyDirError(
                 f"{target}: exists and is not a finished tiny checkpoint of this version; remove it first"
             )
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-        try:
-            staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        with staged_folder(target) as staging:
             _write_checkpoint(staging)
-            if target.exists():
-                target.rmdir()  # empty, checked above
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
