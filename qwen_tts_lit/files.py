@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -71,25 +71,35 @@ def human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _storage_cause(error: BaseException | None) -> OSError | None:
+    """The full-disk or read-only OSError behind ``error``, also when a library raised its own error while handling
+    it (torch.save's zip writer does)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRORS:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def storage_error(
     error: BaseException, path: Path | str | None = None, needed: int | None = None
 ) -> StorageError | None:
     """The one-line :class:`StorageError` for a full or read-only disk, else None (any other error is not ours)."""
     if isinstance(error, StorageError):
         return error
-    if not isinstance(error, OSError) or error.errno not in STORAGE_ERRORS:
+    cause = _storage_cause(error)
+    if cause is None:
         return None
-    where = Path(path if path is not None else (error.filename or "(unknown path)"))
-    if error.errno == errno.EROFS:
-        return StorageError(f"{where}: cannot write: {STORAGE_ERRORS[error.errno]}; choose a writable folder")
+    where = Path(path if path is not None else (cause.filename or "(unknown path)"))
+    reason = f"{where}: cannot write: {STORAGE_ERRORS[cause.errno]}"
+    if cause.errno == errno.EROFS:
+        return StorageError(f"{reason}; files written before are intact; choose a writable folder")
     free = free_bytes(where)
     sizes = [f"{human_bytes(needed)} needed" if needed else "", "" if free is None else f"{human_bytes(free)} free"]
     detail = ", ".join(s for s in sizes if s)
-    return StorageError(
-        f"{where}: cannot write: {STORAGE_ERRORS[error.errno]}"
-        + (f" ({detail})" if detail else "")
-        + "; free some space and run the command again (files written before are intact)"
-    )
+    return StorageError(reason + (f" ({detail})" if detail else "") + "; files written before are intact")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -120,7 +130,8 @@ def atomic_file(path: Path | str, needed: int | None = None) -> Iterator[BinaryI
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as error:
-        temporary.unlink(missing_ok=True)
+        with suppress(OSError):  # a read-only file system refuses even removing a file that is not there
+            temporary.unlink(missing_ok=True)
         failure = storage_error(error, path, needed)
         if failure is not None and failure is not error:
             raise failure from error

@@ -133,8 +133,8 @@ class FitSession:
 
     subcommand: str = "fit"
     run_dir: Path | None = None
-    claimed: bool = False
-    """This process created ``run_dir``: a start refused for bad input removes it again."""
+    claimed: Path | None = None
+    """The outermost folder this process created for ``run_dir``: a start refused for bad input removes it again."""
     checkpoint: Path | None = None
     saved: SavedAt | None = None
     """What the checkpoint records: its epoch, step and checkpoint folder."""
@@ -196,8 +196,11 @@ class FitSession:
             return None  # ranks > 0 write nothing; Lightning broadcasts rank 0's folder
         if self.subcommand == "validate" and run is not None:
             root = run / VALIDATE_DIR / f"epoch={self.saved.epoch:03d}"
-        self.claimed = True
-        return claim_version(root).absolute()  # recorded in checkpoints: a resume from any directory matches it
+        root = root.absolute()  # recorded in checkpoints: a resume from any directory matches it
+        created = next((p for p in (*reversed(root.parents), root) if not p.exists()), None)
+        folder = claim_version(root)
+        self.claimed = created or folder
+        return folder
 
     def restore_given(self, config: Namespace) -> None:
         """Put the loggers back as given (called after instantiation: config.yaml then shows what was asked)."""
@@ -273,9 +276,14 @@ class FitSession:
         return Interrupted("interrupted" + (f"; {hint}" if hint else ""))
 
     def remove_if_empty(self) -> None:
-        """Remove the folder this process claimed when nothing of value was written into it yet."""
-        if self.claimed and self.run_dir is not None and self.run_dir.is_dir() and not holds_checkpoints(self.run_dir):
+        """Remove the folders this process created for its run when nothing of value was written into them yet."""
+        if self.claimed is not None and self.run_dir is not None and not holds_checkpoints(self.run_dir):
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            for parent in self.run_dir.absolute().parents:  # the parents the claim created, while empty
+                created = parent == self.claimed or self.claimed in parent.parents
+                if not created or any(parent.iterdir()):
+                    break
+                parent.rmdir()
 
 
 class SessionCallback(L.Callback):
