@@ -11,7 +11,8 @@ from qwen_tts_lit.export.adapter import write_adapter
 from qwen_tts_lit.export.card import export_metadata, model_card
 from qwen_tts_lit.export.custom_voice import write_custom_voice
 from qwen_tts_lit.export.request import ExportRequest
-from qwen_tts_lit.export.staging import check_output, staged_folder
+from qwen_tts_lit.export.staging import check_output
+from qwen_tts_lit.files import staged_folder, write_atomic
 from qwen_tts_lit.runs.choice import choose
 from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, check_run_dir, checkpoint_path
 from qwen_tts_lit.runs.records import best_path, read_best
@@ -44,7 +45,7 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
                                preset)  # fmt: skip
         else:
             write_adapter(loaded, staging)
-        (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        (staging / EXPORT_CARD_FILE).write_text(model_card(metadata))
+        write_atomic(staging / EXPORT_METADATA_FILE, json.dumps(metadata, indent=2) + "\n")  # marks it ours
+        write_atomic(staging / EXPORT_CARD_FILE, model_card(metadata))
     print(output)
     return output
