@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -69,14 +70,19 @@ class Phases:
 
     def __init__(self) -> None:
         self.seconds = {"scan": 0.0, "cut": 0.0, "transcribe": 0.0}
+        self.cpu = dict(self.seconds)  # CPU seconds of every thread: what a busy shared machine does not inflate
+
+    def add(self, phase: str, wall: float, cpu: float) -> None:
+        self.seconds[phase] += time.perf_counter() - wall
+        self.cpu[phase] += time.process_time() - cpu
 
     def timed(self, phase: str, function):
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[phase] += time.perf_counter() - start
+                self.add(phase, wall, cpu)
 
         return wrapper
 
@@ -84,13 +90,13 @@ class Phases:
         def wrapper(*args, **kwargs):
             iterator = function(*args, **kwargs)
             while True:
-                start = time.perf_counter()
+                wall, cpu = time.perf_counter(), time.process_time()
                 try:
                     item = next(iterator)
                 except StopIteration:
-                    self.seconds[phase] += time.perf_counter() - start
+                    self.add(phase, wall, cpu)
                     return
-                self.seconds[phase] += time.perf_counter() - start
+                self.add(phase, wall, cpu)
                 yield item
 
         return wrapper
@@ -110,8 +116,8 @@ def child_full(input_path: str, output: str, extra: list[str]) -> dict:
     request = SegmentRequest(input=(Path(input_path),), output=Path(output), progress=False, **options)
     start = time.perf_counter()
     summary = pipeline.segment(request)
-    return {"wall": time.perf_counter() - start, "phases": phases.seconds, "peak_rss_mb": peak_rss_mb(),
-            "seconds_in": summary["minutes_in"] * 60}  # fmt: skip
+    return {"wall": time.perf_counter() - start, "phases": phases.seconds, "cpu": phases.cpu,
+            "peak_rss_mb": peak_rss_mb(), "seconds_in": summary["minutes_in"] * 60}  # fmt: skip
 
 
 def child_stream(input_path: str) -> dict:
@@ -186,8 +192,11 @@ def quality(folder: Path, asr_args: list[str]) -> None:
           f"{sum(bool(r['word_across_end']) for r in records)}")  # fmt: skip
     print(f"WER (corpus): clean main-voice sentences {found['wer_clean']:.3f}, all sentences "
           f"{found['wer_all_sentences']:.3f}, the 30 s passage {found['wer_passage']:.3f}")  # fmt: skip
-    phases = facts["phases"]
-    print(f"RTF: scan {phases['scan'] / seconds:.4f}, cut {phases['cut'] / seconds:.4f}, transcribe "
+    phases, cpu = facts["phases"], facts["cpu"]
+    print(f"CPU seconds per audio second: scan {cpu['scan'] / seconds:.4f}, cut {cpu['cut'] / seconds:.4f}, "
+          f"transcribe {cpu['transcribe'] / seconds:.3f}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    print(f"RTF (wall): scan {phases['scan'] / seconds:.4f}, cut {phases['cut'] / seconds:.4f}, transcribe "
           f"{phases['transcribe'] / seconds:.3f}; whole run {facts['wall']:.1f} s for {seconds:.0f} s "
           f"(RTF {facts['wall'] / seconds:.3f}, model loads included); "
           f"peak RSS {facts['peak_rss_mb']:.0f} MB")  # fmt: skip
@@ -231,6 +240,9 @@ def memory(folder: Path, minutes: list[float], fmt: str, full_minutes: list[floa
         path = tile(folder, length, fmt)
         facts = run_child("full", str(path), str(folder / f"full_{length:g}"), *asr_args)
         seconds, phases = facts["seconds_in"], facts["phases"]
+        cpu = facts["cpu"]
+        print(f"  whole pipeline on {length:g} min: CPU s per audio s: transcribe {cpu['transcribe'] / seconds:.3f}; "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         print(f"  whole pipeline on {length:g} min: RTF scan {phases['scan'] / seconds:.4f}, cut "
               f"{phases['cut'] / seconds:.4f}, transcribe {phases['transcribe'] / seconds:.3f}; peak RSS "
               f"{facts['peak_rss_mb']:.0f} MB")  # fmt: skip

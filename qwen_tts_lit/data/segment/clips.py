@@ -34,6 +34,8 @@ def cut_clips(
                 advance(len(block) / info.rate)
             yield block
 
+    if not cuts:
+        return  # nothing to cut: no need to read the recording again
     spans = [clip_samples(cut) for cut in cuts]
     index, position, parts = 0, 0, []
     for block in resample_stream(source_blocks(), info.rate, CLIP_RATE):
