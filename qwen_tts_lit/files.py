@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -71,13 +72,19 @@ def human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+RUST_IO_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors, tokenizers) spell an errno
+
+
 def _storage_cause(error: BaseException | None) -> OSError | None:
     """The full-disk or read-only OSError behind ``error``, also when a library raised its own error while handling
-    it (torch.save's zip writer does)."""
+    it (torch.save's zip writer does) or reports one as text (safetensors does)."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, OSError) and error.errno in STORAGE_ERRORS:
             return error
+        found = RUST_IO_ERROR.search(str(error)) if not isinstance(error, OSError) else None
+        if found and int(found.group(1)) in STORAGE_ERRORS:
+            return OSError(int(found.group(1)), str(error))
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
@@ -86,8 +93,9 @@ def _storage_cause(error: BaseException | None) -> OSError | None:
 def storage_error(
     error: BaseException, path: Path | str | None = None, needed: int | None = None
 ) -> StorageError | None:
-    """The one-line :class:`StorageError` for a full or read-only disk, else None (any other error is not ours)."""
-    if isinstance(error, StorageError):
+    """The one-line :class:`StorageError` for a full or read-only disk, else None (any other error is not ours).
+    ``path`` names what could not be written (default: the file the OSError names)."""
+    if isinstance(error, StorageError) and path is None:
         return error
     cause = _storage_cause(error)
     if cause is None:

@@ -22,7 +22,7 @@ import shlex
 import shutil
 import sys
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -141,9 +141,8 @@ class FitSession:
     resumed: bool = False
     """A fit that continues the run folder its checkpoint lies in."""
     interrupted: bool = False
-    given: list[tuple[Namespace, Namespace]] = field(default_factory=list)
-    """(logger entry, its values as given): restored after instantiation, so config.yaml shows what was asked."""
-    given_logger: object = None
+    given_loggers: object = None
+    """``trainer.logger`` as given: restored after instantiation, so config.yaml shows what was asked."""
 
     # ---------------------------------------------------------------------------------------------- the decision
 
@@ -158,7 +157,7 @@ class FitSession:
         self.subcommand = subcommand
         run = run_of_checkpoint(self.checkpoint) if self.checkpoint is not None else None
         trainer = config.trainer
-        self.given_logger = deepcopy(trainer.get("logger"))
+        self.given_loggers = deepcopy(trainer.get("logger"))
         loggers = folder_loggers(trainer)
         if not loggers:
             self.run_dir = Path(trainer.get("default_root_dir") or os.getcwd())
@@ -167,7 +166,6 @@ class FitSession:
         if self.run_dir is None:
             return
         for logger in loggers:
-            self.given.append((logger, deepcopy(logger)))
             logger.init_args.save_dir, logger.init_args.name = str(self.run_dir.parent), ""
             logger.init_args.version = self.run_dir.name
             if self.resumed and logger.class_path == LIGHTNING_CSV:
@@ -204,9 +202,7 @@ class FitSession:
 
     def restore_given(self, config: Namespace) -> None:
         """Put the loggers back as given (called after instantiation: config.yaml then shows what was asked)."""
-        for logger, given in self.given:
-            logger.class_path, logger.init_args = given.class_path, given.init_args
-        config.trainer.logger = self.given_logger
+        config.trainer.logger = self.given_loggers
 
     # ---------------------------------------------------------------------------------------------- messages
 

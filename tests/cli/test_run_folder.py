@@ -87,6 +87,7 @@ def test_validate_writes_beside_the_run_labelled_with_the_checkpoints_epoch(
     results = run / "validate" / "epoch=001" / "version_0"
     assert {row["epoch"] for row in read_rows(results)} == {1} and read_best(results)["epoch"] == 1
     err = capsys.readouterr().err
-    assert f"validate: epoch 1 of {run}/checkpoints/last.ckpt; results in {results.relative_to(tmp_path)}" in err
+    shown = results.relative_to(tmp_path)
+    assert f"validate: epoch 1 of runs/demo/version_0/checkpoints/last.ckpt; results in {shown}" in err
     assert [p.name for p in run.parent.iterdir()] == ["version_0"]
     assert {k: v for k, v in tree_bytes(run).items() if not k.startswith("validate/")} == before

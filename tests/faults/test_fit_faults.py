@@ -83,11 +83,10 @@ def test_a_full_disk_mid_fit_stops_with_one_line_and_keeps_the_last_good_checkpo
     )
     assert [Path(p).name.split(".ckpt.")[0] for p in disk.failures] == [".epoch=001"]  # the temporary, not the file
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch=000.ckpt", "last.ckpt"]
-    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert (
-        last["epoch"] == 0
-        and (run / "checkpoints" / "last.ckpt").read_bytes() == (run / "checkpoints" / "epoch=000.ckpt").read_bytes()
-    )
+    last, first = (torch.load(run / "checkpoints" / n, map_location="cpu", weights_only=False)
+                   for n in ("last.ckpt", "epoch=000.ckpt"))  # fmt: skip
+    assert last["epoch"] == first["epoch"] == 0 and last["global_step"] == first["global_step"] == 1
+    assert all(torch.equal(last["state_dict"][k], v) for k, v in first["state_dict"].items())
 
 
 def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_runs_results(
