@@ -1,0 +1,21 @@
+"""The run folder contract: the only code that spells a run-folder file name.
+
+A run folder (``runs/NAME/version_N``, Lightning's log dir, or ``ROOT/VARIANT/seed_S`` from ``ablate``) holds::
+
+    config.yaml            the resolved LightningCLI config (every default spelled out)
+    hparams.yaml           the module's hyper-parameters
+    metrics.csv            CSVLogger: train/*, val/*, time/* per step and epoch
+    events.out.tfevents.*  TensorBoard
+    speaker.safetensors    the target voice's x-vector (tensor ``xvector``)
+    checkpoints/           epoch=NNN.ckpt per epoch and last.ckpt: trained tensors, optimizer state, x-vector
+    eval/rows.jsonl        one JSON row per synthesized utterance
+    eval/epoch=NNN/scale=S/ID.wav, eval/real/ID.wav   the synthesized audio and copies of the real recordings
+    best.json              the chosen (epoch, lora_scale) cell, its metrics and the rule
+    report.html            the listening report
+    ablate.yaml, ablate.json   only in ablation runs: the run's overlay and its exit status
+
+Modules: :mod:`~qwen_tts_lit.runs.folder` (names, saved epochs), :mod:`~qwen_tts_lit.runs.speaker` (the x-vector
+file, shared with prepared datasets and adapter exports), :mod:`~qwen_tts_lit.runs.records` (rows, best, report),
+:mod:`~qwen_tts_lit.runs.config` (the saved config), :mod:`~qwen_tts_lit.runs.choice` (which epoch and scale) and
+:mod:`~qwen_tts_lit.runs.weights` (an epoch's weights on the base model).
+"""

@@ -1,0 +1,79 @@
+"""File names of a run folder and the saved epochs in it (pure paths; no torch)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.runs.speaker import SPEAKER_FILE
+
+CONFIG_FILE = "config.yaml"
+HPARAMS_FILE = "hparams.yaml"
+METRICS_FILE = "metrics.csv"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+EPOCH_CHECKPOINT = re.compile(r"^epoch=(\d+)\.ckpt$")  # ModelCheckpoint(filename="epoch={epoch:03d}") in configs/
+EVAL_DIR = "eval"
+ROWS_FILE = f"{EVAL_DIR}/rows.jsonl"
+REAL_DIR = f"{EVAL_DIR}/real"
+BEST_FILE = "best.json"
+REPORT_FILE = "report.html"
+ABLATE_OVERLAY_FILE = "ablate.yaml"
+ABLATE_STATUS_FILE = "ablate.json"
+# Files whose presence makes a folder a run folder (analysis finds runs by them).
+RUN_MARKERS = (CONFIG_FILE, METRICS_FILE, BEST_FILE, ABLATE_STATUS_FILE, ABLATE_OVERLAY_FILE)
+
+__all__ = ["SPEAKER_FILE"]  # re-exported: the x-vector file of a run folder
+
+
+def cell_dir(epoch: int, scale: float) -> str:
+    """``eval/epoch=NNN/scale=S``, relative to the run folder: the synthesized audio of one evaluation cell."""
+    return f"{EVAL_DIR}/epoch={epoch:03d}/scale={scale:g}"
+
+
+def saved_epochs(run_dir: Path) -> dict[int, Path]:
+    """Epoch number -> checkpoint file, from ``checkpoints/epoch=NNN.ckpt`` names, sorted by epoch."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return {}
+    found = {int(m.group(1)): p for p in folder.iterdir() if (m := EPOCH_CHECKPOINT.match(p.name))}
+    return dict(sorted(found.items()))
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run folder as a Path; UserError when it is missing or holds no epoch checkpoint."""
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise UserError(f"{path}: run folder not found (expected runs/NAME/version_N from `fit`)")
+    if not saved_epochs(path):
+        raise UserError(f"{path / CHECKPOINT_DIR}: no epoch=NNN.ckpt checkpoints; is this a finished run folder?")
+    return path
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder ``fit`` wrote (it has a checkpoints folder), as opposed to an export."""
+    return (Path(path) / CHECKPOINT_DIR).is_dir()
+
+
+def checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    """``checkpoints/epoch=NNN.ckpt``; UserError listing the saved epochs when that one is not there."""
+    epochs = saved_epochs(run_dir)
+    if epoch not in epochs:
+        listed = ", ".join(str(e) for e in epochs) or "none"
+        raise UserError(f"{run_dir}: epoch {epoch} was not saved (saved epochs: {listed})")
+    return epochs[epoch]
+
+
+def latest_version(root: Path | str) -> Path | None:
+    """The newest ``version_N`` folder under ``root`` (e.g. runs/demo), or None when there is none."""
+    versions = [p for p in Path(root).glob("version_*") if p.name.split("_")[-1].isdigit()]
+    return max(versions, key=lambda p: int(p.name.split("_")[-1])) if versions else None
+
+
+# An export folder (``export``): the official layout (config.json, model.safetensors, ...) or a PEFT adapter folder
+# (adapter_config.json, ...), plus our metadata and, for adapters, the speaker file. ``synthesize`` reads them back.
+EXPORT_METADATA_FILE = "qwen_tts_lit.json"
+EXPORT_CARD_FILE = "README.md"
+ADAPTER_CONFIG_FILE = "adapter_config.json"  # peft's name
+MODEL_CONFIG_FILE = "config.json"  # the official checkpoint layout's name

@@ -1,0 +1,62 @@
+"""The evaluation records of a run folder: per-utterance rows, the chosen cell, the listening report.
+
+Every write is atomic (a temporary sibling, then a rename), so a reader sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import write_atomic
+from qwen_tts_lit.runs.folder import BEST_FILE, REPORT_FILE, ROWS_FILE
+
+
+def cell_key(row: dict) -> tuple[int, float]:
+    """What identifies an evaluation cell: (epoch, lora_scale)."""
+    return int(row["epoch"]), float(row["lora_scale"])
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    """Every row of the run's evaluation (empty when there is none yet)."""
+    path = Path(run_dir) / ROWS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """Old rows minus the cells that ``new`` re-scores, plus ``new``; sorted by epoch, scale, utterance."""
+    replaced = {cell_key(row) for row in new}
+    kept = [row for row in old if cell_key(row) not in replaced]
+    return sorted(kept + new, key=lambda row: (*cell_key(row), row["utt_id"]))
+
+
+def write_rows(run_dir: Path, rows: list[dict]) -> Path:
+    return write_atomic(Path(run_dir) / ROWS_FILE, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def best_path(run_dir: Path) -> Path:
+    return Path(run_dir) / BEST_FILE
+
+
+def read_best(run_dir: Path) -> dict | None:
+    """The chosen cell (written by the evaluation), or None when the run has none; UserError when unreadable."""
+    path = best_path(run_dir)
+    if not path.is_file():
+        return None
+    try:
+        best = json.loads(path.read_text())
+        int(best["epoch"]), float(best["lora_scale"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path}: unreadable ({error}); expected {{'epoch': int, 'lora_scale': float, ...}}") from error
+    return best
+
+
+def write_best(run_dir: Path, best: dict) -> Path:
+    return write_atomic(best_path(run_dir), json.dumps(best, indent=2, allow_nan=False) + "\n")
+
+
+def write_report(run_dir: Path, html: str) -> Path:
+    return write_atomic(Path(run_dir) / REPORT_FILE, html)

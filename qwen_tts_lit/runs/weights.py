@@ -1,0 +1,96 @@
+"""Load one epoch of a run: the base checkpoint + the same LoRA injection as training + the saved tensors.
+
+A checkpoint (``checkpoints/epoch=NNN.ckpt``) holds only the trained tensors (keys ``tts.<name>``), the optimizer
+state, ``hyper_parameters``, ``qwen_tts_lit`` (base model, fine-tuning mode) and ``xvector``; loading rebuilds the
+model exactly as the run's evaluation heard it. Torch only, no Lightning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.lora import LoraSpec, inject_lora
+from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path
+from qwen_tts_lit.runs.speaker import read_speaker
+from qwen_tts_lit.upstream.loading import load_qwen3_tts
+
+
+@dataclass
+class LoadedRun:
+    """One epoch of a run, ready to generate: the official wrapper with the trained weights in place."""
+
+    tts: object  # qwen_tts.Qwen3TTSModel; LoRA injected in place in LoRA mode
+    peft_model: object | None  # the PeftModel around tts.model (LoRA mode), else None
+    xvector: torch.Tensor  # (D,)
+    epoch: int
+    run_dir: Path
+    hyper_parameters: dict = field(default_factory=dict)
+    base_model: str = ""
+    finetune: str = "lora"
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint this project wrote (its hyper-parameters are plain objects, hence ``weights_only=False``)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_run(
+    run_dir: str | Path,
+    epoch: int,
+    device: str = "cpu",
+    dtype: str | None = None,
+    base_model: str | None = None,
+) -> LoadedRun:
+    """Base checkpoint + the trained tensors of ``epoch`` + the speaker x-vector.
+
+    ``base_model`` overrides the checkpoint's own base model source (a run trained elsewhere); ``dtype`` overrides
+    the training dtype.
+    """
+    run = check_run_dir(run_dir)
+    path = checkpoint_path(run, epoch)
+    checkpoint = read_checkpoint(path)
+    hp = dict(checkpoint.get("hyper_parameters", {}))
+    info = checkpoint.get("qwen_tts_lit", {})
+    base = base_model or info.get("base_model") or hp.get("model")
+    finetune = info.get("finetune") or hp.get("finetune", "lora")
+    if not base:
+        raise UserError(f"{path}: names no base model; pass the base checkpoint explicitly (--base-model)")
+    tts = load_qwen3_tts(base, dtype or hp.get("dtype", "float32"), hp.get("attn_implementation", "sdpa"), device)
+    peft_model = inject_lora(tts.model, LoraSpec.from_hparams(hp)) if finetune == "lora" else None
+    _load_trained(peft_model if peft_model is not None else tts.model, checkpoint, path)
+    return LoadedRun(tts, peft_model, _xvector(checkpoint, run), epoch, run, hp, base, finetune)
+
+
+def load_epoch(loaded: LoadedRun, epoch: int) -> None:
+    """Swap another epoch of the same run into ``loaded`` in place (the base weights stay in memory)."""
+    path = checkpoint_path(loaded.run_dir, epoch)
+    checkpoint = read_checkpoint(path)
+    _load_trained(loaded.peft_model if loaded.peft_model is not None else loaded.tts.model, checkpoint, path)
+    loaded.xvector, loaded.epoch = _xvector(checkpoint, loaded.run_dir), epoch
+
+
+def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
+    """Load the saved tensors in eval mode; every one must land (a key that matches nothing is a wrong base or LoRA
+    config)."""
+    state = {key.removeprefix("tts."): value for key, value in checkpoint["state_dict"].items()}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatch: another model size or LoRA rank
+        raise UserError(f"{path}: saved tensors do not fit the base model ({str(error)[:300]})") from error
+    if result.unexpected_keys:
+        shown = ", ".join(result.unexpected_keys[:3])
+        raise UserError(
+            f"{path}: {len(result.unexpected_keys)} saved tensors do not fit the base model with this LoRA config "
+            f"(e.g. {shown}); was the run trained on another base model? (--base-model)"
+        )
+    model.eval()
+
+
+def _xvector(checkpoint: dict, run_dir: Path) -> torch.Tensor:
+    if "xvector" in checkpoint:
+        return checkpoint["xvector"].float()
+    return read_speaker(run_dir, "run folder (and the checkpoint holds no x-vector)")
