@@ -134,6 +134,17 @@ def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarr
     return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
 
 
+def save_clip(run_dir: Path, epoch: int, item: HeldOut, utterance: Utterance, real: RealRecordings) -> dict:
+    """Write the clip under ``cell_dir(epoch, scale)``; the row's fields that say what was spoken and where."""
+    folder = run_dir / cell_dir(epoch, utterance.lora_scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    wav_path = folder / f"{item.utt_id}.wav"
+    write_wav(wav_path, utterance.wav, SAMPLE_RATE)
+    return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
+            "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
+            "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
+
+
 def speak(
     synthesizer: Synthesizer,
     rows: Sequence[Cell],
@@ -174,15 +185,7 @@ def evaluate_epoch(
     similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
     with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
         utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
-        records = []
-        for row, utterance in zip(rows, utterances, strict=True):
-            folder = run_dir / cell_dir(epoch, row.scale)
-            folder.mkdir(parents=True, exist_ok=True)
-            wav_path = folder / f"{row.item.utt_id}.wav"
-            write_wav(wav_path, utterance.wav, SAMPLE_RATE)
-            records.append({"epoch": epoch, "lora_scale": row.scale, "utt_id": row.item.utt_id, "text": row.item.text,
-                            "language": row.item.language, "seed": utterance.seed,
-                            "wav": str(wav_path.relative_to(run_dir)), "real_wav": real.copies.get(row.item.utt_id),
-                            "seconds": utterance.wall_seconds})  # fmt: skip
-        metrics = score_utterances([r.item for r in rows], utterances, judges, real, similarity, progress, batch_size)
+        items = [row.item for row in rows]
+        records = [save_clip(run_dir, epoch, item, utt, real) for item, utt in zip(items, utterances, strict=True)]
+        metrics = score_utterances(items, utterances, judges, real, similarity, progress, batch_size)
     return [record | fields for record, fields in zip(records, metrics, strict=True)]

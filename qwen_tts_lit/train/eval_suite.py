@@ -74,7 +74,7 @@ class EvalSuite(L.Callback):
         self._train_started = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not self._due(trainer):
+        if trainer.sanity_checking or not self.due(trainer):
             return
         train_seconds = time.perf_counter() - self._train_started if self._train_started else 0.0
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir: a collective under DDP
@@ -86,7 +86,8 @@ class EvalSuite(L.Callback):
 
     # ------------------------------------------------------------------ work (rank 0)
 
-    def _due(self, trainer: L.Trainer) -> bool:
+    def due(self, trainer: L.Trainer) -> bool:
+        """Whether this epoch is evaluated: every `every_n_epochs`, and always the last one."""
         epoch = trainer.current_epoch
         last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         return (epoch + 1) % self.settings.every_n_epochs == 0 or last

@@ -53,11 +53,13 @@ class RowSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.generators):
             raise RuntimeError(f"per-row sampling: {len(self.generators)} generators for {scores.shape[0]} rows")
-        log_probs = self.chain(input_ids, scores).float().log_softmax(dim=-1)  # (B, V); -inf where filtered out
-        noise = torch.empty_like(log_probs)  # (B, V)
+        # (B, V) warped logits, -inf where filtered out; the argmax of logits + Gumbel noise is the same as that of
+        # log-probabilities + noise (they differ by a constant per row), so no softmax is needed
+        logits = self.chain(input_ids, scores).float()
+        noise = torch.empty_like(logits)  # (B, V)
         for row, generator in enumerate(self.generators):
             noise[row].exponential_(generator=generator)  # E ~ Exp(1); -log E is Gumbel(0, 1)
-        return log_probs - noise.log()
+        return logits - noise.log_()
 
 
 def row_generators(seeds: Sequence[int], device: torch.device | str) -> list[torch.Generator]:
