@@ -27,8 +27,8 @@ class JudgeSettings:
     """ASR beam width."""
     asr_language: str | None = "en"
     """Spoken language for ASR (None = detect each clip's; tiny.en knows only English)."""
-    asr_batch_size: int = 16
-    """Clips (30 s Whisper windows) transcribed together by faster-whisper's batched pipeline."""
+    asr_batch_size: int = 8
+    """Clips (30 s Whisper windows) transcribed together by faster-whisper's batched pipeline (its default)."""
     speaker_device: str | None = None
     """Device for the resemblyzer speaker encoder (None: asr_device; "auto": cuda when visible)."""
     model_speaker_sim: bool = True

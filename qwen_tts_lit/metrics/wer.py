@@ -134,7 +134,7 @@ class ASR:
         language: str | None = "en",
         temperature: float = 0.0,
         cpu_threads: int = 0,
-        batch_size: int = 16,
+        batch_size: int = 8,
     ) -> None:
         """model: None for the bundled tiny.en (offline), a faster-whisper size such as "large-v3", or a local dir.
         device: "cpu", "cuda" or "auto". compute_type: CTranslate2 precision ("int8", "float16", ...).

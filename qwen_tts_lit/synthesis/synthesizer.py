@@ -233,8 +233,8 @@ class Synthesizer:
         with eval_mode(self.model), torch.no_grad():
             generated = []  # (codes up to one frame past the cap, seconds)
             for start in range(0, len(texts), batch_size):
-                rows = slice(start, start + batch_size)
-                generated += self._generate(texts[rows], seed_list[rows], scales[rows], caps[rows])
+                batch = slice(start, start + batch_size)
+                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch])
             kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
             wavs, decode_seconds = self._decode(kept)
         rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, strict=True)
