@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from lightning.pytorch.cli import LightningCLI
 
@@ -24,11 +26,12 @@ def precision_problem(precision: str, accelerator: str, cuda_available: bool, cu
 
 
 class QwenTTSCLI(LightningCLI):
-    def __init__(self, args: list[str] | None) -> None:
+    def __init__(self, args: list[str] | None, run: bool = True) -> None:
         super().__init__(
             QwenTTSModule,
             QwenTTSDataModule,
             args=args,
+            run=run,
             save_config_kwargs={"overwrite": True},
         )
 
@@ -61,3 +64,28 @@ class QwenTTSCLI(LightningCLI):
 
     def before_validate(self) -> None:
         self._share_run_folder()
+
+
+class _ConfigOnly(QwenTTSCLI):
+    """Parses exactly as ``fit`` does (config composition, links, defaults) and builds nothing."""
+
+    def before_instantiate_classes(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
+
+    def after_instantiate_classes(self) -> None:
+        pass
+
+    def _set_seed(self) -> None:
+        pass  # nothing runs: no global seeding, no "Seed set" line
+
+
+def resolved_fit_config(configs: list[str]) -> dict:
+    """The config ``fit --config A --config B ...`` would run with (what ``--print_config`` prints), as plain values,
+    without loading anything: a bad config exits with jsonargparse's message, as ``fit`` does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # another subcommand's argv
+        cli = _ConfigOnly([arg for path in configs for arg in ("--config", str(path))], run=False)
+    return cli.config.as_dict()
