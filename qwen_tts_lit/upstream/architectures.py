@@ -63,16 +63,19 @@ def released_size(model: str) -> Size | None:
     return model if model in TALKERS else RELEASED.get(model)
 
 
-def released_config(size: Size, layers: int | None = None):
+def released_config(size: Size, layers: int | None = None, code_predictor_layers: int | None = None):
     """``Qwen3TTSConfig`` of a released base model (talker, code predictor, speaker encoder).
 
-    ``layers`` shrinks both transformer stacks to that depth at full width (a CPU-sized model of the real width).
+    ``layers`` shrinks the talker to that depth at full width (a CPU-sized model of the real width), and the code
+    predictor too unless ``code_predictor_layers`` is given (28 : 5 is the released ratio).
     """
     if size not in TALKERS:
         raise ValueError(f"unknown Qwen3-TTS size {size!r}: choose one of {sorted(TALKERS)}")
     talker = TALKERS[size] | {"code_predictor_config": dict(_CODE_PREDICTOR)}
     if layers:
         talker["num_hidden_layers"] = talker["code_predictor_config"]["num_hidden_layers"] = layers
+    if code_predictor_layers:
+        talker["code_predictor_config"]["num_hidden_layers"] = code_predictor_layers
     models = import_qwen_tts().core.models
     config = models.Qwen3TTSConfig(
         talker_config=talker,
