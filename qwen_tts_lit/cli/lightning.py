@@ -20,7 +20,7 @@ def precision_problem(precision: str, accelerator: str, cuda_available: bool, cu
     if str(precision).startswith("bf16") and on_cuda and not cuda_bf16:
         return (
             f"trainer.precision={precision}: this GPU has no bfloat16 support (pre-Ampere); "
-            "use precision: 16-mixed or 32-true"
+            "compose configs/gpu/t4.yaml (float16 weights, precision 16-mixed) or use precision: 32-true"
         )
     return None
 

@@ -195,6 +195,13 @@ class QwenTTSModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _warn_if_risky(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.hparams.finetune == "full" and self.hparams.dtype != "float32":
+            warnings.warn(
+                f"full fine-tuning with {self.hparams.dtype} weights: the optimizer updates them in that precision, "
+                "where steps at the seed guide's learning rates (~1e-4 of a weight) round away; set model.dtype: "
+                "float32 (autocast still computes in half precision)",
+                stacklevel=2,
+            )
         lr = max(group["lr"] for group in optimizer.param_groups)
         size = sum(p.numel() for p in self.base_model.parameters())
         if self.hparams.finetune == "full" and size > LARGE_MODEL_PARAMS and lr > SEED_GUIDE_FULL_SFT_LR:
