@@ -1,7 +1,11 @@
 """Audio plumbing shared by ``prepare`` and the evaluation judges: mono float32, and one resampler (soxr's high
-quality filter, the same as librosa's ``res_type='soxr_hq'``), so a clip is resampled the same way everywhere."""
+quality filter, the same as librosa's ``res_type='soxr_hq'``), so a clip is resampled the same way everywhere.
+:func:`resample_stream` is the same filter over a stream of blocks (hours of audio in one block's memory); its output
+equals :func:`resample` of the whole signal."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -23,3 +27,21 @@ def resample(wav: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def resample_stream(blocks: Iterable[np.ndarray], rate: int, target_rate: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at ``target_rate`` from blocks of any size at ``rate`` ((n,) or (n, channels)): the filter
+    of :func:`resample`, its state carried from block to block, so the concatenated output is the one-shot result."""
+    if rate == target_rate:
+        yield from (as_mono(block) for block in blocks)
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+    for block in blocks:
+        out = stream.resample_chunk(as_mono(block))
+        if out.size:
+            yield out
+    tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    if tail.size:
+        yield tail

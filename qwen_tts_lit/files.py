@@ -1,31 +1,219 @@
-"""Writing outputs so that nothing is ever half-written: a temporary sibling, then one rename.
+"""Writing outputs so that nothing is ever half-written: a temporary sibling, fsync, then one rename.
 
-Readers (a resumed ``prepare``, a browser on report.html, ``ablate`` deciding whether a run finished) see the old
-file or the new one. No fsync: this guards against kills and Ctrl-C; a power cut may lose the newest files, and every
-reader treats a missing file as work still to do.
+Readers (a resumed ``prepare``, a browser on report.html, ``ablate`` deciding whether a run finished, a resumed
+``fit`` opening last.ckpt) see the old file or the complete new one, whatever kills the process: the data is
+flushed to disk (fsync) before the rename, and the folder after it, so a power cut cannot leave a renamed but empty
+file either.
+
+A write that fails because the disk is full or read-only becomes :class:`StorageError` (a
+:class:`~qwen_tts_lit.errors.RunFailed`, exit 1): one line naming the path and the space needed and free; the
+temporary file is removed and the previous file, if any, is untouched. :func:`storage_error` turns the same
+``OSError`` raised by code we do not own (Lightning's loggers, libsndfile) into that message (``cli/app.py``).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from qwen_tts_lit.errors import RunFailed
+
+# The write errors that are the machine's state, not a bug: each becomes one line for the user.
+STORAGE_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+}
+
+
+class StorageError(RunFailed):
+    """A write failed because the disk is full, over quota or read-only. Files written before are intact."""
+
+
+def shown(path: Path | str) -> str:
+    """A path as commands show it: relative to the current directory when inside it, else absolute."""
+    path = Path(path).absolute()
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def free_bytes(path: Path | str) -> int | None:
+    """Free bytes on the file system that holds ``path`` (its nearest existing ancestor); None when unknown."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KB' (powers of 1024, one decimal)."""
+    value = float(count)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+RUST_IO_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors, tokenizers) spell an errno
+
+
+def _storage_cause(error: BaseException | None) -> OSError | None:
+    """The full-disk or read-only OSError behind ``error``, also when a library raised its own error while handling
+    it (torch.save's zip writer does) or reports one as text (safetensors does)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRORS:
+            return error
+        found = RUST_IO_ERROR.search(str(error)) if not isinstance(error, OSError) else None
+        if found and int(found.group(1)) in STORAGE_ERRORS:
+            return OSError(int(found.group(1)), str(error))
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def storage_error(
+    error: BaseException, path: Path | str | None = None, needed: int | None = None
+) -> StorageError | None:
+    """The one-line :class:`StorageError` for a full or read-only disk, else None (any other error is not ours).
+    ``path`` names what could not be written (default: the file the OSError names)."""
+    if isinstance(error, StorageError) and path is None:
+        return error
+    cause = _storage_cause(error)
+    if cause is None:
+        return None
+    where = Path(path if path is not None else (cause.filename or "(unknown path)"))
+    reason = f"{where}: cannot write: {STORAGE_ERRORS[cause.errno]}"
+    if cause.errno == errno.EROFS:
+        return StorageError(f"{reason}; files written before are intact; choose a writable folder")
+    free = free_bytes(where)
+    sizes = [f"{human_bytes(needed)} needed" if needed else "", "" if free is None else f"{human_bytes(free)} free"]
+    detail = ", ".join(s for s in sizes if s)
+    return StorageError(reason + (f" ({detail})" if detail else "") + "; files written before are intact")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def atomic_file(path: Path | str, needed: int | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: a temporary sibling that is fsynced and renamed onto ``path`` when
+    the block ends, and removed when it raises. ``needed`` (bytes) only improves a disk-full message."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        with suppress(OSError):  # a read-only file system refuses even removing a file that is not there
+            temporary.unlink(missing_ok=True)
+        failure = storage_error(error, path, needed)
+        if failure is not None and failure is not error:
+            raise failure from error
+        raise
+    _fsync_folder(path.parent)
+
 
 def write_atomic(path: Path | str, data: bytes | str) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` through a temporary sibling; parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``data`` (text as UTF-8) to ``path`` through :func:`atomic_file`; parent folders are created."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path, needed=len(payload)) as handle:
+        handle.write(payload)
+    return Path(path)
+
+
+def write_with(path: Path | str, writer: Callable[[BinaryIO], None], needed: int | None = None) -> Path:
+    """Atomic write of whatever ``writer(file)`` streams (e.g. ``torch.save``), without a copy in memory."""
+    with atomic_file(path, needed) as handle:
+        writer(handle)
+    return Path(path)
+
+
+def remove_temporaries(folder: Path | str) -> None:
+    """Remove the temporary files a killed process left in ``folder`` (:func:`atomic_file`'s ``.NAME.*.tmp``)."""
+    for leftover in Path(folder).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
     try:
-        temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _stale(folder: Path, prefix: str) -> bool:
+    """A staging folder whose process is gone (names carry the creator's pid; a name without one is stale)."""
+    pid = folder.name[len(prefix) :].split("-", 1)[0]
+    return not pid.isdigit() or not _pid_alive(int(pid))
+
+
+@contextmanager
+def staged_folder(output: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of ``output`` to write a whole folder into; when the block ends it replaces
+    ``output`` (renames: the old one is kept until the new one is in place), when it raises it is removed.
+
+    Staging folders that a killed earlier run left (``.NAME.partial-PID-*``, ``.NAME.old-PID-*`` whose process is
+    gone; at real size, gigabytes) are removed first.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for kind in ("partial", "old"):
+        prefix = f".{output.name}.{kind}-"
+        for leftover in output.parent.glob(f"{prefix}*"):
+            if leftover.is_dir() and _stale(leftover, prefix):
+                shutil.rmtree(leftover, ignore_errors=True)
+    pid = os.getpid()
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-{pid}-", dir=output.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; what is staged here is meant to be shared
+    try:
+        yield staging
+        if output.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-{pid}-", dir=output.parent))
+            os.replace(output, old / output.name)  # keep the old one until the new one is in place
+            os.replace(staging, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, output)
+        _fsync_folder(output.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def wav_bytes(audio: np.ndarray, rate: int) -> bytes:

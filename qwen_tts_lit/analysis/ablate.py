@@ -35,7 +35,7 @@ import yaml
 from qwen_tts_lit.analysis.runs import load_runs, run_finished
 from qwen_tts_lit.analysis.tables import ablation_table, table_csv, table_latex, table_markdown
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.files import write_atomic
+from qwen_tts_lit.files import shown, write_atomic
 from qwen_tts_lit.runs.folder import ABLATE_OVERLAY_FILE as OVERLAY_FILE
 from qwen_tts_lit.runs.folder import ABLATE_STATUS_FILE as STATUS_FILE
 from qwen_tts_lit.runs.folder import BEST_FILE, ROWS_FILE
@@ -83,15 +83,6 @@ class RunPlan:
     def command(self) -> str:
         """The exact shell command of this run."""
         return shlex.join(["python", "-m", "qwen_tts_lit", *self.fit_args])
-
-
-def shown(path: Path) -> str:
-    """A path as commands show it: relative to the current directory when inside it, else absolute."""
-    path = path.absolute()
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 def key_lines(node: yaml.Node, key: tuple = ()) -> dict[tuple, int]:

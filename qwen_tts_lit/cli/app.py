@@ -2,8 +2,9 @@
 
 Exit codes: 0 success, 2 bad input or config (:class:`~qwen_tts_lit.errors.UserError`: the message names the file,
 line and field), 1 a run that could not finish (:class:`~qwen_tts_lit.errors.RunFailed`: NaN loss, runaway
-generation, failed ablation runs) or was interrupted. Anything else is a bug and keeps its traceback. Heavy imports
-(torch, qwen_tts, lightning) happen inside the handlers, so ``--help`` stays instant.
+generation, failed ablation runs; a full or read-only disk, also when code we do not own hit it) or was interrupted
+(Ctrl-C: :class:`~qwen_tts_lit.errors.Interrupted` says how to resume). Anything else is a bug and keeps its
+traceback. Heavy imports (torch, qwen_tts, lightning) happen inside the handlers, so ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from qwen_tts_lit.cli.commands import COMMANDS, LIGHTNING_COMMANDS
 from qwen_tts_lit.cli.options import add_dataclass_arguments, class_help, from_namespace
 from qwen_tts_lit.errors import RunFailed, UserError
+from qwen_tts_lit.files import storage_error
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -24,9 +26,21 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
+def user_facing(error: BaseException) -> BaseException:
+    """The error as the user should see it: a full or read-only disk becomes a one-line StorageError."""
+    return storage_error(error) or error
+
+
 def exit_code(error: BaseException) -> int | None:
     """The exit code for an error the user should see as one line; None for a bug (keep the traceback)."""
-    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), None)
+    return next((code for kind, code in EXIT_CODES if isinstance(user_facing(error), kind)), None)
+
+
+def message(error: BaseException) -> str:
+    """The line printed for a user-facing error."""
+    if isinstance(error, KeyboardInterrupt):
+        return str(error) or "interrupted"
+    return f"error: {user_facing(error)}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,16 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_lightning(argv: list[str]) -> None:
-    """Run LightningCLI on ``argv`` (which starts with fit or validate)."""
-    from qwen_tts_lit.cli.lightning import QwenTTSCLI
-
-    # LightningCLI warns when given args that are also sys.argv: let it read the command line itself then.
-    QwenTTSCLI(args=None if argv == sys.argv[1:] else argv)
-
-
 def dispatch(argv: list[str]) -> None:
     if argv and argv[0] in LIGHTNING_COMMANDS:
+        from qwen_tts_lit.cli.lightning import run_lightning
+
         run_lightning(argv)
         return
     args = build_parser().parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
@@ -67,7 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code(error)
         if code is None:
             raise
-        message = "interrupted" if isinstance(error, KeyboardInterrupt) else f"error: {error}"
-        print(message, file=sys.stderr)
+        print(message(error), file=sys.stderr)
         return code
     return EXIT_OK

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from qwen_tts_lit.analysis.request import AblateRequest
 from qwen_tts_lit.data.prepare.options import PrepareOptions
-from qwen_tts_lit.errors import RunFailed, UserError
+from qwen_tts_lit.data.segment.request import SegmentRequest
+from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.synthesis.request import SynthesizeRequest
@@ -30,10 +31,26 @@ def make_tiny(request: MakeTinyRequest) -> None:
 
 def prepare(options: PrepareOptions) -> None:
     from qwen_tts_lit.data.prepare.pipeline import prepare as run
+    from qwen_tts_lit.files import StorageError
 
-    output = run(options)
+    again = "run the same command again to resume (finished clips are reused, the output is the same)"
+    try:
+        output = run(options)
+    except KeyboardInterrupt as error:
+        raise Interrupted(f"prepare: interrupted; {again}") from error
+    except StorageError as error:
+        raise StorageError(f"{error}; then {again}") from error
     print((output / "report.txt").read_text(), end="")
     print(output)
+
+
+def segment(request: SegmentRequest) -> None:
+    from qwen_tts_lit.data.segment.pipeline import segment as run
+    from qwen_tts_lit.data.segment.summary import next_steps, summary_text
+
+    summary = run(request)
+    print(summary_text(summary), end="")
+    print(next_steps(request.output, summary))
 
 
 def export(request: ExportRequest) -> None:
@@ -95,6 +112,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "make-tiny": Command(MakeTinyRequest, make_tiny),
+    "segment": Command(SegmentRequest, segment),
     "prepare": Command(PrepareOptions, prepare),
     "export": Command(ExportRequest, export),
     "synthesize": Command(SynthesizeRequest, synthesize),

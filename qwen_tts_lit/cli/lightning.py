@@ -1,14 +1,24 @@
-"""LightningCLI for ``fit`` and ``validate``: links model and data, shares one run folder between loggers."""
+"""LightningCLI for ``fit`` and ``validate``: links model and data, checks every setting before anything is created,
+decides and claims the run folder (:mod:`~qwen_tts_lit.cli.run_folder`), writes checkpoints atomically, and says
+where the run is, at the start, at the end, and with the resume command when it stops early."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import warnings
 
 import torch
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.io import CheckpointIO
 
+from qwen_tts_lit.cli.fit_settings import settings_problems
+from qwen_tts_lit.cli.run_folder import RUN_DIR_ENV, FitSession, SessionCallback, expand_resume
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import write_atomic
+from qwen_tts_lit.train.checkpoint_io import AtomicCheckpointIO
 from qwen_tts_lit.train.module import QwenTTSModule
 
 
@@ -25,14 +35,36 @@ def precision_problem(precision: str, accelerator: str, cuda_available: bool, cu
     return None
 
 
+RESUME_HELP = (
+    "--resume RUN continues the run folder RUN (runs/NAME/version_N) from its last checkpoint, in the same folder: "
+    "it stands for --config RUN/config.yaml --ckpt_path RUN/checkpoints/last.ckpt, and options after it override "
+    "the saved config (--trainer.max_epochs N to train further). RUN may also be one of its checkpoints."
+)
+
+
+class RunConfig(SaveConfigCallback):
+    """``config.yaml`` of the run, written atomically (a resumed run rewrites it with what it was resumed with)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if trainer.is_global_zero and log_dir:
+            write_atomic(os.path.join(log_dir, self.config_filename), self.parser.dump(self.config, skip_none=False))
+        self.already_saved = trainer.strategy.broadcast(True)
+
+
 class QwenTTSCLI(LightningCLI):
-    def __init__(self, args: list[str] | None, run: bool = True) -> None:
+    def __init__(self, args: list[str] | None, session: FitSession | None = None, run: bool = True) -> None:
+        self.session = session or FitSession()
         super().__init__(
             QwenTTSModule,
             QwenTTSDataModule,
             args=args,
             run=run,
+            save_config_callback=RunConfig,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"fit": {"epilog": RESUME_HELP}},
         )
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -40,30 +72,82 @@ class QwenTTSCLI(LightningCLI):
         # The batch sampler shards across ranks itself, so Lightning must not wrap it in a DistributedSampler.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then read the checkpoint's record (LightningCLI loads its hyper-parameters right after this, and
+        a damaged file must be named in one line before torch raises)."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            self.session.read_checkpoint(self.config[subcommand].get("ckpt_path"))
+
     def before_instantiate_classes(self) -> None:
-        """Refuse a trainer setup the device cannot run, before any weights load."""
+        """Refuse settings that cannot work, all at once, before any folder exists or any weight loads; then decide
+        and claim the run folder."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
         cuda = torch.cuda.is_available()
         problem = precision_problem(
             str(trainer.precision), str(trainer.accelerator), cuda, cuda and torch.cuda.is_bf16_supported()
         )
-        if problem:
-            raise UserError(problem)
+        problems = ([problem] if problem else []) + settings_problems(config.as_dict(), self.subcommand or "fit")
+        if problems:
+            raise UserError("\n".join(problems))
+        self.session.decide(self.subcommand or "fit", config)
 
-    def _share_run_folder(self) -> None:
-        """Make every logger write into the first one's version folder, so the run is one folder."""
-        loggers = self.trainer.loggers
-        if len(loggers) > 1:
-            version = loggers[0].version
-            for logger in loggers[1:]:
-                logger._version = version
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        self.session.restore_given(self.config[self.subcommand] if self.subcommand else self.config)
+
+    def instantiate_trainer(self, **kwargs):
+        """Our checkpoint writer (unless the config brings a CheckpointIO) and the session's callback."""
+        plugins = (self._get(self.config_init, "trainer", default={}) or {}).get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(SessionCallback(self.session))
+        return trainer
 
     def before_fit(self) -> None:
-        self._share_run_folder()
+        self.session.started()
+
+    def after_fit(self) -> None:
+        self.session.finished()
 
     def before_validate(self) -> None:
-        self._share_run_folder()
+        self.session.started()
+
+    def after_validate(self) -> None:
+        self.session.finished()
+
+
+def run_lightning(argv: list[str]) -> None:
+    """Run LightningCLI on ``argv`` (which starts with fit or validate; ``--resume`` expanded first)."""
+    args = expand_resume(argv)
+    from_command_line = argv == sys.argv[1:]
+    saved_argv, saved_run_dir = list(sys.argv), os.environ.get(RUN_DIR_ENV)
+    session = FitSession()
+    try:
+        if from_command_line:
+            # LightningCLI warns when given args that are also sys.argv, so it reads them itself; DDP processes that
+            # Lightning starts re-run sys.argv, so they get the expanded form too.
+            sys.argv = [sys.argv[0], *args]
+            QwenTTSCLI(args=None, session=session)
+        else:
+            QwenTTSCLI(args=args, session=session)
+    except BaseException as error:
+        replacement = session.failure(error)
+        if replacement is None:
+            raise
+        raise replacement from error
+    finally:
+        sys.argv = saved_argv
+        if saved_run_dir is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = saved_run_dir
+        if session.interrupted:  # Lightning ignores SIGINT while it shuts down; give Ctrl-C back
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class _ConfigOnly(QwenTTSCLI):

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from qwen_tts_lit.cache import build_lock
 from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector, prepared_cache_dir
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
@@ -61,12 +62,16 @@ class QwenTTSDataModule(L.LightningDataModule):
         return prepared_cache_dir(self.raw, self.model)
 
     def prepare_data(self) -> None:
-        """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached)."""
+        """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached). Two fits
+        started together on an empty cache: the second waits for the first one's build and reuses it."""
         model = resolve_model_source(self.model)  # builds the tiny checkpoint here, on rank 0, before setup
-        if self.raw is not None and not (self.root / "train.jsonl").is_file():
-            from qwen_tts_lit.data.prepare import PrepareOptions, prepare
+        if self.raw is None or (self.root / "train.jsonl").is_file():
+            return
+        with build_lock(self.root):
+            if not (self.root / "train.jsonl").is_file():  # another process may have finished while this one waited
+                from qwen_tts_lit.data.prepare import PrepareOptions, prepare
 
-            prepare(PrepareOptions(input=self.raw, output=str(self.root), model=model))
+                prepare(PrepareOptions(input=self.raw, output=str(self.root), model=model))
 
     def setup(self, stage: str) -> None:
         if self.splits:

@@ -53,15 +53,10 @@ class EvalSettings:
     """How the best (epoch, scale) cell is picked."""
 
     def __post_init__(self) -> None:
-        if not self.scales:
-            raise UserError("EvalSuite.scales: give at least one LoRA strength")
-        scales = tuple(sorted({check_lora_scale(float(s), "EvalSuite.scales:") for s in self.scales}))
-        object.__setattr__(self, "scales", scales)
-        for name in ("num_utterances", "every_n_epochs"):
-            if getattr(self, name) < 1:
-                raise UserError(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise UserError(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
+        bad = self.problems()
+        if bad:
+            raise UserError("\n".join(bad))  # one line per problem
+        object.__setattr__(self, "scales", tuple(sorted({float(s) for s in self.scales})))
         if self.max_new_tokens is not None and self.max_new_tokens > MAX_NEW_TOKENS:
             warnings.warn(
                 f"EvalSuite.max_new_tokens={self.max_new_tokens} is above the ceiling {MAX_NEW_TOKENS}: a runaway "
@@ -69,6 +64,21 @@ class EvalSettings:
                 stacklevel=3,
             )
             object.__setattr__(self, "max_new_tokens", MAX_NEW_TOKENS)
+
+    def problems(self) -> list[str]:
+        """Every setting that cannot work, one message each (empty when fine)."""
+        bad = [] if self.scales else ["EvalSuite.scales: give at least one LoRA strength"]
+        for scale in self.scales:
+            try:
+                check_lora_scale(float(scale), "EvalSuite.scales:")
+            except UserError as error:
+                bad.append(str(error))
+        for name in ("num_utterances", "every_n_epochs"):
+            if getattr(self, name) < 1:
+                bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
+        return bad
 
     @classmethod
     def from_args(cls, args: dict | None) -> EvalSettings:

@@ -11,7 +11,8 @@ from qwen_tts_lit.export.adapter import write_adapter
 from qwen_tts_lit.export.card import export_metadata, model_card
 from qwen_tts_lit.export.custom_voice import write_custom_voice
 from qwen_tts_lit.export.request import ExportRequest
-from qwen_tts_lit.export.staging import check_output, staged_folder
+from qwen_tts_lit.export.staging import check_output
+from qwen_tts_lit.files import StorageError, staged_folder, storage_error, write_atomic
 from qwen_tts_lit.runs.choice import choose
 from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, check_run_dir, checkpoint_path
 from qwen_tts_lit.runs.records import best_path, read_best
@@ -38,13 +39,19 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
     if request.format == "adapter" and loaded.peft_model is None:
         raise UserError(f"{run}: a full fine-tuning run has no adapter; use --format custom_voice")
     metadata = export_metadata(request, loaded, choice, preset, best)
-    with staged_folder(output) as staging:
-        if request.format == "custom_voice":
-            write_custom_voice(loaded, choice.lora_scale, request.speaker_name, staging, request.keep_speaker_encoder,
-                               preset)  # fmt: skip
-        else:
-            write_adapter(loaded, staging)
-        (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        (staging / EXPORT_CARD_FILE).write_text(model_card(metadata))
+    try:
+        with staged_folder(output) as staging:
+            if request.format == "custom_voice":
+                write_custom_voice(loaded, choice.lora_scale, request.speaker_name, staging,
+                                   request.keep_speaker_encoder, preset)  # fmt: skip
+            else:
+                write_adapter(loaded, staging)
+            write_atomic(staging / EXPORT_METADATA_FILE, json.dumps(metadata, indent=2) + "\n")  # marks it ours
+            write_atomic(staging / EXPORT_CARD_FILE, model_card(metadata))
+    except Exception as error:  # the model files are written by torch / safetensors: name OUT, not their temporary
+        failure = storage_error(error, output)
+        if failure is None:
+            raise
+        raise StorageError(f"{failure}; {output} is unchanged") from error
     print(output)
     return output

@@ -1,8 +1,9 @@
 """Objective evaluation of synthesized speech: plain Python and torch, no Lightning (usable from a notebook).
 
-Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper), :class:`SpeakerSimilarity`
-(resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder, e.g. the model's own), :class:`SpeechDetector`
-(silero-vad). Pure functions: text normalisation, WER/CER, rate ratio, EOS failure rate and the selection rule.
+Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper; :class:`Transcript` with word time
+stamps and confidences), :class:`SpeakerSimilarity` (resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder,
+e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length). Pure
+functions: text normalisation, WER/CER, rate ratio, EOS failure rate and the selection rule.
 """
 
 from qwen_tts_lit.metrics.eos import eos_fail_rate
@@ -13,11 +14,13 @@ from qwen_tts_lit.metrics.speaker_sim import (
     cosine_similarity,
     mean_embedding,
 )
-from qwen_tts_lit.metrics.speech_rate import SpeechDetector, count_words, rate_ratio, words_per_second
+from qwen_tts_lit.metrics.speech_rate import SpeechDetector, VadStream, count_words, rate_ratio, words_per_second
 from qwen_tts_lit.metrics.text_norm import language_code, normalize_text, spell_integer
 from qwen_tts_lit.metrics.wer import (
     ASR,
     ErrorRate,
+    Transcript,
+    Word,
     char_error_rate,
     error_rate,
     uses_cer,
@@ -31,6 +34,9 @@ __all__ = [
     "SelectionRule",
     "SpeakerSimilarity",
     "SpeechDetector",
+    "Transcript",
+    "VadStream",
+    "Word",
     "aggregate",
     "char_error_rate",
     "cosine_similarity",

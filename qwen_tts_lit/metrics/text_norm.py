@@ -39,6 +39,11 @@ INTEGER = re.compile(r"\d+")
 LOOSE_APOSTROPHE = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")
 
 
+def has_speakable(text: str) -> bool:
+    """True when the text has at least one letter or digit: punctuation alone is no transcript and nothing to say."""
+    return any(unicodedata.category(c)[0] in "LN" for c in text)
+
+
 def language_code(language: str | None) -> str:
     """ISO 639-1 code from a code or an English name ("English", "zh", "zh-CN"); "" when unknown or None."""
     if not language:

@@ -8,6 +8,7 @@ Seed-TTS-eval does, because their words are not separated by spaces.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import jiwer
@@ -108,6 +109,34 @@ class ErrorRate(Metric):
         return self.rate_sum / self.utterances.clamp(min=1)
 
 
+@dataclass(frozen=True)
+class Word:
+    """One recognised word with its Whisper time stamps (seconds from the clip start) and probability."""
+
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A clip's transcript with what faster-whisper says about its own confidence.
+
+    ``avg_logprob``: mean token log-probability over the clip (Whisper treats below -1 as a failed decode);
+    ``no_speech_prob``: the highest probability of its no-speech token over the clip's 30 s windows (above 0.6 Whisper
+    suspects silence or noise); ``compression_ratio``: the highest gzip ratio of a segment's text (above 2.4 the text
+    repeats itself: a hallucination loop); ``language``: the language decoded (given or detected)."""
+
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 1.0
+    compression_ratio: float = 0.0
+    language: str = ""
+    language_probability: float = 0.0
+
+
 class ASR:
     """faster-whisper transcription, model loaded on first use and kept for the life of the instance."""
 
@@ -151,17 +180,50 @@ class ASR:
             )
         return self._model
 
-    def transcribe(self, wav: np.ndarray, sr: int) -> str:
-        """Transcript of one clip (any rate, mono or (n, channels)); "" when nothing is recognised."""
-        audio = resample(wav, sr, ASR_RATE)
-        if audio.size == 0:
-            return ""
-        segments, _ = self.model.transcribe(
+    @property
+    def multilingual(self) -> bool:
+        """False for an English-only model (tiny.en and every ``*.en``): it cannot transcribe other languages."""
+        return bool(self.model.model.is_multilingual)
+
+    def _decode(self, audio: np.ndarray, **options):
+        segments, info = self.model.transcribe(
             audio,
             language=self.language,
             beam_size=self.beam_size,
             temperature=self.temperature,
             condition_on_previous_text=False,  # a hallucinated segment must not prime the next one
-            without_timestamps=True,
+            **options,
         )
+        return list(segments), info
+
+    def transcribe(self, wav: np.ndarray, sr: int) -> str:
+        """Transcript of one clip (any rate, mono or (n, channels)); "" when nothing is recognised."""
+        audio = resample(wav, sr, ASR_RATE)
+        if audio.size == 0:
+            return ""
+        segments, _ = self._decode(audio, without_timestamps=True)
         return " ".join(segment.text.strip() for segment in segments).strip()
+
+    def transcribe_words(self, wav: np.ndarray, sr: int) -> Transcript:
+        """:class:`Transcript` of one clip with word time stamps and the decoder's confidences (same decoding
+        settings as :meth:`transcribe`)."""
+        audio = resample(wav, sr, ASR_RATE)
+        if audio.size == 0:
+            return Transcript("", language=self.language or "")
+        segments, info = self._decode(audio, word_timestamps=True)
+        words = tuple(
+            Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+            for segment in segments
+            for w in segment.words or ()
+        )
+        tokens = [max(1, len(segment.tokens)) for segment in segments]
+        return Transcript(
+            text=" ".join(segment.text.strip() for segment in segments).strip(),
+            words=words,
+            # Whisper's per-segment mean, weighted by each segment's token count: the clip's mean token log-prob.
+            avg_logprob=float(np.average([s.avg_logprob for s in segments], weights=tokens)) if segments else 0.0,
+            no_speech_prob=max((float(s.no_speech_prob) for s in segments), default=1.0),
+            compression_ratio=max((float(s.compression_ratio) for s in segments), default=0.0),
+            language=info.language or "",
+            language_probability=float(info.language_probability or 0.0),
+        )

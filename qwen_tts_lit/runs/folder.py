@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import shown
 from qwen_tts_lit.runs.speaker import SPEAKER_FILE
 
 CONFIG_FILE = "config.yaml"
@@ -19,6 +21,7 @@ ROWS_FILE = f"{EVAL_DIR}/rows.jsonl"
 REAL_DIR = f"{EVAL_DIR}/real"
 BEST_FILE = "best.json"
 REPORT_FILE = "report.html"
+VALIDATE_DIR = "validate"  # validate --ckpt_path: RUN/validate/epoch=NNN/version_K, beside the run's own results
 ABLATE_OVERLAY_FILE = "ablate.yaml"
 ABLATE_STATUS_FILE = "ablate.json"
 # Files whose presence makes a folder a run folder (analysis finds runs by them).
@@ -69,6 +72,54 @@ def latest_version(root: Path | str) -> Path | None:
     """The newest ``version_N`` folder under ``root`` (e.g. runs/demo), or None when there is none."""
     versions = [p for p in Path(root).glob("version_*") if p.name.split("_")[-1].isdigit()]
     return max(versions, key=lambda p: int(p.name.split("_")[-1])) if versions else None
+
+
+def claim_version(root: Path | str) -> Path:
+    """Create and return ``root/version_N``, N one above the newest existing version (Lightning's numbering).
+
+    Creating the folder is the claim: ``mkdir`` without ``exist_ok`` succeeds for exactly one process, so of two
+    fits started together one gets version_N and the other, whose mkdir fails, version_N+1.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    newest = latest_version(root)
+    number = int(newest.name.split("_")[-1]) + 1 if newest is not None else 0
+    while True:
+        candidate = root / f"version_{number}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
+
+
+def run_of_checkpoint(checkpoint: Path | str) -> Path | None:
+    """The run folder a checkpoint lies in (``RUN/checkpoints/X.ckpt`` -> RUN), or None when it is elsewhere."""
+    checkpoint = Path(checkpoint).expanduser().absolute()
+    run = checkpoint.parent.parent
+    if checkpoint.parent.name == CHECKPOINT_DIR and any((run / name).exists() for name in RUN_MARKERS):
+        return run
+    return None
+
+
+def holds_checkpoints(run_dir: Path | str) -> bool:
+    """True when ``run_dir/checkpoints`` holds any checkpoint file (the run has something to resume)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    return folder.is_dir() and any(p.suffix == ".ckpt" for p in folder.iterdir())
+
+
+def resume_checkpoint(run_dir: Path | str) -> Path | None:
+    """What ``fit --resume RUN`` continues from: ``last.ckpt``, else the newest ``epoch=NNN.ckpt``, else None."""
+    last = Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if last.is_file():
+        return last
+    epochs = saved_epochs(Path(run_dir))
+    return epochs[max(epochs)] if epochs else None
+
+
+def resume_command(target: Path | str) -> str:
+    """The command that continues a run (``target``: its folder, or one of its checkpoints)."""
+    return f"python -m qwen_tts_lit fit --resume {shlex.quote(shown(target))}"
 
 
 # An export folder (``export``): the official layout (config.json, model.safetensors, ...) or a PEFT adapter folder

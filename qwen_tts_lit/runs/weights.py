@@ -14,6 +14,7 @@ import torch
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec, inject_lora
+from qwen_tts_lit.runs.checkpoints import read_checkpoint
 from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path
 from qwen_tts_lit.runs.speaker import read_speaker
 from qwen_tts_lit.upstream.loading import load_qwen3_tts
@@ -31,11 +32,6 @@ class LoadedRun:
     hyper_parameters: dict = field(default_factory=dict)
     base_model: str = ""
     finetune: str = "lora"
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint this project wrote (its hyper-parameters are plain objects, hence ``weights_only=False``)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def load_run(

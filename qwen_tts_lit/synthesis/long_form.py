@@ -20,6 +20,7 @@ import numpy as np
 
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import write_wav
+from qwen_tts_lit.metrics.text_norm import has_speakable
 from qwen_tts_lit.model.lora import UNSCALED, check_lora_scale
 from qwen_tts_lit.synthesis.chunking import PAUSE_SECONDS, join_with_pauses, split_text
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
@@ -97,8 +98,17 @@ def report_lines(results: Sequence[ChunkResult], wall_seconds: float, audio_seco
     return lines
 
 
+def speakable_chunks(chunks: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(chunks with words, warnings for those without): "?!..." alone has nothing to say; spoken, it is a second
+    of whatever the model makes of punctuation."""
+    kept = [chunk for chunk in chunks if has_speakable(chunk)]
+    dropped = [f"chunk {i + 1} ({chunk[:40]!r}) has no words: skipped" for i, chunk in enumerate(chunks)
+               if not has_speakable(chunk)]  # fmt: skip
+    return kept, dropped
+
+
 def check_request(request: SynthesizeRequest) -> list[str]:
-    """Every cheap check before any model loads; returns the chunks."""
+    """Every cheap check before any model loads; returns the chunks with words (warning about the others)."""
     if request.output.suffix.lower() != ".wav":
         raise UserError(f"--output {request.output}: give a .wav path")
     if request.lora_scale is not None:
@@ -108,9 +118,13 @@ def check_request(request: SynthesizeRequest) -> list[str]:
             raise UserError(f"{name} {value}: must be >= 1")
     if request.retries < 0 or request.pause_seconds < 0:
         raise UserError("--retries and --pause-seconds must be >= 0")
-    chunks = split_text(request.spoken_text(), request.chunk_chars)
+    text = request.spoken_text()
+    chunks, dropped = speakable_chunks(split_text(text, request.chunk_chars))
     if not chunks:
-        raise UserError("the text is empty (nothing to say)")
+        what = f"{text.strip()[:40]!r} has no words" if text.strip() else "the text is empty"
+        raise UserError(f"{what} (no letter or digit): nothing to say")
+    for warning in dropped:
+        print(f"synthesize: warning: {warning}", file=sys.stderr)
     return chunks
 
 

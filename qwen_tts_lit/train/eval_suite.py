@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
@@ -23,10 +24,25 @@ from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.scoring import evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
+from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
 LOGGED = ("wer", "spk_sim", "rate_ratio", "eos_fail")
 DEFAULTS = EvalSettings()
+NO_EVALUATION = (
+    f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
+    "(--val-fraction or --val-list; it needs at least 2 clips), give EvalSuite a heldout file, or train without "
+    "evaluation: --trainer.limit_val_batches 0 (then export with --epoch N)"
+)
+
+
+def evaluated_epoch(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+    """The epoch whose weights are evaluated: the current one in fit; in validate the loaded checkpoint's own epoch
+    (Lightning's counter starts at 0 there, which would label a checkpoint of epoch 2 as epoch 0)."""
+    loaded = getattr(pl_module, "checkpoint_epoch", None)
+    if trainer.state.fn != TrainerFn.FITTING and loaded is not None:
+        return int(loaded)
+    return trainer.current_epoch
 
 
 class EvalSuite(L.Callback):
@@ -65,6 +81,21 @@ class EvalSuite(L.Callback):
 
     # ------------------------------------------------------------------ hooks
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Before the first step: a run whose evaluation could never happen is refused (Lightning would silently
+        skip a validation split with no rows). ``trainer.limit_val_batches 0`` is the documented opt-out."""
+        if not trainer.limit_val_batches:
+            return
+        manifests = [self._heldout_manifest(trainer)]
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "root"):
+            manifests.append(Path(datamodule.root) / "val.jsonl")  # the validation loop runs over this split
+        for manifest in dict.fromkeys(manifests):
+            try:
+                read_heldout(manifest, self.settings.num_utterances)
+            except UserError as error:
+                raise UserError(f"{error}; {NO_EVALUATION}") from error
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
 
@@ -82,6 +113,8 @@ class EvalSuite(L.Callback):
     # ------------------------------------------------------------------ work (rank 0)
 
     def _due(self, trainer: L.Trainer) -> bool:
+        if trainer.state.fn != TrainerFn.FITTING:
+            return True  # validate: the checkpoint it was asked about
         epoch = trainer.current_epoch
         last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         return (epoch + 1) % self.settings.every_n_epochs == 0 or last
@@ -100,15 +133,15 @@ class EvalSuite(L.Callback):
             items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
             self._real = measure_real(items, self._judges, run_dir)
         synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
-        settings, epoch = self.settings, trainer.current_epoch
+        settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, pl_module.xvector)  # fmt: skip
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
-        self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"])
+        self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)
         return {"cells": aggregate(new_rows), "best": epoch_best}
 
-    def _log_audio(self, trainer: L.Trainer, run_dir: Path, rows: list[dict], scale: float) -> None:
+    def _log_audio(self, trainer: L.Trainer, run_dir: Path, rows: list[dict], scale: float, epoch: int) -> None:
         import soundfile as sf
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -118,8 +151,7 @@ class EvalSuite(L.Callback):
                 continue
             for row in chosen:
                 wav, rate = sf.read(str(run_dir / row["wav"]), dtype="float32")
-                logger.experiment.add_audio(f"eval/{row['utt_id']}", torch.from_numpy(wav), trainer.current_epoch,
-                                            sample_rate=rate)  # fmt: skip
+                logger.experiment.add_audio(f"eval/{row['utt_id']}", torch.from_numpy(wav), epoch, sample_rate=rate)
 
     # ------------------------------------------------------------------ logging (every rank)
 

@@ -91,6 +91,7 @@ class QwenTTSModule(L.LightningModule):
         self.tts: torch.nn.Module | None = None  # Qwen3TTSForConditionalGeneration (a PeftModel around it in LoRA)
         self.wrapper = None  # the official Qwen3TTSModel around the same weights, for generation
         self.xvector: torch.Tensor | None = None
+        self.checkpoint_epoch: int | None = None  # the epoch of the checkpoint loaded (validate labels rows by it)
 
     # ------------------------------------------------------------------ model
 
@@ -224,3 +225,4 @@ class QwenTTSModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "xvector" in checkpoint:
             self.xvector = checkpoint["xvector"]
+        self.checkpoint_epoch = checkpoint.get("epoch")

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from qwen_tts_lit.cache import cache_root
+from qwen_tts_lit.cache import build_lock, cache_root
+from qwen_tts_lit.files import staged_folder
 from qwen_tts_lit.upstream.compat import clean_saved_config, import_qwen_tts
 
 TINY_SEED = 1234
@@ -265,27 +264,23 @@ def make_tiny(directory: str | os.PathLike) -> Path:
     """Build the tiny checkpoint into ``directory`` and return its path.
 
     A finished build of the same recipe is left untouched (no-op). The checkpoint is written into a temporary
-    sibling folder and renamed into place, so an interrupted build never leaves a half-written ``directory``.
+    sibling folder and renamed into place, so an interrupted build never leaves a half-written ``directory``; a
+    build lock makes a second process that starts at the same time wait and reuse the first one's build.
     """
     target = Path(directory).expanduser().resolve()
     if is_finished_tiny(target):
         return target
-    if target.exists() and any(target.iterdir()):
-        raise TinyDirError(f"{target}: exists and is not a finished tiny checkpoint of this version; remove it first")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
-        _write_checkpoint(staging)
+    with build_lock(target):
+        if is_finished_tiny(target):  # another process built it while this one waited
+            return target
+        if target.exists() and any(target.iterdir()):
+            raise TinyDirError(
+                f"{target}: exists and is not a finished tiny checkpoint of this version; remove it first"
+            )
         if target.exists():
             target.rmdir()  # empty, checked above
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not is_finished_tiny(target):  # another process finished the same build first: fine
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_folder(target) as staging:
+            _write_checkpoint(staging)
     return target
 
 

@@ -11,6 +11,7 @@ import pytest
 from helpers.prepare import DEMO_RAW, demo_rows, tone, write_jsonl, write_wav
 
 from qwen_tts_lit import cli
+from qwen_tts_lit.errors import UserError
 
 
 def run_prepare(capsys, manifest: Path, output: Path, model: Path, *extra: str) -> tuple[int, str]:
@@ -82,12 +83,26 @@ CASES = [
         ["--max-seconds", "6", "--rate-outlier-factor", "0"],
     ),
     ("missing_ref_audio", lambda d: {**good(5), "ref_audio": "missing_ref.wav"}, "ref_audio", "file not found", []),
+    (
+        "truncated_wav",  # libsndfile reads it as a shorter clip without a word
+        lambda d: {"audio": str(_cut(write_wav(d / "cut.wav", tone(2.0)))), "text": "A clip cut short."},
+        "audio",
+        "is truncated: its header announces 96000 bytes of audio, the file holds 3",
+        [],
+    ),
 ]
 
 
 def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    return path
+
+
+def _cut(path: Path) -> Path:
+    """A wav whose last two thirds are gone (an interrupted copy): the header still announces the whole clip."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
     return path
 
 
@@ -141,11 +156,11 @@ def test_several_speakers_are_refused(tmp_path, capsys, tiny_dir):
 
 def test_all_problems_are_reported_at_once(tmp_path, capsys, tiny_dir):
     raw = tmp_path / "raw"
-    rows = [good(0)] + [build(raw) for _, build, *_ in CASES[:-2]] + ['{"broken": ']
+    rows = [good(0)] + [build(raw) for _, build, *_ in CASES[:-3]] + ['{"broken": ']
     manifest = write_jsonl(raw / "m.jsonl", rows)
     code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir)
     assert code == 2
-    for line, (_, _, field, reason, _) in enumerate(CASES[:-2], start=2):
+    for line, (_, _, field, reason, _) in enumerate(CASES[:-3], start=2):
         assert f"{manifest}:{line}: {field}: " in err and reason in err
     assert f"{manifest}:{len(rows)}: invalid JSON" in err
     assert not (tmp_path / "out").exists()
@@ -220,6 +235,8 @@ def test_a_checkpoint_without_speaker_encoder_is_refused(tmp_path, capsys, tiny_
 def test_bad_options_and_missing_input(tmp_path, capsys, tiny_dir):
     code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--val-fraction", "1.5")
     assert code == 2 and "--val-fraction: must be in [0, 1)" in err
+    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--max-seconds", "1200")
+    assert code == 2 and "--max-seconds: at most 300 (a clip is encoded in one piece, in memory that grows" in err
     code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir)
     assert code == 2 and f"{tmp_path / 'none.jsonl'}: input not found" in err
     assert not (tmp_path / "out").exists()
@@ -232,3 +249,78 @@ def test_demo_manifest_has_no_errors_only_fixes(tmp_path, tiny_dir):
     plan = check_input(PrepareOptions(DEMO_RAW / "train_raw.jsonl", tmp_path / "out", str(tiny_dir), progress=False))
     assert len(plan.clips) == 48 and plan.dropped == []
     assert not (tmp_path / "out").exists()
+
+
+def _plan(tmp_path: Path, rows: list[dict], tiny_dir: Path, **options):
+    from qwen_tts_lit.data.prepare.pipeline import PrepareOptions, check_input
+
+    manifest = write_jsonl(tmp_path / "m.jsonl", rows)
+    return check_input(PrepareOptions(manifest, tmp_path / "out", str(tiny_dir), progress=False, **options))
+
+
+def test_a_telephone_band_reference_warns(tmp_path, tiny_dir):
+    """An 8 kHz recording has nothing above 4 kHz: the x-vector computed from it describes a muffled voice."""
+    reference = write_wav(tmp_path / "phone.wav", tone(3.0, rate=8000), rate=8000)
+    plan = _plan(tmp_path, [{**good(0), "ref_audio": str(reference)}, {**good(1), "ref_audio": str(reference)}],
+                 tiny_dir)  # fmt: skip
+    warnings = [w for w in plan.warnings if w.kind == "narrowband"]
+    assert [(w.line, w.field) for w in warnings] == [(1, "ref_audio")]
+    assert warnings[0].message.startswith("8000 Hz is telephone band: nothing above 4 kHz, so the voice (and an x-vec")
+
+
+def test_a_very_long_file_is_refused_from_its_header_without_reading_it(tmp_path, tiny_dir):
+    """--max-seconds has a ceiling and a longer file is refused before a sample is read: memory stays bounded
+    (a 20-minute clip once took 6.6 GB to encode)."""
+    import tracemalloc
+
+    from qwen_tts_lit.data.prepare.checks import probe_audio
+    from qwen_tts_lit.data.prepare.options import PrepareOptions
+
+    rate, seconds = 16000, 1200
+    long_file = write_wav(tmp_path / "lecture.wav", np.zeros(rate * seconds, dtype=np.int16), rate=rate)
+    tracemalloc.start()
+    facts, notes = probe_audio(long_file, PrepareOptions(tmp_path, tmp_path / "o", "tiny", progress=False))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert facts is None and notes == [("too_long", f"{long_file} is 20.0 min long: prepare reads and encodes a clip "
+           "in one piece (memory grows with its length), so files over 300 s are refused; split it into clips",
+           False)]  # fmt: skip
+    assert peak < 4_000_000 < rate * seconds * 4  # reading it would take 77 MB as float32
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("你好", None), ("Grüße_1", None), ("안녕하세요-2", None), ("привет.v2", None), ("utt_001", None),
+        ("a/b", "letters and digits of any script"), ("a\\b", "letters and digits"), ("x\x07", "letters and digits"),
+        (".hidden", "letters and digits"), ("", "letters and digits"), ("trailing.", "no '.' at the end"),
+        ("CON", "a reserved device name on Windows"), ("lpt1.take2", "a reserved device name"),
+        ("长" * 80, "at most 128 characters and 200 UTF-8 bytes"),
+    ],
+)  # fmt: skip
+def test_ids_are_unicode_letters_safe_on_every_file_system(given: str, problem: str | None):
+    from qwen_tts_lit.data.prepare.checks import id_problem
+
+    found = id_problem(given)
+    assert found == problem if problem is None else found.startswith(problem)
+
+
+def test_file_names_in_any_script_give_their_ids(tmp_path, tiny_dir):
+    """The folder format: a Chinese or an NFD-accented file name is an id (NFC), a name that is not usable is made
+    usable with a warning, and ids differing only in case collide (one file on macOS and Windows)."""
+    import unicodedata
+
+    from qwen_tts_lit.data.prepare.checks import safe_id
+
+    raw = tmp_path / "pairs"
+    for stem in ("你好", unicodedata.normalize("NFD", "café"), "take 1: best?"):
+        write_wav(raw / f"{stem}.wav", tone(1.0))
+        (raw / f"{stem}.txt").write_text("Hello there.\n")
+    from qwen_tts_lit.data.prepare.pipeline import PrepareOptions, check_input
+
+    plan = check_input(PrepareOptions(raw, tmp_path / "out", str(tiny_dir), progress=False, rate_outlier_factor=0))
+    assert sorted(clip.id for clip in plan.clips) == sorted(["你好", "café", "take_1_best_"])
+    assert safe_id("con") == "con_" and safe_id("..x") == "x" and safe_id("?") == "clip"
+    rows = [{**good(0), "id": "Take_1"}, {**good(1), "id": "take_1"}]
+    with pytest.raises(UserError, match=r"duplicate id 'take_1' \(the same file name as 'Take_1'\)"):
+        _plan(tmp_path, rows, tiny_dir)

@@ -15,11 +15,11 @@ from qwen_tts_lit.data.prepare.text import (
     clean_text,
     compile_tag_patterns,
     count_words,
-    has_speakable,
     normalize_unicode,
     normalize_whitespace,
     strip_tags,
 )
+from qwen_tts_lit.metrics.text_norm import has_speakable
 
 TAGS = compile_tag_patterns(DEFAULT_TAG_PATTERNS)
 

@@ -158,7 +158,9 @@ def test_ctrl_c_then_rerun_gives_the_same_output(tmp_path, tiny_dir, monkeypatch
     monkeypatch.setattr(codec.CodeCache, "put", put_then_interrupt)
     args = ["prepare", "--input", str(manifest), "--model", str(tiny_dir), "--batch-size", "2", "--no-progress"]
     assert cli.main([*args, "--output", str(tmp_path / "a")]) == 1
-    assert "interrupted" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "prepare: interrupted; run the same command again to resume (finished clips are reused, the output is the same)"
+    )
     monkeypatch.setattr(codec.CodeCache, "put", put)
     assert cli.main([*args, "--output", str(tmp_path / "a")]) == 0
     assert cli.main([*args, "--output", str(tmp_path / "b")]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.fit import latest_run, run_demo_fit
+from helpers.fit import latest_run, run_cli, run_demo_fit
 
 pytestmark = pytest.mark.slow
 
@@ -51,25 +51,61 @@ def test_checkpoints_hold_only_the_adapters_and_the_xvector(demo_run: Path):
     assert (demo_run / "checkpoints" / "last.ckpt").stat().st_size < 2_000_000  # the 21 MB base is not in it
 
 
-def test_killed_run_resumes_to_the_same_step_and_weights(demo_run: Path, fit_cache: Path, tmp_path: Path):
-    """SIGKILL in the middle of epoch 1, resume from last.ckpt: same final step and bit-identical adapters. Without
-    validation here and with it in the reference run, so it also proves that evaluation leaves training untouched."""
+def _logged_steps(run: Path) -> list[int]:
+    """The global steps metrics.csv holds a training loss for, in file order."""
+    return [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open()) if r.get("train/loss_step")]
+
+
+def _checkpoints(run: Path) -> list[str]:
+    return sorted(p.name for p in (run / "checkpoints").iterdir())
+
+
+def test_killed_run_resumes_in_its_own_folder_to_the_same_weights(demo_run: Path, fit_cache: Path, tmp_path: Path):
+    """SIGKILL in the middle of epoch 1, then the documented ``fit --resume RUN``: the same folder continues (no
+    second version), to the same final step and bit-identical adapters as the uninterrupted run, every step logged
+    once. Without validation here and with it in the reference run, so it also proves that evaluation leaves
+    training untouched. Then Lightning's own spelling, ``--config RUN/config.yaml --ckpt_path
+    RUN/checkpoints/last.ckpt``, trains one more epoch into the same folder, and Ctrl-C names the resume command."""
     no_eval = ("--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0")
     killed = run_demo_fit(
         tmp_path, *no_eval, "--trainer.callbacks+=helpers.callbacks.KillAtStep", "--trainer.callbacks.step", "8",
         cache=fit_cache, check=False,
     )  # fmt: skip
     assert killed.returncode == -9, killed.stderr[-2000:]
-    first = latest_run(tmp_path)
-    assert sorted(p.name for p in (first / "checkpoints").glob("*.ckpt")) == ["epoch=000.ckpt", "last.ckpt"]
+    assert "fit: run folder runs/demo/version_0" in killed.stderr  # said at the start
+    run = latest_run(tmp_path)
+    assert _checkpoints(run) == ["epoch=000.ckpt", "last.ckpt"]
+    epoch_0 = (run / "checkpoints" / "epoch=000.ckpt").read_bytes()
 
-    run_demo_fit(tmp_path, *no_eval, "--ckpt_path", str(first / "checkpoints/last.ckpt"), cache=fit_cache)
-    resumed = torch.load(latest_run(tmp_path) / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    resumed = run_cli(tmp_path, "fit", "--resume", "runs/demo/version_0", cache=fit_cache)
+    assert "fit: resuming runs/demo/version_0 from runs/demo/version_0/checkpoints/last.ckpt (epoch 0" in resumed.stderr
+    assert "train further: python -m qwen_tts_lit fit --resume runs/demo/version_0 --trainer.max_epochs N" in (
+        resumed.stderr
+    )
+    assert [p.name for p in run.parent.iterdir()] == ["version_0"]
+    assert _checkpoints(run) == ["epoch=000.ckpt", "epoch=001.ckpt", "last.ckpt"]
+    assert (run / "checkpoints" / "epoch=000.ckpt").read_bytes() == epoch_0  # nothing earlier was touched
+    resumed_state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     reference = torch.load(demo_run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
-    assert resumed["global_step"] == reference["global_step"] > 8
-    assert resumed["state_dict"].keys() == reference["state_dict"].keys()
+    assert resumed_state["global_step"] == reference["global_step"] > 8
+    assert resumed_state["state_dict"].keys() == reference["state_dict"].keys()
     for key, tensor in reference["state_dict"].items():
-        assert torch.equal(resumed["state_dict"][key], tensor), key
+        assert torch.equal(resumed_state["state_dict"][key], tensor), key
+    assert _logged_steps(run) == list(range(reference["global_step"]))  # the killed run's steps past epoch 0: once
+
+    stopped = run_cli(
+        tmp_path, "fit", "--config", "runs/demo/version_0/config.yaml",
+        "--ckpt_path", "runs/demo/version_0/checkpoints/last.ckpt", "--trainer.max_epochs", "4",
+        "--trainer.limit_train_batches", "2", "--trainer.callbacks+=helpers.callbacks.CtrlCAtEpoch",
+        "--trainer.callbacks.epoch", "3", cache=fit_cache, check=False,
+    )  # fmt: skip
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    resume = "resume with: python -m qwen_tts_lit fit --resume runs/demo/version_0"
+    assert stopped.stderr.strip().splitlines()[-1] == f"interrupted; run folder runs/demo/version_0; {resume}"
+    assert [p.name for p in run.parent.iterdir()] == ["version_0"]
+    assert _checkpoints(run) == ["epoch=000.ckpt", "epoch=001.ckpt", "epoch=002.ckpt", "last.ckpt"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"] == 2
+    assert _logged_steps(run) == list(range(reference["global_step"] + 1))  # epoch 2: one step of 2 micro-batches
 
 
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache: Path, tmp_path: Path):

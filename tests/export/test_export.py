@@ -263,31 +263,28 @@ def test_scale_out_of_range(run: Path, tmp_path: Path, capsys, scale: str):
     assert f"--lora-scale {float(scale)}: must be in [0, 2]" in err
 
 
-def test_non_empty_output_needs_force(run: Path, tmp_path: Path, capsys):
+def test_force_replaces_only_an_earlier_export(run: Path, tmp_path: Path, capsys):
+    """A user's own folder is never replaced, not even with --force (the message lists what is there); an earlier
+    export is, with --force; the staging folders a killed export left are removed on the way."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    args = ("--run", run, "--epoch", 0, "--speaker-name", "a", "--format", "adapter")
+    err = _fails(capsys, *args, "--output", mine, "--force")
+    assert f"--output {mine}: is not empty and is not an export (keep.txt); --force replaces only" in err
+    assert (mine / "keep.txt").read_text() == "mine"
+
     out = tmp_path / "o"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    err = _fails(capsys, "--run", run, "--epoch", 0, "--output", out, "--speaker-name", "a", "--format", "adapter")
-    assert "not empty; pass --force" in err and (out / "keep.txt").read_text() == "mine"
-    assert (
-        main(
-            "export",
-            "--run",
-            run,
-            "--epoch",
-            0,
-            "--output",
-            out,
-            "--speaker-name",
-            "a",
-            "--format",
-            "adapter",
-            "--force",
-        )
-        == 0
-    )
-    assert not (out / "keep.txt").exists() and (out / "adapter_config.json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no staging or old copy left
+    (out / "qwen_tts_lit.json").write_text("{}")  # an earlier export (its metadata file)
+    (out / "adapter_model.safetensors").write_bytes(b"old")
+    assert "holds an earlier export; pass --force to replace it" in _fails(capsys, *args, "--output", out)
+    killed = tmp_path / ".o.partial-999999999-abc"  # a killed export's staging folder (no such process)
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"gigabytes at real size")
+    assert main("export", *args, "--output", out, "--force") == 0
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").read_bytes() != b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "o"]  # no staging, old copy or killed leftover
 
 
 def test_force_never_replaces_the_run_itself(run: Path, capsys):

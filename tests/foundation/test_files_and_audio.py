@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qwen_tts_lit import files
-from qwen_tts_lit.audio import as_mono, resample
+from qwen_tts_lit.audio import as_mono, resample, resample_stream
 
 
 def tone(seconds: float, rate: int, db: float = -12.0, freq: float = 220.0) -> np.ndarray:
@@ -40,3 +40,11 @@ def test_resample_keeps_duration_and_pitch(rate):
     peak_hz = np.argmax(spectrum) * 24000 / (len(out) - 4800)
     assert abs(peak_hz - 440) < 3
     assert resample(audio, rate, rate) is audio
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_resample_stream_equals_resampling_the_whole_signal(rate):
+    audio = np.random.default_rng(rate).standard_normal((rate * 3 + 17, 2)).astype(np.float32) * 0.1
+    blocks = [audio[i : i + 4099] for i in range(0, len(audio), 4099)]  # odd block size: state crosses blocks
+    streamed = np.concatenate(list(resample_stream(blocks, rate, 24000)))
+    np.testing.assert_array_equal(streamed, resample(audio, rate, 24000))

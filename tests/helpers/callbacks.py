@@ -8,14 +8,27 @@ import torch
 
 
 class KillAtStep(L.Callback):
-    """SIGKILL the process (no cleanup, like a crash or a pre-empted node) once ``step`` optimizer steps are done."""
+    """SIGKILL the process (no cleanup, like a crash or a pre-empted node) once ``step`` optimizer steps are done.
+    Only in a run that started from scratch: it stays in the saved config, and the resumed run must not die too."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
+        if trainer.ckpt_path is None and trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CtrlCAtEpoch(L.Callback):
+    """Send the process SIGINT (what Ctrl-C sends) when epoch ``epoch`` starts, i.e. right after the previous epoch's
+    checkpoint was written."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 class PoisonWeightsAtStep(L.Callback):

@@ -144,6 +144,21 @@ def test_asr_transcribes_real_recordings_with_low_wer(asr: ASR, heldout: list[di
     assert sum(w == 0.0 for w in wers) >= 5
 
 
+def test_asr_words_carry_time_stamps_and_confidences(asr: ASR, heldout: list[dict]) -> None:
+    row = heldout[1]
+    padded = np.concatenate([np.zeros(12000, np.float32), row["wav"], np.zeros(12000, np.float32)])
+    transcript = asr.transcribe_words(padded, row["sr"])
+    assert word_error_rate(row["text"], transcript.text) <= 0.2, transcript.text
+    assert " ".join(w.text for w in transcript.words) == transcript.text
+    ends = [w.end for w in transcript.words]
+    assert ends == sorted(ends) and 0 < ends[-1] <= len(padded) / row["sr"]
+    assert -1.0 < transcript.avg_logprob < 0 and transcript.no_speech_prob < 0.5 and transcript.language == "en"
+    assert 0 < transcript.compression_ratio < 2.4
+    silent = asr.transcribe_words(np.zeros(24000, np.float32), 24000)
+    assert silent.text == "" and silent.words == ()
+    assert not asr.multilingual  # tiny.en
+
+
 def test_asr_hears_nothing_in_silence(asr: ASR, heldout: list[dict]) -> None:
     hyp = asr.transcribe(np.zeros(2 * 24000, dtype=np.float32), 24000)
     assert hyp == ""
@@ -222,6 +237,25 @@ def test_vad_ignores_leading_and_trailing_silence(vad: SpeechDetector, heldout: 
     assert 1.5 < speech <= len(wav) / sr
     assert vad.speech_seconds(padded, sr) == pytest.approx(speech, abs=0.05)
     assert vad.speech_seconds(np.zeros(2 * sr, np.float32), sr) == 0.0
+
+
+def test_vad_stream_in_pieces_equals_silero_on_the_whole_clip(vad: SpeechDetector, heldout: list[dict]) -> None:
+    """The streamed probabilities (state carried across arbitrary pieces) are silero's own: its batched model on the
+    whole clip exactly, its frame-by-frame TorchScript loop within float rounding."""
+    import soxr
+
+    audio = soxr.resample(np.concatenate([row["wav"] for row in heldout[:3]]), 24000, 16000).astype(np.float32)
+    audio = audio[: len(audio) // 512 * 512]
+    stream = vad.stream()
+    pieces = [audio[i : i + 512 * 7] for i in range(0, len(audio), 512 * 7)]  # 7 frames per call, not 512
+    streamed = np.concatenate([stream(piece.reshape(-1, 512)) for piece in pieces])
+    whole = vad._sequence_model.audio_forward(audio)
+    np.testing.assert_array_equal(streamed, whole)
+    vad.model.reset_states()
+    frames = torch.from_numpy(audio).reshape(-1, 512)
+    looped = np.array([vad.model(frame, 16000).item() for frame in frames])
+    assert np.abs(looped - streamed).max() < 1e-4
+    assert (streamed > 0.5).mean() > 0.5  # speech, mostly
 
 
 THREADS_AFTER_VAD = """

@@ -84,3 +84,9 @@ def test_no_comment_points_outside_the_repository():
     outside = [f"{p.relative_to(root)}:{n}" for p in sources if p != Path(__file__)
                for n, line in enumerate(p.read_text().splitlines(), 1) if any(s in line for s in pointers)]  # fmt: skip
     assert outside == []
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test files by basename (no __init__.py in tests/): two files of one name break collection."""
+    names = [p.name for p in (PACKAGE.parent / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -91,8 +91,9 @@ def test_choice_explicit_wins_then_best_then_trained_strength(tmp_path: Path):
 
 
 def test_config_sections_read_either_spelling():
+    suite = {"class_path": "qwen_tts_lit.callbacks.EvalSuite", "init_args": {"seed": 7}}
     config = {"model": {"class_path": "x.M", "init_args": {"model": "tiny"}}, "data": {"raw": "r.jsonl"},
-              "trainer": {"callbacks": [{"class_path": "qwen_tts_lit.callbacks.EvalSuite", "init_args": {"seed": 7}}]}}  # fmt: skip
+              "trainer": {"callbacks": [suite]}}  # fmt: skip
     assert model_args(config) == {"model": "tiny"} and data_args(config) == {"raw": "r.jsonl"}
     assert callback_args(config, "EvalSuite") == {"seed": 7} and callback_args(config, "Other") is None
 

@@ -214,6 +214,7 @@ def test_run_with_best_json_needs_no_epoch(demo_run: Path, tmp_path: Path, capsy
     ("args", "message"),
     [
         (("--text", "   "), "the text is empty"),
+        (("--text", "?!..."), "'?!...' has no words (no letter or digit): nothing to say"),
         (("--text", "Hi.", "--lora-scale", "-0.5"), "--lora-scale -0.5: must be in [0, 2]"),
         (("--text", "Hi.", "--lora-scale", "3"), "--lora-scale 3.0: must be in [0, 2]"),
         (("--text", "Hi.", "--max-new-tokens", "0"), "--max-new-tokens 0: must be >= 1"),
@@ -224,6 +225,14 @@ def test_bad_text_and_numbers(exports, tmp_path: Path, capsys, args, message):
     out = tmp_path / "o.wav"
     assert main("synthesize", "--model", exports["adapter"], *args, "--output", out) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_chunks_without_words_are_skipped_with_a_warning():
+    from qwen_tts_lit.synthesis.long_form import speakable_chunks
+
+    kept, warnings = speakable_chunks(["Hello there.", "?!...", "二〇二四年。", "—"])
+    assert kept == ["Hello there.", "二〇二四年。"]  # 〇 is a number: words in any script count
+    assert warnings == ["chunk 2 ('?!...') has no words: skipped", "chunk 4 ('—') has no words: skipped"]
 
 
 def test_bad_sources(exports, run: Path, tmp_path: Path, capsys):

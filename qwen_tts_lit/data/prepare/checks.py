@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import statistics
+import struct
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +19,19 @@ import numpy as np
 
 from qwen_tts_lit.audio import as_mono
 from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, SILENT_DB, peak_db, speech_bounds
-from qwen_tts_lit.data.prepare.options import PrepareOptions
+from qwen_tts_lit.data.prepare.options import MAX_FILE_SECONDS, PrepareOptions
 from qwen_tts_lit.data.prepare.problems import Problem
 from qwen_tts_lit.data.prepare.sources import RawRow
-from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns, count_words, has_speakable
+from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns, count_words
+from qwen_tts_lit.metrics.text_norm import has_speakable
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the id becomes a file name: audio/<id>.wav
+# An id becomes a file name (audio/<id>.wav) on any file system: letters and digits of any script (NFC), marks
+# after the first character, '.', '_', '-'; no separators or control characters; not a Windows device name.
+ID_MAX_CHARS, ID_MAX_BYTES = 128, 200  # 200 UTF-8 bytes + ".wav" stays under every file system's 255-byte limit
+ID_PUNCTUATION = "._-"
+RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 TRIM_WARN_S = 0.5  # trimming less than this is ordinary edge silence, not worth a warning
+WIDEBAND_RATE = 16000  # below it a recording is telephone band (8 kHz: nothing above 4 kHz)
 RATE_CHECK_MIN_CLIPS = 5  # a median over fewer clips means little
 
 
@@ -57,16 +65,47 @@ class AudioFacts:
     peak_db: float
 
 
+def wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes the data chunk announces, bytes present) of a RIFF/WAVE file cut short, else None (libsndfile
+    silently reads such a file as a shorter clip)."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"data":
+                present = size - handle.tell()
+                return (length, present) if length not in (0, 0xFFFFFFFF) and length > present else None
+            handle.seek(length + (length & 1), 1)  # chunks are word-aligned
+
+
 def probe_audio(path: Path, opts: PrepareOptions) -> tuple[AudioFacts | None, list[tuple[str, str, bool]]]:
-    """Read one file and say what is wrong with it: (facts or None, [(kind, message, fixable), ...])."""
+    """Read one file and say what is wrong with it: (facts or None, [(kind, message, fixable), ...]). A file too
+    long to clean and encode in one piece is refused from its header, before its samples are read."""
     import soundfile as sf
 
     if not path.is_file():
         return None, [("missing_audio", f"file not found: {path}", False)]
     try:
+        shortfall = wav_shortfall(path)
+        if shortfall is not None:
+            announced, present = shortfall
+            message = (f"{path} is truncated: its header announces {announced} bytes of audio, the file holds "
+                       f"{present} (an interrupted copy or download?)")  # fmt: skip
+            return None, [("truncated_audio", message, False)]
         info = sf.info(str(path))
+        if info.duration > MAX_FILE_SECONDS:
+            message = (f"{path} is {info.duration / 60:.1f} min long: prepare reads and encodes a clip in one piece "
+                       f"(memory grows with its length), so files over {MAX_FILE_SECONDS:.0f} s are refused; split "
+                       "it into clips")  # fmt: skip
+            return None, [("too_long", message, False)]
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, struct.error) as error:
         return None, [("unreadable_audio", f"cannot read {path}: {error}", False)]
     if len(data) == 0:
         return None, [("unreadable_audio", f"{path} holds no samples", False)]
@@ -93,6 +132,12 @@ def probe_audio(path: Path, opts: PrepareOptions) -> tuple[AudioFacts | None, li
 
 def _fix_notes(facts: AudioFacts, opts: PrepareOptions) -> list[tuple[str, str, bool]]:
     notes = []
+    if facts.rate < WIDEBAND_RATE:
+        message = (
+            f"{facts.rate} Hz is telephone band: nothing above {facts.rate / 2000:g} kHz, so the voice (and an "
+            f"x-vector from it) sounds muffled; use a recording of {WIDEBAND_RATE // 1000} kHz or more"
+        )
+        notes.append(("narrowband", message, True))
     if facts.rate != opts.sample_rate:
         notes.append(("resampled", f"{facts.rate} Hz, resampled to {opts.sample_rate} Hz", True))
     if facts.channels > 1:
@@ -112,16 +157,48 @@ def cleaned_duration(speech_s: float, opts: PrepareOptions) -> float:
     return -(-samples // FRAME_SAMPLES) * FRAME_SAMPLES / opts.sample_rate
 
 
+def _id_char_ok(char: str, first: bool) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "LN" or (not first and (category[0] == "M" or char in ID_PUNCTUATION))
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` (NFC) cannot be a file name on every file system, or None."""
+    if not value or not all(_id_char_ok(c, i == 0) for i, c in enumerate(value)):
+        return "letters and digits of any script, then also '.', '_', '-'"
+    if len(value) > ID_MAX_CHARS or len(value.encode("utf-8")) > ID_MAX_BYTES:
+        return f"at most {ID_MAX_CHARS} characters and {ID_MAX_BYTES} UTF-8 bytes"
+    if value.endswith("."):
+        return "no '.' at the end (Windows drops it)"
+    if value.split(".")[0].casefold() in RESERVED_NAMES:
+        return "a reserved device name on Windows"
+    return None
+
+
+def safe_id(stem: str) -> str:
+    """A file-name-safe id from a file name: NFC, other characters become '_', reserved names get a '_'."""
+    chars = [c if _id_char_ok(c, False) else "_" for c in unicodedata.normalize("NFC", stem)]
+    clean = re.sub(r"_+", "_", "".join(chars)).lstrip(ID_PUNCTUATION)[:ID_MAX_CHARS].rstrip(".") or "clip"
+    while len(clean.encode("utf-8")) > ID_MAX_BYTES:
+        clean = clean[:-1]
+    return clean + "_" if clean.split(".")[0].casefold() in RESERVED_NAMES else clean
+
+
 def _clip_id(raw: RawRow) -> tuple[str | None, Problem | None]:
     if raw.id is not None:
-        if ID_PATTERN.fullmatch(raw.id):
-            return raw.id, None
-        message = f"{raw.id!r} is not usable as a file name (letters, digits, '.', '_', '-'; at most 128)"
-        return None, Problem(raw.file, raw.line, "id", message, "bad_id")
+        value = unicodedata.normalize("NFC", raw.id)
+        reason = id_problem(value)
+        if reason is not None:
+            message = f"{raw.id!r} is not usable as a file name ({reason})"
+            return None, Problem(raw.file, raw.line, "id", message, "bad_id")
+        if value != raw.id:
+            message = f"id {raw.id!r} normalised to Unicode NFC (ids become file names)"
+            return value, Problem(raw.file, raw.line, "id", message, "id_sanitized", fixable=True)
+        return value, None
     if raw.audio_path is None:
         return None, None  # the missing audio is reported already
     stem = raw.audio_path.stem
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:128] or "clip"
+    clean = safe_id(stem)
     if clean == stem:
         return clean, None
     message = f"id derived from the file name {stem!r} changed to {clean!r} (ids become file names)"
@@ -213,15 +290,18 @@ def check_rows(
 
 
 def duplicate_ids(rows: list[RawRow], clips: list[Clip]) -> list[Problem]:
+    """Ids that name the same file: equal, or equal but for case (one file on macOS and Windows)."""
     first: dict[str, Clip] = {}
     problems = []
     for clip in clips:
-        if clip.id in first:
-            other = first[clip.id]
-            message = f"duplicate id {clip.id!r} (also at {other.source_file}:{other.source_line}); give rows an 'id'"
+        key = clip.id.casefold()
+        if key in first:
+            other = first[key]
+            same = repr(clip.id) if other.id == clip.id else f"{clip.id!r} (the same file name as {other.id!r})"
+            message = f"duplicate id {same} (also at {other.source_file}:{other.source_line}); give rows an 'id'"
             problems.append(Problem(clip.source_file, clip.source_line, "id", message, "duplicate_id", row=clip.row))
         else:
-            first[clip.id] = clip
+            first[key] = clip
     return problems
 
 

@@ -16,6 +16,9 @@ from typing import Literal
 from qwen_tts_lit.data.prepare.text import DEFAULT_TAG_PATTERNS
 
 LONG_CLIP_S = 24.0  # the 12 Hz decoder's chunked_decode drops samples past ~300 frames (upstream #223)
+# A clip is read, cleaned and encoded in one piece, in memory that grows with its length (README, "Prepare your
+# data"): longer files are refused from their header before a sample is read, and --max-seconds stays below it.
+MAX_FILE_SECONDS = 300.0
 
 
 @dataclass
@@ -99,6 +102,11 @@ class PrepareOptions:
         if not self.max_seconds > self.min_seconds:
             bad.append(
                 f"--max-seconds: must be greater than --min-seconds ({self.min_seconds}), got {self.max_seconds}"
+            )
+        if self.max_seconds > MAX_FILE_SECONDS:
+            bad.append(
+                f"--max-seconds: at most {MAX_FILE_SECONDS:g} (a clip is encoded in one piece, in memory that grows "
+                f"with its length; split longer recordings), got {self.max_seconds}"
             )
         if not 0 <= self.val_fraction < 1:
             bad.append(f"--val-fraction: must be in [0, 1), got {self.val_fraction}")

@@ -169,7 +169,7 @@ def read_folder(folder: Path) -> tuple[list[RawRow], list[Problem]]:
             problems.append(problem)
             continue
         found = audio[stem][0]
-        rows.append(RawRow(str(txt), 1, text, found.name, found, id=stem))
+        rows.append(RawRow(str(txt), 1, text, found.name, found))  # the id comes from the file name, made safe
     if not rows and not problems:
         problems.append(Problem(str(folder), None, None, "no name.wav + name.txt pairs found", "bad_input"))
     return rows, problems

@@ -77,11 +77,6 @@ def normalize_whitespace(text: str) -> str:
     return " ".join(text.split())
 
 
-def has_speakable(text: str) -> bool:
-    """True when the text has at least one letter or digit (punctuation alone is not a transcript)."""
-    return any(unicodedata.category(c)[0] in "LN" for c in text)
-
-
 def clean_text(text: str, tags: re.Pattern | None, ascii_quotes: bool = True) -> CleanText:
     """The whole transcript cleaning: Unicode, then tags, then whitespace. Reports each kind of change."""
     unicode_clean = normalize_unicode(text, ascii_quotes)

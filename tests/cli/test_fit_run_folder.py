@@ -1,0 +1,93 @@
+"""Where fit and validate write: --resume spelled out, validate of a saved checkpoint beside its run (labelled with
+the checkpoint's own epoch), and the settings check as a pure function."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers.prepare import tree_bytes
+from helpers.runs import main
+
+from qwen_tts_lit.cli.fit_settings import settings_problems
+from qwen_tts_lit.cli.run_folder import expand_resume
+from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.runs.records import read_best, read_rows
+
+QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+
+
+def _run(tmp_path: Path, checkpoints=("epoch=000.ckpt", "last.ckpt")) -> Path:
+    run = tmp_path / "runs" / "demo" / "version_3"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {}\n")
+    for name in checkpoints:
+        (run / "checkpoints" / name).write_bytes(b"x")
+    return run
+
+
+def test_resume_stands_for_the_saved_config_and_the_last_checkpoint(tmp_path: Path):
+    run = _run(tmp_path)
+    assert expand_resume(["fit", "--resume", str(run), "--trainer.max_epochs", "5"]) == [
+        "fit", "--config", f"{run}/config.yaml", "--ckpt_path", f"{run}/checkpoints/last.ckpt",
+        "--trainer.max_epochs", "5",
+    ]  # fmt: skip
+    epoch = f"{run}/checkpoints/epoch=000.ckpt"
+    expanded = ["fit", "--config", f"{run}/config.yaml", "--ckpt_path", epoch]
+    assert expand_resume(["fit", f"--resume={epoch}"]) == expanded
+    assert expand_resume(["fit", "--config", "c.yaml"]) == ["fit", "--config", "c.yaml"]  # untouched without it
+
+
+def test_resume_says_what_is_missing(tmp_path: Path):
+    with pytest.raises(UserError, match="no such run folder or checkpoint"):
+        expand_resume(["fit", "--resume", str(tmp_path / "nowhere")])
+    empty = _run(tmp_path, checkpoints=())
+    with pytest.raises(UserError, match="no checkpoint was saved yet, so there is nothing to resume; start again"):
+        expand_resume(["fit", "--resume", str(empty)])
+    (empty / "config.yaml").unlink()
+    with pytest.raises(UserError, match="config.yaml not found; is this a run folder"):
+        expand_resume(["fit", "--resume", str(empty)])
+
+
+def test_settings_problems_are_one_line_each():
+    config = {
+        "trainer": {"max_epochs": 0, "max_steps": -1, "limit_train_batches": 0.0, "accumulate_grad_batches": 1},
+        "model": {"finetune": "lora", "lora": {"rank": 4, "alpha": -1, "dropout": 1.0}, "warmup_ratio": 1.5,
+                  "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.0, "weight_decay": -1}}},
+        "data": {"batch_size": 2, "num_workers": -1},
+    }  # fmt: skip
+    assert settings_problems(config, "fit") == [
+        "trainer.max_epochs 0: nothing would be trained; give at least 1 (-1: no limit)",
+        "trainer.limit_train_batches 0.0: nothing would be trained; must be > 0",
+        "model.lora.alpha -1: must be > 0",
+        "model.lora.dropout 1.0: must be in [0, 1)",
+        "model.optimizer.init_args.lr 0.0: the learning rate must be a positive number",
+        "model.optimizer.init_args.weight_decay -1: must be >= 0",
+        "model.warmup_ratio 1.5: must be in [0, 1)",
+        "data.num_workers -1: must be >= 0",
+    ]
+    config["model"] = {"finetune": "full", "lora": {"rank": 0}}  # LoRA settings do not matter in full fine-tuning
+    config["trainer"] = {"max_epochs": -1}
+    assert settings_problems(config, "fit") == ["data.num_workers -1: must be >= 0"]
+
+
+def test_validate_writes_beside_the_run_labelled_with_the_checkpoints_epoch(
+    demo_run: Path, tmp_path: Path, capsys, monkeypatch, run_cache
+):
+    """``validate --ckpt_path RUN/checkpoints/last.ckpt`` of a 2-epoch run: rows and the chosen cell say epoch 1
+    (Lightning's counter says 0), in RUN/validate/epoch=001/version_0; no new run version, the run's files untouched."""
+    run = tmp_path / "runs" / "demo" / "version_0"
+    shutil.copytree(demo_run, run)
+    before = tree_bytes(run)
+    monkeypatch.chdir(tmp_path)
+    evaluation = ("--trainer.callbacks.scales", "[1.0]", "--trainer.callbacks.num_utterances", "1")
+    args = ("--config", run / "config.yaml", "--ckpt_path", run / "checkpoints" / "last.ckpt", *evaluation)
+    assert main("validate", *args, "--trainer.limit_val_batches", "1", *QUIET) == 0
+    results = run / "validate" / "epoch=001" / "version_0"
+    assert {row["epoch"] for row in read_rows(results)} == {1} and read_best(results)["epoch"] == 1
+    err = capsys.readouterr().err
+    shown = results.relative_to(tmp_path)
+    assert f"validate: epoch 1 of runs/demo/version_0/checkpoints/last.ckpt; results in {shown}" in err
+    assert [p.name for p in run.parent.iterdir()] == ["version_0"]
+    assert {k: v for k, v in tree_bytes(run).items() if not k.startswith("validate/")} == before

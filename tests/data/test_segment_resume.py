@@ -1,0 +1,113 @@
+"""segment's failure modes on a short m4a (decoded by PyAV): a run killed half-way resumes to byte-identical output
+without transcribing anything twice; what cannot work fails at start with exit 2 and one line naming the problem."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.long_recordings import MAIN_VOICE, SENTENCES, espeak
+from helpers.prepare import tree_bytes
+
+from qwen_tts_lit.cli import main
+from qwen_tts_lit.data.segment.decode import probe, read_blocks
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt)")
+RATE = 24000
+
+
+def write_m4a(path: Path, audio: np.ndarray, rate: int) -> Path:
+    """AAC in an MP4 container, encoded with PyAV (FFmpeg): a format libsndfile cannot read."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(audio[None].astype(np.float32), format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def voice_memo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three sentences of one voice with pauses, 11 s, as memo.m4a."""
+    pause = np.zeros(int(0.8 * RATE), np.float32)
+    parts = [pause]
+    for key in ("a3", "a5", "a6"):
+        parts += [espeak(SENTENCES[key], MAIN_VOICE, RATE), pause]
+    return write_m4a(tmp_path_factory.mktemp("memo") / "memo.m4a", np.concatenate(parts), RATE)
+
+
+def test_m4a_is_read_by_pyav_in_blocks(voice_memo: Path):
+    info = probe(voice_memo)
+    assert (info.decoder, info.rate, info.channels) == ("pyav", RATE, 1)
+    blocks = list(read_blocks(info, block_seconds=1.0))
+    assert len(blocks) > 5 and all(b.dtype == np.float32 and b.shape[1] == 1 for b in blocks)
+    assert sum(len(b) for b in blocks) / RATE == pytest.approx(info.seconds, abs=0.1)
+
+
+# A real subprocess, SIGKILLed right after its Nth transcript reached the cache.
+KILLED_RUN = """
+import os, signal, sys
+from qwen_tts_lit.data.segment import measure
+put, calls = measure.MeasureCache.put, [0]
+def put_then_die(self, key, measured):
+    put(self, key, measured)
+    calls[0] += 1
+    if calls[0] == int(os.environ["KILL_AFTER_PUTS"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+measure.MeasureCache.put = put_then_die
+from qwen_tts_lit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_run_resumes_to_byte_identical_output(voice_memo: Path, tmp_path: Path):
+    killed, clean = tmp_path / "killed", tmp_path / "uninterrupted"
+    args = ["segment", "--input", str(voice_memo), "--no-progress"]
+    env = {**os.environ, "KILL_AFTER_PUTS": "2"}
+    result = subprocess.run([sys.executable, "-c", KILLED_RUN, *args, "--output", str(killed)], env=env,
+                            capture_output=True, timeout=300)  # fmt: skip
+    assert result.returncode == -9, result.stderr.decode()
+    assert not (killed / "train_raw.jsonl").exists()  # no manifest: the folder does not look finished
+    cached = {p: p.stat().st_mtime_ns for p in (killed / ".work" / "measure").glob("*.json")}
+    assert len(cached) == 2 and len(list((killed / "clips").glob("*.wav"))) == 3
+    assert main([*args, "--output", str(killed)]) == 0
+    assert main([*args, "--output", str(clean)]) == 0
+    assert tree_bytes(killed) == tree_bytes(clean)
+    assert {p: p.stat().st_mtime_ns for p in cached} == cached  # resumed: nothing transcribed twice
+    assert len((killed / "train_raw.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--language", "de"], "the ASR model tiny.en (the bundled default) is English-only; pass --asr"),
+        (["--language", "sw"], "Qwen3-TTS does not speak it; it speaks en (english), zh (chinese)"),
+        (["--asr", "/nonexistent/whisper-model"], "--asr /nonexistent/whisper-model: cannot load"),
+        (["--max-seconds", "30"], "--max-seconds: must be above --min-seconds (2.0) and below 24"),
+    ],
+)
+def test_what_cannot_work_fails_at_start_with_exit_2(voice_memo, tmp_path, capsys, extra, message):
+    output = tmp_path / "out"
+    assert main(["segment", "--input", str(voice_memo), "--output", str(output), "--no-progress", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_unreadable_input_and_a_foreign_output_folder_are_refused(voice_memo, tmp_path, capsys):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF, but not really a wave file")
+    assert main(["segment", "--input", str(voice_memo), str(broken), "--output", str(tmp_path / "o")]) == 2
+    assert f"{broken}: cannot decode it as audio" in capsys.readouterr().err
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["segment", "--input", str(voice_memo), "--output", str(foreign)]) == 2
+    assert "not empty and not an earlier segment output" in capsys.readouterr().err

@@ -1,0 +1,47 @@
+"""export onto a full disk: one line, exit 1, the earlier export byte for byte and no staging folder left; a real
+tmpfs where the machine allows mounting one (the model files fill it), a simulated disk always (our metadata)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.faults import fake_disk, mounted_tmpfs
+from helpers.prepare import tree_bytes
+from helpers.runs import main
+
+pytestmark = pytest.mark.usefixtures("run_cache")
+
+
+def _earlier_export(out: Path) -> Path:
+    out.mkdir(parents=True)
+    (out / "qwen_tts_lit.json").write_text('{"earlier": true}\n')
+    (out / "adapter_model.safetensors").write_bytes(b"the earlier export")
+    return out
+
+
+def _export(run: Path, out: Path) -> int:
+    args = ("--epoch", 1, "--speaker-name", "demo", "--format", "adapter", "--force")
+    return main("export", "--run", run, "--output", out, *args)
+
+
+def _assert_one_line_and_intact(capsys, out: Path, before: dict) -> None:
+    err = capsys.readouterr().err
+    assert "cannot write: no space left on the device" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert tree_bytes(out) == before and [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_export_onto_a_full_tmpfs_keeps_the_earlier_export(demo_run: Path, tmp_path: Path, capsys):
+    with mounted_tmpfs(tmp_path / "disk", "48k") as disk:
+        out = _earlier_export(disk / "demo")
+        before = tree_bytes(out)
+        assert _export(demo_run, out) == 1
+        _assert_one_line_and_intact(capsys, out, before)
+
+
+def test_export_onto_a_simulated_full_disk_keeps_the_earlier_export(demo_run, tmp_path, capsys, monkeypatch):
+    out = _earlier_export(tmp_path / "exports" / "demo")
+    before = tree_bytes(out)
+    fake_disk(monkeypatch, free=0)
+    assert _export(demo_run, out) == 1
+    _assert_one_line_and_intact(capsys, out, before)
