@@ -29,6 +29,7 @@ from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "raw"
 RATE = 24000
 
+
 def demo_clips() -> list[np.ndarray]:
     """The demo corpus as prepare writes it: int16 at 24 kHz, padded to whole codec frames."""
     rows = [json.loads(line) for line in (DEMO / "train_raw.jsonl").read_text().splitlines() if line.strip()]

@@ -20,7 +20,7 @@ class EstimateMemoryRequest:
     tensor of the step (the allocator's margin, the CUDA context) and the other models the run puts on the card.
     """
 
-    config: tuple[Path, ...] = field(metadata={"metavar": "CFG"})
+    config: tuple[Path, ...] = field(metadata={"metavar": "CFG", "repeatable": True})
     """The fit config files, in order (composed exactly as `fit --config A --config B` composes them)."""
     clip_seconds: float | None = None
     """Longest clip in seconds: every row of a micro-batch is padded to it (default: the longest clip of the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,3 +65,14 @@ def test_a_missing_config_is_a_user_error(tmp_path, capsys):
 @pytest.mark.parametrize("bad", [["--clip-seconds", "0"], ["--batch-size", "0"]])
 def test_impossible_sizes_are_refused(bad, capsys):
     assert main(["estimate-memory", "--config", "configs/demo.yaml", *bad]) == 2
+
+
+def test_config_files_compose_as_fit_composes_them():
+    """``--config A --config B`` keeps both files, in order (a plain list flag kept only the last one, so the
+    1.7B recipe was estimated as the bare model overlay: float32, no autocast, no accumulation)."""
+    from qwen_tts_lit.cli.app import build_parser
+    from qwen_tts_lit.cli.options import from_namespace
+    from qwen_tts_lit.train.request import EstimateMemoryRequest
+
+    args = build_parser().parse_args(["estimate-memory", "--config", RECIPE[0], "--config", RECIPE[1], "c.yaml"])
+    assert from_namespace(args, EstimateMemoryRequest).config == tuple(map(Path, [*RECIPE, "c.yaml"]))
