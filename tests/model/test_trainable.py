@@ -98,3 +98,25 @@ def test_bf16_base_weights_keep_the_step_as_close_as_the_previous_recipe(tiny_di
     (loss_before, cosine_before), (loss_now, cosine_now) = errors(previous), errors(recipe)
     assert loss_now < 5e-3 and cosine_now > 0.999  # stated tolerance: 0.5 % of the loss, gradient direction kept
     assert loss_now <= 2 * loss_before + 1e-4 and cosine_now >= cosine_before - 1e-3
+
+
+def test_the_24gb_recipes_adafactor_trains_the_talker_with_factored_state(tiny_dir, batch, repo_root):
+    """configs/gpu/24gb_full_sft.yaml's optimizer, built from the file as fit builds it: it steps the talker (with
+    checkpointing, as that recipe runs) and keeps only factored second moments, no first moment (why it fits)."""
+    import yaml
+
+    from qwen_tts_lit.train.memory import optimizer_factory
+
+    spec = yaml.safe_load((repo_root / "configs/gpu/24gb_full_sft.yaml").read_text())["model"]["optimizer"]
+    model = load_qwen3_tts(str(tiny_dir), "float32").model
+    trained = make_trainable(model, "full", SPEC, gradient_checkpointing=True)
+    parameters = [p for p in trained.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in parameters]
+    optimizer = optimizer_factory(spec)(parameters)
+    _loss_and_gradients(model, trained, batch, torch.bfloat16)
+    optimizer.step()
+    assert all(p.grad is None for p in model.speaker_encoder.parameters())
+    assert all(torch.isfinite(p).all() for p in parameters)
+    assert sum(not torch.equal(a, b) for a, b in zip(before, parameters, strict=True)) > 0.9 * len(parameters)
+    matrices = [optimizer.state[p] for p in parameters if p.dim() == 2]
+    assert matrices and all("exp_avg" not in s and s["exp_avg_sq_row"].dim() == 1 for s in matrices)
