@@ -29,23 +29,6 @@ from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "raw"
 RATE = 24000
 
-# The released 12 Hz speech tokenizer's architecture (its speech_tokenizer/config.json), random weights.
-REAL_ENCODER = dict(
-    audio_channels=1, num_filters=64, kernel_size=7, residual_kernel_size=3, last_kernel_size=3, num_residual_layers=1,
-    compress=2, upsampling_ratios=[8, 6, 5, 4], hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
-    num_key_value_heads=8, head_dim=64, intermediate_size=2048, hidden_act="gelu", norm_eps=1e-5,
-    layer_scale_initial_scale=0.01, rope_theta=10000, max_position_embeddings=8000, sliding_window=250,
-    num_quantizers=32, num_semantic_quantizers=1, codebook_size=2048, codebook_dim=256,
-    vector_quantization_hidden_dimension=256, pad_mode="constant", use_causal_conv=True, frame_rate=12.5,
-    sampling_rate=RATE,
-)  # fmt: skip
-REAL_DECODER = dict(
-    latent_dim=1024, codebook_dim=512, codebook_size=2048, decoder_dim=1536, hidden_size=512, intermediate_size=1024,
-    head_dim=64, num_attention_heads=16, num_hidden_layers=8, num_key_value_heads=16, num_quantizers=16,
-    num_semantic_quantizers=1, semantic_codebook_size=4096, sliding_window=72, upsample_rates=[8, 5, 4, 3],
-    upsampling_ratios=[2, 2], vector_quantization_hidden_dimension=512, max_position_embeddings=8000,
-)  # fmt: skip
-
 
 def demo_clips() -> list[np.ndarray]:
     """The demo corpus as prepare writes it: int16 at 24 kHz, padded to whole codec frames."""
@@ -57,18 +40,19 @@ def demo_clips() -> list[np.ndarray]:
     return clips
 
 
-def real_size_tokenizer(device: str):
-    """``Qwen3TTSTokenizer`` (the wrapper prepare calls) around a real-size random model, codebooks randomised."""
+def real_size_tokenizer(device: str, layers: int | None = None):
+    """``Qwen3TTSTokenizer`` (the wrapper prepare calls) around a real-size random model, codebooks randomised;
+    ``layers`` shrinks its transformers (a CPU smoke run)."""
     from transformers import EncodecFeatureExtractor
 
     from qwen_tts_lit.upstream.compat import import_qwen_tts
 
     qwen_tts = import_qwen_tts()
-    from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
+    from qwen_tts.core import Qwen3TTSTokenizerV2Model
 
-    config = Qwen3TTSTokenizerV2Config(
-        encoder_config=REAL_ENCODER, decoder_config=REAL_DECODER, encoder_valid_num_quantizers=16
-    )
+    from qwen_tts_lit.upstream.architectures import speech_tokenizer_config
+
+    config = speech_tokenizer_config(layers)
     torch.manual_seed(0)
     model = Qwen3TTSTokenizerV2Model(config).eval()
     for name, tensor in model.state_dict(keep_vars=True).items():

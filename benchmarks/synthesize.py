@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks hold the real-size configs
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/prepare.py builds the real-size tokenizer
 
 from qwen_tts_lit.synthesis.presets import FRAME_RATE  # noqa: E402
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice, decode_with_warmup  # noqa: E402
@@ -45,21 +45,18 @@ def tiny_model():
 
 def real_size_model(device: str, dtype: torch.dtype, layers: int | None):
     """The official wrapper around a random real-size 1.7B model (tiny's text tokenizer: only ids matter)."""
-    from prepare import REAL_DECODER, REAL_ENCODER, real_size_tokenizer  # benchmarks/prepare.py
-    from real_size import real_1_7b_config  # benchmarks/real_size.py
+    from prepare import real_size_tokenizer  # benchmarks/prepare.py
 
+    from qwen_tts_lit.upstream.architectures import released_config
     from qwen_tts_lit.upstream.compat import import_qwen_tts
-    from qwen_tts_lit.upstream.tiny import default_tiny_dir
 
-    tts = tiny_model()  # its processor; the config below is a fresh copy of its skeleton
+    tts = tiny_model()  # its processor and generation config: only ids matter
     models = import_qwen_tts().core.models
-    config = real_1_7b_config(str(default_tiny_dir()), layers)
-    if layers:
-        REAL_DECODER["num_hidden_layers"] = REAL_ENCODER["num_hidden_layers"] = layers
+    config = released_config("1.7b", layers)
     torch.manual_seed(0)
     with torch.device(device):
         model = models.Qwen3TTSForConditionalGeneration(config).to(dtype).eval()
-    speech = real_size_tokenizer(device)
+    speech = real_size_tokenizer(device, layers)
     speech.model.to(dtype)
     model.load_speech_tokenizer(speech)
     model.load_generate_config(tts.model.generate_config)

@@ -15,6 +15,7 @@ from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.synthesis.request import SynthesizeRequest
+from qwen_tts_lit.train.request import EstimateMemoryRequest
 from qwen_tts_lit.upstream.request import MakeTinyRequest
 
 
@@ -82,6 +83,25 @@ def ablate(request: AblateRequest) -> None:
         raise RunFailed(f"{failures} run(s) failed; they are listed in the tables")
 
 
+def estimate_memory(request: EstimateMemoryRequest) -> None:
+    from tqdm import tqdm
+
+    from qwen_tts_lit.cli.lightning import resolved_fit_config
+    from qwen_tts_lit.model.memory import phases
+    from qwen_tts_lit.train.memory import estimate_fit_config, format_report, training_setup
+
+    for path in request.config:
+        if not path.is_file():
+            raise UserError(f"--config {path}: file not found")
+    config = resolved_fit_config([str(path) for path in request.config])
+    total = phases(training_setup(config["model"], config["trainer"]))
+    with tqdm(total=total, desc="tracing the training step on fake tensors", unit="phase") as bar:
+        report = estimate_fit_config(config, request, progress=lambda phase: (bar.set_postfix_str(phase), bar.update()))
+    print(format_report(report))
+    configs = " ".join(f"--config {path}" for path in request.config)
+    print(f"next: python -m qwen_tts_lit fit {configs}  (docs/memory.md explains each line)")
+
+
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its options (a documented dataclass) and what runs it."""
@@ -98,6 +118,7 @@ COMMANDS: dict[str, Command] = {
     "synthesize": Command(SynthesizeRequest, synthesize),
     "evaluate": Command(EvaluateRequest, evaluate),
     "ablate": Command(AblateRequest, ablate),
+    "estimate-memory": Command(EstimateMemoryRequest, estimate_memory),
 }
 
 # Handled by LightningCLI (jsonargparse): configs, --print_config, --help of every model/data/trainer argument.

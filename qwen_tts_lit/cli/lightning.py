@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 
 import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -29,7 +30,7 @@ def precision_problem(precision: str, accelerator: str, cuda_available: bool, cu
     if str(precision).startswith("bf16") and on_cuda and not cuda_bf16:
         return (
             f"trainer.precision={precision}: this GPU has no bfloat16 support (pre-Ampere); "
-            "use precision: 16-mixed or 32-true"
+            "compose configs/gpu/t4.yaml (float16 weights, precision 16-mixed) or use precision: 32-true"
         )
     return None
 
@@ -54,12 +55,13 @@ class RunConfig(SaveConfigCallback):
 
 
 class QwenTTSCLI(LightningCLI):
-    def __init__(self, args: list[str] | None, session: FitSession | None = None) -> None:
+    def __init__(self, args: list[str] | None, session: FitSession | None = None, run: bool = True) -> None:
         self.session = session or FitSession()
         super().__init__(
             QwenTTSModule,
             QwenTTSDataModule,
             args=args,
+            run=run,
             save_config_callback=RunConfig,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"fit": {"epilog": RESUME_HELP}},
@@ -146,3 +148,28 @@ def run_lightning(argv: list[str]) -> None:
             os.environ[RUN_DIR_ENV] = saved_run_dir
         if session.interrupted:  # Lightning ignores SIGINT while it shuts down; give Ctrl-C back
             signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _ConfigOnly(QwenTTSCLI):
+    """Parses exactly as ``fit`` does (config composition, links, defaults) and builds nothing."""
+
+    def before_instantiate_classes(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
+
+    def after_instantiate_classes(self) -> None:
+        pass
+
+    def _set_seed(self) -> None:
+        pass  # nothing runs: no global seeding, no "Seed set" line
+
+
+def resolved_fit_config(configs: list[str]) -> dict:
+    """The config ``fit --config A --config B ...`` would run with (what ``--print_config`` prints), as plain values,
+    without loading anything: a bad config exits with jsonargparse's message, as ``fit`` does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # another subcommand's argv
+        cli = _ConfigOnly([arg for path in configs for arg in ("--config", str(path))], run=False)
+    return cli.config.as_dict()

@@ -3,8 +3,9 @@
 Each field gives one flag: its name (``--speaker-name``), its type (int, float, str, Path, bool, Literal choices,
 tuples as lists), its default and its attribute docstring (the string literal under the field) as the ``--help``
 text. A field without a default is required. ``field(metadata=...)`` can say ``positional``, ``metavar``,
-``nargs`` and ``default_help`` (what ``--help`` shows instead of a long default). The class docstring's first
-line is the subcommand's one-line help, the rest its description.
+``nargs``, ``repeatable`` (a list flag given several times adds up, as in ``fit --config A --config B``) and
+``default_help`` (what ``--help`` shows instead of a long default). The class docstring's first line is the
+subcommand's one-line help, the rest its description.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def _argument(item: dataclasses.Field, hint, doc: str) -> tuple[list[str], dict]
     elif typing.get_origin(hint) in (tuple, list):
         element = typing.get_args(hint)[0]
         kwargs |= {"nargs": meta.get("nargs", "+"), "type": element}
+        if meta.get("repeatable"):
+            kwargs["action"] = "extend"
         kwargs["metavar"] = meta.get("metavar", METAVARS.get(element))
     else:
         kwargs |= {"type": hint, "metavar": meta.get("metavar", METAVARS.get(hint, item.name.upper()))}

@@ -14,7 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.model.layout import TalkerBatch
-from qwen_tts_lit.model.lora import LoraSpec, inject_lora, trainable_state_dict
+from qwen_tts_lit.model.lora import LoraSpec, cast_adapter_inputs, trainable_state_dict
 from qwen_tts_lit.model.step import (
     SUB_TALKER_WEIGHT,
     StepFixes,
@@ -22,6 +22,7 @@ from qwen_tts_lit.model.step import (
     step_normalisers,
     training_step_losses,
 )
+from qwen_tts_lit.model.trainable import make_trainable
 from qwen_tts_lit.runs.speaker import write_speaker
 from qwen_tts_lit.upstream.loading import check_model_source, load_qwen3_tts
 
@@ -64,7 +65,8 @@ class QwenTTSModule(L.LightningModule):
         """
         Args:
             model: Qwen3-TTS checkpoint: a local directory, a hub id, or "tiny" (the cached tiny random checkpoint).
-            dtype: Weight dtype at load time (for mixed precision keep float32 and set trainer.precision).
+            dtype: Weight dtype at load time. LoRA: bfloat16 with trainer.precision bf16-mixed (the released weights
+                are bf16; adapters stay float32). Full fine-tuning: float32 (AdamW steps at 2e-6 vanish in bf16).
             attn_implementation: Attention kernel passed to from_pretrained ("sdpa", "eager", "flash_attention_2").
             finetune: "lora": peft adapters on the frozen model; "full" trains the talker (never the speaker encoder).
             lora: The LoRA adapters (rank, alpha, dropout, code predictor too); unused with finetune "full".
@@ -73,7 +75,8 @@ class QwenTTSModule(L.LightningModule):
             optimizer: Optimizer factory over the trainable parameters.
             scheduler: LR scheduler factory; None = linear warm-up then cosine decay over the whole run.
             warmup_ratio: Share of optimizer steps spent warming up (default scheduler only).
-            gradient_checkpointing: Recompute talker activations in backward to save memory.
+            gradient_checkpointing: Recompute talker and code-predictor activations in backward (non-reentrant):
+                about a third more compute for a fraction of the activation memory (docs/memory.md).
             seed: Seeds the adapter init, and dropout is reseeded with seed + epoch at each epoch start (exact resume).
         """
         super().__init__()
@@ -99,19 +102,11 @@ class QwenTTSModule(L.LightningModule):
         hp = self.hparams
         self.wrapper = load_qwen3_tts(hp.model, hp.dtype, hp.attn_implementation)
         base = self.wrapper.model
-        if hp.finetune == "lora":
-            # Adapter init from its own seed: otherwise it depends on what consumed the RNG before (e.g. whether
-            # prepare_data had to build the dataset), and a rerun of the same config would train other weights.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(hp.seed)
-                self.tts = inject_lora(base, self.lora)
-        else:
-            base.requires_grad_(False)
-            base.talker.requires_grad_(True)  # the speaker encoder never trains: the x-vector is precomputed
-            self.tts = base
-        if hp.gradient_checkpointing:
-            base.talker.gradient_checkpointing_enable()
-        self.tts.train()  # from_pretrained leaves modules in eval mode, which Lightning preserves: LoRA dropout off
+        # Adapter init from its own seed: otherwise it depends on what consumed the RNG before (e.g. whether
+        # prepare_data had to build the dataset), and a rerun of the same config would train other weights.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hp.seed)
+            self.tts = make_trainable(base, hp.finetune, self.lora, hp.gradient_checkpointing)
 
     @property
     def base_model(self):
@@ -136,6 +131,18 @@ class QwenTTSModule(L.LightningModule):
         torch.manual_seed(self.hparams.seed + self.current_epoch)
 
     # ------------------------------------------------------------------ steps
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        cast_adapter_inputs(self.tts, not str(self.trainer.precision).endswith("-mixed"))  # autocast casts them
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        cast_adapter_inputs(self.tts, True)  # after backward: anything outside the step (generation) needs it
+
+    def on_validation_batch_start(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.on_train_batch_start(batch, batch_idx)
+
+    def on_validation_batch_end(self, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        cast_adapter_inputs(self.tts, True)
 
     def training_step(self, batch: TalkerBatch, batch_idx: int) -> torch.Tensor:
         out = training_step_losses(self.talker, batch, self.fixes)
@@ -189,6 +196,13 @@ class QwenTTSModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _warn_if_risky(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.hparams.finetune == "full" and self.hparams.dtype != "float32":
+            warnings.warn(
+                f"full fine-tuning with {self.hparams.dtype} weights: the optimizer updates them in that precision, "
+                "where steps at the seed guide's learning rates (~1e-4 of a weight) round away; set model.dtype: "
+                "float32 (autocast still computes in half precision)",
+                stacklevel=2,
+            )
         lr = max(group["lr"] for group in optimizer.param_groups)
         size = sum(p.numel() for p in self.base_model.parameters())
         if self.hparams.finetune == "full" and size > LARGE_MODEL_PARAMS and lr > SEED_GUIDE_FULL_SFT_LR:

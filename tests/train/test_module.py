@@ -70,6 +70,14 @@ def test_full_finetune_trains_the_talker_never_the_speaker_encoder(tiny_dir):
     assert trainable == {"talker"}
 
 
+def test_full_finetune_in_half_precision_weights_warns(tiny_dir):
+    module = QwenTTSModule(model=str(tiny_dir), finetune="full", dtype="bfloat16")
+    module.configure_model()
+    optimizer = torch.optim.AdamW([p for p in module.tts.parameters() if p.requires_grad], lr=1e-6)
+    with pytest.warns(UserWarning, match="model.dtype: float32"):
+        module._warn_if_risky(optimizer)
+
+
 @pytest.mark.parametrize(
     ("precision", "accelerator", "cuda", "bf16", "refused"),
     [

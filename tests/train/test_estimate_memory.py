@@ -1,0 +1,78 @@
+"""estimate-memory reads a fit config as fit runs it and prints the peak by category (tiny model: seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from qwen_tts_lit.cli import main
+from qwen_tts_lit.cli.lightning import resolved_fit_config
+from qwen_tts_lit.train.memory import ASR_PUBLISHED_PEAK_MB, asr_judge, longest_clip_frames, training_setup
+
+RECIPE = ["configs/recipe.yaml", "configs/models/qwen3_tts_1.7b.yaml"]
+
+
+def _setup(*overlays: str):
+    config = resolved_fit_config([*RECIPE, *overlays])
+    return training_setup(config["model"], config["trainer"]), config
+
+
+def test_the_recipes_become_the_setups_fit_runs(repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)
+    recipe, config = _setup()
+    assert (recipe.finetune, recipe.weights_dtype, recipe.autocast_dtype) == ("lora", torch.bfloat16, torch.bfloat16)
+    assert (recipe.accumulate, recipe.gradient_clip, recipe.lora.rank) == (4, 1.0, 16)
+    assert recipe.optimizer.func is torch.optim.AdamW and recipe.optimizer.keywords["fused"] is True
+    assert asr_judge(config["trainer"]["callbacks"])[0].bytes == ASR_PUBLISHED_PEAK_MB["large-v3", "float16"] * 2**20
+    assert _setup("configs/gpu/16gb.yaml")[0].gradient_checkpointing
+    full, config = _setup("configs/gpu/24gb_full_sft.yaml")
+    assert (full.finetune, full.weights_dtype, full.gradient_checkpointing) == ("full", torch.float32, True)
+    assert full.optimizer.func is transformers.Adafactor and tuple(full.optimizer.keywords["eps"]) == (1e-30, 1e-3)
+    assert asr_judge(config["trainer"]["callbacks"])[0].bytes == ASR_PUBLISHED_PEAK_MB["large-v3", "int8"] * 2**20
+    t4 = _setup("configs/gpu/t4.yaml")[0]
+    assert (t4.weights_dtype, t4.autocast_dtype, t4.loss_scaling) == (torch.float16, torch.float16, True)
+
+
+def test_the_clip_length_comes_from_the_prepared_data(prepared_demo):
+    rows = [json.loads(line) for line in (prepared_demo / "train.jsonl").read_text().splitlines() if line.strip()]
+    assert longest_clip_frames({"prepared_dir": str(prepared_demo)}, "tiny") == max(r["num_frames"] for r in rows)
+    assert longest_clip_frames({"prepared_dir": str(prepared_demo / "nothing")}, "tiny") is None
+
+
+def test_estimate_memory_prints_the_peak_by_category(repo_root, monkeypatch, capsys):
+    monkeypatch.chdir(repo_root)
+    assert main(["estimate-memory", "--config", "configs/demo.yaml", "--clip-seconds", "2", "--batch-size", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = {line[:62].strip(): line[62:].split() for line in out.splitlines() if "GiB" in line}
+    parts = ["frozen weights", "trained weights", "gradients", "optimizer state", "optimizer temporaries",
+             "activations", "backward temporaries", "batch"]  # fmt: skip
+    found = {part: float(v[0]) for part in parts for label, v in lines.items() if label.startswith(part)}
+    assert set(found) == set(parts)
+    peak = next(float(v[0]) for label, v in lines.items() if label.startswith("peak of the training step"))
+    assert abs(sum(found.values()) - peak) <= 0.01 * len(parts)  # two decimals per line
+    assert "allocator rounding" in out and "plan for about" in out and "micro-batch: 1 clips of 2.0 s" in out
+
+
+def test_a_missing_config_is_a_user_error(tmp_path, capsys):
+    assert main(["estimate-memory", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--clip-seconds", "0"], ["--batch-size", "0"]])
+def test_impossible_sizes_are_refused(bad, capsys):
+    assert main(["estimate-memory", "--config", "configs/demo.yaml", *bad]) == 2
+
+
+def test_config_files_compose_as_fit_composes_them():
+    """``--config A --config B`` keeps both files, in order (a plain list flag kept only the last one, so the
+    1.7B recipe was estimated as the bare model overlay: float32, no autocast, no accumulation)."""
+    from qwen_tts_lit.cli.app import build_parser
+    from qwen_tts_lit.cli.options import from_namespace
+    from qwen_tts_lit.train.request import EstimateMemoryRequest
+
+    args = build_parser().parse_args(["estimate-memory", "--config", RECIPE[0], "--config", RECIPE[1], "c.yaml"])
+    assert from_namespace(args, EstimateMemoryRequest).config == tuple(map(Path, [*RECIPE, "c.yaml"]))
