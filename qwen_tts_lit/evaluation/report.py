@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from qwen_tts_lit.metrics.selection import aggregate
 
-CELL_METRICS = (("wer", "WER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"), ("rate_ratio", "rate", "{:.2f}"),
-                ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
-PLOTTED = (("wer", "WER (lower is better)"), ("spk_sim", "speaker similarity"), ("rate_ratio", "rate ratio (1 = real)"))
+CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
+                ("rate_ratio", "rate", "{:.2f}"), ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
+ERROR_METRICS = ("wer", "cer")  # a cell shows the one(s) its rows' languages use; neither: not measured (no ASR)
+PLOTTED = (("error_rate", "WER / CER by language (lower is better)"), ("spk_sim", "speaker similarity"),
+           ("rate_ratio", "rate ratio (1 = real)"))  # fmt: skip
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -32,7 +34,11 @@ def _fmt(value, pattern: str) -> str:
 
 
 def _cell_text(cell: dict) -> str:
-    return "<br>".join(f"{label} {_fmt(cell.get(name), pattern)}" for name, label, pattern in CELL_METRICS)
+    errors_measured = any(cell.get(name) is not None for name in ERROR_METRICS)
+    lines = [] if errors_measured else ["WER/CER n/a"]
+    lines += [f"{label} {_fmt(cell.get(name), pattern)}" for name, label, pattern in CELL_METRICS
+              if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
+    return "<br>".join(lines)
 
 
 def grid_table(cells: list[dict], best: dict | None) -> str:

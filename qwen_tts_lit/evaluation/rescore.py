@@ -16,7 +16,7 @@ from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.evaluation.scoring import evaluate_epoch
-from qwen_tts_lit.evaluation.settings import EvalSettings
+from qwen_tts_lit.evaluation.settings import EvalSettings, asr_problem
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.config import callback_args, read_config
 from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
@@ -50,6 +50,10 @@ def rescore_run(request: EvaluateRequest) -> dict:
     epochs = list(request.epochs) if request.epochs else list(saved_epochs(run))
     for epoch in epochs:
         checkpoint_path(run, epoch)  # every epoch checked before any work
+    languages = {item.language for item in items}
+    problem = asr_problem(settings.judges, languages, str(request.heldout or run), ("--asr-model", "--no-asr"))
+    if problem:
+        raise UserError(problem)
 
     judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
     real = measure_real(items, judges, run)

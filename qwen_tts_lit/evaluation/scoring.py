@@ -26,10 +26,10 @@ from qwen_tts_lit.evaluation.progress import EvalProgress
 from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.metrics import (
     EmbeddingSimilarity,
+    error_metric,
     error_rate,
     language_code,
     rate_ratio,
-    uses_cer,
     words_per_second,
 )
 from qwen_tts_lit.model.lora import evaluable_scales
@@ -71,24 +71,37 @@ def score_utterances(
     ``batch_size`` clips per call, step by step."""
     progress = progress or EvalProgress(0, 0, 0, enabled=False)
     wavs = [u.wav for u in utterances]
-    groups = batches(range(len(wavs)), batch_size)
+    groups = [list(group) for group in batches(range(len(wavs)), batch_size)]
+    # Each row is transcribed in its own language ("": the judge's asr_language, for rows that name none).
+    spoken = ["" if item.language == "auto" else item.language for item in items]
 
-    def each_group(step: str, judge: Callable[[list[np.ndarray]], list]) -> list:
+    def each_group(step: str, judge: Callable[[list[int]], list]) -> list:
         progress.step(step)
         results = []
         for group in groups:
-            results += judge([wavs[i] for i in group])
+            results += judge(group)
             progress.advance(len(group))
         return results
 
-    def speakers(clips: list[np.ndarray]) -> list[tuple[float, float | None]]:
+    def transcripts(group: list[int]) -> list[str | None]:
+        if judges.asr is None:  # ASR switched off: no transcript, no WER/CER (null in the rows)
+            return [None] * len(group)
+        heard = {}
+        for language in dict.fromkeys(spoken[i] for i in group):
+            members = [i for i in group if spoken[i] == language]
+            texts = judges.asr.transcribe_batch([wavs[i] for i in members], SAMPLE_RATE, language)
+            heard |= dict(zip(members, texts, strict=True))
+        return [heard[i] for i in group]
+
+    def speakers(group: list[int]) -> list[tuple[float, float | None]]:
+        clips = [wavs[i] for i in group]
         resemblyzer = judges.speaker.similarities(clips, SAMPLE_RATE, real.voice)
         own = [model_similarity(clip) if model_similarity else None for clip in clips]  # the model's own encoder
         return list(zip(resemblyzer, own, strict=True))
 
-    hypotheses = each_group("ASR", lambda clips: judges.asr.transcribe_batch(clips, SAMPLE_RATE))
+    hypotheses = each_group("ASR", transcripts)
     similarities = each_group("speaker", speakers)
-    speech = each_group("VAD", lambda clips: judges.vad.speech_seconds_batch(clips, SAMPLE_RATE))
+    speech = each_group("VAD", lambda group: judges.vad.speech_seconds_batch([wavs[i] for i in group], SAMPLE_RATE))
     fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
     return [metric_fields(item, utt, judges, real, hyp, sim, own, speech_s)
             for item, utt, hyp, (sim, own), speech_s in fields]  # fmt: skip
@@ -99,20 +112,21 @@ def metric_fields(
     utterance: Utterance,
     judges: Judges,
     real: RealRecordings,
-    hypothesis: str,
+    hypothesis: str | None,
     spk_sim: float,
     spk_sim_model: float | None,
     speech_s: float,
 ) -> dict:
-    """A row's metric fields from what the judges measured on its clip."""
+    """A row's metric fields from what the judges measured on its clip; no hypothesis (ASR off): no error rates."""
     language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
     real_speech_s = real.speech_seconds[item.utt_id]
-    errors = error_rate(item.text, hypothesis, language)  # CER where the language is scored by characters, else WER
-    by_characters = uses_cer(language)
+    metric = error_metric(language)  # CER where the language is scored by characters, else WER
+    errors = None if hypothesis is None else error_rate(item.text, hypothesis, language)
     return {
         "hypothesis": hypothesis,
-        "wer": None if by_characters else errors,
-        "cer": errors if by_characters else None,
+        "error_metric": metric,
+        "wer": errors if metric == "wer" else None,
+        "cer": errors if metric == "cer" else None,
         "error_rate": errors,
         "spk_sim": spk_sim,
         "spk_sim_model": spk_sim_model,

@@ -3,9 +3,15 @@
 The rule (:class:`SelectionRule`, defaults in brackets): average each cell's rows; keep the cells that do not run
 away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|rate_ratio - 1| <= rate_tolerance``
 [0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]); among those take the lowest
-``primary`` [wer]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher
-is better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes
-the filters the same order is applied to all cells and the result says ``passed_filters: false``.
+``primary`` [error_rate: each row's language decides, CER for Chinese, Japanese, Korean and Cantonese, WER
+otherwise]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher is
+better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes the
+filters the same order is applied to all cells and the result says ``passed_filters: false``.
+
+A metric that could not be computed for a row is None there (a JSON null) and is left out of its cell's mean; the
+chosen cell counts such rows (``unscored_rows``). When no row has the primary at all (ASR switched off), the rule
+ranks on the first tie-break metric that was measured and says so (``ranked_by``, ``reason``): it never fails on a
+missing metric.
 
 :func:`score` folds the rule into one number per cell for ``ModelCheckpoint(monitor="val/score", mode="max")``;
 the chosen cell from :func:`select_best` (what the run folder records) is the authority.
@@ -15,12 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
-DIRECTIONS = {"wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1, "spk_sim_model": 1}
-MEAN_FIELDS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second")
+DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
+              "spk_sim_model": 1}  # fmt: skip
+MEAN_FIELDS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second")
+FALLBACKS = ("spk_sim", "spk_sim_model", "rate_error", "eos_fail")  # ranked on, in turn, when the primary is absent
 EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 - 0.85 = 0.15000000000000002
 
 
@@ -28,8 +36,9 @@ EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 -
 class SelectionRule:
     """How the best (epoch, lora_scale) cell is chosen; recorded with the chosen cell."""
 
-    primary: str = "wer"
-    """Metric to optimise: wer, cer, spk_sim, spk_sim_model, rate_error or eos_fail (direction is built in)."""
+    primary: str = "error_rate"
+    """Metric to optimise: error_rate (each row's CER or WER, by its language), wer, cer, spk_sim, spk_sim_model,
+    rate_error or eos_fail (direction is built in)."""
     tie_break: tuple[str, ...] = ("spk_sim",)
     """Metrics that order cells tied on the primary, in turn."""
     max_eos_fail: float | None = 0.0
@@ -63,6 +72,13 @@ def mean(values: Iterable[Any]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
+def row_value(row: Mapping[str, Any], name: str) -> Any:
+    """A row's metric; ``error_rate`` of rows written before it existed is their cer, else their wer."""
+    if name == "error_rate" and row.get("error_rate") is None:
+        return row.get("cer") if row.get("cer") is not None else row.get("wer")
+    return row.get(name)
+
+
 def aggregate(rows: Any) -> list[dict[str, Any]]:
     """One dict per (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|, eos_fail."""
     groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
@@ -71,7 +87,7 @@ def aggregate(rows: Any) -> list[dict[str, Any]]:
     cells = []
     for (epoch, scale), group in sorted(groups.items()):
         cell: dict[str, Any] = {"epoch": epoch, "lora_scale": scale, "n": len(group)}
-        cell |= {name: mean(row.get(name) for row in group) for name in MEAN_FIELDS}
+        cell |= {name: mean(row_value(row, name) for row in group) for name in MEAN_FIELDS}
         cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
         cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
         cells.append(cell)
@@ -150,13 +166,49 @@ def plain(value: Any) -> Any:
     return value
 
 
+def measured(cells: list[Mapping[str, Any]], name: str) -> bool:
+    """Whether any cell has a value for ``name``."""
+    return any(not math.isinf(badness(cell, name)) for cell in cells)
+
+
+def effective_rule(cells: list[Mapping[str, Any]], rule: SelectionRule) -> SelectionRule:
+    """``rule``, or, when no cell has its primary (no ASR), the same rule ranking on the first measured tie-break
+    (then spk_sim, spk_sim_model, rate_error, eos_fail)."""
+    if measured(cells, rule.primary):
+        return rule
+    for name in (*rule.tie_break, *FALLBACKS):
+        if name != rule.primary and measured(cells, name):
+            return replace(rule, primary=name, tie_break=tuple(t for t in rule.tie_break if t != name))
+    return replace(rule, primary="eos_fail", tie_break=())  # eos_fail is computed for every cell
+
+
+def unscored_rows(rows: Any, names: Iterable[str]) -> dict[str, int]:
+    """For each metric of ``names`` that rows carry, how many rows have no value for it (could not be computed)."""
+    records = as_records(rows)
+    counts = {}
+    for name in dict.fromkeys(names):
+        if name in ("rate_error", "eos_fail"):  # derived per cell from rate_ratio / hit_max_tokens
+            name = "rate_ratio" if name == "rate_error" else None
+        if name is None:
+            continue
+        missing = sum(1 for row in records if row_value(row, name) is None or _is_nan(row_value(row, name)))
+        if missing:
+            counts[name] = missing
+    return counts
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, Any]:
     """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
-    candidates, passed_filters (False: no cell passed, chosen by the primary among all), failed_filters, reason,
-    score."""
+    ranked_by (the primary, or what replaced a primary no row has), unscored_rows, candidates, passed_filters
+    (False: no cell passed, chosen by the primary among all), failed_filters, reason, score."""
     cells = aggregate(rows)
     if not cells:
         raise ValueError("select_best: no evaluation rows")
+    asked, rule = rule, effective_rule(cells, rule)
     passing = [cell for cell in cells if not filter_misses(cell, rule)]
     best = rank(passing or cells, rule)[0]
     filters = [f"eos_fail <= {rule.max_eos_fail}"] if rule.max_eos_fail is not None else []
@@ -167,6 +219,8 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     reason = f"{direction} {rule.primary} among {pool}"
     if not passing:
         reason = f"no cell passed ({pool}): {direction} {rule.primary} among all"
+    if rule.primary != asked.primary:
+        reason = f"{asked.primary} was not measured for any row (no ASR judge?), so ranked by {rule.primary}: {reason}"
     metrics = {k: v for k, v in best.items() if k not in ("epoch", "lora_scale")}
     return plain(
         {
@@ -174,7 +228,9 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
             "lora_scale": best["lora_scale"],
             "metrics": metrics,
             "score": score(best, rule),
-            "rule": asdict(rule),
+            "rule": asdict(asked),
+            "ranked_by": rule.primary,
+            "unscored_rows": unscored_rows(rows, (asked.primary, *asked.tie_break)),
             "candidates": len(cells),
             "passing": len(passing),
             "passed_filters": bool(passing),

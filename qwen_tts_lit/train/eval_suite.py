@@ -24,12 +24,12 @@ from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.scoring import evaluate_epoch
-from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
+from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
-LOGGED = ("wer", "spk_sim", "rate_ratio", "eos_fail")
+LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail")
 DEFAULTS = EvalSettings()
 NO_EVALUATION = (
     f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
@@ -97,9 +97,13 @@ class EvalSuite(L.Callback):
             manifests.append(Path(datamodule.root) / "val.jsonl")  # the validation loop runs over this split
         for manifest in dict.fromkeys(manifests):
             try:
-                read_heldout(manifest, self.settings.num_utterances)
+                items = read_heldout(manifest, self.settings.num_utterances)
             except UserError as error:
                 raise UserError(f"{error}; {NO_EVALUATION}") from error
+        # A non-English held-out set judged by an English-only ASR would score every epoch as noise: refuse now.
+        problem = asr_problem(self.settings.judges, {item.language for item in items}, str(manifests[0]))
+        if problem:
+            raise UserError(problem)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
@@ -166,7 +170,9 @@ class EvalSuite(L.Callback):
         best = summary["best"]
         metrics = best["metrics"]
         values = {f"val/{name}": metrics[name] for name in LOGGED if metrics.get(name) is not None}
-        values |= {"val/score": best["score"], "val/best_scale": best["lora_scale"]}
+        values |= {"val/best_scale": best["lora_scale"]}
+        if best["score"] is not None:  # None: the rule's metric was not measured (ranked on another, see best.json)
+            values["val/score"] = best["score"]
         for cell in summary["cells"]:
             values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED if cell[n] is not None}
         values |= {"time/eval_seconds": summary["eval_seconds"], "time/train_epoch_seconds": train_seconds}
