@@ -3,8 +3,8 @@
     python benchmarks/language_tag.py                 # tiny checkpoint, demo corpus, CPU, about 2 minutes
     python benchmarks/language_tag.py --epochs 12 --seeds 0 1 2 3
 
-Trains the same LoRA (r8, AdamW, batch 4: the demo recipe; --lr 1e-3 by default) from the same start with language_tag off, mixed
-(probability 0.5) and on, for each seed, with QwenTTSModule's step (training_step_losses, per-epoch tag draws
+Trains the same LoRA (r8, AdamW, batch 4: the demo recipe; --lr 1e-3 by default) from the same start with
+language_tag off, mixed (probability 0.5) and on, for each seed, with QwenTTSModule's step (training_step_losses, per-epoch tag draws
 through PreparedSplit exactly as the DataModule does), then measures the teacher-forced validation loss of the
 held-out split laid out both ways: untagged (what ``generate_custom_voice(text, speaker)`` feeds) and tagged
 (``language="English"``). Prints figures; asserts nothing. The spread between seeds of one mode is the noise band
