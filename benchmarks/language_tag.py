@@ -4,11 +4,11 @@
     python benchmarks/language_tag.py --epochs 12 --seeds 0 1 2 3
 
 Trains the same LoRA (r8, AdamW, batch 4: the demo recipe; --lr 1e-3 by default) from the same start with
-language_tag off, mixed (probability 0.5) and on, for each seed, with QwenTTSModule's step (training_step_losses, per-epoch tag draws
-through PreparedSplit exactly as the DataModule does), then measures the teacher-forced validation loss of the
-held-out split laid out both ways: untagged (what ``generate_custom_voice(text, speaker)`` feeds) and tagged
-(``language="English"``). Prints figures; asserts nothing. The spread between seeds of one mode is the noise band
-against which a difference between modes is judged.
+language_tag off, mixed (probability 0.5) and on, for each seed, with QwenTTSModule's step (training_step_losses,
+per-epoch tag draws through PreparedSplit exactly as the DataModule does), then measures the teacher-forced
+validation loss of the held-out split laid out both ways: untagged (what ``generate_custom_voice(text, speaker)``
+feeds) and tagged (``language="English"``). Prints figures; asserts nothing. The spread between seeds of one mode
+is the noise band against which a difference between modes is judged.
 """
 
 from __future__ import annotations
@@ -34,9 +34,7 @@ def _val_loss(talker, split, collate) -> float:
     return float(combine_losses(out.talker, out.sub_talker))
 
 
-def train_and_measure(
-    mode: str, seed: int, epochs: int, lr: float, tiny_dir: Path, prepared: Path
-) -> dict[str, float]:
+def train_and_measure(mode: str, seed: int, epochs: int, lr: float, tiny_dir: Path, prepared: Path) -> dict[str, float]:
     from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector
     from qwen_tts_lit.data.sampler import StepPlanBatchSampler
     from qwen_tts_lit.model.layout import LanguageTagPlan, SpecialIds
