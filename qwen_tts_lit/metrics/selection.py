@@ -73,9 +73,10 @@ def mean(values: Iterable[Any]) -> float | None:
 
 
 def row_value(row: Mapping[str, Any], name: str) -> Any:
-    """A row's metric; ``error_rate`` of rows written before it existed is their cer, else their wer."""
+    """A row's metric; ``error_rate`` of rows written before it existed is their wer, else their cer (scoring wrote
+    only one of them)."""
     if name == "error_rate" and row.get("error_rate") is None:
-        return row.get("cer") if row.get("cer") is not None else row.get("wer")
+        return row.get("wer") if row.get("wer") is not None else row.get("cer")
     return row.get(name)
 
 
