@@ -44,7 +44,7 @@ def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
 
     best = json.loads((demo_run / "best.json").read_text())
     assert (best["epoch"], best["lora_scale"]) in cells
-    assert best["candidates"] == 4 and best["rule"]["primary"] == "wer"
+    assert best["candidates"] == 4 and best["rule"]["primary"] == "error_rate" and best["ranked_by"] == "error_rate"
     assert all(best["metrics"][m] is not None for m in ("wer", "spk_sim", "rate_ratio", "eos_fail"))
 
     metrics = list(csv.DictReader((demo_run / "metrics.csv").open()))
@@ -152,3 +152,56 @@ def test_eval_suite_refuses_bad_scales_and_warns_on_an_uncapped_sweep():
         EvalSuite(scales=[0.3, 3.0])
     with pytest.warns(UserWarning, match="above the ceiling"):
         EvalSuite(max_new_tokens=100_000)
+
+
+@pytest.fixture(scope="module")
+def chinese_heldout(tmp_path_factory) -> Path:
+    """Two Chinese held-out sentences spoken by espeak-ng (Mandarin voice), as a held-out manifest."""
+    folder = tmp_path_factory.mktemp("zh")
+    rows = [("zh_1", "今天早上的火车晚了十二分钟。"), ("zh_2", "她把雨伞忘在公共汽车上了。")]
+    for utt_id, text in rows:
+        subprocess.run(["espeak-ng", "-v", "cmn", "-s", "150", "-w", str(folder / f"{utt_id}.wav"), text], check=True)
+    manifest = folder / "heldout.jsonl"
+    manifest.write_text("".join(json.dumps({"id": u, "text": t, "audio": f"{u}.wav", "language": "chinese"},
+                                           ensure_ascii=False) + "\n" for u, t in rows))  # fmt: skip
+    return manifest
+
+
+def test_a_chinese_held_out_set_with_the_english_only_judge_stops_before_training(chinese_heldout: Path):
+    """Exit 2 at setup (UserError), naming the languages and both ways out; the opt-out passes the same check."""
+    from types import SimpleNamespace
+
+    from qwen_tts_lit.callbacks import EvalSuite
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.settings import JudgeSettings
+
+    trainer = SimpleNamespace(limit_val_batches=1.0, datamodule=None)
+    with pytest.raises(UserError, match=r"held-out language\(s\) zh, but the ASR judge \(the bundled tiny.en\)"):
+        EvalSuite(heldout=str(chinese_heldout)).setup(trainer, None, "fit")
+    EvalSuite(heldout=str(chinese_heldout), judges=JudgeSettings(asr=False)).setup(trainer, None, "fit")
+
+
+def test_chinese_speech_scored_without_asr_reports_cer_as_not_computed(chinese_heldout: Path, judges: Judges,
+                                                                       monkeypatch):  # fmt: skip
+    """The opt-out on real Chinese speech: rows say their metric is CER and carry none (null), speaker similarity
+    and rate are measured, and the rule ranks on speaker similarity, saying so."""
+    from qwen_tts_lit.audio import resample
+    from qwen_tts_lit.metrics import select_best
+
+    items = read_heldout(chinese_heldout)
+    real = measure_real(items, judges)
+    utterances = []
+    for item in items:
+        wav, rate = sf.read(str(item.audio), dtype="float32")
+        wav = resample(wav, rate, 24000)  # espeak-ng speaks at 22.05 kHz; a synthesis is 24 kHz
+        frames = int(np.ceil(len(wav) / 1920))
+        utterances.append(Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0))
+    monkeypatch.setattr(judges, "asr", None)  # what JudgeSettings(asr=False) builds
+    rows = score_utterances(items, utterances, judges, real)
+    for row in rows:
+        assert row["error_metric"] == "cer" and row["hypothesis"] is None
+        assert row["cer"] is None and row["wer"] is None and row["error_rate"] is None
+        assert row["spk_sim"] > 0.8 and row["rate_ratio"] == pytest.approx(1.0, abs=0.05)
+    rows = [dict(row, epoch=0, lora_scale=1.0, utt_id=item.utt_id) for row, item in zip(rows, items, strict=True)]
+    best = select_best(rows)
+    assert best["ranked_by"] == "spk_sim" and best["unscored_rows"] == {"error_rate": 2}
