@@ -11,10 +11,13 @@ import io
 from collections.abc import Sequence
 
 from qwen_tts_lit.metrics.selection import aggregate
+from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 
 CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
                 ("rate_ratio", "rate", "{:.2f}"), ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
 ERROR_METRICS = ("wer", "cer")  # a cell shows the one(s) its rows' languages use; neither: not measured (no ASR)
+PREFIX_LABELS = {UNTAGGED: "language omitted (generate_custom_voice(text, speaker))",
+                 TAGGED: 'explicit language (language="English", ...)'}  # fmt: skip
 PLOTTED = (("error_rate", "WER / CER by language (lower is better)"), ("spk_sim", "speaker similarity"),
            ("rate_ratio", "rate ratio (1 = real)"))  # fmt: skip
 
@@ -70,10 +73,12 @@ def sentence_table(rows: list[dict]) -> str:
     lines = ["<table><tr><th>sentence</th><th>real</th><th>synthesized</th><th>heard as</th><th>scores</th></tr>"]
     for row in sorted(rows, key=lambda r: r["utt_id"]):
         cap = ", hit the cap" if row.get("hit_max_tokens") else ""
-        scores = (f"WER {_fmt(row.get('wer'), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, rate "
-                  f"{_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
+        metric = row.get("error_metric") or "wer"
+        scores = (f"{metric.upper()} {_fmt(row.get(metric), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, "
+                  f"rate {_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
+        prefix = f" <i>[{PREFIX_LABELS[row['prefix']]}]</i>" if row.get("prefix", UNTAGGED) != UNTAGGED else ""
         lines.append(
-            f"<tr><td>{html.escape(row['text'])}</td><td>{_audio(row.get('real_wav'))}</td>"
+            f"<tr><td>{html.escape(row['text'])}{prefix}</td><td>{_audio(row.get('real_wav'))}</td>"
             f"<td>{_audio(row['wav'])}</td><td>{html.escape(row.get('hypothesis') or '')}</td><td>{scores}</td></tr>"
         )
     return "\n".join(lines) + "</table>"
@@ -115,8 +120,14 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
             f"Rule: {html.escape(best.get('reason', ''))}.</p>"
         )
     parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best)]
+    prefixes = sorted({row.get("prefix", UNTAGGED) for row in rows}, key=lambda p: p != UNTAGGED)
+    if len(prefixes) > 1:  # language_tag mixed: the cells above pool both calls; here each on its own
+        for prefix in prefixes:
+            subset = [row for row in rows if row.get("prefix", UNTAGGED) == prefix]
+            parts += [f"<h3>Codec prefix: {PREFIX_LABELS[prefix]}</h3>", grid_table(aggregate(subset), best)]
     parts.append(
-        "<p class='note'>WER: ASR word error rate against the text. SIM: speaker similarity to the real recordings. "
+        "<p class='note'>WER / CER: ASR word error rate (character error rate for Chinese, Japanese, Korean and "
+        "Cantonese) against the text. SIM: speaker similarity to the real recordings. "
         "rate: speech seconds of the synthesis over those of the real recording (VAD; 1 = same pace, below 1 "
         "faster). EOS fail: share of generations that hit the token cap.</p>"
     )

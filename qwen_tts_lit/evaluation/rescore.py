@@ -15,10 +15,11 @@ from qwen_tts_lit.evaluation.heldout import heldout_from_rows, measure_real, rea
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.request import EvaluateRequest
-from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, asr_problem
+from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.model.lora import evaluable_scales
-from qwen_tts_lit.runs.config import callback_args, read_config
+from qwen_tts_lit.runs.config import callback_args, read_config, trained_language_tag
 from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.runs.weights import load_epoch, load_run
@@ -54,6 +55,8 @@ def rescore_run(request: EvaluateRequest) -> dict:
     problem = asr_problem(settings.judges, languages, str(request.heldout or run), ("--asr-model", "--no-asr"))
     if problem:
         raise UserError(problem)
+    prefixes = trained_prefixes(trained_language_tag(read_config(run)))
+    check_prefixes(items, prefixes, str(request.heldout or run))
 
     judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
     real = measure_real(items, judges, run)
@@ -68,6 +71,6 @@ def rescore_run(request: EvaluateRequest) -> dict:
         synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
         new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
                                    settings.max_new_tokens, loaded.xvector, settings.batch_size,
-                                   show_progress=True)  # fmt: skip
+                                   show_progress=True, prefixes=prefixes)  # fmt: skip
         print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
     return publish(run, new_rows, settings.rule)

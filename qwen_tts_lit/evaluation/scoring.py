@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.progress import EvalProgress
@@ -32,6 +33,7 @@ from qwen_tts_lit.metrics import (
     rate_ratio,
     words_per_second,
 )
+from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.folder import cell_dir
 from qwen_tts_lit.synthesis.presets import FRAME_RATE, SAMPLE_RATE
@@ -40,17 +42,35 @@ from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance
 
 @dataclass(frozen=True)
 class Cell:
-    """One row to speak: a held-out sentence (its index fixes the seed) at one LoRA scale."""
+    """One row to speak: a held-out sentence (its index fixes the seed) at one LoRA scale, with one codec prefix
+    (untagged: the language omitted; tagged: the sentence's language in the prefix)."""
 
     index: int
     item: HeldOut
     scale: float
+    prefix: str = UNTAGGED
+
+    @property
+    def language(self) -> str:
+        """The language ``generate`` gets: "auto" builds the untagged prefix, the sentence's language the tagged."""
+        return "auto" if self.prefix == UNTAGGED else self.item.language
 
 
-def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float]) -> list[Cell]:
-    """The rows of one epoch in their fixed order: sentence by sentence, each at every scale (rows of one sentence
-    share a frame cap, so a batch cut from this order wastes few steps on shorter companions)."""
-    return [Cell(index, item, float(scale)) for index, item in enumerate(items) for scale in scales]
+def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float], prefixes: Sequence[str] = (UNTAGGED,)) -> list[Cell]:
+    """The rows of one epoch in their fixed order: sentence by sentence, each with every codec prefix the model was
+    trained on, each at every scale (rows of one sentence share a frame cap, so a batch cut from this order wastes
+    few steps on shorter companions)."""
+    return [Cell(index, item, float(scale), prefix) for index, item in enumerate(items) for prefix in prefixes
+            for scale in scales]  # fmt: skip
+
+
+def check_prefixes(items: Sequence[HeldOut], prefixes: Sequence[str], source: str) -> None:
+    """A tagged prefix needs each held-out sentence's language."""
+    unnamed = [item.utt_id for item in items if item.language == "auto"]
+    if TAGGED in prefixes and unnamed:
+        raise UserError(f"{source}: held-out rows {', '.join(unnamed[:5])} name no language, but the model was "
+                        "trained with the language in the codec prefix (data.language_tag on/mixed): give each "
+                        "held-out row a language")  # fmt: skip
 
 
 def batches(rows: Sequence, batch_size: int) -> list:
@@ -148,14 +168,16 @@ def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarr
     return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
 
 
-def save_clip(run_dir: Path, epoch: int, item: HeldOut, utterance: Utterance, real: RealRecordings) -> dict:
+def save_clip(run_dir: Path, epoch: int, cell: Cell, utterance: Utterance, real: RealRecordings) -> dict:
     """Write the clip under ``cell_dir(epoch, scale)``; the row's fields that say what was spoken and where."""
+    item = cell.item
     folder = run_dir / cell_dir(epoch, utterance.lora_scale)
     folder.mkdir(parents=True, exist_ok=True)
-    wav_path = folder / f"{item.utt_id}.wav"
+    wav_path = folder / (f"{item.utt_id}.wav" if cell.prefix == UNTAGGED else f"{item.utt_id}.{cell.prefix}.wav")
     write_wav(wav_path, utterance.wav, SAMPLE_RATE)
     return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
-            "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
+            "language": item.language, "prefix": cell.prefix, "seed": utterance.seed,
+            "wav": str(wav_path.relative_to(run_dir)),
             "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
 
 
@@ -173,7 +195,7 @@ def speak(
     for batch in batches(rows, batch_size):
         utterances += synthesizer.synthesize([r.item.text for r in batch], seeds=[seed + r.index for r in batch],
                                              lora_scale=[r.scale for r in batch], max_new_tokens=max_new_tokens,
-                                             batch_size=len(batch))  # fmt: skip
+                                             batch_size=len(batch), languages=[r.language for r in batch])  # fmt: skip
         progress.advance(len(batch))
     return utterances
 
@@ -190,16 +212,19 @@ def evaluate_epoch(
     xvector,
     batch_size: int = 40,
     show_progress: bool = False,
+    prefixes: Sequence[str] = (UNTAGGED,),
 ) -> list[dict]:
     """Every cell of one epoch's weights (each scale the model can run at x every held-out sentence): speak them
     ``batch_size`` rows per ``generate`` call, write the wavs under ``cell_dir(epoch, scale)``, score every clip,
-    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against."""
+    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against.
+    ``prefixes``: the codec prefixes the model was trained on (``trained_prefixes`` of its language_tag), each
+    sentence spoken with every one of them: the calls users will make."""
     scales = evaluable_scales(synthesizer.model, scales)
-    rows = epoch_rows(real.items, scales)
+    rows = epoch_rows(real.items, scales, prefixes)
     similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
     with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
         utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
         items = [row.item for row in rows]
-        records = [save_clip(run_dir, epoch, item, utt, real) for item, utt in zip(items, utterances, strict=True)]
+        records = [save_clip(run_dir, epoch, row, utt, real) for row, utt in zip(rows, utterances, strict=True)]
         metrics = score_utterances(items, utterances, judges, real, similarity, progress, batch_size)
     return [record | fields for record, fields in zip(records, metrics, strict=True)]

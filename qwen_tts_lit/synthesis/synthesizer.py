@@ -218,9 +218,11 @@ class Synthesizer:
         lora_scale: float | Sequence[float] = UNSCALED,
         max_new_tokens: int | Sequence[int] | None = None,
         batch_size: int = 1,
+        languages: Sequence[str] | None = None,
     ) -> list[Utterance]:
         """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
-        of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text."""
+        of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text.
+        ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's."""
         texts = list(texts)
         for i, text in enumerate(texts):
             if not text or not text.strip():
@@ -230,11 +232,14 @@ class Synthesizer:
         seed_list = _per_text(seeds, len(texts), "seeds", int)
         scales = _per_text(lora_scale, len(texts), "LoRA scales", float)
         caps = self._caps(texts, max_new_tokens)
+        spoken = [self.language] * len(texts) if languages is None else [str(x).lower() for x in languages]
+        if len(spoken) != len(texts):
+            raise ValueError(f"got {len(spoken)} languages for {len(texts)} texts")
         with eval_mode(self.model), torch.no_grad():
             generated = []  # (codes up to one frame past the cap, seconds)
             for start in range(0, len(texts), batch_size):
                 batch = slice(start, start + batch_size)
-                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch])
+                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch], spoken[batch])
             kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
             wavs, decode_seconds = self._decode(kept)
         rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, strict=True)
@@ -257,7 +262,7 @@ class Synthesizer:
         return (ids if ids.dim() == 2 else ids.unsqueeze(0)).to(self.device)  # (1, T)
 
     def _generate(
-        self, texts: list[str], seeds: list[int], scales: list[float], caps: list[int]
+        self, texts: list[str], seeds: list[int], scales: list[float], caps: list[int], languages: list[str]
     ) -> list[tuple[torch.Tensor, float]]:
         """Sample codes for one batch, row i with its own seed and LoRA scale; each kept up to one frame past its
         own cap."""
@@ -266,7 +271,7 @@ class Synthesizer:
             with quiet_transformers():
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
-                    languages=[self.language] * len(texts),
+                    languages=languages,
                     non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
                     **self.voice.generate_kwargs(len(texts)),
                     **self.preset.generate_kwargs(max(caps)),

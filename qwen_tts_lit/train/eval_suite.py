@@ -23,9 +23,10 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
-from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
+from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
@@ -95,15 +96,18 @@ class EvalSuite(L.Callback):
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "root"):
             manifests.append(Path(datamodule.root) / "val.jsonl")  # the validation loop runs over this split
+        heldout = {}
         for manifest in dict.fromkeys(manifests):
             try:
-                items = read_heldout(manifest, self.settings.num_utterances)
+                heldout[manifest] = read_heldout(manifest, self.settings.num_utterances)
             except UserError as error:
                 raise UserError(f"{error}; {NO_EVALUATION}") from error
+        items, source = heldout[manifests[0]], str(manifests[0])  # the sentences evaluation speaks
         # A non-English held-out set judged by an English-only ASR would score every epoch as noise: refuse now.
-        problem = asr_problem(self.settings.judges, {item.language for item in items}, str(manifests[0]))
+        problem = asr_problem(self.settings.judges, {item.language for item in items}, source)
         if problem:
             raise UserError(problem)
+        check_prefixes(items, self._prefixes(trainer), source)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
@@ -129,6 +133,12 @@ class EvalSuite(L.Callback):
         last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         return (epoch + 1) % self.settings.every_n_epochs == 0 or last
 
+    @staticmethod
+    def _prefixes(trainer: L.Trainer) -> tuple[str, ...]:
+        """The codec prefixes training uses (the datamodule's language_tag): evaluation speaks with each."""
+        tags = getattr(getattr(trainer, "datamodule", None), "tags", None)
+        return trained_prefixes(tags.mode if tags is not None else "off")
+
     def _heldout_manifest(self, trainer: L.Trainer) -> Path:
         if self.settings.heldout is not None:
             return Path(self.settings.heldout).expanduser()
@@ -146,7 +156,8 @@ class EvalSuite(L.Callback):
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, pl_module.xvector, settings.batch_size,
-                                  show_progress=trainer.progress_bar_callback is not None)  # fmt: skip
+                                  show_progress=trainer.progress_bar_callback is not None,
+                                  prefixes=self._prefixes(trainer))  # fmt: skip
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)

@@ -205,3 +205,35 @@ def test_chinese_speech_scored_without_asr_reports_cer_as_not_computed(chinese_h
     rows = [dict(row, epoch=0, lora_scale=1.0, utt_id=item.utt_id) for row, item in zip(rows, items, strict=True)]
     best = select_best(rows)
     assert best["ranked_by"] == "spk_sim" and best["unscored_rows"] == {"error_rate": 2}
+
+
+def test_mixed_language_tags_evaluate_both_calls(tiny_model, judges: Judges, tmp_path: Path, monkeypatch):
+    """A model trained with language_tag mixed is evaluated with both codec prefixes: each sentence is spoken with
+    the language omitted ("auto") and with its language, the rows say which, and the report shows each."""
+    from dataclasses import replace
+
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.report import render_report
+    from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_epoch
+    from qwen_tts_lit.metrics import select_best
+    from qwen_tts_lit.model.layout import trained_prefixes
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    items = read_heldout(HELDOUT, limit=2)
+    with pytest.raises(UserError, match="name no language, but the model was trained with the language"):
+        check_prefixes(items, trained_prefixes("mixed"), "heldout.jsonl")  # the demo list names no language
+    items = [replace(item, language="english") for item in items]
+    real = measure_real(items, judges)
+    asked, generate = [], tiny_model.model.generate
+    monkeypatch.setattr(tiny_model.model, "generate", lambda **kw: asked.append(kw["languages"]) or generate(**kw))
+    synthesizer = Synthesizer(tiny_model, Voice(xvector=torch.randn(64, generator=torch.Generator().manual_seed(0))))
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 2, synthesizer.voice.xvector,
+                          batch_size=4, prefixes=trained_prefixes("mixed"))  # fmt: skip
+    assert asked == [["auto", "english", "auto", "english"]]
+    assert [(r["utt_id"], r["prefix"], r["seed"]) for r in rows] == [
+        (items[0].utt_id, "untagged", 7), (items[0].utt_id, "tagged", 7),
+        (items[1].utt_id, "untagged", 8), (items[1].utt_id, "tagged", 8),
+    ]  # fmt: skip
+    assert rows[1]["wav"].endswith(".tagged.wav") and len({r["wav"] for r in rows}) == 4
+    page = render_report(rows, select_best(rows))
+    assert "Codec prefix: language omitted" in page and "Codec prefix: explicit language" in page
