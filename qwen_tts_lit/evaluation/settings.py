@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.metrics.selection import SelectionRule
 from qwen_tts_lit.model.lora import check_lora_scale
+from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.presets import MAX_NEW_TOKENS
 
 
@@ -20,7 +21,7 @@ class JudgeSettings:
 
     asr: bool = True
     """False: no ASR judge (rows get no WER/CER, reported as null); the rule then ranks on the other metrics and
-    best.json says so. The opt-out for held-out languages no available ASR model speaks."""
+    the chosen cell's record says so. The opt-out for held-out languages no available ASR model speaks."""
     asr_model: str | None = None
     """faster-whisper model name or local folder: None = the bundled tiny.en (English only: the offline demo and
     tests); "large-v3" for real runs in any of Qwen3-TTS's languages."""
@@ -136,4 +137,4 @@ def asr_problem(
     return (f"{source}: held-out language(s) {', '.join(other)}, but the ASR judge ({model}) is English-only, so "
             f"every WER/CER would be meaningless. Set {settings[0]} to a multilingual faster-whisper model (large-v3, "
             f"or a local model folder), or {settings[1]} to evaluate without ASR (the rule then ranks on speaker "
-            "similarity and says so in best.json)")  # fmt: skip
+            f"similarity and says so in {BEST_FILE})")  # fmt: skip

@@ -182,7 +182,7 @@ class EvalSuite(L.Callback):
         metrics = best["metrics"]
         values = {f"val/{name}": metrics[name] for name in LOGGED if metrics.get(name) is not None}
         values |= {"val/best_scale": best["lora_scale"]}
-        if best["score"] is not None:  # None: the rule's metric was not measured (ranked on another, see best.json)
+        if best["score"] is not None:  # None: no metric the rule can rank on was measured
             values["val/score"] = best["score"]
         for cell in summary["cells"]:
             values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED if cell[n] is not None}
