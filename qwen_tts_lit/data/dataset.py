@@ -57,6 +57,24 @@ def prepared_cache_dir(raw: str, model: str) -> Path:
     return cache_root() / "prepared" / f"{Path(raw).stem}-{key}"
 
 
+def prepared_dir_of(data: Mapping, model: str | None) -> Path | None:
+    """The prepared dataset a run's ``data`` settings name: ``prepared_dir``, or the cache folder ``raw`` was
+    prepared into for ``model``; None when neither exists here."""
+    candidates = [Path(data["prepared_dir"]).expanduser()] if data.get("prepared_dir") else []
+    candidates += [prepared_cache_dir(data["raw"], model)] if data.get("raw") and model else []
+    return next((folder for folder in candidates if folder.is_dir()), None)
+
+
+def reference_clip(prepared_dir: Path) -> tuple[np.ndarray, str]:
+    """The first training clip of a prepared dataset, (24 kHz audio, its transcript): the reference recording of
+    the in-context cloning baseline."""
+    import soundfile as sf
+
+    row = read_manifest(Path(prepared_dir) / "train.jsonl")[0]
+    audio, _ = sf.read(str(Path(prepared_dir) / row["audio"]), dtype="float32")  # prepare writes 24 kHz mono
+    return audio, row["text"]
+
+
 def load_xvector(prepared_dir: Path) -> torch.Tensor:
     """The speaker x-vector ``prepare`` computed once, (D,)."""
     return read_speaker(prepared_dir, "prepared dataset (re-run prepare)")

@@ -10,7 +10,7 @@ import html
 import io
 from collections.abc import Sequence
 
-from qwen_tts_lit.metrics.selection import aggregate
+from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 
 CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
@@ -120,6 +120,18 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
             f"Rule: {html.escape(best.get('reason', ''))}.</p>"
         )
     parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best)]
+    baselines = baseline_cells(rows)
+    if baselines:  # the base model, zero-shot: what fine-tuning has to beat
+        heads = "".join(f"<th>{html.escape(mode)}</th>" for mode in baselines)
+        texts = "".join(f"<td>{_cell_text(cell)}</td>" for cell in baselines.values())
+        versus = f"<p>{html.escape(best['vs_baseline'])}</p>" if best and best.get("vs_baseline") else ""
+        parts += [
+            "<h2>Zero-shot baselines (the base model, before training)</h2>",
+            f"<table><tr>{heads}</tr><tr>{texts}</tr></table>",
+            versus,
+            "<p class='note'>xvector: the training x-vector alone, no adapters; icl: in-context cloning from "
+            "a reference recording and its transcript. Same sentences, seeds and judges as every cell.</p>",
+        ]
     prefixes = sorted({row.get("prefix", UNTAGGED) for row in rows}, key=lambda p: p != UNTAGGED)
     if len(prefixes) > 1:  # language_tag mixed: the cells above pool both calls; here each on its own
         for prefix in prefixes:
@@ -134,12 +146,18 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
     if cells:
         parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells)]
     if best is not None:
-        chosen = [r for r in rows if (r["epoch"], r["lora_scale"]) == (best["epoch"], best["lora_scale"])]
+        chosen = [r for r in rows if (r["epoch"], r["lora_scale"]) == (best["epoch"], best["lora_scale"])
+                  and not r.get("baseline")]  # fmt: skip
         parts += [f"<h2>Listen: the chosen cell (epoch {best['epoch']}, scale {best['lora_scale']:g})</h2>",
                   sentence_table(chosen)]  # fmt: skip
+    for mode in baselines:
+        members = [r for r in rows if r.get("baseline") == mode]
+        parts += [f"<details><summary>zero-shot baseline: {html.escape(mode)}</summary>", sentence_table(members),
+                  "</details>"]  # fmt: skip
     parts.append("<h2>Every cell</h2>")
     for cell in cells:
-        members = [r for r in rows if (r["epoch"], r["lora_scale"]) == (cell["epoch"], cell["lora_scale"])]
+        members = [r for r in rows if (r["epoch"], r["lora_scale"]) == (cell["epoch"], cell["lora_scale"])
+                   and not r.get("baseline")]  # fmt: skip
         parts.append(f"<details><summary>epoch {cell['epoch']}, scale {cell['lora_scale']:g}</summary>")
         parts += [sentence_table(members), "</details>"]
     parts.append("</body></html>\n")

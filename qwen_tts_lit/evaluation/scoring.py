@@ -35,9 +35,9 @@ from qwen_tts_lit.metrics import (
 )
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.model.lora import evaluable_scales
-from qwen_tts_lit.runs.folder import cell_dir
+from qwen_tts_lit.runs.folder import baseline_dir, cell_dir
 from qwen_tts_lit.synthesis.presets import FRAME_RATE, SAMPLE_RATE
-from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice, icl_voice
 
 
 @dataclass(frozen=True)
@@ -168,17 +168,21 @@ def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarr
     return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
 
 
-def save_clip(run_dir: Path, epoch: int, cell: Cell, utterance: Utterance, real: RealRecordings) -> dict:
-    """Write the clip under ``cell_dir(epoch, scale)``; the row's fields that say what was spoken and where."""
+def save_clip(
+    run_dir: Path, epoch: int, cell: Cell, utterance: Utterance, real: RealRecordings, baseline: str | None = None
+) -> dict:
+    """Write the clip under ``cell_dir(epoch, scale)`` (a baseline's under ``baseline_dir(mode)``); the row's
+    fields that say what was spoken and where."""
     item = cell.item
-    folder = run_dir / cell_dir(epoch, utterance.lora_scale)
+    folder = run_dir / (baseline_dir(baseline) if baseline else cell_dir(epoch, utterance.lora_scale))
     folder.mkdir(parents=True, exist_ok=True)
     wav_path = folder / (f"{item.utt_id}.wav" if cell.prefix == UNTAGGED else f"{item.utt_id}.{cell.prefix}.wav")
     write_wav(wav_path, utterance.wav, SAMPLE_RATE)
     return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
             "language": item.language, "prefix": cell.prefix, "seed": utterance.seed,
             "wav": str(wav_path.relative_to(run_dir)),
-            "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
+            "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds,
+            **({"baseline": baseline} if baseline else {})}  # fmt: skip
 
 
 def speak(
@@ -213,18 +217,53 @@ def evaluate_epoch(
     batch_size: int = 40,
     show_progress: bool = False,
     prefixes: Sequence[str] = (UNTAGGED,),
+    baseline: str | None = None,
 ) -> list[dict]:
     """Every cell of one epoch's weights (each scale the model can run at x every held-out sentence): speak them
     ``batch_size`` rows per ``generate`` call, write the wavs under ``cell_dir(epoch, scale)``, score every clip,
     return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against.
     ``prefixes``: the codec prefixes the model was trained on (``trained_prefixes`` of its language_tag), each
-    sentence spoken with every one of them: the calls users will make."""
+    sentence spoken with every one of them: the calls users will make. ``baseline``: these are zero-shot rows of
+    the base model in that mode (:func:`evaluate_baselines`)."""
     scales = evaluable_scales(synthesizer.model, scales)
     rows = epoch_rows(real.items, scales, prefixes)
     similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
     with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
         utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
         items = [row.item for row in rows]
-        records = [save_clip(run_dir, epoch, row, utt, real) for row, utt in zip(rows, utterances, strict=True)]
+        records = [save_clip(run_dir, epoch, row, utt, real, baseline)
+                   for row, utt in zip(rows, utterances, strict=True)]  # fmt: skip
         metrics = score_utterances(items, utterances, judges, real, similarity, progress, batch_size)
     return [record | fields for record, fields in zip(records, metrics, strict=True)]
+
+
+BASELINE_EPOCH = -1  # baseline rows: the base model before any training
+
+
+def evaluate_baselines(
+    tts,
+    xvector,
+    reference: tuple[np.ndarray, str] | None,
+    judges: Judges,
+    real: RealRecordings,
+    run_dir: Path,
+    seed: int,
+    max_new_tokens: int | None,
+    batch_size: int = 40,
+    show_progress: bool = False,
+    prefixes: Sequence[str] = (UNTAGGED,),
+    modes: Sequence[str] = ("xvector", "icl"),
+) -> list[dict]:
+    """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells: "xvector"
+    (the training x-vector only, adapters at scale 0) and, given a 24 kHz reference recording and its transcript,
+    "icl" (upstream's in-context cloning). Rows have ``baseline`` = the mode, epoch -1 and lora_scale 0 (the
+    model's only scale when it has no adapters: call this before training changes its weights)."""
+    voices = {"xvector": Voice(xvector=xvector)} if "xvector" in modes else {}
+    if "icl" in modes and reference is not None:
+        voices["icl"] = icl_voice(tts, *reference)
+    scale = evaluable_scales(tts.model, [0.0])
+    rows = []
+    for mode, voice in voices.items():
+        rows += evaluate_epoch(Synthesizer(tts, voice), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
+                               max_new_tokens, xvector, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
+    return rows

@@ -14,6 +14,8 @@ from qwen_tts_lit.model.lora import check_lora_scale
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.presets import MAX_NEW_TOKENS
 
+BASELINE_MODES = ("xvector", "icl")  # the zero-shot modes of the base model an evaluation can score
+
 
 @dataclass(frozen=True)
 class JudgeSettings:
@@ -65,6 +67,9 @@ class EvalSettings:
     """ASR / speaker-similarity backends."""
     rule: SelectionRule = field(default_factory=SelectionRule)
     """How the best (epoch, scale) cell is picked."""
+    baselines: tuple[str, ...] = BASELINE_MODES
+    """Zero-shot modes of the base model scored before the first epoch, as baseline rows: xvector (the training
+    x-vector, no adapters), icl (in-context cloning from the first training clip and its transcript); () = none."""
 
     def __post_init__(self) -> None:
         bad = self.problems()
@@ -90,6 +95,8 @@ class EvalSettings:
         for name in ("num_utterances", "every_n_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
+        bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINE_MODES)}"
+                for mode in self.baselines if mode not in BASELINE_MODES]  # fmt: skip
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
         return bad
@@ -101,8 +108,9 @@ class EvalSettings:
         args = dict(args or {})
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in args.items() if k in known and k not in ("judges", "rule")}
-        if "scales" in values:
-            values["scales"] = tuple(values["scales"])
+        for name in ("scales", "baselines"):
+            if name in values:
+                values[name] = tuple(values[name])
         judges = _known(JudgeSettings, args.get("judges"))
         rule = _known(SelectionRule, args.get("rule"))
         return cls(**values, judges=JudgeSettings(**judges), rule=SelectionRule(**rule))

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import asdict
 from pathlib import Path
 
-from qwen_tts_lit.data.dataset import prepared_cache_dir
+from qwen_tts_lit.data.dataset import prepared_dir_of
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
@@ -75,16 +75,10 @@ def metrics_for(run_dir: Path, best: dict | None, choice: Choice) -> tuple[dict,
 
 def data_minutes(config: dict) -> dict | None:
     """Train/val minutes from the prepared dataset's report.json, when it can still be found."""
-    data, model = data_args(config), model_args(config).get("model")
-    candidates = []
-    if data.get("prepared_dir"):
-        candidates.append(Path(data["prepared_dir"]).expanduser())
-    if data.get("raw") and model:
-        candidates.append(prepared_cache_dir(data["raw"], model))
-    for folder in candidates:
-        report = folder / "report.json"
-        if report.is_file():
-            return dict(json.loads(report.read_text()).get("minutes") or {}) or None
+    folder = prepared_dir_of(data_args(config), model_args(config).get("model"))
+    report = folder / "report.json" if folder is not None else None
+    if report is not None and report.is_file():
+        return dict(json.loads(report.read_text()).get("minutes") or {}) or None
     return None
 
 

@@ -53,6 +53,8 @@ class SelectionRule:
     """score(): each failed filter subtracts filter_penalty * (1 + by how much it is missed, capped at 1)."""
     tie_weight: float = 1e-3
     """score(): weight of the tie-break metrics, small so that they only reorder near-equal primaries."""
+    beat_baseline: bool = False
+    """Keep only cells better on the primary than the best zero-shot baseline (when the run has baseline rows)."""
 
     def __post_init__(self) -> None:
         for name in (self.primary, *self.tie_break):
@@ -81,9 +83,23 @@ def row_value(row: Mapping[str, Any], name: str) -> Any:
 
 
 def aggregate(rows: Any) -> list[dict[str, Any]]:
-    """One dict per (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|, eos_fail."""
-    groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
+    """One dict per trained (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|,
+    eos_fail. Zero-shot baseline rows are left out (:func:`baseline_cells`)."""
+    return _cells([row for row in as_records(rows) if not row.get("baseline")])
+
+
+def baseline_cells(rows: Any) -> dict[str, dict[str, Any]]:
+    """The zero-shot baseline rows aggregated per mode ("xvector", "icl"), like :func:`aggregate`'s cells."""
+    modes: dict[str, list[Mapping[str, Any]]] = {}
     for row in as_records(rows):
+        if row.get("baseline"):
+            modes.setdefault(str(row["baseline"]), []).append(row)
+    return {mode: _cells(group)[0] | {"baseline": mode} for mode, group in sorted(modes.items())}
+
+
+def _cells(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
+    for row in rows:
         groups.setdefault((int(row["epoch"]), float(row["lora_scale"])), []).append(row)
     cells = []
     for (epoch, scale), group in sorted(groups.items()):
@@ -95,12 +111,19 @@ def aggregate(rows: Any) -> list[dict[str, Any]]:
     return cells
 
 
-def filter_misses(cell: Mapping[str, Any], rule: SelectionRule) -> dict[str, float]:
-    """Each failed filter -> by how much it is missed (inf when its metric is missing); empty when the cell passes."""
+def filter_misses(
+    cell: Mapping[str, Any], rule: SelectionRule, baseline: Mapping[str, Any] | None = None
+) -> dict[str, float]:
+    """Each failed filter -> by how much it is missed (inf when its metric is missing); empty when the cell passes.
+    ``baseline``: the best zero-shot cell, which a cell must beat on the primary under ``rule.beat_baseline``."""
+    beat = None
+    if rule.beat_baseline and baseline is not None and not math.isinf(badness(baseline, rule.primary)):
+        beat = badness(baseline, rule.primary) - EPS  # in "lower is better" units: strictly below the baseline
     checks = (  # (name, value, limit, +1 if the value must stay below the limit else -1)
         ("eos_fail", cell.get("eos_fail"), rule.max_eos_fail, 1),
         ("rate_error", cell.get("rate_error"), rule.rate_tolerance, 1),
         ("spk_sim", cell.get("spk_sim"), rule.min_spk_sim, -1),
+        ("baseline", badness(cell, rule.primary), beat, 1),
     )
     misses = {}
     for name, value, limit, sign in checks:
@@ -202,6 +225,14 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
+def versus_baseline(cell: Mapping[str, Any], zero_shot: Mapping[str, Any], rule: SelectionRule) -> str:
+    """ "chosen cell vs best zero-shot (icl): error_rate -0.050, spk_sim +0.020" (chosen minus zero-shot)."""
+    names = dict.fromkeys((rule.primary, "error_rate", "spk_sim"))
+    parts = [f"{name} {cell[name] - zero_shot[name]:+.3f}" for name in names
+             if cell.get(name) is not None and zero_shot.get(name) is not None]  # fmt: skip
+    return f"chosen cell vs best zero-shot ({zero_shot['baseline']}): {', '.join(parts) or 'no common metric'}"
+
+
 def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, Any]:
     """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
     ranked_by (the primary, or what replaced a primary no row has), unscored_rows, candidates, passed_filters
@@ -210,11 +241,14 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     if not cells:
         raise ValueError("select_best: no evaluation rows")
     asked, rule = rule, effective_rule(cells, rule)
-    passing = [cell for cell in cells if not filter_misses(cell, rule)]
+    baselines = baseline_cells(rows)
+    zero_shot = rank(list(baselines.values()), rule)[0] if baselines else None
+    passing = [cell for cell in cells if not filter_misses(cell, rule, zero_shot)]
     best = rank(passing or cells, rule)[0]
     filters = [f"eos_fail <= {rule.max_eos_fail}"] if rule.max_eos_fail is not None else []
     filters += [f"|rate_ratio - 1| <= {rule.rate_tolerance}"] if rule.rate_tolerance is not None else []
     filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
+    filters += [f"{rule.primary} better than zero-shot"] if rule.beat_baseline and zero_shot is not None else []
     direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
     pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"
     reason = f"{direction} {rule.primary} among {pool}"
@@ -235,7 +269,12 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
             "candidates": len(cells),
             "passing": len(passing),
             "passed_filters": bool(passing),
-            "failed_filters": sorted(filter_misses(best, rule)),
+            "failed_filters": sorted(filter_misses(best, rule, zero_shot)),
             "reason": reason,
+            "baselines": {
+                mode: {k: v for k, v in cell.items() if k not in ("epoch", "lora_scale", "baseline")}
+                for mode, cell in baselines.items()
+            },
+            "vs_baseline": versus_baseline(best, zero_shot, rule) if zero_shot is not None else None,
         }
     )

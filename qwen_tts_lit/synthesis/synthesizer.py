@@ -70,26 +70,43 @@ def silence_codes(speech_tokenizer, frames: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Voice:
-    """Who speaks: a precomputed x-vector (Base checkpoints) or a speaker name of a custom_voice checkpoint."""
+    """Who speaks: a precomputed x-vector (Base checkpoints) or a speaker name of a custom_voice checkpoint; with
+    ``ref_code`` and ``ref_ids`` as well, upstream's in-context cloning (ICL) from a reference recording and its
+    transcript (:func:`icl_voice`)."""
 
     xvector: torch.Tensor | None = None
     speaker: str | None = None
+    ref_code: torch.Tensor | None = None  # (T, Q) codes of the reference recording
+    ref_ids: torch.Tensor | None = None  # (1, L) its transcript as "<|im_start|>assistant\n{text}<|im_end|>\n"
 
     def __post_init__(self) -> None:
         if (self.xvector is None) == (self.speaker is None):
             raise ValueError("Voice needs exactly one of xvector or speaker")
+        if (self.ref_code is None) != (self.ref_ids is None) or (self.ref_code is not None and self.xvector is None):
+            raise ValueError("in-context cloning needs an x-vector, the reference codes and its transcript ids")
 
-    def generate_kwargs(self, n: int) -> dict:
-        """``generate`` arguments for ``n`` utterances: an x-vector-only clone prompt, or the speaker name."""
+    def generate_kwargs(self, n: int, device: torch.device | str = "cpu") -> dict:
+        """``generate`` arguments for ``n`` utterances: an x-vector-only or ICL clone prompt, or the speaker name."""
         if self.speaker is not None:
             return {"speakers": [self.speaker] * n}
+        icl = self.ref_code is not None
         prompt = dict(
-            ref_code=[None] * n,
+            ref_code=[self.ref_code if icl else None] * n,
             ref_spk_embedding=[self.xvector] * n,
-            x_vector_only_mode=[True] * n,
-            icl_mode=[False] * n,
+            x_vector_only_mode=[not icl] * n,
+            icl_mode=[icl] * n,
         )
-        return {"voice_clone_prompt": prompt}
+        return {"voice_clone_prompt": prompt} | ({"ref_ids": [self.ref_ids.to(device)] * n} if icl else {})
+
+
+def icl_voice(tts, audio: np.ndarray, text: str) -> Voice:
+    """Upstream's in-context cloning voice (``generate_voice_clone`` with ``ref_audio`` and ``ref_text``): the
+    24 kHz reference recording's codes and x-vector, and its transcript."""
+    (item,) = tts.create_voice_clone_prompt(ref_audio=(np.asarray(audio, dtype=np.float32), SAMPLE_RATE),
+                                            ref_text=text, x_vector_only_mode=False)  # fmt: skip
+    ids = tts.processor(text=f"<|im_start|>assistant\n{text}<|im_end|>\n", return_tensors="pt")["input_ids"]
+    ids = ids if ids.dim() == 2 else ids.unsqueeze(0)
+    return Voice(xvector=item.ref_spk_embedding.detach().float().cpu(), ref_code=item.ref_code.cpu(), ref_ids=ids)
 
 
 def xvector_from_audio(tts, audio: np.ndarray, rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -273,7 +290,7 @@ class Synthesizer:
                     input_ids=[self._prompt_ids(t) for t in texts],
                     languages=languages,
                     non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
-                    **self.voice.generate_kwargs(len(texts)),
+                    **self.voice.generate_kwargs(len(texts), self.device),
                     **self.preset.generate_kwargs(max(caps)),
                 )
         seconds = (time.perf_counter() - start) / len(texts)

@@ -19,15 +19,17 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
+from qwen_tts_lit.data.dataset import reference_clip
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
-from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_epoch
+from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.runs.folder import BEST_FILE
+from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
 LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail")
@@ -60,6 +62,7 @@ class EvalSuite(L.Callback):
         batch_size: int = DEFAULTS.batch_size,
         judges: JudgeSettings = DEFAULTS.judges,
         rule: SelectionRule = DEFAULTS.rule,
+        baselines: list[str] = list(DEFAULTS.baselines),  # noqa: B006, B008 - jsonargparse shows list defaults
         audio_samples_to_log: int = 2,
     ) -> None:
         """
@@ -76,10 +79,13 @@ class EvalSuite(L.Callback):
                 at a time (the default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory.
             judges: ASR / speaker-similarity backends.
             rule: How the best (epoch, scale) cell is picked.
+            baselines: Zero-shot modes of the base model scored before the first epoch on the same sentences, seeds
+                and judges (baseline rows): xvector (the x-vector, no adapters), icl (in-context cloning from the
+                first training clip and its transcript); [] = none.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         self.settings = EvalSettings(tuple(scales), num_utterances, heldout, seed, every_n_epochs, max_new_tokens,
-                                     batch_size, judges, rule)  # fmt: skip
+                                     batch_size, judges, rule, tuple(baselines))  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._real = None
@@ -108,6 +114,34 @@ class EvalSuite(L.Callback):
         if problem:
             raise UserError(problem)
         check_prefixes(items, self._prefixes(trainer), source)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
+        if not trainer.limit_val_batches or not self.settings.baselines:
+            return
+        if trainer.is_global_zero:
+            run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            if not any(row.get("baseline") for row in read_rows(run_dir)):
+                self._evaluate_baselines(trainer, pl_module, run_dir)
+        trainer.strategy.barrier()
+
+    def _evaluate_baselines(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
+        self._load_judges(trainer, run_dir)
+        datamodule = getattr(trainer, "datamodule", None)
+        root = getattr(datamodule, "root", None)
+        reference = reference_clip(root) if "icl" in self.settings.baselines and root is not None else None
+        settings = self.settings
+        rows = evaluate_baselines(pl_module.wrapper, pl_module.xvector, reference, self._judges, self._real, run_dir,
+                                  settings.seed, settings.max_new_tokens, settings.batch_size,
+                                  trainer.progress_bar_callback is not None, self._prefixes(trainer),
+                                  settings.baselines)  # fmt: skip
+        publish(run_dir, rows, settings.rule)
+
+    def _load_judges(self, trainer: L.Trainer, run_dir: Path) -> None:
+        if self._judges is None:  # once per run: judge models and the real recordings' measurements
+            self._judges = Judges(self.settings.judges)
+            items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
+            self._real = measure_real(items, self._judges, run_dir)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
@@ -148,10 +182,7 @@ class EvalSuite(L.Callback):
         return Path(datamodule.root) / "val.jsonl"
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
-        if self._judges is None:  # once per run: judge models and the real recordings' measurements
-            self._judges = Judges(self.settings.judges)
-            items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
-            self._real = measure_real(items, self._judges, run_dir)
+        self._load_judges(trainer, run_dir)
         synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
