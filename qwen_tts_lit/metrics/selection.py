@@ -118,7 +118,7 @@ def filter_misses(
     ``baseline``: the best zero-shot cell, which a cell must beat on the primary under ``rule.beat_baseline``."""
     beat = None
     if rule.beat_baseline and baseline is not None and not math.isinf(badness(baseline, rule.primary)):
-        beat = badness(baseline, rule.primary) - EPS  # in "lower is better" units: strictly below the baseline
+        beat = badness(baseline, rule.primary) - 2 * EPS  # "lower is better" units: strictly below; a tie fails
     checks = (  # (name, value, limit, +1 if the value must stay below the limit else -1)
         ("eos_fail", cell.get("eos_fail"), rule.max_eos_fail, 1),
         ("rate_error", cell.get("rate_error"), rule.rate_tolerance, 1),

@@ -39,7 +39,7 @@ def test_new_scales_are_added_beside_the_old_rows(run_copy: Path):
     assert main(["evaluate", "--run", str(run_copy), "--epochs", "0", "--scales", "0.3", "--num-utterances", "1"]) == 0
     rows = _rows(run_copy)
     assert len([r for r in rows if r["lora_scale"] == 0.3]) == 1
-    assert len(rows) == 12 + 1
+    assert len(rows) == 12 + 6 + 1  # the demo's cells, its zero-shot baseline rows, the new one
     assert json.loads((run_copy / "best.json").read_text())["candidates"] == 5
 
 

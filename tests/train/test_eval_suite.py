@@ -30,11 +30,17 @@ ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "seed", "wav", "real_wav"
 
 
 def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
-    rows = [json.loads(line) for line in (demo_run / "eval" / "rows.jsonl").read_text().splitlines()]
+    every = [json.loads(line) for line in (demo_run / "eval" / "rows.jsonl").read_text().splitlines()]
+    rows = [r for r in every if not r.get("baseline")]
     cells = {(r["epoch"], r["lora_scale"]) for r in rows}
     assert cells == {(0, 0.5), (0, 1.0), (1, 0.5), (1, 1.0)}  # demo: 2 scales, here 2 epochs
     assert len(rows) == 4 * 3  # 3 held-out sentences per cell
-    for row in rows:
+    baselines = [r for r in every if r.get("baseline")]  # the base model zero-shot, before the first epoch
+    assert sorted((r["baseline"], r["epoch"], r["lora_scale"]) for r in baselines) == sorted(
+        [("icl", -1, 0.0)] * 3 + [("xvector", -1, 0.0)] * 3
+    )
+    assert {r["seed"] for r in baselines} == {r["seed"] for r in rows}  # the same sentences and seeds
+    for row in every:
         missing = [f for f in ROW_FIELDS if row.get(f) is None]
         assert not missing, (row["utt_id"], missing)
         assert (demo_run / row["wav"]).is_file() and (demo_run / row["real_wav"]).is_file()
@@ -46,6 +52,8 @@ def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
     assert (best["epoch"], best["lora_scale"]) in cells
     assert best["candidates"] == 4 and best["rule"]["primary"] == "error_rate" and best["ranked_by"] == "error_rate"
     assert all(best["metrics"][m] is not None for m in ("wer", "spk_sim", "rate_ratio", "eos_fail"))
+    assert set(best["baselines"]) == {"icl", "xvector"} and best["baselines"]["icl"]["n"] == 3
+    assert best["vs_baseline"].startswith("chosen cell vs best zero-shot (")
 
     metrics = list(csv.DictReader((demo_run / "metrics.csv").open()))
     for name in ("val/wer", "val/spk_sim", "val/rate_ratio", "val/eos_fail", "val/score", "val_scale/wer@0.5",
@@ -72,7 +80,7 @@ def test_report_opens_in_headless_chromium_without_console_errors(demo_run: Path
 
     dom, console = open_page(demo_run / "report.html")
     assert console == []
-    assert "<svg" in dom and "Chosen: epoch" in dom
+    assert "<svg" in dom and "Chosen: epoch" in dom and "Zero-shot baselines" in dom
     sources = re.findall(r'<audio[^>]*\ssrc="([^"]+)"', dom)
     rows = (demo_run / "eval" / "rows.jsonl").read_text().splitlines()
     assert len(sources) >= 2 * len(rows)  # every cell's sentences with their real recordings, plus the chosen cell
