@@ -11,7 +11,7 @@ from qwen_tts_lit.cache import build_lock
 from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector, prepared_cache_dir
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.model.layout import SpecialIds
+from qwen_tts_lit.model.layout import LanguageTagMode, LanguageTagPlan, SpecialIds, language_tag_mode
 from qwen_tts_lit.upstream.loading import load_config, load_text_tokenizer, resolve_model_source
 
 
@@ -23,7 +23,8 @@ class QwenTTSDataModule(L.LightningDataModule):
         model: str = "tiny",
         batch_size: int = 2,
         num_workers: int = 0,
-        use_language_tag: bool = False,
+        language_tag: LanguageTagMode | bool = "off",
+        language_tag_probability: float = 0.5,
         seed: int = 0,
     ) -> None:
         """
@@ -35,8 +36,12 @@ class QwenTTSDataModule(L.LightningDataModule):
                 linked from ``model.model`` by the CLI.
             batch_size: Utterances per micro-batch (per device).
             num_workers: DataLoader worker processes.
-            use_language_tag: Put the row's language in the codec prefix (think, think_bos, LANG, think_eos), as
-                ``generate`` does for an explicit language. Off: upstream's layout (nothink), matching language="auto".
+            language_tag: Which codec prefix training uses. off: upstream's (nothink, think_bos, think_eos), what
+                ``generate_custom_voice(text, speaker)`` builds with the language omitted; on: the row's language in
+                it (think, think_bos, LANG, think_eos), what ``language="English"`` builds; mixed: each utterance
+                gets one or the other at random (``language_tag_probability``), so both calls are trained. on and
+                mixed need every row's language (prepare's ``language`` field). Quote 'off'/'on' in YAML.
+            language_tag_probability: mixed only: the share of utterances tagged, drawn anew each epoch from the seed.
             seed: Seed of the length-bucketed shuffle (each epoch adds its number).
         """
         super().__init__()
@@ -51,7 +56,11 @@ class QwenTTSDataModule(L.LightningDataModule):
             raise UserError(f"data.raw: {raw} not found (relative paths resolve against the working directory)")
         self.prepared_dir, self.raw, self.model = prepared_dir, raw, model
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.use_language_tag, self.seed = use_language_tag, seed
+        try:
+            self.tags = LanguageTagPlan(language_tag_mode(language_tag), language_tag_probability, seed)
+        except ValueError as error:
+            raise UserError(f"data.{error}") from error
+        self.seed = seed
         self.splits: dict[str, PreparedSplit] = {}
         self.xvector: torch.Tensor | None = None
 
@@ -77,10 +86,11 @@ class QwenTTSDataModule(L.LightningDataModule):
         if self.splits:
             return
         config, tokenizer = load_config(self.model), load_text_tokenizer(self.model)
-        language_ids = dict(config.talker_config.codec_language_id) if self.use_language_tag else None
+        language_ids = {k: v for k, v in config.talker_config.codec_language_id.items() if "dialect" not in k}
         special = SpecialIds.from_config(config)
         for split in ("train", "val"):
-            self.splits[split] = PreparedSplit(self.root, split, tokenizer, special, language_ids)
+            per_epoch = split == "train"  # validation draws once: its loss stays comparable across epochs
+            self.splits[split] = PreparedSplit(self.root, split, tokenizer, special, language_ids, self.tags, per_epoch)
         self.xvector = load_xvector(self.root)
 
     def _loader(self, split: str, shuffle: bool, accumulate: int) -> torch.utils.data.DataLoader:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +14,22 @@ import torch
 from qwen_tts_lit.cache import cache_root
 from qwen_tts_lit.data.sampler import ItemRef
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.model.layout import SpecialIds, TalkerSequence, assistant_prompt, collate_sequences, layout_utterance
+from qwen_tts_lit.model.layout import (
+    LanguageTagPlan,
+    SpecialIds,
+    TalkerSequence,
+    assistant_prompt,
+    collate_sequences,
+    layout_utterance,
+)
 from qwen_tts_lit.runs.speaker import read_speaker
 
 SPLITS = ("train", "val")
 
 
-def read_manifest(path: Path) -> list[dict]:
-    """Rows of a prepared ``train.jsonl`` / ``val.jsonl``."""
+def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mode: str = "off") -> list[dict]:
+    """Rows of a prepared ``train.jsonl`` / ``val.jsonl``. With ``languages`` (the model's codec language ids), every
+    row's ``language`` must be one of them: ``tag_mode`` lays some rows out with their language in the prefix."""
     if not path.is_file():
         raise UserError(f"{path}: prepared manifest not found; run `python -m qwen_tts_lit prepare` first")
     rows = []
@@ -31,6 +40,13 @@ def read_manifest(path: Path) -> list[dict]:
         for field in ("id", "text", "codes", "num_frames"):
             if field not in row:
                 raise UserError(f"{path}:{line_number}: field {field!r} missing; re-run prepare")
+        language = str(row.get("language", "auto")).lower()
+        if languages is not None and language not in languages:
+            raise UserError(
+                f"{path}:{line_number}: field 'language' is {language!r}, but data.language_tag={tag_mode} needs one "
+                f"of {', '.join(sorted(languages))}; re-run prepare with --default-language NAME (or a language per "
+                "row), or set data.language_tag: 'off'"
+            )
         rows.append(row)
     return rows
 
@@ -39,6 +55,24 @@ def prepared_cache_dir(raw: str, model: str) -> Path:
     """Where ``raw`` is prepared for ``model`` on first use: the cache, keyed by both (``QwenTTSDataModule.root``)."""
     key = hashlib.sha256(f"{Path(raw).resolve()}|{model}".encode()).hexdigest()[:12]
     return cache_root() / "prepared" / f"{Path(raw).stem}-{key}"
+
+
+def prepared_dir_of(data: Mapping, model: str | None) -> Path | None:
+    """The prepared dataset a run's ``data`` settings name: ``prepared_dir``, or the cache folder ``raw`` was
+    prepared into for ``model``; None when neither exists here."""
+    candidates = [Path(data["prepared_dir"]).expanduser()] if data.get("prepared_dir") else []
+    candidates += [prepared_cache_dir(data["raw"], model)] if data.get("raw") and model else []
+    return next((folder for folder in candidates if folder.is_dir()), None)
+
+
+def reference_clip(prepared_dir: Path) -> tuple[np.ndarray, str]:
+    """The first training clip of a prepared dataset, (24 kHz audio, its transcript): the reference recording of
+    the in-context cloning baseline."""
+    import soundfile as sf
+
+    row = read_manifest(Path(prepared_dir) / "train.jsonl")[0]
+    audio, _ = sf.read(str(Path(prepared_dir) / row["audio"]), dtype="float32")  # prepare writes 24 kHz mono
+    return audio, row["text"]
 
 
 def load_xvector(prepared_dir: Path) -> torch.Tensor:
@@ -57,11 +91,25 @@ class Item:
 class PreparedSplit(torch.utils.data.Dataset):
     """One split of a prepared dataset. Items are laid out here, so DataLoader workers share the work."""
 
-    def __init__(self, prepared_dir: Path, split: str, tokenizer, special: SpecialIds, language_ids: dict | None):
+    def __init__(
+        self,
+        prepared_dir: Path,
+        split: str,
+        tokenizer,
+        special: SpecialIds,
+        language_ids: Mapping[str, int] | None,
+        tags: LanguageTagPlan | None = None,
+        tags_per_epoch: bool = True,
+    ):
+        """``language_ids``: the model's codec language ids (``talker_config.codec_language_id``); ``tags``: which
+        utterances get their language in the codec prefix; ``tags_per_epoch`` False: the same draw every epoch (a
+        validation loss comparable across epochs)."""
+        tags = tags or LanguageTagPlan()
         self.root = Path(prepared_dir)
-        self.rows = read_manifest(self.root / f"{split}.jsonl")
+        checked = None if tags.mode == "off" else dict(language_ids or {})
+        self.rows = read_manifest(self.root / f"{split}.jsonl", checked, tags.mode)
         self.tokenizer, self.special = tokenizer, special
-        self.language_ids = language_ids  # None: no language tag, as upstream trains
+        self.language_ids, self.tags, self.tags_per_epoch = dict(language_ids or {}), tags, tags_per_epoch
 
     @property
     def frame_counts(self) -> list[int]:
@@ -75,7 +123,9 @@ class PreparedSplit(torch.utils.data.Dataset):
         row = self.rows[index]
         codes = torch.from_numpy(np.load(self.root / row["codes"]).astype(np.int64))  # (N, G)
         prompt_ids = self.tokenizer(assistant_prompt(row["text"]))["input_ids"]
-        language_id = None if self.language_ids is None else self.language_ids.get(row.get("language", "auto"))
+        epoch = ref.epoch if isinstance(ref, ItemRef) and self.tags_per_epoch else 0
+        tagged = self.tags.tagged(str(row["id"]), epoch)
+        language_id = self.language_ids[str(row["language"]).lower()] if tagged else None
         sequence = layout_utterance(prompt_ids, codes, self.special, language_id)
         if isinstance(ref, ItemRef):
             return Item(row["id"], sequence, ref.step_frames, ref.step_utterances)

@@ -21,6 +21,7 @@ class ItemRef(NamedTuple):
     index: int
     step_frames: int
     step_utterances: int
+    epoch: int = 0  # draws per-epoch choices (mixed language tags) identically on every rank and after a resume
 
 
 def plan_micro_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int) -> list[list[int]]:
@@ -81,7 +82,7 @@ class StepPlanBatchSampler:
             frames = sum(self.lengths[i] for batch in step for i in batch)
             utterances = sum(len(batch) for batch in step)
             for batch in step[self.rank :: self.world_size]:
-                yield [ItemRef(i, frames, utterances) for i in batch]
+                yield [ItemRef(i, frames, utterances, self.epoch) for i in batch]
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)

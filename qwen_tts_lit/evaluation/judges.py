@@ -9,13 +9,13 @@ from qwen_tts_lit.upstream.loading import resolve_device
 
 
 class Judges:
-    """ASR, resemblyzer and silero-vad, built once and reused for every cell of a run. silero-vad stays on the CPU:
-    a 2 MB recurrent model stepping through 32 ms windows gains nothing from a GPU."""
+    """ASR (None when switched off), resemblyzer and silero-vad, built once and reused for every cell of a run.
+    silero-vad stays on the CPU: a 2 MB recurrent model stepping through 32 ms windows gains nothing from a GPU."""
 
     def __init__(self, settings: JudgeSettings | None = None) -> None:
         settings = settings or JudgeSettings()
         self.settings = settings
         self.asr = ASR(settings.asr_model, settings.asr_device, settings.asr_compute_type, settings.asr_beam_size,
-                       settings.asr_language, batch_size=settings.asr_batch_size)  # fmt: skip
+                       settings.asr_language, batch_size=settings.asr_batch_size) if settings.asr else None  # fmt: skip
         self.speaker = SpeakerSimilarity(resolve_device(settings.speaker_device or settings.asr_device))
         self.vad = SpeechDetector()

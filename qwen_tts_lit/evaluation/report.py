@@ -10,11 +10,16 @@ import html
 import io
 from collections.abc import Sequence
 
-from qwen_tts_lit.metrics.selection import aggregate
+from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
+from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 
-CELL_METRICS = (("wer", "WER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"), ("rate_ratio", "rate", "{:.2f}"),
-                ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
-PLOTTED = (("wer", "WER (lower is better)"), ("spk_sim", "speaker similarity"), ("rate_ratio", "rate ratio (1 = real)"))
+CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
+                ("rate_ratio", "rate", "{:.2f}"), ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
+ERROR_METRICS = ("wer", "cer")  # a cell shows the one(s) its rows' languages use; neither: not measured (no ASR)
+PREFIX_LABELS = {UNTAGGED: "language omitted (generate_custom_voice(text, speaker))",
+                 TAGGED: 'explicit language (language="English", ...)'}  # fmt: skip
+PLOTTED = (("error_rate", "WER / CER by language (lower is better)"), ("spk_sim", "speaker similarity"),
+           ("rate_ratio", "rate ratio (1 = real)"))  # fmt: skip
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -32,7 +37,11 @@ def _fmt(value, pattern: str) -> str:
 
 
 def _cell_text(cell: dict) -> str:
-    return "<br>".join(f"{label} {_fmt(cell.get(name), pattern)}" for name, label, pattern in CELL_METRICS)
+    errors_measured = any(cell.get(name) is not None for name in ERROR_METRICS)
+    lines = [] if errors_measured else ["WER/CER n/a"]
+    lines += [f"{label} {_fmt(cell.get(name), pattern)}" for name, label, pattern in CELL_METRICS
+              if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
+    return "<br>".join(lines)
 
 
 def grid_table(cells: list[dict], best: dict | None) -> str:
@@ -64,10 +73,12 @@ def sentence_table(rows: list[dict]) -> str:
     lines = ["<table><tr><th>sentence</th><th>real</th><th>synthesized</th><th>heard as</th><th>scores</th></tr>"]
     for row in sorted(rows, key=lambda r: r["utt_id"]):
         cap = ", hit the cap" if row.get("hit_max_tokens") else ""
-        scores = (f"WER {_fmt(row.get('wer'), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, rate "
-                  f"{_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
+        metric = row.get("error_metric") or "wer"
+        scores = (f"{metric.upper()} {_fmt(row.get(metric), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, "
+                  f"rate {_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
+        prefix = f" <i>[{PREFIX_LABELS[row['prefix']]}]</i>" if row.get("prefix", UNTAGGED) != UNTAGGED else ""
         lines.append(
-            f"<tr><td>{html.escape(row['text'])}</td><td>{_audio(row.get('real_wav'))}</td>"
+            f"<tr><td>{html.escape(row['text'])}{prefix}</td><td>{_audio(row.get('real_wav'))}</td>"
             f"<td>{_audio(row['wav'])}</td><td>{html.escape(row.get('hypothesis') or '')}</td><td>{scores}</td></tr>"
         )
     return "\n".join(lines) + "</table>"
@@ -109,20 +120,44 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
             f"Rule: {html.escape(best.get('reason', ''))}.</p>"
         )
     parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best)]
+    baselines = baseline_cells(rows)
+    if baselines:  # the base model, zero-shot: what fine-tuning has to beat
+        heads = "".join(f"<th>{html.escape(mode)}</th>" for mode in baselines)
+        texts = "".join(f"<td>{_cell_text(cell)}</td>" for cell in baselines.values())
+        versus = f"<p>{html.escape(best['vs_baseline'])}</p>" if best and best.get("vs_baseline") else ""
+        parts += [
+            "<h2>Zero-shot baselines (the base model, before training)</h2>",
+            f"<table><tr>{heads}</tr><tr>{texts}</tr></table>",
+            versus,
+            "<p class='note'>xvector: the training x-vector alone, no adapters; icl: in-context cloning from "
+            "a reference recording and its transcript. Same sentences, seeds and judges as every cell.</p>",
+        ]
+    prefixes = sorted({row.get("prefix", UNTAGGED) for row in rows}, key=lambda p: p != UNTAGGED)
+    if len(prefixes) > 1:  # language_tag mixed: the cells above pool both calls; here each on its own
+        for prefix in prefixes:
+            subset = [row for row in rows if row.get("prefix", UNTAGGED) == prefix]
+            parts += [f"<h3>Codec prefix: {PREFIX_LABELS[prefix]}</h3>", grid_table(aggregate(subset), best)]
     parts.append(
-        "<p class='note'>WER: ASR word error rate against the text. SIM: speaker similarity to the real recordings. "
+        "<p class='note'>WER / CER: ASR word error rate (character error rate for Chinese, Japanese, Korean and "
+        "Cantonese) against the text. SIM: speaker similarity to the real recordings. "
         "rate: speech seconds of the synthesis over those of the real recording (VAD; 1 = same pace, below 1 "
         "faster). EOS fail: share of generations that hit the token cap.</p>"
     )
     if cells:
         parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells)]
     if best is not None:
-        chosen = [r for r in rows if (r["epoch"], r["lora_scale"]) == (best["epoch"], best["lora_scale"])]
+        chosen = [r for r in rows if (r["epoch"], r["lora_scale"]) == (best["epoch"], best["lora_scale"])
+                  and not r.get("baseline")]  # fmt: skip
         parts += [f"<h2>Listen: the chosen cell (epoch {best['epoch']}, scale {best['lora_scale']:g})</h2>",
                   sentence_table(chosen)]  # fmt: skip
+    for mode in baselines:
+        members = [r for r in rows if r.get("baseline") == mode]
+        parts += [f"<details><summary>zero-shot baseline: {html.escape(mode)}</summary>", sentence_table(members),
+                  "</details>"]  # fmt: skip
     parts.append("<h2>Every cell</h2>")
     for cell in cells:
-        members = [r for r in rows if (r["epoch"], r["lora_scale"]) == (cell["epoch"], cell["lora_scale"])]
+        members = [r for r in rows if (r["epoch"], r["lora_scale"]) == (cell["epoch"], cell["lora_scale"])
+                   and not r.get("baseline")]  # fmt: skip
         parts.append(f"<details><summary>epoch {cell['epoch']}, scale {cell['lora_scale']:g}</summary>")
         parts += [sentence_table(members), "</details>"]
     parts.append("</body></html>\n")

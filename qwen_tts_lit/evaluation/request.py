@@ -29,6 +29,11 @@ class EvaluateRequest:
     """Sentence i uses seed + i (default: the run's)."""
     batch_size: int | None = None
     """Generations per generate call (default: the run's; that value reproduces its audio byte for byte)."""
+    baselines: bool = False
+    """Also score the base model zero-shot on the same sentences, seeds and judges (x-vector only, and in-context
+    cloning from the first training clip), replacing the run's baseline rows: adds them to a run trained without."""
+    no_asr: bool = False
+    """Score without ASR: no WER/CER (null in the rows); the rule ranks on the other metrics and says so."""
     asr_model: str | None = None
     """faster-whisper model name or folder, e.g. large-v3 (default: the run's judge)."""
     asr_device: str | None = None
@@ -42,7 +47,7 @@ class EvaluateRequest:
     model_speaker_sim: bool | None = None
     """Also score spk_sim_model with the model's own speaker encoder (default: the run's)."""
     primary: str | None = None
-    """Rule: the metric to optimise (wer, cer, spk_sim, ...; default: the run's)."""
+    """Rule: the metric to optimise (error_rate, wer, cer, spk_sim, ...; default: the run's)."""
     rate_tolerance: float | None = None
     """Rule: the largest |rate_ratio - 1| (default: the run's)."""
     max_eos_fail: float | None = None
@@ -52,7 +57,8 @@ class EvaluateRequest:
 
     def judge_overrides(self) -> dict:
         names = ("asr_model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_language", "model_speaker_sim")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        overrides = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        return overrides | ({"asr": False} if self.no_asr else {})
 
     def rule_overrides(self) -> dict:
         names = ("primary", "rate_tolerance", "max_eos_fail")

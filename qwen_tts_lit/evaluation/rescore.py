@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from qwen_tts_lit.data.dataset import prepared_dir_of, reference_clip
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import heldout_from_rows, measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.request import EvaluateRequest
-from qwen_tts_lit.evaluation.scoring import evaluate_epoch
-from qwen_tts_lit.evaluation.settings import EvalSettings
-from qwen_tts_lit.model.lora import evaluable_scales
-from qwen_tts_lit.runs.config import callback_args, read_config
+from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
+from qwen_tts_lit.evaluation.settings import BASELINE_MODES, EvalSettings, asr_problem
+from qwen_tts_lit.model.layout import trained_prefixes
+from qwen_tts_lit.model.lora import evaluable_scales, has_lora
+from qwen_tts_lit.runs.config import callback_args, data_args, model_args, read_config, trained_language_tag
 from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.runs.weights import load_epoch, load_run
@@ -50,6 +52,12 @@ def rescore_run(request: EvaluateRequest) -> dict:
     epochs = list(request.epochs) if request.epochs else list(saved_epochs(run))
     for epoch in epochs:
         checkpoint_path(run, epoch)  # every epoch checked before any work
+    languages = {item.language for item in items}
+    problem = asr_problem(settings.judges, languages, str(request.heldout or run), ("--asr-model", "--no-asr"))
+    if problem:
+        raise UserError(problem)
+    prefixes = trained_prefixes(trained_language_tag(read_config(run)))
+    check_prefixes(items, prefixes, str(request.heldout or run))
 
     judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
     real = measure_real(items, judges, run)
@@ -58,12 +66,31 @@ def rescore_run(request: EvaluateRequest) -> dict:
     scales = evaluable_scales(loaded.tts.model, settings.scales)
     if list(scales) != list(settings.scales):
         print(f"{run}: fully fine-tuned (no adapters): scoring scale {scales[0]:g} only")
+    if request.baselines:
+        new_rows += rescore_baselines(loaded, run, settings, judges, real, prefixes)
     for epoch in epochs:
         if epoch != loaded.epoch:
             load_epoch(loaded, epoch)
         synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
         new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
                                    settings.max_new_tokens, loaded.xvector, settings.batch_size,
-                                   show_progress=True)  # fmt: skip
+                                   show_progress=True, prefixes=prefixes)  # fmt: skip
         print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
     return publish(run, new_rows, settings.rule)
+
+
+def rescore_baselines(loaded, run, settings: EvalSettings, judges: Judges, real, prefixes) -> list[dict]:
+    """The zero-shot baseline rows of a finished run: its adapters at scale 0 (the base model), the x-vector, and
+    in-context cloning from the first clip of its prepared dataset when that can still be found."""
+    if not has_lora(loaded.tts.model):
+        raise UserError(f"--baselines: {run} is fully fine-tuned; its base weights are not part of the run")
+    config = read_config(run)
+    prepared = prepared_dir_of(data_args(config), model_args(config).get("model"))
+    if prepared is None and "icl" in settings.baselines:
+        print(f"{run}: its prepared dataset is not here: no in-context cloning baseline", flush=True)
+    reference = reference_clip(prepared) if prepared is not None else None
+    rows = evaluate_baselines(loaded.tts, loaded.xvector, reference, judges, real, run, settings.seed,
+                              settings.max_new_tokens, settings.batch_size, True, prefixes,
+                              settings.baselines or BASELINE_MODES)  # fmt: skip
+    print(f"zero-shot baselines: {', '.join(sorted({r['baseline'] for r in rows}))} scored", flush=True)
+    return rows

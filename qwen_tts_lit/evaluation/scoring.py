@@ -20,37 +20,57 @@ from pathlib import Path
 
 import numpy as np
 
+from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.progress import EvalProgress
 from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.metrics import (
     EmbeddingSimilarity,
+    error_metric,
     error_rate,
     language_code,
     rate_ratio,
-    uses_cer,
     words_per_second,
 )
+from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.model.lora import evaluable_scales
-from qwen_tts_lit.runs.folder import cell_dir
+from qwen_tts_lit.runs.folder import baseline_dir, cell_dir
 from qwen_tts_lit.synthesis.presets import FRAME_RATE, SAMPLE_RATE
-from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice, icl_voice
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One row to speak: a held-out sentence (its index fixes the seed) at one LoRA scale."""
+    """One row to speak: a held-out sentence (its index fixes the seed) at one LoRA scale, with one codec prefix
+    (untagged: the language omitted; tagged: the sentence's language in the prefix)."""
 
     index: int
     item: HeldOut
     scale: float
+    prefix: str = UNTAGGED
+
+    @property
+    def language(self) -> str:
+        """The language ``generate`` gets: "auto" builds the untagged prefix, the sentence's language the tagged."""
+        return "auto" if self.prefix == UNTAGGED else self.item.language
 
 
-def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float]) -> list[Cell]:
-    """The rows of one epoch in their fixed order: sentence by sentence, each at every scale (rows of one sentence
-    share a frame cap, so a batch cut from this order wastes few steps on shorter companions)."""
-    return [Cell(index, item, float(scale)) for index, item in enumerate(items) for scale in scales]
+def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float], prefixes: Sequence[str] = (UNTAGGED,)) -> list[Cell]:
+    """The rows of one epoch in their fixed order: sentence by sentence, each with every codec prefix the model was
+    trained on, each at every scale (rows of one sentence share a frame cap, so a batch cut from this order wastes
+    few steps on shorter companions)."""
+    return [Cell(index, item, float(scale), prefix) for index, item in enumerate(items) for prefix in prefixes
+            for scale in scales]  # fmt: skip
+
+
+def check_prefixes(items: Sequence[HeldOut], prefixes: Sequence[str], source: str) -> None:
+    """A tagged prefix needs each held-out sentence's language."""
+    unnamed = [item.utt_id for item in items if item.language == "auto"]
+    if TAGGED in prefixes and unnamed:
+        raise UserError(f"{source}: held-out rows {', '.join(unnamed[:5])} name no language, but the model was "
+                        "trained with the language in the codec prefix (data.language_tag on/mixed): give each "
+                        "held-out row a language")  # fmt: skip
 
 
 def batches(rows: Sequence, batch_size: int) -> list:
@@ -71,24 +91,37 @@ def score_utterances(
     ``batch_size`` clips per call, step by step."""
     progress = progress or EvalProgress(0, 0, 0, enabled=False)
     wavs = [u.wav for u in utterances]
-    groups = batches(range(len(wavs)), batch_size)
+    groups = [list(group) for group in batches(range(len(wavs)), batch_size)]
+    # Each row is transcribed in its own language ("": the judge's asr_language, for rows that name none).
+    spoken = ["" if item.language == "auto" else item.language for item in items]
 
-    def each_group(step: str, judge: Callable[[list[np.ndarray]], list]) -> list:
+    def each_group(step: str, judge: Callable[[list[int]], list]) -> list:
         progress.step(step)
         results = []
         for group in groups:
-            results += judge([wavs[i] for i in group])
+            results += judge(group)
             progress.advance(len(group))
         return results
 
-    def speakers(clips: list[np.ndarray]) -> list[tuple[float, float | None]]:
+    def transcripts(group: list[int]) -> list[str | None]:
+        if judges.asr is None:  # ASR switched off: no transcript, no WER/CER (null in the rows)
+            return [None] * len(group)
+        heard = {}
+        for language in dict.fromkeys(spoken[i] for i in group):
+            members = [i for i in group if spoken[i] == language]
+            texts = judges.asr.transcribe_batch([wavs[i] for i in members], SAMPLE_RATE, language)
+            heard |= dict(zip(members, texts, strict=True))
+        return [heard[i] for i in group]
+
+    def speakers(group: list[int]) -> list[tuple[float, float | None]]:
+        clips = [wavs[i] for i in group]
         resemblyzer = judges.speaker.similarities(clips, SAMPLE_RATE, real.voice)
         own = [model_similarity(clip) if model_similarity else None for clip in clips]  # the model's own encoder
         return list(zip(resemblyzer, own, strict=True))
 
-    hypotheses = each_group("ASR", lambda clips: judges.asr.transcribe_batch(clips, SAMPLE_RATE))
+    hypotheses = each_group("ASR", transcripts)
     similarities = each_group("speaker", speakers)
-    speech = each_group("VAD", lambda clips: judges.vad.speech_seconds_batch(clips, SAMPLE_RATE))
+    speech = each_group("VAD", lambda group: judges.vad.speech_seconds_batch([wavs[i] for i in group], SAMPLE_RATE))
     fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
     return [metric_fields(item, utt, judges, real, hyp, sim, own, speech_s)
             for item, utt, hyp, (sim, own), speech_s in fields]  # fmt: skip
@@ -99,20 +132,21 @@ def metric_fields(
     utterance: Utterance,
     judges: Judges,
     real: RealRecordings,
-    hypothesis: str,
+    hypothesis: str | None,
     spk_sim: float,
     spk_sim_model: float | None,
     speech_s: float,
 ) -> dict:
-    """A row's metric fields from what the judges measured on its clip."""
+    """A row's metric fields from what the judges measured on its clip; no hypothesis (ASR off): no error rates."""
     language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
     real_speech_s = real.speech_seconds[item.utt_id]
-    errors = error_rate(item.text, hypothesis, language)  # CER where the language is scored by characters, else WER
-    by_characters = uses_cer(language)
+    metric = error_metric(language)  # CER where the language is scored by characters, else WER
+    errors = None if hypothesis is None else error_rate(item.text, hypothesis, language)
     return {
         "hypothesis": hypothesis,
-        "wer": None if by_characters else errors,
-        "cer": errors if by_characters else None,
+        "error_metric": metric,
+        "wer": errors if metric == "wer" else None,
+        "cer": errors if metric == "cer" else None,
         "error_rate": errors,
         "spk_sim": spk_sim,
         "spk_sim_model": spk_sim_model,
@@ -134,15 +168,21 @@ def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarr
     return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
 
 
-def save_clip(run_dir: Path, epoch: int, item: HeldOut, utterance: Utterance, real: RealRecordings) -> dict:
-    """Write the clip under ``cell_dir(epoch, scale)``; the row's fields that say what was spoken and where."""
-    folder = run_dir / cell_dir(epoch, utterance.lora_scale)
+def save_clip(
+    run_dir: Path, epoch: int, cell: Cell, utterance: Utterance, real: RealRecordings, baseline: str | None = None
+) -> dict:
+    """Write the clip under ``cell_dir(epoch, scale)`` (a baseline's under ``baseline_dir(mode)``); the row's
+    fields that say what was spoken and where."""
+    item = cell.item
+    folder = run_dir / (baseline_dir(baseline) if baseline else cell_dir(epoch, utterance.lora_scale))
     folder.mkdir(parents=True, exist_ok=True)
-    wav_path = folder / f"{item.utt_id}.wav"
+    wav_path = folder / (f"{item.utt_id}.wav" if cell.prefix == UNTAGGED else f"{item.utt_id}.{cell.prefix}.wav")
     write_wav(wav_path, utterance.wav, SAMPLE_RATE)
     return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
-            "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
-            "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
+            "language": item.language, "prefix": cell.prefix, "seed": utterance.seed,
+            "wav": str(wav_path.relative_to(run_dir)),
+            "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds,
+            **({"baseline": baseline} if baseline else {})}  # fmt: skip
 
 
 def speak(
@@ -159,7 +199,7 @@ def speak(
     for batch in batches(rows, batch_size):
         utterances += synthesizer.synthesize([r.item.text for r in batch], seeds=[seed + r.index for r in batch],
                                              lora_scale=[r.scale for r in batch], max_new_tokens=max_new_tokens,
-                                             batch_size=len(batch))  # fmt: skip
+                                             batch_size=len(batch), languages=[r.language for r in batch])  # fmt: skip
         progress.advance(len(batch))
     return utterances
 
@@ -176,16 +216,54 @@ def evaluate_epoch(
     xvector,
     batch_size: int = 40,
     show_progress: bool = False,
+    prefixes: Sequence[str] = (UNTAGGED,),
+    baseline: str | None = None,
 ) -> list[dict]:
     """Every cell of one epoch's weights (each scale the model can run at x every held-out sentence): speak them
     ``batch_size`` rows per ``generate`` call, write the wavs under ``cell_dir(epoch, scale)``, score every clip,
-    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against."""
+    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against.
+    ``prefixes``: the codec prefixes the model was trained on (``trained_prefixes`` of its language_tag), each
+    sentence spoken with every one of them: the calls users will make. ``baseline``: these are zero-shot rows of
+    the base model in that mode (:func:`evaluate_baselines`)."""
     scales = evaluable_scales(synthesizer.model, scales)
-    rows = epoch_rows(real.items, scales)
+    rows = epoch_rows(real.items, scales, prefixes)
     similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
     with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
         utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
         items = [row.item for row in rows]
-        records = [save_clip(run_dir, epoch, item, utt, real) for item, utt in zip(items, utterances, strict=True)]
+        records = [save_clip(run_dir, epoch, row, utt, real, baseline)
+                   for row, utt in zip(rows, utterances, strict=True)]  # fmt: skip
         metrics = score_utterances(items, utterances, judges, real, similarity, progress, batch_size)
     return [record | fields for record, fields in zip(records, metrics, strict=True)]
+
+
+BASELINE_EPOCH = -1  # baseline rows: the base model before any training
+
+
+def evaluate_baselines(
+    tts,
+    xvector,
+    reference: tuple[np.ndarray, str] | None,
+    judges: Judges,
+    real: RealRecordings,
+    run_dir: Path,
+    seed: int,
+    max_new_tokens: int | None,
+    batch_size: int = 40,
+    show_progress: bool = False,
+    prefixes: Sequence[str] = (UNTAGGED,),
+    modes: Sequence[str] = ("xvector", "icl"),
+) -> list[dict]:
+    """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells: "xvector"
+    (the training x-vector only, adapters at scale 0) and, given a 24 kHz reference recording and its transcript,
+    "icl" (upstream's in-context cloning). Rows have ``baseline`` = the mode, epoch -1 and lora_scale 0 (the
+    model's only scale when it has no adapters: call this before training changes its weights)."""
+    voices = {"xvector": Voice(xvector=xvector)} if "xvector" in modes else {}
+    if "icl" in modes and reference is not None:
+        voices["icl"] = icl_voice(tts, *reference)
+    scale = evaluable_scales(tts.model, [0.0])
+    rows = []
+    for mode, voice in voices.items():
+        rows += evaluate_epoch(Synthesizer(tts, voice), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
+                               max_new_tokens, xvector, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
+    return rows

@@ -5,20 +5,28 @@ re-scoring a finished run reads the same settings back from the run's saved conf
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.metrics.selection import SelectionRule
 from qwen_tts_lit.model.lora import check_lora_scale
+from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.presets import MAX_NEW_TOKENS
+
+BASELINE_MODES = ("xvector", "icl")  # the zero-shot modes of the base model an evaluation can score
 
 
 @dataclass(frozen=True)
 class JudgeSettings:
     """Which judge models score the audio (each loads once per run)."""
 
+    asr: bool = True
+    """False: no ASR judge (rows get no WER/CER, reported as null); the rule then ranks on the other metrics and
+    the chosen cell's record says so. The opt-out for held-out languages no available ASR model speaks."""
     asr_model: str | None = None
-    """faster-whisper model: None = the bundled tiny.en (offline demo and tests); "large-v3" for real runs."""
+    """faster-whisper model name or local folder: None = the bundled tiny.en (English only: the offline demo and
+    tests); "large-v3" for real runs in any of Qwen3-TTS's languages."""
     asr_device: str = "cpu"
     """Device for ASR ("cpu", "cuda", "auto")."""
     asr_compute_type: str = "int8"
@@ -26,7 +34,8 @@ class JudgeSettings:
     asr_beam_size: int = 5
     """ASR beam width."""
     asr_language: str | None = "en"
-    """Spoken language for ASR (None = detect each clip's; tiny.en knows only English)."""
+    """Spoken language for ASR where a held-out row names none ("auto"); rows with a language are transcribed in
+    it. None = detect each clip's; tiny.en knows only English."""
     asr_batch_size: int = 8
     """Clips (30 s Whisper windows) transcribed together by faster-whisper's batched pipeline (its default)."""
     speaker_device: str | None = None
@@ -58,6 +67,9 @@ class EvalSettings:
     """ASR / speaker-similarity backends."""
     rule: SelectionRule = field(default_factory=SelectionRule)
     """How the best (epoch, scale) cell is picked."""
+    baselines: tuple[str, ...] = BASELINE_MODES
+    """Zero-shot modes of the base model scored before the first epoch, as baseline rows: xvector (the training
+    x-vector, no adapters), icl (in-context cloning from the first training clip and its transcript); () = none."""
 
     def __post_init__(self) -> None:
         bad = self.problems()
@@ -83,6 +95,8 @@ class EvalSettings:
         for name in ("num_utterances", "every_n_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
+        bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINE_MODES)}"
+                for mode in self.baselines if mode not in BASELINE_MODES]  # fmt: skip
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
         return bad
@@ -94,8 +108,9 @@ class EvalSettings:
         args = dict(args or {})
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in args.items() if k in known and k not in ("judges", "rule")}
-        if "scales" in values:
-            values["scales"] = tuple(values["scales"])
+        for name in ("scales", "baselines"):
+            if name in values:
+                values[name] = tuple(values[name])
         judges = _known(JudgeSettings, args.get("judges"))
         rule = _known(SelectionRule, args.get("rule"))
         return cls(**values, judges=JudgeSettings(**judges), rule=SelectionRule(**rule))
@@ -108,3 +123,26 @@ class EvalSettings:
 def _known(cls: type, values: dict | None) -> dict:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in (values or {}).items() if k in names}
+
+
+def asr_problem(
+    judges: JudgeSettings,
+    languages: Iterable[str],
+    source: str,
+    settings: tuple[str, str] = ("EvalSuite judges.asr_model", "judges.asr: false"),
+) -> str | None:
+    """Why the ASR judge cannot score held-out rows in ``languages`` (names or codes; "auto" = ``asr_language``):
+    an English-only model asked for another language. None when it can (or ASR is off). ``settings``: how the
+    user names the model setting and the opt-out (a config's, or ``evaluate``'s flags)."""
+    from qwen_tts_lit.metrics.text_norm import language_code
+    from qwen_tts_lit.metrics.wer import english_only_asr
+
+    codes = {language_code(judges.asr_language if lang == "auto" else lang) or "detect" for lang in languages}
+    other = sorted(codes - {"en"})
+    if not judges.asr or not other or not english_only_asr(judges.asr_model):
+        return None
+    model = judges.asr_model or "the bundled tiny.en"
+    return (f"{source}: held-out language(s) {', '.join(other)}, but the ASR judge ({model}) is English-only, so "
+            f"every WER/CER would be meaningless. Set {settings[0]} to a multilingual faster-whisper model (large-v3, "
+            f"or a local model folder), or {settings[1]} to evaluate without ASR (the rule then ranks on speaker "
+            f"similarity and says so in {BEST_FILE})")  # fmt: skip

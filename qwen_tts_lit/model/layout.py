@@ -18,18 +18,74 @@ language tag: nothink, think_bos, think_eos; 4 with one: think, think_bos, LANG,
 
 ``labels`` hold group-0 codes at the frame positions and codec_eos at the last position, -100 elsewhere: the
 target of the state at position p is ``labels[p + 1]`` (one shift, taken by the loss).
+
+The two codec prefixes are the two calls users make: ``generate_custom_voice(text, speaker)`` with the language
+omitted ("auto") builds the untagged one, ``generate_custom_voice(text, speaker, language="English")`` the tagged
+one. The ``language_tag`` setting says which of them training uses (:class:`LanguageTagPlan`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 
 IGNORE_INDEX = -100
 ROLE_TOKENS = 3  # "<|im_start|>assistant\n"
 SUFFIX_TOKENS = 5  # "<|im_end|>\n<|im_start|>assistant\n"
+
+
+LanguageTagMode = Literal["off", "on", "mixed"]
+LANGUAGE_TAG_MODES: tuple[str, ...] = ("off", "on", "mixed")
+UNTAGGED, TAGGED = "untagged", "tagged"  # language omitted ("auto") / an explicit language such as "english"
+
+
+def language_tag_mode(value: str | bool | None) -> str:
+    """The mode ("off", "on" or "mixed") of a setting. YAML reads a bare ``off``/``on`` as a boolean, and old runs saved
+    ``use_language_tag: true``: False/None mean off, True means on."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "on"
+    mode = str(value).strip().lower()
+    if mode not in LANGUAGE_TAG_MODES:
+        raise ValueError(f"language_tag {value!r}: one of {', '.join(LANGUAGE_TAG_MODES)}")
+    return mode
+
+
+def trained_prefixes(mode: str | bool | None) -> tuple[str, ...]:
+    """The codec prefixes a model trained with ``mode`` has seen: off -> untagged, on -> tagged, mixed -> both."""
+    return {"off": (UNTAGGED,), "on": (TAGGED,), "mixed": (UNTAGGED, TAGGED)}[language_tag_mode(mode)]
+
+
+def call_prefix(language: str | None) -> str:
+    """The codec prefix ``generate`` builds for ``language``: untagged when omitted or "auto", else tagged."""
+    return UNTAGGED if language is None or language.strip().lower() == "auto" else TAGGED
+
+
+@dataclass(frozen=True)
+class LanguageTagPlan:
+    """Which codec prefix each training utterance gets. ``mixed``: tagged with ``probability``, drawn from a hash of
+    (seed, epoch, utterance id), so a resumed run and every DDP rank (and every DataLoader worker) draw the same."""
+
+    mode: str = "off"
+    probability: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", language_tag_mode(self.mode))
+        if self.mode == "mixed" and not 0.0 < self.probability < 1.0:
+            raise ValueError(f"language_tag_probability {self.probability}: must be in (0, 1) for mixed tags")
+
+    def tagged(self, utterance_id: str, epoch: int) -> bool:
+        """Whether this utterance is laid out with its language in the codec prefix in this epoch."""
+        if self.mode != "mixed":
+            return self.mode == "on"
+        digest = hashlib.sha256(f"{self.seed}:{epoch}:{utterance_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.probability
 
 
 def assistant_prompt(text: str) -> str:

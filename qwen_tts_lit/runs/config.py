@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qwen_tts_lit.model.layout import language_tag_mode
 from qwen_tts_lit.runs.folder import CONFIG_FILE
 
 
@@ -43,3 +44,10 @@ def max_epochs(config: dict) -> int | None:
     """``trainer.max_epochs``, or None."""
     value = (config.get("trainer") or {}).get("max_epochs")
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def trained_language_tag(config: dict) -> str:
+    """The run's ``data.language_tag`` ("off", "on" or "mixed"); runs saved before it existed wrote
+    ``use_language_tag`` (a boolean)."""
+    data = data_args(config)
+    return language_tag_mode(data.get("language_tag", data.get("use_language_tag")))

@@ -35,6 +35,11 @@ def cell_dir(epoch: int, scale: float) -> str:
     return f"{EVAL_DIR}/epoch={epoch:03d}/scale={scale:g}"
 
 
+def baseline_dir(mode: str) -> str:
+    """``eval/baseline=MODE``, relative to the run folder: the base model's zero-shot audio in one mode."""
+    return f"{EVAL_DIR}/baseline={mode}"
+
+
 def saved_epochs(run_dir: Path) -> dict[int, Path]:
     """Epoch number -> checkpoint file, from ``checkpoints/epoch=NNN.ckpt`` names, sorted by epoch."""
     folder = Path(run_dir) / CHECKPOINT_DIR

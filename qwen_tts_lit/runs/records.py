@@ -13,9 +13,10 @@ from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.runs.folder import BEST_FILE, REPORT_FILE, ROWS_FILE
 
 
-def cell_key(row: dict) -> tuple[int, float]:
-    """What identifies an evaluation cell: (epoch, lora_scale)."""
-    return int(row["epoch"]), float(row["lora_scale"])
+def cell_key(row: dict) -> tuple[int, float, str]:
+    """What identifies an evaluation cell: (epoch, lora_scale, baseline); baseline "" for a trained cell, the
+    zero-shot mode ("xvector", "icl") for a baseline row of the base model."""
+    return int(row["epoch"]), float(row["lora_scale"]), str(row.get("baseline") or "")
 
 
 def read_rows(run_dir: Path) -> list[dict]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qwen_tts_lit.data.prepare.text import clean_spoken_text
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.metrics.text_norm import has_speakable
@@ -118,7 +119,10 @@ def check_request(request: SynthesizeRequest) -> list[str]:
             raise UserError(f"{name} {value}: must be >= 1")
     if request.retries < 0 or request.pause_seconds < 0:
         raise UserError("--retries and --pause-seconds must be >= 0")
-    text = request.spoken_text()
+    cleaned = clean_spoken_text(request.spoken_text())  # what prepare does to transcripts, so the model reads alike
+    if cleaned.tags:
+        print(f"synthesize: removed non-speech tags {cleaned.tags} (as prepare does)", file=sys.stderr)
+    text = cleaned.text
     chunks, dropped = speakable_chunks(split_text(text, request.chunk_chars))
     if not chunks:
         what = f"{text.strip()[:40]!r} has no words" if text.strip() else "the text is empty"
@@ -135,8 +139,11 @@ def synthesize_to_wav(request: SynthesizeRequest, progress=None) -> tuple[Path, 
     scale = opened.default_scale if request.lora_scale is None else request.lora_scale
     if request.lora_scale is not None and not opened.scalable and request.lora_scale != UNSCALED:
         raise UserError(f"--lora-scale: {request.model} has its scale merged in; export again with --lora-scale")
-    if opened.language_tag and request.language is None:
-        raise UserError(f"{request.model}: trained with language tags; pass --language (e.g. english)")
+    problem = opened.untrained_layout(request.language)
+    if problem and request.strict:
+        raise UserError(f"{request.model}: {problem} (--strict refuses it)")
+    if problem:
+        print(f"synthesize: warning: {problem}", file=sys.stderr)
     for note in opened.notes:
         print(f"synthesize: {note}", file=sys.stderr)
     synthesizer = Synthesizer(opened.tts, opened.voice, language=request.language or "auto")

@@ -41,7 +41,10 @@ class SynthesizeRequest:
     epoch: int | None = None
     """Run folder only: the epoch (default: the run's chosen one)."""
     language: str | None = None
-    """Language tag (default: auto, as training without a language tag)."""
+    """Language in the codec prefix, e.g. english (default: auto, no tag). Warned about when the model never trained
+    on that prefix (its data.language_tag: off trains auto only, on the tagged prefix only, mixed both)."""
+    strict: bool = False
+    """Refuse (exit 2) instead of warning when --language asks for a codec prefix the model was not trained on."""
     speaker: str | None = None
     """custom_voice export with several speakers: which one."""
     base_model: str | None = None

@@ -70,26 +70,43 @@ def silence_codes(speech_tokenizer, frames: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Voice:
-    """Who speaks: a precomputed x-vector (Base checkpoints) or a speaker name of a custom_voice checkpoint."""
+    """Who speaks: a precomputed x-vector (Base checkpoints) or a speaker name of a custom_voice checkpoint; with
+    ``ref_code`` and ``ref_ids`` as well, upstream's in-context cloning (ICL) from a reference recording and its
+    transcript (:func:`icl_voice`)."""
 
     xvector: torch.Tensor | None = None
     speaker: str | None = None
+    ref_code: torch.Tensor | None = None  # (T, Q) codes of the reference recording
+    ref_ids: torch.Tensor | None = None  # (1, L) its transcript as "<|im_start|>assistant\n{text}<|im_end|>\n"
 
     def __post_init__(self) -> None:
         if (self.xvector is None) == (self.speaker is None):
             raise ValueError("Voice needs exactly one of xvector or speaker")
+        if (self.ref_code is None) != (self.ref_ids is None) or (self.ref_code is not None and self.xvector is None):
+            raise ValueError("in-context cloning needs an x-vector, the reference codes and its transcript ids")
 
-    def generate_kwargs(self, n: int) -> dict:
-        """``generate`` arguments for ``n`` utterances: an x-vector-only clone prompt, or the speaker name."""
+    def generate_kwargs(self, n: int, device: torch.device | str = "cpu") -> dict:
+        """``generate`` arguments for ``n`` utterances: an x-vector-only or ICL clone prompt, or the speaker name."""
         if self.speaker is not None:
             return {"speakers": [self.speaker] * n}
+        icl = self.ref_code is not None
         prompt = dict(
-            ref_code=[None] * n,
+            ref_code=[self.ref_code if icl else None] * n,
             ref_spk_embedding=[self.xvector] * n,
-            x_vector_only_mode=[True] * n,
-            icl_mode=[False] * n,
+            x_vector_only_mode=[not icl] * n,
+            icl_mode=[icl] * n,
         )
-        return {"voice_clone_prompt": prompt}
+        return {"voice_clone_prompt": prompt} | ({"ref_ids": [self.ref_ids.to(device)] * n} if icl else {})
+
+
+def icl_voice(tts, audio: np.ndarray, text: str) -> Voice:
+    """Upstream's in-context cloning voice (``generate_voice_clone`` with ``ref_audio`` and ``ref_text``): the
+    24 kHz reference recording's codes and x-vector, and its transcript."""
+    (item,) = tts.create_voice_clone_prompt(ref_audio=(np.asarray(audio, dtype=np.float32), SAMPLE_RATE),
+                                            ref_text=text, x_vector_only_mode=False)  # fmt: skip
+    ids = tts.processor(text=f"<|im_start|>assistant\n{text}<|im_end|>\n", return_tensors="pt")["input_ids"]
+    ids = ids if ids.dim() == 2 else ids.unsqueeze(0)
+    return Voice(xvector=item.ref_spk_embedding.detach().float().cpu(), ref_code=item.ref_code.cpu(), ref_ids=ids)
 
 
 def xvector_from_audio(tts, audio: np.ndarray, rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -218,9 +235,11 @@ class Synthesizer:
         lora_scale: float | Sequence[float] = UNSCALED,
         max_new_tokens: int | Sequence[int] | None = None,
         batch_size: int = 1,
+        languages: Sequence[str] | None = None,
     ) -> list[Utterance]:
         """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
-        of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text."""
+        of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text.
+        ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's."""
         texts = list(texts)
         for i, text in enumerate(texts):
             if not text or not text.strip():
@@ -230,11 +249,14 @@ class Synthesizer:
         seed_list = _per_text(seeds, len(texts), "seeds", int)
         scales = _per_text(lora_scale, len(texts), "LoRA scales", float)
         caps = self._caps(texts, max_new_tokens)
+        spoken = [self.language] * len(texts) if languages is None else [str(x).lower() for x in languages]
+        if len(spoken) != len(texts):
+            raise ValueError(f"got {len(spoken)} languages for {len(texts)} texts")
         with eval_mode(self.model), torch.no_grad():
             generated = []  # (codes up to one frame past the cap, seconds)
             for start in range(0, len(texts), batch_size):
                 batch = slice(start, start + batch_size)
-                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch])
+                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch], spoken[batch])
             kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
             wavs, decode_seconds = self._decode(kept)
         rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, strict=True)
@@ -257,7 +279,7 @@ class Synthesizer:
         return (ids if ids.dim() == 2 else ids.unsqueeze(0)).to(self.device)  # (1, T)
 
     def _generate(
-        self, texts: list[str], seeds: list[int], scales: list[float], caps: list[int]
+        self, texts: list[str], seeds: list[int], scales: list[float], caps: list[int], languages: list[str]
     ) -> list[tuple[torch.Tensor, float]]:
         """Sample codes for one batch, row i with its own seed and LoRA scale; each kept up to one frame past its
         own cap."""
@@ -266,9 +288,9 @@ class Synthesizer:
             with quiet_transformers():
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
-                    languages=[self.language] * len(texts),
+                    languages=languages,
                     non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
-                    **self.voice.generate_kwargs(len(texts)),
+                    **self.voice.generate_kwargs(len(texts), self.device),
                     **self.preset.generate_kwargs(max(caps)),
                 )
         seconds = (time.perf_counter() - start) / len(texts)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.model.layout import TAGGED, call_prefix, language_tag_mode, trained_prefixes
 from qwen_tts_lit.model.lora import UNSCALED
 from qwen_tts_lit.runs.folder import ADAPTER_CONFIG_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE, is_run_dir
 from qwen_tts_lit.synthesis.synthesizer import Voice
@@ -21,8 +22,20 @@ class OpenedVoice:
     voice: Voice
     default_scale: float
     scalable: bool  # False for a merged custom_voice export: its scale is baked in
-    language_tag: bool = False  # trained with the language in the codec prefix: speak with an explicit language
+    language_tag: str = "off"  # the run's data.language_tag: which codec prefixes (calls) it was trained on
     notes: list[str] = field(default_factory=list)
+
+    def untrained_layout(self, language: str | None) -> str | None:
+        """Why speaking with ``language`` uses a codec prefix this model never trained on; None when it did."""
+        trained = trained_prefixes(self.language_tag)
+        if call_prefix(language) in trained:
+            return None
+        if TAGGED in trained:
+            return (f"trained with data.language_tag {self.language_tag}: the language in the codec prefix; without "
+                    "--language (auto) the prefix is one it never saw: pass --language (e.g. english)")  # fmt: skip
+        return (f"--language {language}: trained with data.language_tag off (the language omitted, as "
+                "generate_custom_voice(text, speaker) does); an explicit language builds a codec prefix it never "
+                "saw: omit --language")  # fmt: skip
 
 
 def open_voice(
@@ -47,7 +60,7 @@ def open_voice(
 
 def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None) -> OpenedVoice:
     from qwen_tts_lit.runs.choice import choose
-    from qwen_tts_lit.runs.config import data_args, read_config
+    from qwen_tts_lit.runs.config import read_config, trained_language_tag
     from qwen_tts_lit.runs.folder import check_run_dir
     from qwen_tts_lit.runs.records import read_best
     from qwen_tts_lit.runs.weights import load_run
@@ -55,7 +68,7 @@ def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None
     run = check_run_dir(path)
     choice = choose(read_best(run), epoch, None, run)  # the scale is the caller's (or the run's chosen one)
     loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
-    language_tag = bool(data_args(read_config(run)).get("use_language_tag"))
+    language_tag = trained_language_tag(read_config(run))
     voice = Voice(xvector=loaded.xvector)
     return OpenedVoice(
         loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, language_tag, list(choice.notes)
@@ -79,7 +92,7 @@ def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None) -
     tts = load_qwen3_tts(base, "float32", "sdpa", device)
     PeftModel.from_pretrained(tts.model, str(path)).eval()  # injects the adapters into tts.model in place
     scale = float(meta.get("lora_scale", UNSCALED))
-    return OpenedVoice(tts, Voice(xvector=xvector), scale, True, bool(meta.get("language_tag")))
+    return OpenedVoice(tts, Voice(xvector=xvector), scale, True, language_tag_mode(meta.get("language_tag")))
 
 
 def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None) -> OpenedVoice:
@@ -98,4 +111,5 @@ def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None)
         speaker = speakers[0]
     tts = load_qwen3_tts(str(path), "float32", "sdpa", device)
     notes = [f"lora_scale {meta['lora_scale']:g} is merged into this export"] if "lora_scale" in meta else []
-    return OpenedVoice(tts, Voice(speaker=speaker), UNSCALED, False, bool(meta.get("language_tag")), notes)
+    tag = language_tag_mode(meta.get("language_tag"))
+    return OpenedVoice(tts, Voice(speaker=speaker), UNSCALED, False, tag, notes)

@@ -19,17 +19,20 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
+from qwen_tts_lit.data.dataset import reference_clip
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
-from qwen_tts_lit.evaluation.scoring import evaluate_epoch
-from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
+from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
+from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
+from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.runs.folder import BEST_FILE
+from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
-LOGGED = ("wer", "spk_sim", "rate_ratio", "eos_fail")
+LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail")
 DEFAULTS = EvalSettings()
 NO_EVALUATION = (
     f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
@@ -59,6 +62,7 @@ class EvalSuite(L.Callback):
         batch_size: int = DEFAULTS.batch_size,
         judges: JudgeSettings = DEFAULTS.judges,
         rule: SelectionRule = DEFAULTS.rule,
+        baselines: list[str] = list(DEFAULTS.baselines),  # noqa: B006, B008 - jsonargparse shows list defaults
         audio_samples_to_log: int = 2,
     ) -> None:
         """
@@ -75,10 +79,13 @@ class EvalSuite(L.Callback):
                 at a time (the default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory.
             judges: ASR / speaker-similarity backends.
             rule: How the best (epoch, scale) cell is picked.
+            baselines: Zero-shot modes of the base model scored before the first epoch on the same sentences, seeds
+                and judges (baseline rows): xvector (the x-vector, no adapters), icl (in-context cloning from the
+                first training clip and its transcript); [] = none.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         self.settings = EvalSettings(tuple(scales), num_utterances, heldout, seed, every_n_epochs, max_new_tokens,
-                                     batch_size, judges, rule)  # fmt: skip
+                                     batch_size, judges, rule, tuple(baselines))  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._real = None
@@ -95,11 +102,46 @@ class EvalSuite(L.Callback):
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "root"):
             manifests.append(Path(datamodule.root) / "val.jsonl")  # the validation loop runs over this split
+        heldout = {}
         for manifest in dict.fromkeys(manifests):
             try:
-                read_heldout(manifest, self.settings.num_utterances)
+                heldout[manifest] = read_heldout(manifest, self.settings.num_utterances)
             except UserError as error:
                 raise UserError(f"{error}; {NO_EVALUATION}") from error
+        items, source = heldout[manifests[0]], str(manifests[0])  # the sentences evaluation speaks
+        # A non-English held-out set judged by an English-only ASR would score every epoch as noise: refuse now.
+        problem = asr_problem(self.settings.judges, {item.language for item in items}, source)
+        if problem:
+            raise UserError(problem)
+        check_prefixes(items, self._prefixes(trainer), source)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
+        if not trainer.limit_val_batches or not self.settings.baselines:
+            return
+        if trainer.is_global_zero:
+            run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            if not any(row.get("baseline") for row in read_rows(run_dir)):
+                self._evaluate_baselines(trainer, pl_module, run_dir)
+        trainer.strategy.barrier()
+
+    def _evaluate_baselines(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
+        self._load_judges(trainer, run_dir)
+        datamodule = getattr(trainer, "datamodule", None)
+        root = getattr(datamodule, "root", None)
+        reference = reference_clip(root) if "icl" in self.settings.baselines and root is not None else None
+        settings = self.settings
+        rows = evaluate_baselines(pl_module.wrapper, pl_module.xvector, reference, self._judges, self._real, run_dir,
+                                  settings.seed, settings.max_new_tokens, settings.batch_size,
+                                  trainer.progress_bar_callback is not None, self._prefixes(trainer),
+                                  settings.baselines)  # fmt: skip
+        publish(run_dir, rows, settings.rule)
+
+    def _load_judges(self, trainer: L.Trainer, run_dir: Path) -> None:
+        if self._judges is None:  # once per run: judge models and the real recordings' measurements
+            self._judges = Judges(self.settings.judges)
+            items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
+            self._real = measure_real(items, self._judges, run_dir)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
@@ -125,6 +167,12 @@ class EvalSuite(L.Callback):
         last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         return (epoch + 1) % self.settings.every_n_epochs == 0 or last
 
+    @staticmethod
+    def _prefixes(trainer: L.Trainer) -> tuple[str, ...]:
+        """The codec prefixes training uses (the datamodule's language_tag): evaluation speaks with each."""
+        tags = getattr(getattr(trainer, "datamodule", None), "tags", None)
+        return trained_prefixes(tags.mode if tags is not None else "off")
+
     def _heldout_manifest(self, trainer: L.Trainer) -> Path:
         if self.settings.heldout is not None:
             return Path(self.settings.heldout).expanduser()
@@ -134,15 +182,13 @@ class EvalSuite(L.Callback):
         return Path(datamodule.root) / "val.jsonl"
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
-        if self._judges is None:  # once per run: judge models and the real recordings' measurements
-            self._judges = Judges(self.settings.judges)
-            items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
-            self._real = measure_real(items, self._judges, run_dir)
+        self._load_judges(trainer, run_dir)
         synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, pl_module.xvector, settings.batch_size,
-                                  show_progress=trainer.progress_bar_callback is not None)  # fmt: skip
+                                  show_progress=trainer.progress_bar_callback is not None,
+                                  prefixes=self._prefixes(trainer))  # fmt: skip
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)
@@ -166,7 +212,9 @@ class EvalSuite(L.Callback):
         best = summary["best"]
         metrics = best["metrics"]
         values = {f"val/{name}": metrics[name] for name in LOGGED if metrics.get(name) is not None}
-        values |= {"val/score": best["score"], "val/best_scale": best["lora_scale"]}
+        values |= {"val/best_scale": best["lora_scale"]}
+        if best["score"] is not None:  # None: no metric the rule can rank on was measured
+            values["val/score"] = best["score"]
         for cell in summary["cells"]:
             values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED if cell[n] is not None}
         values |= {"time/eval_seconds": summary["eval_seconds"], "time/train_epoch_seconds": train_seconds}

@@ -119,7 +119,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache
                         weights_only=False)  # fmt: skip
     assert ddp["global_step"] == single["global_step"] > 0
     ddp_run = latest_run(tmp_path / "ddp")  # EvalSuite ran on rank 0 while rank 1 waited for the broadcast
-    assert (ddp_run / "best.json").is_file() and (ddp_run / "eval" / "rows.jsonl").read_text().count("\n") == 6
+    assert (ddp_run / "best.json").is_file() and (ddp_run / "eval" / "rows.jsonl").read_text().count("\n") == 6 + 6
     for key, tensor in single["state_dict"].items():
         torch.testing.assert_close(ddp["state_dict"][key], tensor, rtol=1e-5, atol=1e-7, msg=key)
 

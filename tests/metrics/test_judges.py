@@ -361,3 +361,56 @@ def test_eos_fail_rate() -> None:
     assert eos_fail_rate([False]) == 0.0
     with pytest.raises(ValueError):
         eos_fail_rate([])
+
+
+# Hand-computed: one substitution each. WER counts words (after lower-casing and dropping punctuation); CER counts
+# characters without spaces, for the scripts written without (or with loose) spaces.
+TEN_LANGUAGES = [
+    ("english", "The cat sat on the mat.", "the cat sat on a mat", "wer", 1 / 6),
+    ("german", "Der Zug kam zu spät.", "der zug kam so spät", "wer", 1 / 5),
+    ("french", "Le train est en retard.", "le train est en avance", "wer", 1 / 5),
+    ("spanish", "El tren llegó tarde.", "el tren llegó pronto", "wer", 1 / 4),
+    ("italian", "Il treno è in ritardo.", "il treno era in ritardo", "wer", 1 / 5),
+    ("portuguese", "O comboio chegou atrasado.", "o comboio chegou cedo", "wer", 1 / 4),
+    ("russian", "Поезд опоздал на час.", "поезд опоздал на два", "wer", 1 / 4),
+    ("chinese", "我们去北京。", "我们去南京", "cer", 1 / 5),
+    ("japanese", "こんにちは世界", "こんにちわ世界", "cer", 1 / 7),
+    ("korean", "안녕하세요 여러분", "안녕하세오 여러분", "cer", 1 / 8),  # 8 syllables, the space is not counted
+    ("cantonese", "我哋去飲茶", "我哋去食茶", "cer", 1 / 5),
+]
+
+
+@pytest.mark.parametrize(("language", "ref", "hyp", "metric", "rate"), TEN_LANGUAGES, ids=[t[0] for t in TEN_LANGUAGES])
+def test_the_primary_error_metric_follows_the_language(language, ref, hyp, metric, rate):
+    from qwen_tts_lit.metrics import error_metric
+
+    assert error_metric(language) == metric
+    assert error_rate(ref, hyp, language) == pytest.approx(rate)
+    unit = char_error_rate if metric == "cer" else word_error_rate
+    assert unit(ref, hyp, language) == pytest.approx(rate)
+
+
+def test_korean_spacing_is_not_an_error():
+    assert char_error_rate("감사 합니다", "감사합니다", "ko") == 0.0
+
+
+def test_english_only_asr_is_known_without_loading_it(tmp_path):
+    from qwen_tts_lit.metrics import english_only_asr
+
+    assert english_only_asr(None)  # the bundled tiny.en: its vocabulary has 51864 entries
+    assert english_only_asr("small.en") and english_only_asr("distil-large-v3")
+    assert not english_only_asr("large-v3")
+    (tmp_path / "vocabulary.json").write_text(json.dumps([str(i) for i in range(51865)]))
+    assert not english_only_asr(str(tmp_path))  # a local multilingual folder
+
+
+def test_a_non_english_held_out_set_needs_a_multilingual_judge_or_the_opt_out():
+    from qwen_tts_lit.evaluation.settings import JudgeSettings, asr_problem
+
+    assert asr_problem(JudgeSettings(), {"english", "auto"}, "val.jsonl") is None
+    problem = asr_problem(JudgeSettings(), {"english", "chinese"}, "val.jsonl")
+    assert problem.startswith("val.jsonl: held-out language(s) zh, but the ASR judge (the bundled tiny.en)")
+    assert "judges.asr_model to a multilingual" in problem and "judges.asr: false" in problem
+    assert asr_problem(JudgeSettings(asr_language=None), {"auto"}, "x") is not None  # detection with tiny.en
+    assert asr_problem(JudgeSettings(asr_model="large-v3"), {"chinese"}, "x") is None
+    assert asr_problem(JudgeSettings(asr=False), {"chinese"}, "x") is None

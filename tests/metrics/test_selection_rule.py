@@ -72,8 +72,8 @@ def test_default_rule_filters_runaways_and_wrong_rate_then_lowest_wer(grid: list
     assert best["passed_filters"] is True and best["failed_filters"] == []
     assert (best["candidates"], best["passing"]) == (4, 2)
     assert best["metrics"]["wer"] == pytest.approx(0.08)
-    assert best["rule"]["primary"] == "wer" and best["rule"]["rate_tolerance"] == 0.15
-    assert "lowest wer among 2 of 4 cells" in best["reason"]
+    assert best["rule"]["primary"] == "error_rate" and best["rule"]["rate_tolerance"] == 0.15
+    assert "lowest error_rate among 2 of 4 cells" in best["reason"]  # rows without error_rate: their wer (English)
 
 
 def test_filter_misses_report_each_failed_filter(grid: list[dict]) -> None:
@@ -168,3 +168,69 @@ def test_score_tie_break_reorders_only_equal_primaries() -> None:
 def test_no_rows_is_an_error() -> None:
     with pytest.raises(ValueError, match="no evaluation rows"):
         select_best([])
+
+
+# ---------------------------------------------------------------- languages and metrics that could not be computed
+
+
+def language_rows(epoch: int, scale: float, errors: dict[str, float | None], spk_sim: float) -> list[dict]:
+    """One row per language of a mixed held-out set, as scoring writes them: the language's metric (CER for
+    Chinese-script and Korean rows, WER otherwise) and error_rate, None when it could not be computed (no ASR)."""
+    rows = []
+    for language, value in errors.items():
+        metric = "cer" if language in ("zh", "ja", "ko", "yue") else "wer"
+        rows.append({"epoch": epoch, "lora_scale": scale, "utt_id": language, "language": language,
+                     "error_metric": metric, "wer": value if metric == "wer" else None,
+                     "cer": value if metric == "cer" else None, "error_rate": value, "spk_sim": spk_sim,
+                     "rate_ratio": 1.0, "hit_max_tokens": False})  # fmt: skip
+    return rows
+
+
+def test_a_mixed_language_set_is_ranked_on_each_rows_own_error_metric():
+    rows = [*language_rows(0, 0.5, {"en": 0.2, "zh": 0.1}, 0.7), *language_rows(1, 0.5, {"en": 0.1, "zh": 0.4}, 0.9)]
+    first, second = aggregate(rows)
+    assert first["error_rate"] == pytest.approx(0.15) and first["wer"] == 0.2 and first["cer"] == 0.1
+    assert second["error_rate"] == pytest.approx(0.25)
+    best = select_best(rows)
+    assert best["epoch"] == 0 and best["ranked_by"] == "error_rate" and best["unscored_rows"] == {}
+
+
+def test_without_asr_the_rule_ranks_on_the_next_metric_and_says_so():
+    """ASR switched off (a language no available judge speaks): no row has an error rate; nothing crashes, the rule
+    ranks on spk_sim, best.json says why and counts the unscored rows; the score is a number (val/score)."""
+    rows = [*language_rows(0, 0.5, {"zh": None, "ko": None}, 0.7), *language_rows(1, 0.5, {"zh": None, "ko": None},
+                                                                                  0.9)]  # fmt: skip
+    best = select_best(rows)
+    assert (best["epoch"], best["ranked_by"], best["rule"]["primary"]) == (1, "spk_sim", "error_rate")
+    assert best["reason"].startswith("error_rate was not measured for any row (no ASR judge?), so ranked by spk_sim")
+    assert best["unscored_rows"] == {"error_rate": 4} and best["metrics"]["error_rate"] is None
+    assert best["score"] == pytest.approx(score(aggregate(rows)[1], SelectionRule(primary="spk_sim", tie_break=())))
+    nothing = [dict(row, spk_sim=None) for row in rows]  # no speaker judge either: fewest runaways, earliest epoch
+    assert select_best(nothing)["ranked_by"] == "rate_error" and select_best(nothing)["epoch"] == 0
+
+
+def test_a_row_whose_metric_failed_is_counted_and_left_out_of_the_mean():
+    rows = language_rows(0, 0.5, {"en": 0.2, "de": None, "fr": 0.4}, 0.8)
+    best = select_best(rows)
+    assert best["metrics"]["error_rate"] == pytest.approx(0.3) and best["unscored_rows"] == {"error_rate": 1}
+
+
+# ---------------------------------------------------------------- zero-shot baselines
+
+
+def test_baseline_rows_are_compared_not_chosen(grid: list[dict]):
+    """Baseline rows (the base model zero-shot) never become candidates; best.json compares the chosen cell with
+    the best of them: (2, 0.3) has wer 0.08 and spk_sim 0.70; the best zero-shot (by the same rule) is icl."""
+    xvector = [dict(r, baseline="xvector", epoch=-1, lora_scale=0.0) for r in cell_rows(9, 0, wer=0.30, spk_sim=0.6)]
+    icl = [dict(r, baseline="icl", epoch=-1, lora_scale=0.0) for r in cell_rows(9, 0, wer=0.05, spk_sim=0.75)]
+    rows = grid + xvector + icl
+    assert [(c["epoch"], c["lora_scale"]) for c in aggregate(rows)] == [(c["epoch"], c["lora_scale"])
+                                                                         for c in aggregate(grid)]  # fmt: skip
+    best = select_best(rows)
+    assert (best["epoch"], best["lora_scale"], best["candidates"]) == (2, 0.3, 4)
+    assert best["baselines"]["icl"]["wer"] == pytest.approx(0.05) and best["baselines"]["xvector"]["n"] == 4
+    assert best["vs_baseline"] == "chosen cell vs best zero-shot (icl): error_rate +0.030, spk_sim -0.050"
+    strict = select_best(rows, SelectionRule(beat_baseline=True))  # no passing cell beats icl's 0.05
+    assert not strict["passed_filters"] and "error_rate better than zero-shot" in strict["reason"]
+    loose = select_best(rows, SelectionRule(beat_baseline=True, rate_tolerance=None, max_eos_fail=None))
+    assert (loose["epoch"], loose["passing"]) == (1, 1)  # only wer 0.02 beats 0.05; the 0.05 tie does not

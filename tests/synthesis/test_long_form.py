@@ -16,7 +16,7 @@ from qwen_tts_lit.synthesis.chunking import join_with_pauses, paragraphs, split_
 from qwen_tts_lit.synthesis.long_form import RunawayError, join_chunks, speak_chunks, synthesize_to_wav
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
 from qwen_tts_lit.synthesis.request import SynthesizeRequest
-from qwen_tts_lit.synthesis.synthesizer import Utterance
+from qwen_tts_lit.synthesis.synthesizer import Utterance, Voice
 
 LONG = (
     "The morning train was twelve minutes late. She left her umbrella on the bus! "
@@ -252,3 +252,39 @@ def test_bad_sources(exports, run: Path, tmp_path: Path, capsys):
     assert main("synthesize", "--model", run, "--epoch", 1, "--text", "Hi.", "--output", tmp_path / "o.mp3") == 2
     assert "give a .wav path" in capsys.readouterr().err
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ the codec prefix a model was trained on
+
+
+@pytest.mark.parametrize(
+    ("mode", "language", "warned"),
+    [("off", None, None), ("off", "english", "omit --language"), ("on", "english", None),
+     ("on", None, "pass --language"), ("mixed", None, None), ("mixed", "english", None)],
+)  # fmt: skip
+def test_untrained_layout_is_named(mode, language, warned):
+    from qwen_tts_lit.synthesis.voices import OpenedVoice
+
+    problem = OpenedVoice(None, Voice(speaker="demo"), 1.0, False, mode).untrained_layout(language)
+    assert (problem is None) if warned is None else (warned in problem)
+
+
+def test_untrained_language_warns_and_strict_refuses(exports, tmp_path: Path, capsys):
+    """The demo trains with the language omitted: --language english warns (exit 0), --strict refuses (exit 2)."""
+    out = tmp_path / "l.wav"
+    args = ("--model", exports["custom_voice"], "--text", "Hi.", "--language", "english", "--max-new-tokens", 2)
+    assert main("synthesize", *args, "--keep-runaway", "--output", out) == 0
+    assert "warning: --language english: trained with data.language_tag off" in capsys.readouterr().err
+    out.unlink()
+    assert main("synthesize", *args, "--strict", "--output", out) == 2
+    assert "(--strict refuses it)" in capsys.readouterr().err and not out.exists()
+
+
+def test_text_is_cleaned_as_prepare_cleans_transcripts(exports, tmp_path: Path, capsys):
+    from qwen_tts_lit.data.prepare.text import clean_spoken_text
+
+    assert clean_spoken_text("\u201cHello\u201d <laugh>  there [breath].").text == '"Hello" there.'
+    out = tmp_path / "c.wav"
+    args = ("--text", "Hello <laugh> there.", "--max-new-tokens", 2, "--keep-runaway", "--output", out)
+    assert main("synthesize", "--model", exports["adapter"], *args) == 0
+    assert "removed non-speech tags ['<laugh>'] (as prepare does)" in capsys.readouterr().err

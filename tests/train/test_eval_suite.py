@@ -30,11 +30,17 @@ ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "seed", "wav", "real_wav"
 
 
 def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
-    rows = [json.loads(line) for line in (demo_run / "eval" / "rows.jsonl").read_text().splitlines()]
+    every = [json.loads(line) for line in (demo_run / "eval" / "rows.jsonl").read_text().splitlines()]
+    rows = [r for r in every if not r.get("baseline")]
     cells = {(r["epoch"], r["lora_scale"]) for r in rows}
     assert cells == {(0, 0.5), (0, 1.0), (1, 0.5), (1, 1.0)}  # demo: 2 scales, here 2 epochs
     assert len(rows) == 4 * 3  # 3 held-out sentences per cell
-    for row in rows:
+    baselines = [r for r in every if r.get("baseline")]  # the base model zero-shot, before the first epoch
+    assert sorted((r["baseline"], r["epoch"], r["lora_scale"]) for r in baselines) == sorted(
+        [("icl", -1, 0.0)] * 3 + [("xvector", -1, 0.0)] * 3
+    )
+    assert {r["seed"] for r in baselines} == {r["seed"] for r in rows}  # the same sentences and seeds
+    for row in every:
         missing = [f for f in ROW_FIELDS if row.get(f) is None]
         assert not missing, (row["utt_id"], missing)
         assert (demo_run / row["wav"]).is_file() and (demo_run / row["real_wav"]).is_file()
@@ -44,8 +50,10 @@ def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
 
     best = json.loads((demo_run / "best.json").read_text())
     assert (best["epoch"], best["lora_scale"]) in cells
-    assert best["candidates"] == 4 and best["rule"]["primary"] == "wer"
+    assert best["candidates"] == 4 and best["rule"]["primary"] == "error_rate" and best["ranked_by"] == "error_rate"
     assert all(best["metrics"][m] is not None for m in ("wer", "spk_sim", "rate_ratio", "eos_fail"))
+    assert set(best["baselines"]) == {"icl", "xvector"} and best["baselines"]["icl"]["n"] == 3
+    assert best["vs_baseline"].startswith("chosen cell vs best zero-shot (")
 
     metrics = list(csv.DictReader((demo_run / "metrics.csv").open()))
     for name in ("val/wer", "val/spk_sim", "val/rate_ratio", "val/eos_fail", "val/score", "val_scale/wer@0.5",
@@ -72,7 +80,7 @@ def test_report_opens_in_headless_chromium_without_console_errors(demo_run: Path
 
     dom, console = open_page(demo_run / "report.html")
     assert console == []
-    assert "<svg" in dom and "Chosen: epoch" in dom
+    assert "<svg" in dom and "Chosen: epoch" in dom and "Zero-shot baselines" in dom
     sources = re.findall(r'<audio[^>]*\ssrc="([^"]+)"', dom)
     rows = (demo_run / "eval" / "rows.jsonl").read_text().splitlines()
     assert len(sources) >= 2 * len(rows)  # every cell's sentences with their real recordings, plus the chosen cell
@@ -152,3 +160,88 @@ def test_eval_suite_refuses_bad_scales_and_warns_on_an_uncapped_sweep():
         EvalSuite(scales=[0.3, 3.0])
     with pytest.warns(UserWarning, match="above the ceiling"):
         EvalSuite(max_new_tokens=100_000)
+
+
+@pytest.fixture(scope="module")
+def chinese_heldout(tmp_path_factory) -> Path:
+    """Two Chinese held-out sentences spoken by espeak-ng (Mandarin voice), as a held-out manifest."""
+    folder = tmp_path_factory.mktemp("zh")
+    rows = [("zh_1", "今天早上的火车晚了十二分钟。"), ("zh_2", "她把雨伞忘在公共汽车上了。")]
+    for utt_id, text in rows:
+        subprocess.run(["espeak-ng", "-v", "cmn", "-s", "150", "-w", str(folder / f"{utt_id}.wav"), text], check=True)
+    manifest = folder / "heldout.jsonl"
+    manifest.write_text("".join(json.dumps({"id": u, "text": t, "audio": f"{u}.wav", "language": "chinese"},
+                                           ensure_ascii=False) + "\n" for u, t in rows))  # fmt: skip
+    return manifest
+
+
+def test_a_chinese_held_out_set_with_the_english_only_judge_stops_before_training(chinese_heldout: Path):
+    """Exit 2 at setup (UserError), naming the languages and both ways out; the opt-out passes the same check."""
+    from types import SimpleNamespace
+
+    from qwen_tts_lit.callbacks import EvalSuite
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.settings import JudgeSettings
+
+    trainer = SimpleNamespace(limit_val_batches=1.0, datamodule=None)
+    with pytest.raises(UserError, match=r"held-out language\(s\) zh, but the ASR judge \(the bundled tiny.en\)"):
+        EvalSuite(heldout=str(chinese_heldout)).setup(trainer, None, "fit")
+    EvalSuite(heldout=str(chinese_heldout), judges=JudgeSettings(asr=False)).setup(trainer, None, "fit")
+
+
+def test_chinese_speech_scored_without_asr_reports_cer_as_not_computed(chinese_heldout: Path, judges: Judges,
+                                                                       monkeypatch):  # fmt: skip
+    """The opt-out on real Chinese speech: rows say their metric is CER and carry none (null), speaker similarity
+    and rate are measured, and the rule ranks on speaker similarity, saying so."""
+    from qwen_tts_lit.audio import resample
+    from qwen_tts_lit.metrics import select_best
+
+    items = read_heldout(chinese_heldout)
+    real = measure_real(items, judges)
+    utterances = []
+    for item in items:
+        wav, rate = sf.read(str(item.audio), dtype="float32")
+        wav = resample(wav, rate, 24000)  # espeak-ng speaks at 22.05 kHz; a synthesis is 24 kHz
+        frames = int(np.ceil(len(wav) / 1920))
+        utterances.append(Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0))
+    monkeypatch.setattr(judges, "asr", None)  # what JudgeSettings(asr=False) builds
+    rows = score_utterances(items, utterances, judges, real)
+    for row in rows:
+        assert row["error_metric"] == "cer" and row["hypothesis"] is None
+        assert row["cer"] is None and row["wer"] is None and row["error_rate"] is None
+        assert row["spk_sim"] > 0.8 and row["rate_ratio"] == pytest.approx(1.0, abs=0.05)
+    rows = [dict(row, epoch=0, lora_scale=1.0, utt_id=item.utt_id) for row, item in zip(rows, items, strict=True)]
+    best = select_best(rows)
+    assert best["ranked_by"] == "spk_sim" and best["unscored_rows"] == {"error_rate": 2}
+
+
+def test_mixed_language_tags_evaluate_both_calls(tiny_model, judges: Judges, tmp_path: Path, monkeypatch):
+    """A model trained with language_tag mixed is evaluated with both codec prefixes: each sentence is spoken with
+    the language omitted ("auto") and with its language, the rows say which, and the report shows each."""
+    from dataclasses import replace
+
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.report import render_report
+    from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_epoch
+    from qwen_tts_lit.metrics import select_best
+    from qwen_tts_lit.model.layout import trained_prefixes
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    items = read_heldout(HELDOUT, limit=2)
+    with pytest.raises(UserError, match="name no language, but the model was trained with the language"):
+        check_prefixes(items, trained_prefixes("mixed"), "heldout.jsonl")  # the demo list names no language
+    items = [replace(item, language="english") for item in items]
+    real = measure_real(items, judges)
+    asked, generate = [], tiny_model.model.generate
+    monkeypatch.setattr(tiny_model.model, "generate", lambda **kw: asked.append(kw["languages"]) or generate(**kw))
+    synthesizer = Synthesizer(tiny_model, Voice(xvector=torch.randn(64, generator=torch.Generator().manual_seed(0))))
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 2, synthesizer.voice.xvector,
+                          batch_size=4, prefixes=trained_prefixes("mixed"))  # fmt: skip
+    assert asked == [["auto", "english", "auto", "english"]]
+    assert [(r["utt_id"], r["prefix"], r["seed"]) for r in rows] == [
+        (items[0].utt_id, "untagged", 7), (items[0].utt_id, "tagged", 7),
+        (items[1].utt_id, "untagged", 8), (items[1].utt_id, "tagged", 8),
+    ]  # fmt: skip
+    assert rows[1]["wav"].endswith(".tagged.wav") and len({r["wav"] for r in rows}) == 4
+    page = render_report(rows, select_best(rows))
+    assert "Codec prefix: language omitted" in page and "Codec prefix: explicit language" in page

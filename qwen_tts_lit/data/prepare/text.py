@@ -87,6 +87,13 @@ def clean_text(text: str, tags: re.Pattern | None, ascii_quotes: bool = True) ->
     return CleanText(final, found, unicode_clean != text, whitespace_changed)
 
 
+def clean_spoken_text(text: str) -> CleanText:
+    """Inference's cleaning of a text to speak: :func:`clean_text` with prepare's defaults (tags, quotes), so the
+    model reads what it was trained to read. ``synthesize`` calls it; prepare calls :func:`clean_text` itself."""
+    return clean_text(text, _DEFAULT_TAGS)
+
+
+_DEFAULT_TAGS = compile_tag_patterns(DEFAULT_TAG_PATTERNS)
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
 _WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:['\u2019][^\W_{_CJK}]+)*")
 
