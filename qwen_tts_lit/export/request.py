@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from qwen_tts_lit.errors import UserError
-
-SPEAKER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")  # upstream lower-cases names before looking them up
+from qwen_tts_lit.runs.speaker import speaker_name_problem
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,8 @@ class ExportRequest:
 
 
 def check_speaker_name(name: str) -> str:
-    """Lower-case letters, digits, '_' and '-' (the name is a dict key upstream lower-cases on lookup)."""
-    if not SPEAKER_NAME.match(name or ""):
-        raise UserError(f"--speaker-name {name!r}: use lower-case letters, digits, '_' or '-', starting alphanumeric")
+    """Lower-case letters and digits of any script, then '_' and '-' (a dict key upstream lower-cases on lookup)."""
+    problem = speaker_name_problem(name or "")
+    if problem is not None:
+        raise UserError(f"--speaker-name {name!r}: {problem}")
     return name
