@@ -32,7 +32,8 @@ def export_metadata(
         "base_model": loaded.base_model,
         "finetune": loaded.finetune,
         "speaker_name": request.speaker_name,
-        "speaker_row": SPEAKER_ROW if request.format == "custom_voice" else None,
+        "speaker_row": SPEAKER_ROW if request.format == "custom_voice" and not loaded.voices else None,
+        **({"speakers": _speaker_index(list(loaded.voices), request.format)} if loaded.voices else {}),
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
         "lora_scale_merged": request.format == "custom_voice",
@@ -47,11 +48,18 @@ def export_metadata(
     }
 
 
+def _speaker_index(names: list[str], fmt: str) -> dict[str, int]:
+    """Several speakers: each one's codec-embedding row (custom_voice) or row of the x-vector file (adapter)."""
+    first = SPEAKER_ROW if fmt == "custom_voice" else 0
+    return {name: first + i for i, name in enumerate(names)}
+
+
 def export_command(request: ExportRequest, choice: Choice) -> str:
     """The command that reproduces this export, with the epoch and scale spelled out."""
     args = ["python", "-m", "qwen_tts_lit", "export", "--run", str(request.run), "--epoch", str(choice.epoch)]
     args += ["--lora-scale", f"{choice.lora_scale:g}", "--output", str(request.output)]
-    args += ["--speaker-name", request.speaker_name, "--format", request.format]
+    args += ["--speaker-name", request.speaker_name] if request.speaker_name else []
+    args += ["--format", request.format]
     if request.keep_speaker_encoder:
         args.append("--keep-speaker-encoder")
     if request.base_model:
@@ -88,7 +96,8 @@ def data_minutes(config: dict) -> dict | None:
 
 def model_card(meta: dict) -> str:
     """The export folder's model card (Markdown)."""
-    name, fmt = meta["speaker_name"], meta["format"]
+    fmt = meta["format"]
+    name = meta["speaker_name"] or ", ".join(meta.get("speakers") or {})
     minutes = meta["data_minutes"]
     data = ", ".join(f"{v:.1f} min {k}" for k, v in minutes.items() if k in ("train", "val")) if minutes else "unknown"
     if meta["metrics"]:
@@ -136,12 +145,19 @@ def _number(value: object) -> str:
 
 
 def _usage(fmt: str, name: str, meta: dict) -> str:
+    speakers = list(meta.get("speakers") or {})
     if fmt == "custom_voice":
+        which = f'"{speakers[0]}"  # or any of {", ".join(speakers)}' if speakers else f'"{name}"'
         return f"""```python
 from qwen_tts import Qwen3TTSModel
 tts = Qwen3TTSModel.from_pretrained("THIS_FOLDER")
-wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker="{name}")
+wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker={which})
 ```"""
+    if speakers:
+        tensor = f'["xvectors"]  # (S, D): row i is speaker i of the metadata "speakers": {", ".join(speakers)}'
+    else:
+        tensor = '["xvector"]'
+
     return f"""```python
 from peft import PeftModel
 from peft.helpers import rescale_adapter_scale
@@ -149,6 +165,6 @@ from qwen_tts import Qwen3TTSModel
 from safetensors.torch import load_file
 tts = Qwen3TTSModel.from_pretrained("{meta["base_model"]}")  # the base checkpoint
 model = PeftModel.from_pretrained(tts.model, "THIS_FOLDER")  # adapters injected into tts.model in place
-xvector = load_file("THIS_FOLDER/{SPEAKER_FILE}")["xvector"]
+xvector = load_file("THIS_FOLDER/{SPEAKER_FILE}"){tensor}
 # generate with an x-vector-only voice clone prompt, inside rescale_adapter_scale(model, {meta["lora_scale"]:g})
 ```"""

@@ -22,8 +22,9 @@ class ExportRequest:
     """Run folder (runs/NAME/version_N)."""
     output: Path
     """Export folder (must be absent or empty, or use --force)."""
-    speaker_name: str
-    """Speaker name (lower-case; the custom_voice speaker id)."""
+    speaker_name: str | None = None
+    """Speaker name (lower-case; the custom_voice speaker id) of a one-voice run; a run of several speakers exports
+    every one under the name it was prepared with."""
     format: Literal["custom_voice", "adapter"] = "custom_voice"
     """custom_voice: a complete official checkpoint, LoRA merged; adapter: a PEFT folder + the x-vector."""
     epoch: int | None = None
@@ -51,7 +52,18 @@ class ExportRequest:
             raise UserError(
                 "--keep-speaker-encoder: only for --format custom_voice (an adapter never holds base weights)"
             )
-        check_speaker_name(self.speaker_name)
+        if self.speaker_name is not None:
+            check_speaker_name(self.speaker_name)
+
+    def check_speakers(self, speakers: list[str]) -> None:
+        """The run's speakers ([] for one voice) against --speaker-name."""
+        if speakers and self.speaker_name is not None:
+            raise UserError(
+                f"--speaker-name {self.speaker_name}: {self.run} has speakers {', '.join(speakers)}, exported "
+                "under these names; leave --speaker-name out"
+            )
+        if not speakers and self.speaker_name is None:
+            raise UserError("--speaker-name: required (the speaker id the exported voice is called by)")
 
 
 def check_speaker_name(name: str) -> str:

@@ -81,6 +81,26 @@ def read_voices(folder: Path, what: str = "folder") -> tuple[object | None, dict
     return None, {name: table[i] for i, name in enumerate(names)}
 
 
+def pick_voice(xvector, voices: dict, speaker: str | None, where: Path):
+    """The x-vector to speak with: a one-voice folder's, or the named one of a folder of several speakers (looked up
+    lower-cased, as upstream looks up a custom_voice speaker)."""
+    if not voices:
+        if speaker is not None:
+            raise UserError(f"--speaker {speaker}: {where} holds one voice; leave --speaker out")
+        return xvector
+    if speaker is None or speaker.lower() not in voices:
+        given = "" if speaker is None else f" ({speaker!r} is not one of them)"
+        raise UserError(f"{where}: speakers {', '.join(voices)}{given}; pick one with --speaker")
+    return voices[speaker.lower()]
+
+
+def run_speakers(folder: Path) -> list[str]:
+    """The speakers a folder's x-vector file names ([] for one voice, or when the folder has no such file)."""
+    if not speaker_path(folder).is_file():
+        return []
+    return list(read_voices(folder)[1])
+
+
 def read_speaker(folder: Path, what: str = "folder"):
     """The x-vector of a one-voice ``folder`` as a float32 torch tensor (D,); UserError naming the file when it is
     missing or holds several voices."""

@@ -43,7 +43,7 @@ class SynthesizeRequest:
     language: str | None = None
     """Language tag (default: auto, as training without a language tag)."""
     speaker: str | None = None
-    """custom_voice export with several speakers: which one."""
+    """Which speaker, for a run, adapter export or custom_voice export of several speakers."""
     base_model: str | None = None
     """Base checkpoint, when the run's or adapter's own source is not here."""
     retries: int = DEFAULT_RETRIES
