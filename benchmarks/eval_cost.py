@@ -1,12 +1,22 @@
-"""What evaluation costs: per-utterance milliseconds of each metric on the 8 held-out clips (data/demo/heldout), and
-seconds of EvalSuite per epoch against seconds of training per epoch in a run.
+"""What evaluation costs, before and after batching, measured in one run.
 
-    python benchmarks/eval_cost.py                        # bundled tiny.en on CPU (offline); trains the demo first
-    python benchmarks/eval_cost.py --run runs/demo/version_0   # epoch costs of an existing run (no training)
+    python benchmarks/eval_cost.py                  # judges on the 8 held-out clips, then the demo fit, both paths
+    python benchmarks/eval_cost.py --uncapped       # the same with each text's own frame cap instead of demo's 40
+    python benchmarks/eval_cost.py --run runs/demo/version_0   # the epoch costs an existing run logged
     python benchmarks/eval_cost.py --asr-model large-v3 --device cuda --compute-type float16   # a real run's judge
 
-Each judge model is loaded once (load time printed apart) and warmed up on one clip before timing, as the EvalSuite
-callback keeps its judges for the whole run. Prints figures; asserts nothing (tests never time).
+1. Judges, per clip, on the 8 real held-out recordings (data/demo/heldout): each library's own per-clip call (what
+   evaluation did before: faster-whisper's sequential ``transcribe``, resemblyzer's ``embed_utterance``, silero's
+   ``get_speech_timestamps``) against the batched calls evaluation makes now, all clips per call. Models are loaded
+   and warmed up first, as the EvalSuite keeps its judges for the whole run.
+2. Evaluation per epoch against training per epoch, in one ``fit --config configs/demo.yaml``: the EvalSuite (after:
+   an epoch's sentences x scales in one generate call, judges over all clips per call, ``time/eval_seconds``) and,
+   right after it on the same weights, :class:`SequentialEvaluation` (before, re-created: cell after cell, one
+   generate call per sentence, every judge once per clip, ``time/eval_seconds_sequential``). Both run inside the
+   same epoch of the same process, so machine load hits them alike; the ratio divides by the epoch's
+   ``time/train_epoch_seconds``. The re-created path writes into a scratch folder, never the run's.
+
+Prints figures; asserts nothing (tests never time).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,118 +33,257 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import soundfile as sf
+import yaml
 
-from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector, mean_embedding, word_error_rate
-from qwen_tts_lit.runs.records import read_rows
+from qwen_tts_lit.audio import resample
+from qwen_tts_lit.evaluation.heldout import RealRecordings, measure_real, read_heldout
+from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.evaluation.publish import publish
+from qwen_tts_lit.evaluation.scoring import metric_fields, save_clip
+from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
+from qwen_tts_lit.metrics import ASR, EmbeddingSimilarity, SpeakerSimilarity, SpeechDetector, cosine_similarity
+from qwen_tts_lit.metrics.audio import is_silent
+from qwen_tts_lit.metrics.speech_rate import VAD_RATE, _import_silero_vad
+from qwen_tts_lit.metrics.wer import ASR_RATE
+from qwen_tts_lit.model.lora import evaluable_scales
+from qwen_tts_lit.runs.folder import METRICS_FILE
+from qwen_tts_lit.runs.records import read_rows, write_rows
+from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "data" / "demo"
+SEQUENTIAL_METRIC = "time/eval_seconds_sequential"
+
+
+# ------------------------------------------------------------------ the judges' per-clip calls (before)
+
+
+def transcribe_one(asr: ASR, wav: np.ndarray, sr: int) -> str:
+    """faster-whisper's sequential transcribe of one clip, as evaluation called it before batching."""
+    audio = resample(wav, sr, ASR_RATE)
+    if audio.size == 0:
+        return ""
+    segments, _ = asr.model.transcribe(audio, language=asr.language, beam_size=asr.beam_size,
+                                       temperature=asr.temperature, condition_on_previous_text=False,
+                                       without_timestamps=True)  # fmt: skip
+    return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+def embed_one(speaker: SpeakerSimilarity, wav: np.ndarray, sr: int) -> np.ndarray:
+    """resemblyzer's embed_utterance of one clip (zeros for silence), as before batching."""
+    from resemblyzer import preprocess_wav
+
+    audio = resample(wav, sr, 16000)
+    if is_silent(audio):
+        return np.zeros(256, dtype=np.float32)
+    audio = preprocess_wav(audio)
+    return speaker.encoder.embed_utterance(audio) if audio.size else np.zeros(256, dtype=np.float32)
+
+
+def speech_seconds_one(vad: SpeechDetector, wav: np.ndarray, sr: int) -> float:
+    """silero-vad's get_speech_timestamps on one clip, as before batching."""
+    import torch
+
+    audio = resample(wav, sr, VAD_RATE)
+    if audio.size == 0:
+        return 0.0
+    stamps = _import_silero_vad().get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(audio)), vad.model,
+                                                         sampling_rate=VAD_RATE)  # fmt: skip
+    return float(sum(s["end"] - s["start"] for s in stamps)) / VAD_RATE
+
+
+# ------------------------------------------------------------------ 1. judges per clip
 
 
 def heldout_clips() -> list[tuple[str, np.ndarray, int]]:
     """(text, float32 audio, rate) of each shipped held-out recording."""
     rows = [json.loads(line) for line in (HELDOUT / "heldout.jsonl").read_text().splitlines() if line.strip()]
-    clips = []
-    for row in rows:
-        wav, sr = sf.read(str(HELDOUT / row["audio"]), dtype="float32")
-        clips.append((row["text"], wav, sr))
-    return clips
+    return [(row["text"], *sf.read(str(HELDOUT / row["audio"]), dtype="float32")) for row in rows]
 
 
-def per_clip_ms(fn: Callable[[str, np.ndarray, int], object], clips: list, repeats: int) -> float:
-    """Mean milliseconds of ``fn(text, wav, sr)`` per clip, after one untimed warm-up call."""
-    fn(*clips[0])
+def per_clip_ms(fn: Callable[[], object], clips: int, repeats: int) -> float:
+    """Mean milliseconds per clip of ``fn()`` (which handles ``clips`` clips), after one untimed warm-up call."""
+    fn()
     start = time.perf_counter()
     for _ in range(repeats):
-        for clip in clips:
-            fn(*clip)
-    return 1000 * (time.perf_counter() - start) / (repeats * len(clips))
+        fn()
+    return 1000 * (time.perf_counter() - start) / (repeats * clips)
 
 
-def metric_costs(
-    clips: list[tuple[str, np.ndarray, int]] | None = None,
-    asr: ASR | None = None,
-    speaker: SpeakerSimilarity | None = None,
-    vad: SpeechDetector | None = None,
-    repeats: int = 3,
-) -> dict[str, float]:
-    """Per-utterance ms of each metric and each judge's one-off load ms; prints a table and returns the figures."""
-    clips = clips or heldout_clips()
-    asr, speaker, vad = asr or ASR(), speaker or SpeakerSimilarity(), vad or SpeechDetector()
-    costs: dict[str, float] = {}
-    for name, judge, attr in (("asr", asr, "model"), ("spk_sim", speaker, "encoder"), ("vad", vad, "model")):
-        start = time.perf_counter()
-        getattr(judge, attr)
-        costs[f"{name}_load_ms"] = 1000 * (time.perf_counter() - start)
-
-    reference = mean_embedding([speaker.embed(wav, sr) for _, wav, sr in clips[:4]])
-    costs["asr_ms"] = per_clip_ms(lambda text, wav, sr: asr.transcribe(wav, sr), clips, repeats)
-    hyps = {text: asr.transcribe(wav, sr) for text, wav, sr in clips}
-    costs["wer_scoring_ms"] = per_clip_ms(lambda text, wav, sr: word_error_rate(text, hyps[text]), clips, repeats)
-    costs["spk_sim_ms"] = per_clip_ms(lambda text, wav, sr: speaker.similarity(wav, sr, reference), clips, repeats)
-    costs["vad_ms"] = per_clip_ms(lambda text, wav, sr: vad.speech_seconds(wav, sr), clips, repeats)
-    costs["total_ms"] = costs["asr_ms"] + costs["wer_scoring_ms"] + costs["spk_sim_ms"] + costs["vad_ms"]
-    costs["clip_ms"] = 1000 * float(np.mean([len(wav) / sr for _, wav, sr in clips]))
-
-    print(f"{len(clips)} held-out clips, mean {costs['clip_ms']:.0f} ms of audio, {repeats} repeats")
-    print(f"ASR: {asr.model_path} ({asr.device}, {asr.compute_type}, beam {asr.beam_size})")
-    print(f"{'metric':<12} {'ms/utt':>8} {'x real time':>12} {'load ms':>9}")
-    for name, load in (("asr", "asr"), ("wer_scoring", None), ("spk_sim", "spk_sim"), ("vad", "vad"), ("total", None)):
-        ms = costs[f"{name}_ms"]
-        load_ms = f"{costs[f'{load}_load_ms']:9.0f}" if load else f"{'':9}"
-        print(f"{name:<12} {ms:8.2f} {ms / costs['clip_ms']:12.3f} {load_ms}")
+def judge_costs(judges: Judges, repeats: int) -> dict[str, float]:
+    """Per-clip ms of each judge on the real held-out recordings, per clip (before) and batched (now)."""
+    clips = heldout_clips()
+    wavs, sr = [wav for _, wav, _ in clips], clips[0][2]
+    reference = judges.speaker.embed_batch(wavs[:4], sr)[0]
+    n = len(wavs)
+    costs = {
+        "asr_before": per_clip_ms(lambda: [transcribe_one(judges.asr, w, sr) for w in wavs], n, repeats),
+        "asr_after": per_clip_ms(lambda: judges.asr.transcribe_batch(wavs, sr), n, repeats),
+        "speaker_before": per_clip_ms(
+            lambda: [cosine_similarity(embed_one(judges.speaker, w, sr), reference) for w in wavs], n, repeats
+        ),  # fmt: skip
+        "speaker_after": per_clip_ms(lambda: judges.speaker.similarities(wavs, sr, reference), n, repeats),
+        "vad_before": per_clip_ms(lambda: [speech_seconds_one(judges.vad, w, sr) for w in wavs], n, repeats),
+        "vad_after": per_clip_ms(lambda: judges.vad.speech_seconds_batch(wavs, sr), n, repeats),
+    }
+    audio_ms = 1000 * float(np.mean([len(w) / sr for w in wavs]))
+    print(
+        f"Judges on {n} real held-out clips (mean {audio_ms:.0f} ms of audio), {repeats} repeats; ASR "
+        f"{judges.asr.model_path} ({judges.asr.device}, {judges.asr.compute_type}, beam {judges.asr.beam_size})"
+    )
+    print(f"{'judge':<8} {'per clip ms':>12} {'batched ms/clip':>16} {'speed-up':>9}")
+    for name in ("asr", "speaker", "vad"):
+        before, after = costs[f"{name}_before"], costs[f"{name}_after"]
+        print(f"{name:<8} {before:12.1f} {after:16.1f} {before / after:8.2f}x")
     return costs
 
 
-def train_demo(workdir: Path) -> Path:
-    """Run ``fit --config configs/demo.yaml`` in ``workdir``; its run folder."""
-    config, raw = REPO / "configs" / "demo.yaml", HELDOUT / "raw" / "train_raw.jsonl"
-    command = [sys.executable, "-m", "qwen_tts_lit", "fit", "--config", str(config), "--data.raw", str(raw),
+# ------------------------------------------------------------------ 2. the evaluation before batching, in the fit
+
+
+def sequential_epoch(synthesizer: Synthesizer, judges: Judges, real: RealRecordings, run_dir: Path, epoch: int,
+                     settings: EvalSettings, xvector) -> list[dict]:  # fmt: skip
+    """Evaluation as it was before batching: cell after cell, one generate call per sentence, each judge once per
+    clip (the library's per-clip call); the same rows as the batched path."""
+    own = EmbeddingSimilarity(synthesizer.model.extract_speaker_embedding, SAMPLE_RATE)
+    own_reference = xvector.detach().float().cpu().numpy()
+    rows = []
+    for scale in evaluable_scales(synthesizer.model, settings.scales):
+        utterances = synthesizer.synthesize([item.text for item in real.items],
+                                            seeds=[settings.seed + i for i in range(len(real.items))],
+                                            lora_scale=scale, max_new_tokens=settings.max_new_tokens)  # fmt: skip
+        for item, utterance in zip(real.items, utterances, strict=True):
+            wav = utterance.wav
+            record = save_clip(run_dir, epoch, item, utterance, real)
+            hypothesis = transcribe_one(judges.asr, wav, SAMPLE_RATE)
+            spk_sim = cosine_similarity(embed_one(judges.speaker, wav, SAMPLE_RATE), real.voice)
+            spk_sim_model = cosine_similarity(own.embed(wav, SAMPLE_RATE), own_reference)
+            speech_s = speech_seconds_one(judges.vad, wav, SAMPLE_RATE)
+            fields = metric_fields(item, utterance, judges, real, hypothesis, spk_sim, spk_sim_model, speech_s)
+            rows.append(record | fields)
+    return rows
+
+
+class SequentialEvaluation(L.Callback):
+    """After the EvalSuite (list it after it), the same epoch evaluated the way it was before batching, timed and
+    logged as ``time/eval_seconds_sequential``. Its own judges (loaded in its first epoch, as the EvalSuite's are);
+    rows and audio go to a scratch copy of the run's rows, the run folder is never touched."""
+
+    def __init__(self) -> None:
+        self._judges: Judges | None = None
+        self._real: RealRecordings | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from qwen_tts_lit.train.eval_suite import EvalSuite
+
+        suite = next(c for c in trainer.callbacks if isinstance(c, EvalSuite))
+        if trainer.sanity_checking or not suite.due(trainer):
+            return
+        settings, run_dir = suite.settings, Path(trainer.log_dir)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as scratch:
+            if self._judges is None:
+                self._judges = Judges(settings.judges)
+                manifest = settings.heldout or Path(trainer.datamodule.root) / "val.jsonl"
+                self._real = measure_real(read_heldout(manifest, settings.num_utterances), self._judges)
+            write_rows(Path(scratch), read_rows(run_dir))  # publishing merges into as many rows as the run's
+            synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
+            rows = sequential_epoch(synthesizer, self._judges, self._real, Path(scratch), trainer.current_epoch,
+                                    settings, pl_module.xvector)  # fmt: skip
+            publish(Path(scratch), rows, settings.rule)
+        pl_module.log(SEQUENTIAL_METRIC, time.perf_counter() - started, on_epoch=True, rank_zero_only=True)
+
+
+def demo_overlay(workdir: Path, uncapped: bool) -> Path:
+    """An overlay of demo.yaml's callbacks with SequentialEvaluation after the EvalSuite (and, uncapped, the
+    EvalSuite's frame cap from each text instead of 40)."""
+    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    callbacks = demo["trainer"]["callbacks"]
+    for callback in callbacks:
+        if callback["class_path"].endswith("EvalSuite") and uncapped:
+            callback["init_args"]["max_new_tokens"] = None
+    callbacks.append({"class_path": "eval_cost.SequentialEvaluation"})
+    overlay = workdir / "eval_cost.yaml"
+    overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}))
+    return overlay
+
+
+def train_demo(workdir: Path, epochs: int, uncapped: bool) -> Path:
+    """``fit --config configs/demo.yaml`` plus the overlay, in ``workdir``; its run folder."""
+    command = [sys.executable, "-m", "qwen_tts_lit", "fit", "--config", str(REPO / "configs" / "demo.yaml"),
+               "--config", str(demo_overlay(workdir, uncapped)), "--data.raw",
+               str(HELDOUT / "raw" / "train_raw.jsonl"), "--trainer.max_epochs", str(epochs),
                "--trainer.enable_progress_bar", "false"]  # fmt: skip
-    subprocess.run(command, cwd=workdir, check=True, capture_output=True, env=os.environ)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                      os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    if result.returncode:
+        sys.exit(f"fit failed:\n{result.stderr[-3000:]}")
     return max((workdir / "runs" / "demo").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
 
 
 def epoch_costs(run_dir: Path) -> list[dict[str, float]]:
-    """Per evaluated epoch: training seconds, EvalSuite seconds, their ratio, and synthesis seconds per utterance."""
-    metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))
-    rows = read_rows(run_dir)
+    """Per evaluated epoch: training seconds, evaluation seconds (and the sequential re-creation's, if logged)."""
     epochs = []
-    for record in metrics:
-        if not record.get("time/eval_seconds"):
-            continue
-        epoch = int(record["epoch"])
-        synth = [r["seconds"] for r in rows if r["epoch"] == epoch]
-        train_s, eval_s = float(record["time/train_epoch_seconds"]), float(record["time/eval_seconds"])
-        synth_s = float(np.mean(synth)) if synth else 0.0
-        epochs.append({"epoch": epoch, "train_s": train_s, "eval_s": eval_s, "share": eval_s / (train_s + eval_s),
-                       "utterances": len(synth), "synth_s_per_utt": synth_s})  # fmt: skip
-    print(f"\nEvalSuite vs training per epoch in {run_dir}")
-    print(f"{'epoch':>5} {'train s':>8} {'eval s':>7} {'eval share':>10} {'utts':>5} {'synth s/utt':>11}")
+    for record in csv.DictReader((run_dir / METRICS_FILE).open()):
+        if record.get("time/eval_seconds"):
+            sequential = record.get(SEQUENTIAL_METRIC)
+            epochs.append({"epoch": int(record["epoch"]), "train_s": float(record["time/train_epoch_seconds"]),
+                           "eval_s": float(record["time/eval_seconds"]),
+                           "before_s": float(sequential) if sequential else None})  # fmt: skip
+    rows = read_rows(run_dir)
+    first = next(iter(rows), {})
+    print(
+        f"\nEvaluation vs training per epoch in {run_dir}: {len({r['lora_scale'] for r in rows})} scales x "
+        f"{len({r['utt_id'] for r in rows})} sentences, frame cap {first.get('max_new_tokens')}"
+    )
+    print(f"{'epoch':>5} {'train s':>8} {'before s':>9} {'after s':>8} {'before/train':>13} {'after/train':>12} "
+          f"{'speed-up':>9}")  # fmt: skip
     for e in epochs:
-        print(f"{e['epoch']:>5} {e['train_s']:8.1f} {e['eval_s']:7.1f} {e['share']:10.0%} {e['utterances']:>5} "
-              f"{e['synth_s_per_utt']:11.2f}")  # fmt: skip
+        before = e["before_s"]
+        print(f"{e['epoch']:>5} {e['train_s']:8.2f} {before or float('nan'):9.2f} {e['eval_s']:8.2f} "
+              f"{(before or float('nan')) / e['train_s']:13.1f} {e['eval_s'] / e['train_s']:12.2f} "
+              f"{(before or float('nan')) / e['eval_s']:8.2f}x")  # fmt: skip
+    later = [e for e in epochs if e["epoch"] > 0] or epochs  # the first epoch also loads the judges
+    after = statistics.median(e["eval_s"] / e["train_s"] for e in later)
+    line = f"median over epochs after the first: eval/train after {after:.2f}"
+    if all(e["before_s"] for e in later):
+        before = statistics.median(e["before_s"] / e["train_s"] for e in later)
+        speedup = statistics.median(e["before_s"] / e["eval_s"] for e in later)
+        line += f", before {before:.2f}; evaluation {speedup:.2f}x faster"
+    print(line)
     return epochs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asr-model", default=None, help="faster-whisper model name or dir (default: bundled tiny.en)")
-    parser.add_argument("--device", default="cpu", help="device for all judges: cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="device for the ASR and speaker judges: cpu or cuda")
     parser.add_argument("--compute-type", default="int8", help="CTranslate2 precision for the ASR")
     parser.add_argument("--beam-size", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the clips")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the held-out clips")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the demo fit")
+    parser.add_argument("--uncapped", action="store_true", help="frame cap from each text, not demo.yaml's 40")
     parser.add_argument("--run", type=Path, help="run folder to read epoch costs from (default: train the demo)")
+    parser.add_argument("--skip-judges", action="store_true", help="only the fit")
     args = parser.parse_args()
-    asr = ASR(args.asr_model, device=args.device, compute_type=args.compute_type, beam_size=args.beam_size)
-    metric_costs(asr=asr, speaker=SpeakerSimilarity(args.device), repeats=args.repeats)
+    if not args.skip_judges:
+        settings = JudgeSettings(
+            asr_model=args.asr_model,
+            asr_device=args.device,
+            asr_compute_type=args.compute_type,
+            asr_beam_size=args.beam_size,
+        )
+        judge_costs(Judges(settings), args.repeats)
     if args.run is not None:
         epoch_costs(args.run)
         return
     with tempfile.TemporaryDirectory() as workdir:
-        epoch_costs(train_demo(Path(workdir)))
+        epoch_costs(train_demo(Path(workdir), args.epochs, args.uncapped))
 
 
 if __name__ == "__main__":

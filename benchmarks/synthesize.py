@@ -5,11 +5,11 @@
 
 Every utterance is exactly --frames frames: EOS is masked out of the talker's logits (random weights say EOS at
 random), so RTF compares like with like. Time to first audio = the wall time until the first chunk's waveform
-exists (generation + warm-up decode of one chunk); `synthesize` writes nothing before that. "batched" samples the
-utterances in one generate call (sample_batch_size, the GPU path for evaluation); "per utterance" is the default
-(each utterance under its own seed). The real-size model has the released 1.7B talker, code predictor and speech
-tokenizer architectures (benchmarks/train_step.py, benchmarks/prepare.py) with random weights, bf16 on CUDA.
-Prints figures; asserts nothing.
+exists (generation + warm-up decode of one chunk); `synthesize` writes nothing before that. "batched" generates the
+utterances in one generate call (batch_size, what evaluation does), "per utterance" one call each; either way each
+utterance is sampled from its own seed's generator, so both give the same codes. The real-size model has the released
+1.7B talker, code predictor and speech tokenizer architectures (benchmarks/train_step.py, benchmarks/prepare.py)
+with random weights, bf16 on CUDA. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def timed(synth: Synthesizer, texts: list[str], frames: int, batch: int) -> tupl
     """(wall seconds, audio seconds) for ``texts`` at ``frames`` frames each."""
     _sync(synth.device)
     start = time.perf_counter()
-    results = synth.synthesize(texts, seeds=list(range(len(texts))), max_new_tokens=frames, sample_batch_size=batch)
+    results = synth.synthesize(texts, seeds=list(range(len(texts))), max_new_tokens=frames, batch_size=batch)
     _sync(synth.device)
     return time.perf_counter() - start, sum(u.audio_seconds for u in results)
 
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, help="real-size model with this many layers per stack (smoke test)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads ({os.cpu_count()} cores)")
-    bench("tiny checkpoint", tiny_model(), args.frames, args.utterances, (1,))
+    bench("tiny checkpoint", tiny_model(), args.frames, args.utterances, (1, args.utterances))
     device = "cuda" if torch.cuda.is_available() else ("cpu" if args.real_size else None)
     if device is None:
         print("real-size 1.7B: skipped (no CUDA; pass --real-size to run it on the CPU)")
@@ -137,8 +137,7 @@ def main() -> None:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     layers = f", {args.layers} layer(s) per stack" if args.layers else ""
     title = f"real-size 1.7B architecture, random weights, {str(dtype).removeprefix('torch.')}{layers}"
-    batches = (1, args.utterances) if device == "cuda" else (1,)
-    bench(title, real_size_model(device, dtype, args.layers), args.frames, args.utterances, batches)
+    bench(title, real_size_model(device, dtype, args.layers), args.frames, args.utterances, (1, args.utterances))
 
 
 if __name__ == "__main__":

@@ -65,18 +65,24 @@ class RealRecordings:
 
 
 def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None = None) -> RealRecordings:
-    """Measure every real recording once; a recording without detectable speech is bad evaluation data. With
-    ``run_dir``, the recordings are also copied into it, so the listening report is self-contained."""
-    speech, seconds, embeddings = {}, {}, []
+    """Measure every real recording once (the judges take all recordings of one sample rate per call); a recording
+    without detectable speech is bad evaluation data. With ``run_dir``, the recordings are also copied into it, so
+    the listening report is self-contained."""
+    clips = {}
     for item in items:
         wav, rate = sf.read(str(item.audio), dtype="float32", always_2d=True)
-        wav = wav.mean(axis=1)
-        speech[item.utt_id] = judges.vad.speech_seconds(wav, rate)
-        seconds[item.utt_id] = len(wav) / rate
+        clips[item.utt_id] = (wav.mean(axis=1), rate)
+    speech, embeddings = {}, {}
+    for rate in sorted({rate for _, rate in clips.values()}):
+        ids = [utt_id for utt_id, (_, r) in clips.items() if r == rate]
+        wavs = [clips[utt_id][0] for utt_id in ids]
+        speech |= dict(zip(ids, judges.vad.speech_seconds_batch(wavs, rate), strict=True))
+        embeddings |= dict(zip(ids, judges.speaker.embed_batch(wavs, rate), strict=True))
+    for item in items:
         if speech[item.utt_id] <= 0:
             raise UserError(f"{item.audio}: held-out recording '{item.utt_id}' has no detectable speech")
-        embeddings.append(judges.speaker.embed(wav, rate))
-    real = RealRecordings(list(items), speech, seconds, mean_embedding(embeddings))
+    seconds = {utt_id: len(wav) / rate for utt_id, (wav, rate) in clips.items()}
+    real = RealRecordings(list(items), speech, seconds, mean_embedding([embeddings[i.utt_id] for i in items]))
     if run_dir is not None:
         _copy_into_run(real, run_dir)
     return real
@@ -103,5 +109,3 @@ def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
                 raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
             items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"))
     return sorted(items.values(), key=lambda item: item.utt_id)
-
-

@@ -27,6 +27,8 @@ class EvaluateRequest:
     """First N held-out sentences (default: all of them)."""
     seed: int | None = None
     """Sentence i uses seed + i (default: the run's)."""
+    batch_size: int | None = None
+    """Generations per generate call (default: the run's; that value reproduces its audio byte for byte)."""
     asr_model: str | None = None
     """faster-whisper model name or folder, e.g. large-v3 (default: the run's judge)."""
     asr_device: str | None = None

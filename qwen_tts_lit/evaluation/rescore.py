@@ -30,7 +30,7 @@ def run_settings(request: EvaluateRequest) -> EvalSettings:
     """The run's EvalSuite settings (defaults where the run had none) with the request's changes applied."""
     saved = EvalSettings.from_args(callback_args(read_config(request.run), "EvalSuite"))
     return replace(
-        saved.with_overrides(scales=request.scales, seed=request.seed),
+        saved.with_overrides(scales=request.scales, seed=request.seed, batch_size=request.batch_size),
         judges=replace(saved.judges, **request.judge_overrides()),
         rule=replace(saved.rule, **request.rule_overrides()),
     )
@@ -62,10 +62,8 @@ def rescore_run(request: EvaluateRequest) -> dict:
         if epoch != loaded.epoch:
             load_epoch(loaded, epoch)
         synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
-
-        def progress(scale: float, epoch: int = epoch) -> None:
-            print(f"epoch {epoch}, lora_scale {scale:g}: {len(items)} sentences", flush=True)
-
         new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
-                                   settings.max_new_tokens, loaded.xvector, progress)  # fmt: skip
+                                   settings.max_new_tokens, loaded.xvector, settings.batch_size,
+                                   show_progress=True)  # fmt: skip
+        print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
     return publish(run, new_rows, settings.rule)

@@ -2,22 +2,30 @@
 
 One evaluation *cell* is (epoch, lora_scale): every held-out sentence is spoken once with its own fixed seed, and
 every metric runs on that same audio. Each utterance becomes one evaluation row (``runs.records``).
+
+An epoch's cells are spoken together: all (sentence, scale) rows in one ``generate`` call, or in calls of
+``batch_size`` rows, each row at its own LoRA scale and sampled from its own seed's generator (``synthesis``). The
+batches are fixed by the settings (rows sentence by sentence, each sentence's scales in order, then cut every
+``batch_size``), so the same settings give byte-identical audio, in training and when ``evaluate`` re-scores an
+epoch; a row's codes do not depend on its batch at all, only batched float rounding could. The judges then score
+all of the epoch's clips per call: ASR, speaker, VAD.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
 from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.evaluation.progress import EvalProgress
 from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.metrics import (
     EmbeddingSimilarity,
-    cosine_similarity,
     error_rate,
     language_code,
     rate_ratio,
@@ -30,17 +38,74 @@ from qwen_tts_lit.synthesis.presets import FRAME_RATE, SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance
 
 
-def score_utterance(
+@dataclass(frozen=True)
+class Cell:
+    """One row to speak: a held-out sentence (its index fixes the seed) at one LoRA scale."""
+
+    index: int
+    item: HeldOut
+    scale: float
+
+
+def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float]) -> list[Cell]:
+    """The rows of one epoch in their fixed order: sentence by sentence, each at every scale (rows of one sentence
+    share a frame cap, so a batch cut from this order wastes few steps on shorter companions)."""
+    return [Cell(index, item, float(scale)) for index, item in enumerate(items) for scale in scales]
+
+
+def batches(rows: Sequence, batch_size: int) -> list:
+    """``rows`` cut into consecutive batches of ``batch_size`` (the last one shorter)."""
+    return [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+
+
+def score_utterances(
+    items: Sequence[HeldOut],
+    utterances: Sequence[Utterance],
+    judges: Judges,
+    real: RealRecordings,
+    model_similarity: Callable[[np.ndarray], float] | None = None,
+    progress: EvalProgress | None = None,
+    batch_size: int = 40,
+) -> list[dict]:
+    """Every metric for each synthesized utterance (the metric fields of its row); each judge scores
+    ``batch_size`` clips per call, step by step."""
+    progress = progress or EvalProgress(0, 0, 0, enabled=False)
+    wavs = [u.wav for u in utterances]
+    groups = batches(range(len(wavs)), batch_size)
+
+    def each_group(step: str, judge: Callable[[list[np.ndarray]], list]) -> list:
+        progress.step(step)
+        results = []
+        for group in groups:
+            results += judge([wavs[i] for i in group])
+            progress.advance(len(group))
+        return results
+
+    def speakers(clips: list[np.ndarray]) -> list[tuple[float, float | None]]:
+        resemblyzer = judges.speaker.similarities(clips, SAMPLE_RATE, real.voice)
+        own = [model_similarity(clip) if model_similarity else None for clip in clips]  # the model's own encoder
+        return list(zip(resemblyzer, own, strict=True))
+
+    hypotheses = each_group("ASR", lambda clips: judges.asr.transcribe_batch(clips, SAMPLE_RATE))
+    similarities = each_group("speaker", speakers)
+    speech = each_group("VAD", lambda clips: judges.vad.speech_seconds_batch(clips, SAMPLE_RATE))
+    fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
+    return [metric_fields(item, utt, judges, real, hyp, sim, own, speech_s)
+            for item, utt, hyp, (sim, own), speech_s in fields]  # fmt: skip
+
+
+def metric_fields(
     item: HeldOut,
     utterance: Utterance,
     judges: Judges,
     real: RealRecordings,
-    model_similarity: Callable[[np.ndarray], float] | None = None,
+    hypothesis: str,
+    spk_sim: float,
+    spk_sim_model: float | None,
+    speech_s: float,
 ) -> dict:
-    """Every metric for one synthesized utterance (the metric fields of a row)."""
+    """A row's metric fields from what the judges measured on its clip."""
     language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
-    hypothesis = judges.asr.transcribe(utterance.wav, SAMPLE_RATE)
-    speech_s = judges.vad.speech_seconds(utterance.wav, SAMPLE_RATE)
     real_speech_s = real.speech_seconds[item.utt_id]
     errors = error_rate(item.text, hypothesis, language)  # CER where the language is scored by characters, else WER
     by_characters = uses_cer(language)
@@ -49,8 +114,8 @@ def score_utterance(
         "wer": None if by_characters else errors,
         "cer": errors if by_characters else None,
         "error_rate": errors,
-        "spk_sim": judges.speaker.similarity(utterance.wav, SAMPLE_RATE, real.voice),
-        "spk_sim_model": None if model_similarity is None else model_similarity(utterance.wav),
+        "spk_sim": spk_sim,
+        "spk_sim_model": spk_sim_model,
         "rate_ratio": rate_ratio(speech_s, real_speech_s),
         "words_per_second": words_per_second(item.text, speech_s, language),
         "speech_seconds": speech_s,
@@ -66,38 +131,37 @@ def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarr
     """Cosine of a clip's x-vector (the model's own speaker encoder) with the training x-vector."""
     encoder = EmbeddingSimilarity(synthesizer.model.extract_speaker_embedding, SAMPLE_RATE)
     reference = np.asarray(xvector.detach().float().cpu() if hasattr(xvector, "detach") else xvector)
-    return lambda wav: cosine_similarity(encoder.embed(wav, SAMPLE_RATE), reference)
+    return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
 
 
-def evaluate_cell(
-    synthesizer: Synthesizer,
-    judges: Judges,
-    real: RealRecordings,
-    run_dir: Path,
-    epoch: int,
-    scale: float,
-    seed: int = 0,
-    max_new_tokens: int | None = None,
-    model_similarity: Callable[[np.ndarray], float] | None = None,
-) -> list[dict]:
-    """Speak every held-out sentence at ``scale`` (sentence i with seed ``seed + i``), write the wavs under
-    ``cell_dir(epoch, scale)`` and return one scored row per sentence."""
-    items = real.items
-    utterances = synthesizer.synthesize(
-        [item.text for item in items], seeds=[seed + i for i in range(len(items))], lora_scale=scale,
-        max_new_tokens=max_new_tokens,
-    )  # fmt: skip
-    folder = run_dir / cell_dir(epoch, scale)
+def save_clip(run_dir: Path, epoch: int, item: HeldOut, utterance: Utterance, real: RealRecordings) -> dict:
+    """Write the clip under ``cell_dir(epoch, scale)``; the row's fields that say what was spoken and where."""
+    folder = run_dir / cell_dir(epoch, utterance.lora_scale)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for item, utterance in zip(items, utterances, strict=True):
-        wav_path = folder / f"{item.utt_id}.wav"
-        write_wav(wav_path, utterance.wav, SAMPLE_RATE)
-        row = {"epoch": epoch, "lora_scale": float(scale), "utt_id": item.utt_id, "text": item.text,
-               "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
-               "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
-        rows.append(row | score_utterance(item, utterance, judges, real, model_similarity))
-    return rows
+    wav_path = folder / f"{item.utt_id}.wav"
+    write_wav(wav_path, utterance.wav, SAMPLE_RATE)
+    return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
+            "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
+            "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
+
+
+def speak(
+    synthesizer: Synthesizer,
+    rows: Sequence[Cell],
+    seed: int,
+    max_new_tokens: int | None,
+    batch_size: int,
+    progress: EvalProgress,
+) -> list[Utterance]:
+    """Speak ``rows`` (sentence i with seed ``seed + i``, each at its scale), ``batch_size`` rows per call."""
+    progress.step("synthesis")
+    utterances = []
+    for batch in batches(rows, batch_size):
+        utterances += synthesizer.synthesize([r.item.text for r in batch], seeds=[seed + r.index for r in batch],
+                                             lora_scale=[r.scale for r in batch], max_new_tokens=max_new_tokens,
+                                             batch_size=len(batch))  # fmt: skip
+        progress.advance(len(batch))
+    return utterances
 
 
 def evaluate_epoch(
@@ -110,16 +174,18 @@ def evaluate_epoch(
     seed: int,
     max_new_tokens: int | None,
     xvector,
-    on_cell: Callable[[float], None] | None = None,
+    batch_size: int = 40,
+    show_progress: bool = False,
 ) -> list[dict]:
-    """Every cell of one epoch's weights (:func:`evaluate_cell` per scale the model can run at); ``xvector`` is the
-    training x-vector that ``spk_sim_model`` compares against; ``on_cell(scale)`` runs before each cell."""
+    """Every cell of one epoch's weights (each scale the model can run at x every held-out sentence): speak them
+    ``batch_size`` rows per ``generate`` call, write the wavs under ``cell_dir(epoch, scale)``, score every clip,
+    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against."""
+    scales = evaluable_scales(synthesizer.model, scales)
+    rows = epoch_rows(real.items, scales)
     similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
-    rows = []
-    for scale in evaluable_scales(synthesizer.model, scales):
-        if on_cell is not None:
-            on_cell(scale)
-        rows += evaluate_cell(synthesizer, judges, real, run_dir, epoch, scale, seed, max_new_tokens, similarity)
-    return rows
-
-
+    with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
+        utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
+        items = [row.item for row in rows]
+        records = [save_clip(run_dir, epoch, item, utt, real) for item, utt in zip(items, utterances, strict=True)]
+        metrics = score_utterances(items, utterances, judges, real, similarity, progress, batch_size)
+    return [record | fields for record, fields in zip(records, metrics, strict=True)]

@@ -26,7 +26,11 @@ class JudgeSettings:
     asr_beam_size: int = 5
     """ASR beam width."""
     asr_language: str | None = "en"
-    """Spoken language for ASR (None = detect; tiny.en knows only English)."""
+    """Spoken language for ASR (None = detect each clip's; tiny.en knows only English)."""
+    asr_batch_size: int = 8
+    """Clips (30 s Whisper windows) transcribed together by faster-whisper's batched pipeline (its default)."""
+    speaker_device: str | None = None
+    """Device for the resemblyzer speaker encoder (None: asr_device; "auto": cuda when visible)."""
     model_speaker_sim: bool = True
     """Also score speaker similarity with the model's own speaker encoder (spk_sim_model)."""
 
@@ -47,6 +51,9 @@ class EvalSettings:
     """Evaluate every N epochs (and always after the last one)."""
     max_new_tokens: int | None = None
     """Frame cap of every generation; None: a generous cap from each text's length."""
+    batch_size: int = 40
+    """Generations per generate call: an epoch's sentences x scales are spoken together, this many at a time (the
+    default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory."""
     judges: JudgeSettings = field(default_factory=JudgeSettings)
     """ASR / speaker-similarity backends."""
     rule: SelectionRule = field(default_factory=SelectionRule)
@@ -73,7 +80,7 @@ class EvalSettings:
                 check_lora_scale(float(scale), "EvalSuite.scales:")
             except UserError as error:
                 bad.append(str(error))
-        for name in ("num_utterances", "every_n_epochs"):
+        for name in ("num_utterances", "every_n_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:

@@ -8,7 +8,7 @@ was conditioned on. A silent clip has no speaker: its embedding is all zeros and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,8 @@ from qwen_tts_lit.metrics.audio import is_silent
 
 RESEMBLYZER_RATE = 16000
 RESEMBLYZER_DIM = 256
+PARTIAL_RATE, MIN_COVERAGE = 1.3, 0.75  # resemblyzer's embed_utterance defaults: partial windows per second, last one
+PARTIALS_PER_FORWARD = 256  # 1.6 s partial windows per encoder call (memory bound for very long clips)
 
 
 def to_vector(embedding: Any) -> np.ndarray:
@@ -62,19 +64,53 @@ class SpeakerSimilarity:
 
     def embed(self, wav: np.ndarray, sr: int) -> np.ndarray:
         """Unit-length 256-d embedding of one clip (any rate); zeros for a silent clip."""
-        from resemblyzer import preprocess_wav
+        return self.embed_batch([wav], sr)[0]
 
-        audio = resample(wav, sr, RESEMBLYZER_RATE)
-        if is_silent(audio):  # preprocess_wav would divide by a zero RMS and return NaNs
-            return np.zeros(RESEMBLYZER_DIM, dtype=np.float32)
-        audio = preprocess_wav(audio)  # volume normalisation and long-silence trimming, as the encoder was trained
-        if audio.size == 0:
-            return np.zeros(RESEMBLYZER_DIM, dtype=np.float32)
-        return self.encoder.embed_utterance(audio)
+    def embed_batch(self, wavs: Sequence[np.ndarray], sr: int) -> list[np.ndarray]:
+        """Embeddings of several clips (any rate), their partial windows through the encoder together.
+
+        resemblyzer's ``embed_utterance`` for a batch (its own TODO): each clip cut into the same 1.6 s partial
+        windows, all windows in one forward pass, each clip's embedding the unit-length mean of its windows'."""
+        from resemblyzer import preprocess_wav
+        from resemblyzer.audio import wav_to_mel_spectrogram
+
+        windows, owners = [], []
+        embeddings = [np.zeros(RESEMBLYZER_DIM, dtype=np.float32) for _ in wavs]
+        for index, wav in enumerate(wavs):
+            audio = resample(wav, sr, RESEMBLYZER_RATE)
+            if is_silent(audio):  # preprocess_wav would divide by a zero RMS and return NaNs
+                continue
+            audio = preprocess_wav(audio)  # volume normalisation and long-silence trimming, as the encoder was trained
+            if audio.size == 0:
+                continue
+            wav_slices, mel_slices = self.encoder.compute_partial_slices(len(audio), PARTIAL_RATE, MIN_COVERAGE)
+            audio = np.pad(audio, (0, max(0, wav_slices[-1].stop - len(audio))))
+            mel = wav_to_mel_spectrogram(audio)
+            windows += [mel[s] for s in mel_slices]
+            owners += [index] * len(mel_slices)
+        if not windows:
+            return embeddings
+        partials = np.concatenate([self._forward(windows[i : i + PARTIALS_PER_FORWARD])
+                                   for i in range(0, len(windows), PARTIALS_PER_FORWARD)])  # fmt: skip
+        owners_array = np.asarray(owners)
+        for index in sorted(set(owners)):
+            mean = partials[owners_array == index].mean(axis=0)
+            embeddings[index] = mean / np.linalg.norm(mean, 2)
+        return embeddings
+
+    def _forward(self, windows: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.encoder(torch.from_numpy(np.array(windows)).to(self.device)).cpu().numpy()
 
     def similarity(self, wav: np.ndarray, sr: int, reference_embedding: Any) -> float:
         """Cosine between this clip's embedding and the reference speaker's."""
         return cosine_similarity(self.embed(wav, sr), reference_embedding)
+
+    def similarities(self, wavs: Sequence[np.ndarray], sr: int, reference_embedding: Any) -> list[float]:
+        """Cosine of each clip's embedding with the reference speaker's (clips embedded together)."""
+        return [cosine_similarity(e, reference_embedding) for e in self.embed_batch(wavs, sr)]
 
 
 class EmbeddingSimilarity:
@@ -95,5 +131,8 @@ class EmbeddingSimilarity:
         return np.zeros_like(vector) if is_silent(audio) else vector
 
     def similarity(self, wav: np.ndarray, sr: int, reference_embedding: Any) -> float:
-        """Cosine between this clip's embedding and the reference speaker's."""
+        """Cosine between this clip's embedding and the reference speaker's; 0.0 for a silent clip, whose
+        embedding would be zeros (the encoder is then not run)."""
+        if is_silent(resample(wav, sr, self.sample_rate)):
+            return 0.0
         return cosine_similarity(self.embed(wav, sr), reference_embedding)

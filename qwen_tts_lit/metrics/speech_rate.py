@@ -7,9 +7,12 @@ faster; this is the metric that catches the double-shift bug (speech getting fas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from qwen_tts_lit.audio import resample
+from qwen_tts_lit.metrics.audio import is_silent
 from qwen_tts_lit.metrics.text_norm import normalize_text
 
 VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
@@ -61,27 +64,45 @@ class SpeechDetector:
 
     def segments(self, wav: np.ndarray, sr: int) -> list[tuple[float, float]]:
         """(start_s, end_s) of each speech segment in one clip (any rate)."""
+        return self.segments_batch([wav], sr)[0]
+
+    def segments_batch(self, wavs: Sequence[np.ndarray], sr: int) -> list[list[tuple[float, float]]]:
+        """Speech segments of several clips (any rate): the speech probabilities of all clips come from one batched
+        pass of the model (``audio_forward``: each row its own state, zero padding after a clip's end as silero pads
+        its last window), then silero-vad's own ``get_speech_timestamps_from_probs`` turns each clip's into segments,
+        exactly as its per-clip ``get_speech_timestamps`` does. A clip below -80 dBFS has none (the model not run)."""
         import torch
 
-        get_speech_timestamps = _import_silero_vad().get_speech_timestamps
-
-        audio = resample(wav, sr, VAD_RATE)
-        if audio.size == 0:
-            return []
-        stamps = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(audio)),
-            self.model,
-            threshold=self.threshold,
-            sampling_rate=VAD_RATE,
-            min_speech_duration_ms=self.min_speech_ms,
-            min_silence_duration_ms=self.min_silence_ms,
-            speech_pad_ms=self.speech_pad_ms,
-        )
-        return [(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in stamps]
+        audio = [resample(wav, sr, VAD_RATE) for wav in wavs]
+        heard = [i for i, clip in enumerate(audio) if not is_silent(clip)]
+        found: list[list[tuple[float, float]]] = [[] for _ in wavs]
+        if not heard:
+            return found
+        longest = max(len(audio[i]) for i in heard)
+        batch = torch.from_numpy(np.stack([np.pad(audio[i], (0, longest - len(audio[i]))) for i in heard]))
+        probabilities = self.model.audio_forward(batch, VAD_RATE)  # (clips, windows of VAD_FRAME samples)
+        to_segments = _import_silero_vad().get_speech_timestamps_from_probs
+        for row, index in enumerate(heard):
+            windows = -(-len(audio[index]) // VAD_FRAME)
+            stamps = to_segments(
+                probabilities[row, :windows].tolist(),
+                sampling_rate=VAD_RATE,
+                threshold=self.threshold,
+                min_speech_duration_ms=self.min_speech_ms,
+                min_silence_duration_ms=self.min_silence_ms,
+                speech_pad_ms=self.speech_pad_ms,
+                audio_length_samples=len(audio[index]),
+            )
+            found[index] = [(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in stamps]
+        return found
 
     def speech_seconds(self, wav: np.ndarray, sr: int) -> float:
         """Total speech seconds in one clip; 0.0 for silence or noise without speech."""
-        return float(sum(end - start for start, end in self.segments(wav, sr)))
+        return self.speech_seconds_batch([wav], sr)[0]
+
+    def speech_seconds_batch(self, wavs: Sequence[np.ndarray], sr: int) -> list[float]:
+        """Total speech seconds of each clip (clips scored together)."""
+        return [float(sum(end - start for start, end in segments)) for segments in self.segments_batch(wavs, sr)]
 
 
 class VadStream:

@@ -1,8 +1,8 @@
 """Intelligibility: ASR transcripts (faster-whisper) scored against the text that was synthesized.
 
 ``word_error_rate``/``char_error_rate`` are pure functions on strings (jiwer on :func:`normalize_text` output);
-:class:`ASR` is the only part that needs a model. Chinese and Japanese are scored by characters (CER), as
-Seed-TTS-eval does, because their words are not separated by spaces.
+:class:`ASR` is the only part that needs a model (faster-whisper's batched pipeline, many clips per call). Chinese
+and Japanese are scored by characters (CER), as Seed-TTS-eval does, because their words are not separated by spaces.
 """
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ import torch
 from torchmetrics import Metric
 
 from qwen_tts_lit.audio import resample
+from qwen_tts_lit.metrics.audio import is_silent
 from qwen_tts_lit.metrics.text_norm import language_code, normalize_text
 
 ASR_RATE = 16000  # Whisper's input rate
+WINDOW_SAMPLES = 30 * ASR_RATE  # Whisper hears 30 s at a time; longer clips are cut into 30 s chunks, as it seeks
+CHUNK_ALIGN = 320  # chunk starts 20 ms apart at least, so each has its own `seek` (10 ms units) to map segments back
+# faster-whisper's own silence rule (WhisperModel.transcribe's defaults): a window whose no-speech probability is
+# above 0.6 is dropped unless its mean log-probability is above -1. The batched pipeline reports both values but does
+# not apply the rule, so we do, and a silent window transcribes to "" either way.
+NO_SPEECH_THRESHOLD = 0.6
+LOG_PROB_THRESHOLD = -1.0
 CER_LANGUAGES = frozenset({"zh", "ja", "yue"})
 
 
@@ -138,7 +146,13 @@ class Transcript:
 
 
 class ASR:
-    """faster-whisper transcription, model loaded on first use and kept for the life of the instance."""
+    """faster-whisper transcription, model loaded on first use and kept for the life of the instance.
+
+    Clips are transcribed together through faster-whisper's ``BatchedInferencePipeline``: every clip (or 30 s
+    chunk of a longer one) is one item of a batch, laid end to end in one array with its bounds given as
+    ``clip_timestamps``; each segment comes back with its item's start (``seek``), which maps it to its clip. A
+    clip below -80 dBFS is silence and transcribes to "" without running the model (as every judge treats it).
+    """
 
     def __init__(
         self,
@@ -149,16 +163,20 @@ class ASR:
         language: str | None = "en",
         temperature: float = 0.0,
         cpu_threads: int = 0,
+        batch_size: int = 8,
     ) -> None:
         """model: None for the bundled tiny.en (offline), a faster-whisper size such as "large-v3", or a local dir.
         device: "cpu", "cuda" or "auto". compute_type: CTranslate2 precision ("int8", "float16", ...).
-        beam_size: decoding beam width. language: spoken language code or None to detect it (tiny.en is English only).
-        temperature: one fixed temperature (0.0 = deterministic), no fallback, so a score never depends on sampling.
-        cpu_threads: CTranslate2 threads on CPU (0 = its default)."""
+        beam_size: decoding beam width. language: spoken language code or None to detect it per clip (tiny.en is
+        English only). temperature: one fixed temperature (0.0 = deterministic), no fallback, so a score never
+        depends on sampling. cpu_threads: CTranslate2 threads on CPU (0 = its default). batch_size: 30 s windows
+        decoded together."""
         self.model_name = model
         self.device, self.compute_type, self.beam_size = device, compute_type, beam_size
         self.language, self.temperature, self.cpu_threads = language_code(language) or None, temperature, cpu_threads
+        self.batch_size = batch_size
         self._model = None
+        self._pipeline = None
 
     @property
     def model_path(self) -> str:
@@ -196,13 +214,48 @@ class ASR:
         )
         return list(segments), info
 
+    @property
+    def pipeline(self):
+        """faster-whisper's ``BatchedInferencePipeline`` over :attr:`model`."""
+        if self._pipeline is None:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._pipeline = BatchedInferencePipeline(self.model)
+        return self._pipeline
+
     def transcribe(self, wav: np.ndarray, sr: int) -> str:
         """Transcript of one clip (any rate, mono or (n, channels)); "" when nothing is recognised."""
-        audio = resample(wav, sr, ASR_RATE)
-        if audio.size == 0:
-            return ""
-        segments, _ = self._decode(audio, without_timestamps=True)
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        return self.transcribe_batch([wav], sr)[0]
+
+    def transcribe_batch(self, wavs: Sequence[np.ndarray], sr: int) -> list[str]:
+        """Transcripts of several clips (any rate), in order; "" for a clip where nothing is recognised."""
+        chunks = []  # (clip index, 16 kHz audio of at most one Whisper window)
+        for index, wav in enumerate(wavs):
+            audio = resample(wav, sr, ASR_RATE)
+            if not is_silent(audio):
+                chunks += [
+                    (index, audio[start : start + WINDOW_SAMPLES]) for start in range(0, len(audio), WINDOW_SAMPLES)
+                ]
+        if not chunks:
+            return ["" for _ in wavs]
+        audio, bounds, owner = self._lay_out(chunks)
+        segments, _ = self.pipeline.transcribe(
+            audio,
+            language=self.language,
+            multilingual=self.language is None,  # detect each clip's language, not one for the whole batch
+            beam_size=self.beam_size,
+            temperature=self.temperature,
+            clip_timestamps=bounds,
+            batch_size=self.batch_size,
+            without_timestamps=True,
+            log_progress=False,
+        )
+        texts: list[list[str]] = [[] for _ in wavs]
+        for segment in segments:
+            silent = segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob <= LOG_PROB_THRESHOLD
+            if not silent and segment.text.strip():
+                texts[owner[segment.seek]].append(segment.text.strip())
+        return [" ".join(parts) for parts in texts]
 
     def transcribe_words(self, wav: np.ndarray, sr: int) -> Transcript:
         """:class:`Transcript` of one clip with word time stamps and the decoder's confidences (same decoding
@@ -227,3 +280,17 @@ class ASR:
             language=info.language or "",
             language_probability=float(info.language_probability or 0.0),
         )
+
+    def _lay_out(self, chunks: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, list[dict], dict[int, int]]:
+        """The chunks end to end (each starting on a CHUNK_ALIGN boundary), their bounds in seconds for
+        ``clip_timestamps``, and each chunk's ``seek`` -> its clip index."""
+        parts, bounds, owner, position = [], [], {}, 0
+        frames_per_second = self.model.frames_per_second
+        for index, chunk in chunks:
+            start = -(-position // CHUNK_ALIGN) * CHUNK_ALIGN
+            parts += [np.zeros(start - position, dtype=np.float32), chunk]
+            # +0.5 sample: faster-whisper turns seconds back into samples with int(), which must give `start`
+            bounds.append({"start": (start + 0.5) / ASR_RATE, "end": (start + len(chunk) + 0.5) / ASR_RATE})
+            owner[int(start / ASR_RATE * frames_per_second)] = index  # faster-whisper's own `seek` expression
+            position = start + len(chunk)
+        return np.concatenate(parts), bounds, owner

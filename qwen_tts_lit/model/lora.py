@@ -87,9 +87,7 @@ def check_lora_scale(scale: float, name: str = "lora_scale") -> float:
 
 def has_lora(model: torch.nn.Module) -> bool:
     """Whether peft LoRA layers are injected into ``model``: only then can it be run at another strength."""
-    from peft.tuners.lora import LoraLayer
-
-    return any(isinstance(m, LoraLayer) for m in model.modules())
+    return bool(lora_layers(model))
 
 
 def evaluable_scales(model: torch.nn.Module, scales: Sequence[float]) -> list[float]:
@@ -99,27 +97,68 @@ def evaluable_scales(model: torch.nn.Module, scales: Sequence[float]) -> list[fl
 
 
 @contextmanager
-def adapters_at_scale(model: torch.nn.Module, scale: float) -> Iterator[None]:
-    """Run the adapters at ``scale`` x their trained strength for the block (0 = base model, 1 = as trained)."""
-    if scale == UNSCALED:
+def adapters_at_scale(model: torch.nn.Module, scale: float | Sequence[float]) -> Iterator[None]:
+    """Run the adapters at ``scale`` x their trained strength for the block (0 = base model, 1 = as trained).
+
+    ``scale`` is one strength for every row, or one per row of the batch (``len(scale)`` = batch size), so one
+    ``generate`` call can speak several strengths at once. Both are the same mechanism: a forward hook on every
+    active ``lora_A`` multiplies its output (B, ..., r) by the row's strength, so the adapter delta
+    ``lora_B(lora_A(x) * s) * scaling`` is ``s`` times the trained one, row by row; a row in a mixed batch gets
+    exactly the arithmetic it gets alone at its strength (x * 1.0 is x: at 1.0 nothing changes at all). Chosen
+    over peft's mixed-adapter batches, which need one adapter copy per strength and cannot reach through
+    upstream's ``generate`` (it forwards no ``adapter_names``).
+    """
+    scales = [float(scale)] if isinstance(scale, int | float) else [float(s) for s in scale]
+    if all(s == UNSCALED for s in scales):
         yield
         return
-    if not has_lora(model):
+    layers = lora_layers(model)
+    if not layers:
         raise UserError(f"lora_scale {scale}: this model has no LoRA adapters (a merged export keeps its scale)")
-    from peft.helpers import rescale_adapter_scale
-
-    with rescale_adapter_scale(model, scale):
+    by_row = len(scales) > 1 or not isinstance(scale, int | float)
+    handles = []
+    try:
+        for layer in layers:
+            if layer.merged or layer.lora_variant:
+                raise RuntimeError(f"{type(layer).__name__}: merged or DoRA-style adapters cannot be scaled per row")
+            for name in layer.active_adapters:
+                if name in layer.lora_A:
+                    handles.append(layer.lora_A[name].register_forward_hook(_scale_rows(scales, by_row)))
         yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def lora_layers(model: torch.nn.Module) -> list:
+    """The peft ``LoraLayer`` modules of ``model``."""
+    from peft.tuners.lora import LoraLayer
+
+    return [m for m in model.modules() if isinstance(m, LoraLayer)]
+
+
+def _scale_rows(scales: list[float], by_row: bool):
+    """A forward hook multiplying a (B, ..., r) output by the row's strength, or by one strength for every row
+    (the same float32 product either way, so a row gets identical arithmetic alone and in a mixed batch)."""
+    cache: dict[tuple, torch.Tensor] = {}
+
+    def hook(module: torch.nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        if by_row and output.shape[0] != len(scales):
+            raise RuntimeError(f"per-row LoRA scales: {len(scales)} scales for a batch of {output.shape[0]} rows")
+        key = (output.device, output.dtype, output.dim())
+        if key not in cache:  # (B, 1, ..., 1) or (1, ..., 1), once per device, dtype and rank
+            shape = (len(scales) if by_row else 1,) + (1,) * (output.dim() - 1)
+            cache[key] = torch.tensor(scales, dtype=output.dtype, device=output.device).view(shape)
+        return output * cache[key]
+
+    return hook
 
 
 def merge_at_scale(peft_model, scale: float) -> torch.nn.Module:
     """The plain model with the adapters merged at ``scale`` x trained strength (peft's own ``scale_layer`` then
-    ``merge_and_unload``: exactly what :func:`adapters_at_scale` runs, baked in)."""
-    from peft.tuners.lora import LoraLayer
-
-    for module in peft_model.modules():
-        if isinstance(module, LoraLayer):
-            module.scale_layer(scale)
+    ``merge_and_unload``: what :func:`adapters_at_scale` runs, baked in)."""
+    for module in lora_layers(peft_model):
+        module.scale_layer(scale)
     return peft_model.merge_and_unload()
 
 

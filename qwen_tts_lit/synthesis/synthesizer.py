@@ -4,10 +4,13 @@ One :class:`Synthesizer` wraps the official ``qwen_tts.Qwen3TTSModel`` (a live t
 run or an export) and a :class:`Voice` (a precomputed x-vector, or a named speaker of a custom_voice checkpoint).
 
 Choices the upstream API leaves open:
-- Sampling is per utterance: each utterance is generated alone under its own seed, so its audio depends only on
-  (weights, text, seed, preset), never on which other sentences share the call. ``sample_batch_size > 1`` batches
-  the sampling instead (faster on a GPU): one seed per batch, reproducible only for the same texts in the same
-  batches. Decoding is always batched; the decoder is causal, so right padding does not change any utterance.
+- Sampling is per utterance: each one draws from its own random generator seeded with its own seed
+  (``upstream.sampling``), so its codes depend on (weights, text, seed, LoRA scale, preset), not on which other
+  utterances share a ``generate`` call. ``batch_size`` utterances are generated together, each at its own LoRA
+  scale (``model.lora.adapters_at_scale`` with one scale per row): several sentences and strengths in one call.
+  Batched arithmetic (padding, other matrix shapes) may round differently from a call alone, so bit-for-bit
+  equality is promised for the same batches: same texts, seeds, scales and ``batch_size`` give the same bytes.
+  Decoding is batched too; the decoder is causal, so right padding does not change any utterance.
 - ``max_new_tokens`` counts audio frames. Upstream's ``generate`` returns one frame less than the tokens it sampled
   (the last group-0 token never gets its sub-codes), so we ask for two more tokens than the cap: a result longer than
   the cap is a runaway (cut back to the cap), one that ends at or before it found its EOS. ``hit_max_tokens`` is
@@ -16,7 +19,8 @@ Choices the upstream API leaves open:
   cut off. The silence codes are the codec's own encoding of digital silence, computed once per Synthesizer.
 - Decoding goes through the official ``speech_tokenizer.decode``, so a frame sequence gives the same samples here as
   in ``generate_voice_clone`` / ``generate_custom_voice`` apart from the warm-up.
-- The model runs in eval mode under ``torch.no_grad`` and a forked RNG; training mode and the global RNG state are
+- The model runs in eval mode under ``torch.no_grad`` and a forked global RNG (nothing should draw from it; it is
+  fixed so that results stay deterministic if a library ever did); training mode and the global RNG state are
   restored afterwards, so calling this from a training callback perturbs nothing.
 """
 
@@ -43,6 +47,7 @@ from qwen_tts_lit.synthesis.presets import (
     GenerationPreset,
     text_frame_cap,
 )
+from qwen_tts_lit.upstream.sampling import per_row_sampling
 
 
 def warmup_frames(seconds: float = WARMUP_SECONDS, frame_rate: float = FRAME_RATE) -> int:
@@ -106,6 +111,7 @@ class Utterance:
     max_new_tokens: int
     hit_max_tokens: bool  # the model wanted more than max_new_tokens frames (no EOS): a runaway, cut at the cap
     wall_seconds: float  # generation (amortised over its batch) plus its share of decoding
+    lora_scale: float = UNSCALED  # the adapters' strength it was spoken at
 
     @property
     def audio_seconds(self) -> float:
@@ -148,12 +154,13 @@ def quiet_transformers() -> Iterator[None]:
         logging.set_verbosity(level)
 
 
-def _seed_list(seeds: int | Sequence[int], n: int) -> list[int]:
-    if isinstance(seeds, int):
-        return [seeds] * n
-    if len(seeds) != n:
-        raise ValueError(f"got {len(seeds)} seeds for {n} texts")
-    return [int(s) for s in seeds]
+def _per_text(values, n: int, name: str, kind: type) -> list:
+    """One value per text: a single ``kind`` repeated, or a sequence of exactly ``n``."""
+    if isinstance(values, kind):
+        return [values] * n
+    if len(values) != n:
+        raise ValueError(f"got {len(values)} {name} for {n} texts")
+    return [kind(v) for v in values]
 
 
 class Synthesizer:
@@ -208,28 +215,32 @@ class Synthesizer:
         self,
         texts: Sequence[str],
         seeds: int | Sequence[int] = 0,
-        lora_scale: float = UNSCALED,
+        lora_scale: float | Sequence[float] = UNSCALED,
         max_new_tokens: int | Sequence[int] | None = None,
-        sample_batch_size: int = 1,
+        batch_size: int = 1,
     ) -> list[Utterance]:
-        """Speak ``texts``; seed i drives utterance i. ``max_new_tokens`` None: :func:`text_frame_cap` per text."""
+        """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
+        of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text."""
         texts = list(texts)
         for i, text in enumerate(texts):
             if not text or not text.strip():
                 raise UserError(f"text {i} is empty")
-        seed_list = _seed_list(seeds, len(texts))
+        if batch_size < 1:
+            raise ValueError(f"batch_size {batch_size}: must be >= 1")
+        seed_list = _per_text(seeds, len(texts), "seeds", int)
+        scales = _per_text(lora_scale, len(texts), "LoRA scales", float)
         caps = self._caps(texts, max_new_tokens)
-        with adapters_at_scale(self.model, lora_scale), eval_mode(self.model), torch.no_grad():
+        with eval_mode(self.model), torch.no_grad():
             generated = []  # (codes up to one frame past the cap, seconds)
-            for start in range(0, len(texts), sample_batch_size):
-                stop = min(start + sample_batch_size, len(texts))
-                generated += self._generate(texts[start:stop], seed_list[start], caps[start:stop])
+            for start in range(0, len(texts), batch_size):
+                batch = slice(start, start + batch_size)
+                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch])
             kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
             wavs, decode_seconds = self._decode(kept)
-        rows = zip(texts, seed_list, caps, generated, kept, wavs, decode_seconds, strict=True)
+        rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, strict=True)
         return [
-            Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s)
-            for text, seed, cap, (full, gen_s), codes, wav, dec_s in rows
+            Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s, scale)
+            for text, seed, scale, cap, (full, gen_s), codes, wav, dec_s in rows
         ]
 
     def _caps(self, texts: list[str], max_new_tokens: int | Sequence[int] | None) -> list[int]:
@@ -245,17 +256,21 @@ class Synthesizer:
         ids = self.tts.processor(text=assistant_prompt(text), return_tensors="pt", padding=True)["input_ids"]
         return (ids if ids.dim() == 2 else ids.unsqueeze(0)).to(self.device)  # (1, T)
 
-    def _generate(self, texts: list[str], seed: int, caps: list[int]) -> list[tuple[torch.Tensor, float]]:
-        """Sample codes for one batch under ``seed``; each kept up to one frame past its own cap."""
+    def _generate(
+        self, texts: list[str], seeds: list[int], scales: list[float], caps: list[int]
+    ) -> list[tuple[torch.Tensor, float]]:
+        """Sample codes for one batch, row i with its own seed and LoRA scale; each kept up to one frame past its
+        own cap."""
         start = time.perf_counter()
-        with seeded(seed, self.device), quiet_transformers():
-            codes_list, _ = self.model.generate(
-                input_ids=[self._prompt_ids(t) for t in texts],
-                languages=[self.language] * len(texts),
-                non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
-                **self.voice.generate_kwargs(len(texts)),
-                **self.preset.generate_kwargs(max(caps)),
-            )
+        with adapters_at_scale(self.model, scales), per_row_sampling(self.model, seeds), seeded(0, self.device):
+            with quiet_transformers():
+                codes_list, _ = self.model.generate(
+                    input_ids=[self._prompt_ids(t) for t in texts],
+                    languages=[self.language] * len(texts),
+                    non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
+                    **self.voice.generate_kwargs(len(texts)),
+                    **self.preset.generate_kwargs(max(caps)),
+                )
         seconds = (time.perf_counter() - start) / len(texts)
         return [(codes[: cap + 1].detach().cpu(), seconds) for codes, cap in zip(codes_list, caps, strict=True)]
 

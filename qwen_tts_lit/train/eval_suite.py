@@ -1,8 +1,10 @@
 """EvalSuite: after each validation epoch, speak the held-out sentences at several LoRA strengths and measure.
 
 Per (epoch, lora_scale) cell: one synthesis per sentence (fixed seeds), then ASR WER, speaker similarity, VAD speech
-rate against the real recording, and runaway generations on that same audio. Rank 0 does the work (the judges load
-once per run); the numbers are broadcast so every rank logs the same values. Outputs in the run folder:
+rate against the real recording, and runaway generations on that same audio. All cells of an epoch are spoken
+together (``batch_size`` sentences x scales per generate call) and judged together; a progress bar (cells x
+sentences, per step) shows on stderr when the trainer shows its own. Rank 0 does the work (the judges load once per
+run and stay loaded); the numbers are broadcast so every rank logs the same values. Outputs in the run folder:
 the evaluation rows, the synthesized audio, the chosen cell and the listening report (``runs``); metrics ``val/wer``,
 ``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail`` and ``val/score`` (this epoch's best scale; monitor
 ``val/score`` with mode max), ``val/best_scale`` and the same per scale under ``val_scale/NAME@S``.
@@ -54,6 +56,7 @@ class EvalSuite(L.Callback):
         seed: int = DEFAULTS.seed,
         every_n_epochs: int = DEFAULTS.every_n_epochs,
         max_new_tokens: int | None = DEFAULTS.max_new_tokens,
+        batch_size: int = DEFAULTS.batch_size,
         judges: JudgeSettings = DEFAULTS.judges,
         rule: SelectionRule = DEFAULTS.rule,
         audio_samples_to_log: int = 2,
@@ -68,12 +71,14 @@ class EvalSuite(L.Callback):
             seed: Sentence i is sampled with seed + i in every cell, so cells differ only by the weights.
             every_n_epochs: Evaluate every N epochs (and always after the last one).
             max_new_tokens: Frame cap of every generation; None: a generous cap from each text's length.
+            batch_size: Generations per generate call: an epoch's sentences x scales are spoken together, this many
+                at a time (the default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory.
             judges: ASR / speaker-similarity backends.
             rule: How the best (epoch, scale) cell is picked.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         self.settings = EvalSettings(tuple(scales), num_utterances, heldout, seed, every_n_epochs, max_new_tokens,
-                                     judges, rule)  # fmt: skip
+                                     batch_size, judges, rule)  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._real = None
@@ -100,7 +105,7 @@ class EvalSuite(L.Callback):
         self._train_started = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not self._due(trainer):
+        if trainer.sanity_checking or not self.due(trainer):
             return
         train_seconds = time.perf_counter() - self._train_started if self._train_started else 0.0
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir: a collective under DDP
@@ -112,7 +117,8 @@ class EvalSuite(L.Callback):
 
     # ------------------------------------------------------------------ work (rank 0)
 
-    def _due(self, trainer: L.Trainer) -> bool:
+    def due(self, trainer: L.Trainer) -> bool:
+        """Whether this epoch is evaluated: every `every_n_epochs`, and always the last one (validate: always)."""
         if trainer.state.fn != TrainerFn.FITTING:
             return True  # validate: the checkpoint it was asked about
         epoch = trainer.current_epoch
@@ -135,7 +141,8 @@ class EvalSuite(L.Callback):
         synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
-                                  settings.seed, settings.max_new_tokens, pl_module.xvector)  # fmt: skip
+                                  settings.seed, settings.max_new_tokens, pl_module.xvector, settings.batch_size,
+                                  show_progress=trainer.progress_bar_callback is not None)  # fmt: skip
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)

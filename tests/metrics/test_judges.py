@@ -24,6 +24,7 @@ from qwen_tts_lit.metrics import (
     eos_fail_rate,
     error_rate,
     mean_embedding,
+    normalize_text,
     rate_ratio,
     word_error_rate,
     words_per_second,
@@ -137,7 +138,7 @@ def test_error_rate_metric_averages_and_merges_like_ddp() -> None:
 def test_asr_transcribes_real_recordings_with_low_wer(asr: ASR, heldout: list[dict]) -> None:
     # Measured with tiny.en (int8, beam 5): 6 of 8 exact; "orange juice" -> "our introduce", "a warm" -> "her warm";
     # mean per-utterance WER 0.051, corpus WER 3/58 = 0.052. A broken resampler or decoder gives WER near 1.
-    hyps = [asr.transcribe(row["wav"], row["sr"]) for row in heldout]
+    hyps = asr.transcribe_batch([row["wav"] for row in heldout], heldout[0]["sr"])
     wers = [word_error_rate(row["text"], hyp) for row, hyp in zip(heldout, hyps, strict=True)]
     assert all(hyps), hyps
     assert np.mean(wers) <= 0.10, list(zip(hyps, wers, strict=True))
@@ -157,6 +158,21 @@ def test_asr_words_carry_time_stamps_and_confidences(asr: ASR, heldout: list[dic
     silent = asr.transcribe_words(np.zeros(24000, np.float32), 24000)
     assert silent.text == "" and silent.words == ()
     assert not asr.multilingual  # tiny.en
+
+
+def test_asr_batch_maps_each_clip_back_whatever_its_length(asr: ASR, heldout: list[dict]) -> None:
+    """A batch of a silent clip, a clip longer than Whisper's 30 s window and short clips: each transcript lands
+    on its own clip, and a clip transcribes the same in a batch as alone."""
+    sr = heldout[0]["sr"]
+    gap = np.zeros(sr // 2, dtype=np.float32)
+    long = np.concatenate([part for row in heldout * 2 for part in (row["wav"], gap)])  # ~38 s: two windows
+    assert len(long) / sr > 30
+    batch = asr.transcribe_batch([heldout[1]["wav"], np.zeros(sr, np.float32), long, heldout[2]["wav"]], sr)
+    assert batch[0] == asr.transcribe(heldout[1]["wav"], sr)
+    assert batch[1] == ""
+    assert word_error_rate(heldout[1]["text"], batch[0]) == 0.0 and word_error_rate(heldout[2]["text"], batch[3]) == 0.0
+    words = set(normalize_text(batch[2]).split())
+    assert {"garden", "lovely", "pilot", "land"} <= words, batch[2]  # first and last sentences, both windows
 
 
 def test_asr_hears_nothing_in_silence(asr: ASR, heldout: list[dict]) -> None:
@@ -197,6 +213,23 @@ def test_speaker_similarity_same_voice_beats_other_voice_beats_noise(
     noise = speaker.similarity(np.random.default_rng(0).normal(0, 0.1, 2 * 24000).astype(np.float32), 24000, reference)
     assert same > other + 0.03 > noise + 0.03, (same, other, noise)
     assert speaker.similarity(np.zeros(24000, dtype=np.float32), 24000, reference) == 0.0
+
+
+def test_speaker_batch_equals_resemblyzers_own_embed_utterance(speaker: SpeakerSimilarity, heldout: list[dict]) -> None:
+    """Partial windows of several clips through the encoder together == resemblyzer's per-clip embed_utterance."""
+    from resemblyzer import preprocess_wav
+
+    sr = heldout[0]["sr"]
+    clips = [row["wav"] for row in heldout[:3]] + [np.zeros(sr, np.float32), np.tile(heldout[3]["wav"], 4)]
+    batch = speaker.embed_batch(clips, sr)
+    for clip, got in zip(clips[:3] + clips[4:], batch[:3] + batch[4:], strict=True):
+        want = speaker.encoder.embed_utterance(preprocess_wav(clip, source_sr=sr))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert not batch[3].any()  # silence: no speaker
+    reference = batch[0]
+    assert speaker.similarities(clips[:2], sr, reference) == pytest.approx(
+        [1.0, cosine_similarity(batch[1], reference)]
+    )
 
 
 def test_embedding_similarity_wraps_any_encoder(heldout: list[dict]) -> None:
@@ -256,6 +289,24 @@ def test_vad_stream_in_pieces_equals_silero_on_the_whole_clip(vad: SpeechDetecto
     looped = np.array([vad.model(frame, 16000).item() for frame in frames])
     assert np.abs(looped - streamed).max() < 1e-4
     assert (streamed > 0.5).mean() > 0.5  # speech, mostly
+
+
+def test_vad_batch_equals_silero_per_clip(vad: SpeechDetector, heldout: list[dict]) -> None:
+    """Probabilities of several clips from one batched pass, segments by silero's own post-processing == silero's
+    per-clip get_speech_timestamps."""
+    import silero_vad
+    import soxr
+    import torch
+
+    sr = heldout[0]["sr"]
+    clips = [row["wav"] for row in heldout[:3]] + [np.zeros(sr, np.float32), np.tile(heldout[3]["wav"], 3)]
+    batch = vad.segments_batch(clips, sr)
+    for clip, got in zip(clips, batch, strict=True):
+        audio = torch.from_numpy(soxr.resample(clip, sr, 16000, quality="HQ").astype(np.float32))
+        stamps = silero_vad.get_speech_timestamps(audio, vad.model, sampling_rate=16000)
+        assert got == [(s["start"] / 16000, s["end"] / 16000) for s in stamps]
+    assert batch[3] == [] and batch[4][-1][1] > 5.0  # silence has none; the long clip is heard to its end
+    assert vad.speech_seconds_batch(clips[:2], sr) == [vad.speech_seconds(clip, sr) for clip in clips[:2]]
 
 
 THREADS_AFTER_VAD = """

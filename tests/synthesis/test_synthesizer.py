@@ -103,12 +103,15 @@ def test_seed_belongs_to_the_utterance_not_the_call(synth):
     assert [u.seed for u in both] == [1, 2] and all(u.frames == len(u.codes) for u in both)
 
 
-def test_batched_sampling_matches_per_utterance_when_greedy(tts, xvector):
-    greedy = Synthesizer(tts, Voice(xvector=xvector), preset=GREEDY)
-    single = greedy.synthesize(TEXTS, seeds=0, max_new_tokens=CAP)
-    batched = greedy.synthesize(TEXTS, seeds=0, max_new_tokens=CAP, sample_batch_size=2)
-    for a, b in zip(single, batched, strict=True):
-        assert torch.equal(a.codes, b.codes)
+def test_a_rows_sampling_does_not_depend_on_its_batch(synth):
+    """Each row draws from its own generator: batched or alone, in any position, a row gives the same codes."""
+    texts, seeds = [TEXTS[0], TEXTS[1], TEXTS[0]], [4, 5, 6]
+    batched = synth.synthesize(texts, seeds=seeds, max_new_tokens=CAP, batch_size=3)
+    alone = [synth.synthesize([t], seeds=[s], max_new_tokens=CAP)[0] for t, s in zip(texts, seeds, strict=True)]
+    reordered = synth.synthesize(texts[::-1], seeds=seeds[::-1], max_new_tokens=CAP, batch_size=2)[::-1]
+    for a, b, c in zip(batched, alone, reordered, strict=True):
+        assert torch.equal(a.codes, b.codes) and torch.equal(a.codes, c.codes)
+    assert not torch.equal(batched[0].codes, batched[2].codes)  # same text, other seed: other sample
 
 
 @pytest.fixture
@@ -145,7 +148,9 @@ def test_runaway_is_flagged_and_cut_at_the_cap(synth):
 def test_default_cap_comes_from_the_text(synth, monkeypatch):
     seen = []
     original = synth._generate
-    monkeypatch.setattr(synth, "_generate", lambda texts, seed, caps: seen.append(caps) or original(texts, seed, [2]))
+    monkeypatch.setattr(
+        synth, "_generate", lambda texts, seeds, scales, caps: seen.append(caps) or original(texts, seeds, scales, [2])
+    )
     synth.synthesize(TEXTS, seeds=0)
     assert seen == [[text_frame_cap(TEXTS[0])], [text_frame_cap(TEXTS[1])]]
 
@@ -192,22 +197,41 @@ def test_lora_scale_is_applied_during_generation_and_restored(lora_tts, xvector)
     layer = next(m for m in lora_tts.model.modules() if isinstance(m, LoraLayer))
     seen = []
     handle = layer.register_forward_pre_hook(
-        lambda module, args: seen.append((module.scaling["default"], module.training))
+        lambda module, args: seen.append((len(module.lora_A["default"]._forward_hooks), module.training))
     )
     synth = Synthesizer(lora_tts, Voice(xvector=xvector), preset=GREEDY)
     try:
         half = synth.synthesize(TEXTS[:1], lora_scale=0.5, max_new_tokens=CAP)[0]
     finally:
         handle.remove()
-    assert {s for s, _ in seen} == {0.5 * 8 / 4} and not any(training for _, training in seen)
-    assert layer.scaling["default"] == 8 / 4 and layer.training  # restored: scale and training mode
+    assert {hooks for hooks, _ in seen} == {1} and not any(training for _, training in seen)
+    assert not layer.lora_A["default"]._forward_hooks and layer.training  # restored: no scaling hook, training mode
+    assert layer.scaling["default"] == 8 / 4  # peft's own scaling is never touched
     full = synth.synthesize(TEXTS[:1], lora_scale=1.0, max_new_tokens=CAP)[0]
     assert not torch.equal(half.codes, full.codes)
+
+
+def test_a_row_in_a_mixed_scale_batch_equals_that_row_alone_at_its_scale(lora_tts, tts, xvector):
+    """Sentences x strengths in one generate call: every row is what it is alone at its strength (sampling, not
+    greedy, so the per-row generators are proven too), and strength 0 is the base model without adapters."""
+    synth = Synthesizer(lora_tts, Voice(xvector=xvector))
+    texts, seeds, scales = [TEXTS[0], TEXTS[1], TEXTS[0], TEXTS[1]], [3, 4, 3, 4], [0.0, 0.5, 1.0, 2.0]
+    mixed = synth.synthesize(texts, seeds=seeds, lora_scale=scales, max_new_tokens=CAP, batch_size=4)
+    for row, text, seed, scale in zip(mixed, texts, seeds, scales, strict=True):
+        (alone,) = synth.synthesize([text], seeds=[seed], lora_scale=scale, max_new_tokens=CAP)
+        assert torch.equal(row.codes, alone.codes), scale
+        np.testing.assert_allclose(row.wav, alone.wav, rtol=0, atol=1e-6 * max(np.abs(alone.wav).max(), 1e-30))
+        assert row.lora_scale == scale
+    base = Synthesizer(tts, Voice(xvector=xvector)).synthesize(TEXTS[:1], seeds=[3], max_new_tokens=CAP)[0]
+    assert torch.equal(mixed[0].codes, base.codes)  # scale 0: exactly the base model
+    assert len({tuple(u.codes.flatten().tolist()) for u in (mixed[0], mixed[2])}) == 2  # the scale reaches the talker
 
 
 def test_scale_needs_adapters(synth):
     with pytest.raises(UserError, match="no LoRA adapters"):
         synth.synthesize(TEXTS[:1], lora_scale=0.5, max_new_tokens=2)
+    with pytest.raises(UserError, match="no LoRA adapters"):
+        synth.synthesize(TEXTS, lora_scale=[1.0, 0.5], max_new_tokens=2, batch_size=2)
 
 
 def test_global_rng_is_untouched(synth):
@@ -223,6 +247,8 @@ def test_bad_inputs(tts, synth, xvector):
         synth.synthesize(["Hello.", "  "])
     with pytest.raises(ValueError, match="2 seeds for 1 texts"):
         synth.synthesize(["Hello."], seeds=[1, 2])
+    with pytest.raises(ValueError, match="2 LoRA scales for 1 texts"):
+        synth.synthesize(["Hello."], lora_scale=[1.0, 1.0])
     with pytest.raises(UserError, match="language 'klingon'"):
         Synthesizer(tts, Voice(xvector=xvector), language="klingon")
     with pytest.raises(UserError, match="speaker 'amy'"):

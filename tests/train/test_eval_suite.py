@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import shutil
@@ -16,7 +17,8 @@ import torch
 
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
-from qwen_tts_lit.evaluation.scoring import score_utterance
+from qwen_tts_lit.evaluation.progress import STEPS, EvalProgress
+from qwen_tts_lit.evaluation.scoring import score_utterances
 from qwen_tts_lit.runs.records import merge_rows
 from qwen_tts_lit.synthesis.synthesizer import Utterance
 
@@ -84,19 +86,46 @@ def judges() -> Judges:
 
 
 def test_a_real_recording_scored_as_a_synthesis_matches_itself(judges: Judges):
-    """The plumbing, end to end on real speech: WER low, rate 1, same speaker, right frame counts."""
+    """The plumbing, end to end on real speech: WER low, rate 1, same speaker, right frame counts; the judges score
+    the clips two per call and the progress bar walks through each step."""
     items = read_heldout(HELDOUT, limit=3)
     real = measure_real(items, judges)
+    utterances = []
     for item in items:
         wav, rate = sf.read(str(item.audio), dtype="float32")
         assert rate == 24000
         frames = int(np.ceil(len(wav) / 1920))
-        utterance = Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0)
-        scores = score_utterance(item, utterance, judges, real)
+        utterances.append(Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0))
+    bar = io.StringIO()
+    with EvalProgress(1, 1, 3, file=bar) as progress:
+        rows = score_utterances(items, utterances, judges, real, progress=progress, batch_size=2)
+    for scores, utterance in zip(rows, utterances, strict=True):
         assert scores["wer"] <= 0.2, scores["hypothesis"]
         assert scores["rate_ratio"] == pytest.approx(1.0)
         assert scores["spk_sim"] > 0.8
-        assert scores["real_frames"] == frames and scores["frames"] == frames
+        assert scores["real_frames"] == utterance.frames and scores["frames"] == utterance.frames
+    shown = bar.getvalue()
+    assert all(f"evaluating epoch 1: {step}" in shown for step in ("ASR", "speaker", "VAD")), shown
+    assert "3/3" in shown and "1 cells x 3 sentences" in shown
+
+
+def test_an_epoch_is_spoken_in_batches_with_a_progress_bar(tiny_model, judges: Judges, tmp_path: Path, capsys):
+    """evaluate_epoch on the tiny model: 3 sentences in generate calls of 2, one row per clip, the bar on stderr."""
+    from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    real = measure_real(read_heldout(HELDOUT, limit=3), judges)
+    xvector = torch.randn(64, generator=torch.Generator().manual_seed(0))
+    synthesizer = Synthesizer(tiny_model, Voice(xvector=xvector))
+    calls = []
+    original = synthesizer.synthesize
+    synthesizer.synthesize = lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw)
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 3, xvector, batch_size=2,
+                          show_progress=True)  # fmt: skip
+    assert calls == [2, 1] and [r["seed"] for r in rows] == [7, 8, 9]
+    assert all((tmp_path / r["wav"]).is_file() and r["frames"] <= 3 for r in rows)
+    shown = capsys.readouterr().err
+    assert all(f"evaluating epoch 0: {step}" in shown for step in STEPS), shown
 
 
 def test_read_heldout_names_the_line_and_field(tmp_path: Path):
