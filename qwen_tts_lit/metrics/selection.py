@@ -7,6 +7,11 @@ away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|
 is better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes
 the filters the same order is applied to all cells and the result says ``passed_filters: false``.
 
+Rows of several speakers (a ``speaker`` field) are averaged per speaker first; the cell's metrics are then the
+mean over speakers (``speaker_aggregate="mean"``: every voice weighs the same, however many sentences it has) or the
+worst speaker's value of each metric (``"worst"``: one voice cannot be sacrificed for another). Each speaker's own
+figures stay in the cell under ``by_speaker``. Rows without a speaker are aggregated exactly as before.
+
 :func:`score` folds the rule into one number per cell for ``ModelCheckpoint(monitor="val/score", mode="max")``;
 the chosen cell from :func:`select_best` (what the run folder records) is the authority.
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
 DIRECTIONS = {"wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1, "spk_sim_model": 1}
@@ -44,8 +49,12 @@ class SelectionRule:
     """score(): each failed filter subtracts filter_penalty * (1 + by how much it is missed, capped at 1)."""
     tie_weight: float = 1e-3
     """score(): weight of the tie-break metrics, small so that they only reorder near-equal primaries."""
+    speaker_aggregate: Literal["mean", "worst"] = "mean"
+    """Several speakers: a cell's metric is the mean over speakers, or the worst speaker's value."""
 
     def __post_init__(self) -> None:
+        if self.speaker_aggregate not in ("mean", "worst"):
+            raise ValueError(f"SelectionRule: speaker_aggregate {self.speaker_aggregate!r}; choose mean or worst")
         for name in (self.primary, *self.tie_break):
             if name not in DIRECTIONS:
                 raise ValueError(f"SelectionRule: unknown metric {name!r}; choose from {sorted(DIRECTIONS)}")
@@ -63,18 +72,49 @@ def mean(values: Iterable[Any]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def aggregate(rows: Any) -> list[dict[str, Any]]:
-    """One dict per (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|, eos_fail."""
+def _metrics(group: list[Mapping[str, Any]]) -> dict[str, Any]:
+    cell: dict[str, Any] = {"n": len(group)}
+    cell |= {name: mean(row.get(name) for row in group) for name in MEAN_FIELDS}
+    cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
+    cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
+    return cell
+
+
+def across_speakers(per_speaker: dict[str, dict[str, Any]], how: str) -> dict[str, Any]:
+    """One cell's metrics from each speaker's: the mean over speakers, or each metric's worst speaker (in the
+    direction of DIRECTIONS; rate_ratio is then the worst rate_error speaker's; the others are averaged)."""
+    cells = list(per_speaker.values())
+    combined: dict[str, Any] = {"n": sum(cell["n"] for cell in cells)}
+    for name in (*MEAN_FIELDS, "rate_error", "eos_fail"):
+        values = [cell[name] for cell in cells if cell[name] is not None]
+        if how == "worst" and name in DIRECTIONS and values:
+            combined[name] = min(values) if DIRECTIONS[name] > 0 else max(values)
+        else:
+            combined[name] = mean(values)
+    if how == "worst" and combined["rate_error"] is not None:
+        worst = max((c for c in cells if c["rate_error"] is not None), key=lambda c: c["rate_error"])
+        combined["rate_ratio"] = worst["rate_ratio"]
+    return combined  # under "mean", rate_error is the mean of each speaker's: a fast and a slow voice do not cancel
+
+
+def aggregate(rows: Any, speaker_aggregate: str = "mean") -> list[dict[str, Any]]:
+    """One dict per (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|, eos_fail;
+    with several speakers, combined over speakers by ``speaker_aggregate`` and each one's under ``by_speaker``."""
     groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
     for row in as_records(rows):
         groups.setdefault((int(row["epoch"]), float(row["lora_scale"])), []).append(row)
     cells = []
     for (epoch, scale), group in sorted(groups.items()):
-        cell: dict[str, Any] = {"epoch": epoch, "lora_scale": scale, "n": len(group)}
-        cell |= {name: mean(row.get(name) for row in group) for name in MEAN_FIELDS}
-        cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
-        cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
-        cells.append(cell)
+        speakers: dict[str, list[Mapping[str, Any]]] = {}
+        for row in group:
+            if row.get("speaker") is not None:
+                speakers.setdefault(row["speaker"], []).append(row)
+        if not speakers:
+            cells.append({"epoch": epoch, "lora_scale": scale, **_metrics(group)})
+            continue
+        per_speaker = {name: _metrics(own) for name, own in sorted(speakers.items())}
+        cell = {"epoch": epoch, "lora_scale": scale, **across_speakers(per_speaker, speaker_aggregate)}
+        cells.append(cell | {"by_speaker": per_speaker})
     return cells
 
 
@@ -154,7 +194,7 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
     candidates, passed_filters (False: no cell passed, chosen by the primary among all), failed_filters, reason,
     score."""
-    cells = aggregate(rows)
+    cells = aggregate(rows, rule.speaker_aggregate)
     if not cells:
         raise ValueError("select_best: no evaluation rows")
     passing = [cell for cell in cells if not filter_misses(cell, rule)]
@@ -164,7 +204,8 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
     direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
     pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"
-    reason = f"{direction} {rule.primary} among {pool}"
+    over = f" ({rule.speaker_aggregate} over {len(best['by_speaker'])} speakers)" if "by_speaker" in best else ""
+    reason = f"{direction} {rule.primary}{over} among {pool}"
     if not passing:
         reason = f"no cell passed ({pool}): {direction} {rule.primary} among all"
     metrics = {k: v for k, v in best.items() if k not in ("epoch", "lora_scale")}
