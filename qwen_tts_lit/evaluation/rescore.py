@@ -61,9 +61,10 @@ def rescore_run(request: EvaluateRequest) -> dict:
     for epoch in epochs:
         if epoch != loaded.epoch:
             load_epoch(loaded, epoch)
-        synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
+        voices = loaded.voices or {None: loaded.xvector}
+        synthesizer = Synthesizer(loaded.tts, Voice(xvector=next(iter(voices.values()))))
         new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
-                                   settings.max_new_tokens, loaded.xvector, settings.batch_size,
+                                   settings.max_new_tokens, voices, settings.batch_size,
                                    show_progress=True)  # fmt: skip
         print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
     return publish(run, new_rows, settings.rule)

@@ -6,9 +6,10 @@ every metric runs on that same audio. Each utterance becomes one evaluation row 
 An epoch's cells are spoken together: all (sentence, scale) rows in one ``generate`` call, or in calls of
 ``batch_size`` rows, each row at its own LoRA scale and sampled from its own seed's generator (``synthesis``). The
 batches are fixed by the settings (rows sentence by sentence, each sentence's scales in order, then cut every
-``batch_size``), so the same settings give byte-identical audio, in training and when ``evaluate`` re-scores an
-epoch; a row's codes do not depend on its batch at all, only batched float rounding could. The judges then score
-all of the epoch's clips per call: ASR, speaker, VAD.
+``batch_size``; with several speakers, each speaker's rows in turn, spoken with that speaker's x-vector and judged
+against that speaker's real recordings), so the same settings give byte-identical audio, in training and when
+``evaluate`` re-scores an epoch; a row's codes do not depend on its batch at all, only batched float rounding
+could. The judges then score all of the epoch's clips per call: ASR, speaker, VAD.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.progress import EvalProgress
@@ -35,7 +37,7 @@ from qwen_tts_lit.metrics import (
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.folder import cell_dir
 from qwen_tts_lit.synthesis.presets import FRAME_RATE, SAMPLE_RATE
-from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance
+from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice
 
 
 @dataclass(frozen=True)
@@ -63,32 +65,36 @@ def score_utterances(
     utterances: Sequence[Utterance],
     judges: Judges,
     real: RealRecordings,
-    model_similarity: Callable[[np.ndarray], float] | None = None,
+    model_similarity: Callable[[np.ndarray, str | None], float] | None = None,
     progress: EvalProgress | None = None,
     batch_size: int = 40,
 ) -> list[dict]:
     """Every metric for each synthesized utterance (the metric fields of its row); each judge scores
-    ``batch_size`` clips per call, step by step."""
+    ``batch_size`` clips per call, step by step. Speaker similarity is to the real voice of the item's speaker."""
     progress = progress or EvalProgress(0, 0, 0, enabled=False)
     wavs = [u.wav for u in utterances]
     groups = batches(range(len(wavs)), batch_size)
 
-    def each_group(step: str, judge: Callable[[list[np.ndarray]], list]) -> list:
+    def each_group(step: str, judge: Callable[[list[int]], list]) -> list:
         progress.step(step)
         results = []
         for group in groups:
-            results += judge([wavs[i] for i in group])
+            results += judge(list(group))
             progress.advance(len(group))
         return results
 
-    def speakers(clips: list[np.ndarray]) -> list[tuple[float, float | None]]:
-        resemblyzer = judges.speaker.similarities(clips, SAMPLE_RATE, real.voice)
-        own = [model_similarity(clip) if model_similarity else None for clip in clips]  # the model's own encoder
-        return list(zip(resemblyzer, own, strict=True))
+    def speakers(group: list[int]) -> list[tuple[float, float | None]]:
+        resemblyzer = {}
+        for speaker in dict.fromkeys(items[i].speaker for i in group):  # one call per real voice in the group
+            own = [i for i in group if items[i].speaker == speaker]
+            found = judges.speaker.similarities([wavs[i] for i in own], SAMPLE_RATE, real.voice_for(items[own[0]]))
+            resemblyzer |= dict(zip(own, found, strict=True))
+        model = [model_similarity(wavs[i], items[i].speaker) if model_similarity else None for i in group]
+        return list(zip([resemblyzer[i] for i in group], model, strict=True))
 
-    hypotheses = each_group("ASR", lambda clips: judges.asr.transcribe_batch(clips, SAMPLE_RATE))
+    hypotheses = each_group("ASR", lambda group: judges.asr.transcribe_batch([wavs[i] for i in group], SAMPLE_RATE))
     similarities = each_group("speaker", speakers)
-    speech = each_group("VAD", lambda clips: judges.vad.speech_seconds_batch(clips, SAMPLE_RATE))
+    speech = each_group("VAD", lambda group: judges.vad.speech_seconds_batch([wavs[i] for i in group], SAMPLE_RATE))
     fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
     return [metric_fields(item, utt, judges, real, hyp, sim, own, speech_s)
             for item, utt, hyp, (sim, own), speech_s in fields]  # fmt: skip
@@ -127,11 +133,12 @@ def metric_fields(
     }
 
 
-def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarray], float]:
-    """Cosine of a clip's x-vector (the model's own speaker encoder) with the training x-vector."""
+def model_similarity_fn(synthesizer: Synthesizer, voices: dict) -> Callable[[np.ndarray, str | None], float]:
+    """Cosine of a clip's x-vector (the model's own speaker encoder) with its speaker's training x-vector
+    (``voices``: {None: x-vector} for one voice, {name: x-vector} for several)."""
     encoder = EmbeddingSimilarity(synthesizer.model.extract_speaker_embedding, SAMPLE_RATE)
-    reference = np.asarray(xvector.detach().float().cpu() if hasattr(xvector, "detach") else xvector)
-    return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
+    references = {k: np.asarray(v.detach().float().cpu() if hasattr(v, "detach") else v) for k, v in voices.items()}
+    return lambda wav, speaker: encoder.similarity(wav, SAMPLE_RATE, references[speaker])
 
 
 def save_clip(run_dir: Path, epoch: int, item: HeldOut, utterance: Utterance, real: RealRecordings) -> dict:
@@ -140,8 +147,9 @@ def save_clip(run_dir: Path, epoch: int, item: HeldOut, utterance: Utterance, re
     folder.mkdir(parents=True, exist_ok=True)
     wav_path = folder / f"{item.utt_id}.wav"
     write_wav(wav_path, utterance.wav, SAMPLE_RATE)
+    speaker = {"speaker": item.speaker} if item.speaker is not None else {}  # one voice: rows as they always were
     return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
-            "language": item.language, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
+            "language": item.language, **speaker, "seed": utterance.seed, "wav": str(wav_path.relative_to(run_dir)),
             "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds}  # fmt: skip
 
 
@@ -152,16 +160,42 @@ def speak(
     max_new_tokens: int | None,
     batch_size: int,
     progress: EvalProgress,
+    voices: dict | None = None,
 ) -> list[Utterance]:
-    """Speak ``rows`` (sentence i with seed ``seed + i``, each at its scale), ``batch_size`` rows per call."""
+    """Speak ``rows`` (sentence i with seed ``seed + i``, each at its scale), ``batch_size`` rows per call; rows of
+    a speaker (several speakers) are spoken together with that speaker's x-vector from ``voices``."""
     progress.step("synthesis")
-    utterances = []
-    for batch in batches(rows, batch_size):
-        utterances += synthesizer.synthesize([r.item.text for r in batch], seeds=[seed + r.index for r in batch],
-                                             lora_scale=[r.scale for r in batch], max_new_tokens=max_new_tokens,
-                                             batch_size=len(batch))  # fmt: skip
-        progress.advance(len(batch))
+    by_speaker: dict[str | None, list[int]] = {}
+    for position, row in enumerate(rows):
+        by_speaker.setdefault(row.item.speaker, []).append(position)
+    utterances: list[Utterance | None] = [None] * len(rows)
+    own_voice = synthesizer.voice
+    try:
+        for speaker, positions in by_speaker.items():
+            synthesizer.voice = own_voice if speaker is None else Voice(xvector=voices[speaker])
+            for batch in batches(positions, batch_size):
+                spoken = synthesizer.synthesize(
+                    [rows[p].item.text for p in batch], seeds=[seed + rows[p].index for p in batch],
+                    lora_scale=[rows[p].scale for p in batch], max_new_tokens=max_new_tokens, batch_size=len(batch),
+                )  # fmt: skip
+                for position, utterance in zip(batch, spoken, strict=True):
+                    utterances[position] = utterance
+                progress.advance(len(batch))
+    finally:
+        synthesizer.voice = own_voice
     return utterances
+
+
+def check_speakers(items: Sequence[HeldOut], voices: dict) -> None:
+    """Held-out rows and the run's voices must agree: every row of a run of several speakers names one of them."""
+    named = [name for name in voices if name is not None]
+    if not named:
+        return
+    for item in items:
+        if item.speaker is None or item.speaker not in voices:
+            given = "names no speaker" if item.speaker is None else f"names speaker {item.speaker!r}"
+            raise UserError(f"held-out '{item.utt_id}' {given}; the run's speakers are {', '.join(named)} (give each "
+                            "held-out row a 'speaker' field)")  # fmt: skip
 
 
 def evaluate_epoch(
@@ -173,18 +207,20 @@ def evaluate_epoch(
     scales: Sequence[float],
     seed: int,
     max_new_tokens: int | None,
-    xvector,
+    voices: dict,
     batch_size: int = 40,
     show_progress: bool = False,
 ) -> list[dict]:
     """Every cell of one epoch's weights (each scale the model can run at x every held-out sentence): speak them
     ``batch_size`` rows per ``generate`` call, write the wavs under ``cell_dir(epoch, scale)``, score every clip,
-    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against."""
+    return one row per clip. ``voices``: the training x-vectors, {None: x-vector} for one voice or {name: x-vector}
+    for several (each held-out row is spoken with its speaker's); ``spk_sim_model`` compares against them."""
+    check_speakers(real.items, voices)
     scales = evaluable_scales(synthesizer.model, scales)
     rows = epoch_rows(real.items, scales)
-    similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
+    similarity = model_similarity_fn(synthesizer, voices) if judges.settings.model_speaker_sim else None
     with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
-        utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
+        utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress, voices)
         items = [row.item for row in rows]
         records = [save_clip(run_dir, epoch, item, utt, real) for item, utt in zip(items, utterances, strict=True)]
         metrics = score_utterances(items, utterances, judges, real, similarity, progress, batch_size)

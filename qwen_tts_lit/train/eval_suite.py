@@ -138,15 +138,16 @@ class EvalSuite(L.Callback):
             self._judges = Judges(self.settings.judges)
             items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
             self._real = measure_real(items, self._judges, run_dir)
-        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
+        voices = pl_module.voices or {None: pl_module.xvector}  # several speakers: each row speaks with its own
+        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))))
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
-                                  settings.seed, settings.max_new_tokens, pl_module.xvector, settings.batch_size,
+                                  settings.seed, settings.max_new_tokens, voices, settings.batch_size,
                                   show_progress=trainer.progress_bar_callback is not None)  # fmt: skip
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)
-        return {"cells": aggregate(new_rows), "best": epoch_best}
+        return {"cells": aggregate(new_rows, settings.rule.speaker_aggregate), "best": epoch_best}
 
     def _log_audio(self, trainer: L.Trainer, run_dir: Path, rows: list[dict], scale: float, epoch: int) -> None:
         import soundfile as sf
