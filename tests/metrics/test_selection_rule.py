@@ -208,3 +208,13 @@ def test_rows_without_speakers_aggregate_as_before():
     assert cell["wer"] == pytest.approx(0.25) and "by_speaker" not in cell
     assert list(cell) == ["epoch", "lora_scale", "n", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio",
                           "words_per_second", "rate_error", "eos_fail"]  # fmt: skip
+
+
+def test_the_report_has_a_speaker_dimension():
+    from qwen_tts_lit.evaluation.report import render_report
+
+    rows = speaker_rows(0, 1.0, {"ann": (0.1, 1.0, 2), "bob": (0.4, 1.0, 2)})
+    page = render_report(rows, select_best(rows, SelectionRule(speaker_aggregate="worst")))
+    assert "<h2>By speaker</h2>" in page and "<h3>ann</h3>" in page and "<h3>bob</h3>" in page
+    assert "the worst over speakers" in page and "WER 0.400" in page and "<b>bob</b>: the cat sat" in page
+    assert "By speaker" not in render_report(cell_rows(0, 1.0, 0.2), None)
