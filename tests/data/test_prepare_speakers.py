@@ -140,3 +140,13 @@ def test_each_speaker_gets_its_own_reference_or_its_own_mean(tmp_path, tiny_dir,
     np.testing.assert_allclose(voices["bob"].numpy(), expected, rtol=1e-5, atol=1e-6)
     sources = json.loads((output / "report.json").read_text())["speakers"]
     assert sources["ann"]["xvector"] == f"ref_audio:{reference}" and sources["bob"]["xvector"] == "mean_of_train"
+
+
+def test_a_speaker_whose_rows_are_all_dropped_is_left_out_and_said(tmp_path, tiny_dir):
+    manifest = _rows(tmp_path, ["ann", "ann", "bob", "bob", "cleo"])
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    rows[4]["audio"] = str(tmp_path / "missing.wav")  # cleo's only row cannot be used
+    write_jsonl(manifest, rows)
+    plan = check_input(PrepareOptions(manifest, tmp_path / "o", str(tiny_dir), skip_bad=True, progress=False))
+    assert sorted(plan.speaker_references) == ["ann", "bob"] and {c.speaker for c in plan.clips} == {"ann", "bob"}
+    assert any(w.kind == "speaker_dropped" and "'cleo'" in w.message for w in plan.warnings)

@@ -184,6 +184,11 @@ def check_input(options: PrepareOptions) -> Plan:
     if several:
         for clip in clips:
             clip.speaker = speaker_key(clip.speaker)
+        kept = {clip.speaker for clip in clips}
+        for name in sorted(set(speaker_references) - kept):  # --skip-bad dropped every row of this speaker
+            message = f"speaker {name!r}: every row was dropped (--skip-bad); the model will not have this voice"
+            warnings.append(Problem(str(options.input), None, "speaker", message, "speaker_dropped", True))
+        speaker_references = {name: refs for name, refs in speaker_references.items() if name in kept}
     if not options.val_list:
         val_ids = _split(clips, options, several)
     train = [clip for clip in clips if clip.id not in set(val_ids)]
