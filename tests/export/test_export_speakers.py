@@ -95,3 +95,12 @@ def test_the_adapter_export_carries_every_x_vector_and_synthesize_picks_one(run:
 def test_speaker_name_is_refused_for_a_run_of_several(run: Path, tmp_path: Path, capsys):
     assert main("export", "--run", run, "--epoch", EPOCH, "--output", tmp_path / "o", "--speaker-name", "x") == 2
     assert "has speakers ann, bob, cleo" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_evaluate_rescores_each_speaker_and_chooses_by_the_worst(run: Path, prepared_speakers: Path):
+    args = ("--epochs", EPOCH, "--scales", 1.0, "--heldout", prepared_speakers / "val.jsonl", "--num-utterances", 1)
+    assert main("evaluate", "--run", run, *args, "--speaker-aggregate", "worst") == 0
+    rows = [json.loads(line) for line in (run / "eval" / "rows.jsonl").read_text().splitlines()]
+    assert sorted(row["speaker"] for row in rows) == NAMES
+    best = json.loads((run / "best.json").read_text())
+    assert best["rule"]["speaker_aggregate"] == "worst" and sorted(best["metrics"]["by_speaker"]) == NAMES
