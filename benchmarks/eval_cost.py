@@ -42,7 +42,7 @@ from qwen_tts_lit.audio import resample
 from qwen_tts_lit.evaluation.heldout import RealRecordings, measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
-from qwen_tts_lit.evaluation.scoring import metric_fields, save_clip
+from qwen_tts_lit.evaluation.scoring import Cell, metric_fields, save_clip
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
 from qwen_tts_lit.metrics import ASR, EmbeddingSimilarity, SpeakerSimilarity, SpeechDetector, cosine_similarity
 from qwen_tts_lit.metrics.audio import is_silent
@@ -156,9 +156,9 @@ def sequential_epoch(synthesizer: Synthesizer, judges: Judges, real: RealRecordi
         utterances = synthesizer.synthesize([item.text for item in real.items],
                                             seeds=[settings.seed + i for i in range(len(real.items))],
                                             lora_scale=scale, max_new_tokens=settings.max_new_tokens)  # fmt: skip
-        for item, utterance in zip(real.items, utterances, strict=True):
+        for index, (item, utterance) in enumerate(zip(real.items, utterances, strict=True)):
             wav = utterance.wav
-            record = save_clip(run_dir, epoch, item, utterance, real)
+            record = save_clip(run_dir, epoch, Cell(index, item, scale), utterance, real)
             hypothesis = transcribe_one(judges.asr, wav, SAMPLE_RATE)
             spk_sim = cosine_similarity(embed_one(judges.speaker, wav, SAMPLE_RATE), real.voice)
             spk_sim_model = cosine_similarity(own.embed(wav, SAMPLE_RATE), own_reference)

@@ -118,3 +118,27 @@ def demo_run_copy(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from helpers.runs import copy_run
 
     return copy_run(demo_run, tmp_path_factory.mktemp("run") / "version_0")
+
+
+@pytest.fixture(scope="session")
+def speaker_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three espeak-ng voices (ann, bob, cleo), four clips each: the manifest (a ``speaker`` field per row); the same
+    clips sit beside it as a folder per speaker (``by_folder/``)."""
+    from helpers.speakers import write_speaker_corpus
+
+    with built_once(tmp_path_factory, "speaker_corpus") as (folder, done):
+        if not done:
+            write_speaker_corpus(folder)
+    return folder / "manifest.jsonl"
+
+
+@pytest.fixture(scope="session")
+def prepared_speakers(speaker_corpus: Path, fit_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``speaker_corpus`` prepared for the tiny checkpoint, once per session (do not modify it)."""
+    from qwen_tts_lit.data.prepare import PrepareOptions, prepare
+
+    with built_once(tmp_path_factory, "prepared_speakers") as (folder, done), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_TTS_LIT_CACHE", str(fit_cache))
+        if not done:
+            prepare(PrepareOptions(input=speaker_corpus, output=folder / "data", model="tiny", progress=False))
+    return folder / "data"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
 
 from qwen_tts_lit.cache import build_lock
-from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_xvector, prepared_cache_dir
+from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_voices, prepared_cache_dir
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import LanguageTagMode, LanguageTagPlan, SpecialIds, language_tag_mode
@@ -26,6 +27,7 @@ class QwenTTSDataModule(L.LightningDataModule):
         language_tag: LanguageTagMode | bool = "off",
         language_tag_probability: float = 0.5,
         seed: int = 0,
+        speaker_sampling: Literal["balanced", "natural"] = "balanced",
     ) -> None:
         """
         Args:
@@ -43,6 +45,9 @@ class QwenTTSDataModule(L.LightningDataModule):
                 mixed need every row's language (prepare's ``language`` field). Quote 'off'/'on' in YAML.
             language_tag_probability: mixed only: the share of utterances tagged, drawn anew each epoch from the seed.
             seed: Seed of the length-bucketed shuffle (each epoch adds its number).
+            speaker_sampling: Several speakers: "balanced" gives every speaker an equal share of each epoch (a
+                small speaker's clips repeat, a large one's are sub-sampled anew each epoch); "natural" takes every
+                clip once, in the data's proportions. No effect with one speaker.
         """
         super().__init__()
         if prepared_dir is None and raw is None:
@@ -61,8 +66,12 @@ class QwenTTSDataModule(L.LightningDataModule):
         except ValueError as error:
             raise UserError(f"data.{error}") from error
         self.seed = seed
+        if speaker_sampling not in ("balanced", "natural"):
+            raise UserError(f"data.speaker_sampling {speaker_sampling!r}: choose balanced or natural")
+        self.speaker_sampling = speaker_sampling
         self.splits: dict[str, PreparedSplit] = {}
-        self.xvector: torch.Tensor | None = None
+        self.xvector: torch.Tensor | None = None  # one speaker
+        self.voices: dict[str, torch.Tensor] = {}  # several speakers: name -> x-vector
 
     @property
     def root(self) -> Path:
@@ -91,7 +100,14 @@ class QwenTTSDataModule(L.LightningDataModule):
         for split in ("train", "val"):
             per_epoch = split == "train"  # validation draws once: its loss stays comparable across epochs
             self.splits[split] = PreparedSplit(self.root, split, tokenizer, special, language_ids, self.tags, per_epoch)
-        self.xvector = load_xvector(self.root)
+        self.xvector, self.voices = load_voices(self.root)
+        for split in self.splits.values():
+            unknown = sorted({s for s in split.speakers if s is not None} - set(self.voices))
+            if unknown or (self.voices and None in split.speakers):
+                raise UserError(
+                    f"{split.root}: rows name speakers {unknown or 'none'} that its x-vector file does not hold; "
+                    "re-run prepare"
+                )
 
     def _loader(self, split: str, shuffle: bool, accumulate: int) -> torch.utils.data.DataLoader:
         dataset = self.splits[split]
@@ -104,9 +120,12 @@ class QwenTTSDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             shuffle=shuffle,
             seed=self.seed,
+            speakers=dataset.speakers,
+            balanced=shuffle and self.speaker_sampling == "balanced",  # validation: every held-out clip once
         )
+        collate = Collate(self.xvector, self.voices)
         return torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=Collate(self.xvector), num_workers=self.num_workers
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
         )
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:

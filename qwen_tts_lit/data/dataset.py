@@ -22,7 +22,7 @@ from qwen_tts_lit.model.layout import (
     collate_sequences,
     layout_utterance,
 )
-from qwen_tts_lit.runs.speaker import read_speaker
+from qwen_tts_lit.runs.speaker import read_speaker, read_voices
 
 SPLITS = ("train", "val")
 
@@ -76,8 +76,13 @@ def reference_clip(prepared_dir: Path) -> tuple[np.ndarray, str]:
 
 
 def load_xvector(prepared_dir: Path) -> torch.Tensor:
-    """The speaker x-vector ``prepare`` computed once, (D,)."""
+    """The speaker x-vector ``prepare`` computed once, (D,), of a one-speaker dataset."""
     return read_speaker(prepared_dir, "prepared dataset (re-run prepare)")
+
+
+def load_voices(prepared_dir: Path) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """(the x-vector of a one-speaker dataset or None, {speaker: x-vector} of a several-speaker one or {})."""
+    return read_voices(prepared_dir, "prepared dataset (re-run prepare)")
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Item:
     sequence: TalkerSequence
     step_frames: int | None = None
     step_utterances: int | None = None
+    speaker: str | None = None  # several speakers: whose x-vector goes in the speaker slot
 
 
 class PreparedSplit(torch.utils.data.Dataset):
@@ -115,6 +121,11 @@ class PreparedSplit(torch.utils.data.Dataset):
     def frame_counts(self) -> list[int]:
         return [int(row["num_frames"]) for row in self.rows]
 
+    @property
+    def speakers(self) -> list[str | None]:
+        """Each row's speaker (None in a one-speaker dataset)."""
+        return [row.get("speaker") for row in self.rows]
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -127,21 +138,31 @@ class PreparedSplit(torch.utils.data.Dataset):
         tagged = self.tags.tagged(str(row["id"]), epoch)
         language_id = self.language_ids[str(row["language"]).lower()] if tagged else None
         sequence = layout_utterance(prompt_ids, codes, self.special, language_id)
+        speaker = row.get("speaker")
         if isinstance(ref, ItemRef):
-            return Item(row["id"], sequence, ref.step_frames, ref.step_utterances)
-        return Item(row["id"], sequence)
+            return Item(row["id"], sequence, ref.step_frames, ref.step_utterances, speaker)
+        return Item(row["id"], sequence, speaker=speaker)
 
 
 class Collate:
-    """Right-pads a list of items into a ``TalkerBatch``; every utterance gets the one target-voice x-vector."""
+    """Right-pads a list of items into a ``TalkerBatch``; each utterance gets its voice's x-vector in the speaker
+    slot: the one target voice's, or with several speakers the x-vector of the utterance's own speaker."""
 
-    def __init__(self, xvector: torch.Tensor) -> None:
-        self.xvector = xvector
+    def __init__(self, xvector: torch.Tensor | None, voices: dict[str, torch.Tensor] | None = None) -> None:
+        if (xvector is None) == (not voices):
+            raise ValueError("Collate needs exactly one of xvector or voices")
+        self.xvector, self.voices = xvector, voices
+
+    def xvectors(self, items: list[Item]) -> torch.Tensor:
+        """(B, D): one row per utterance."""
+        if self.voices:
+            return torch.stack([self.voices[item.speaker] for item in items])
+        return self.xvector.expand(len(items), -1).clone()
 
     def __call__(self, items: list[Item]):
         return collate_sequences(
             [item.sequence for item in items],
-            self.xvector.expand(len(items), -1).clone(),
+            self.xvectors(items),
             utterance_ids=[item.utterance_id for item in items],
             step_frames=items[0].step_frames,
             step_utterances=items[0].step_utterances,

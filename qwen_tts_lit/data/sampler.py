@@ -3,7 +3,13 @@
 Each yielded micro-batch carries the frame and utterance counts of the whole optimizer step it belongs to (all
 accumulated micro-batches on all ranks), so the step normalises its losses per token of the step: gradient
 accumulation and data parallelism then give the gradient of one big batch. The plan depends only on
-(lengths, batch_size, accumulate, world_size, seed, epoch), so every rank computes it without communication.
+(lengths, speakers, batch_size, accumulate, world_size, seed, epoch), so every rank computes it without
+communication.
+
+With several speakers, ``balanced`` sampling first draws the epoch's items so that every speaker has an equal share
+(:func:`balanced_pool`: a small speaker's clips repeat, a large one's are sub-sampled, a new draw each epoch); the
+same bucketing and per-step totals then apply to that draw (a repeated clip counts in the totals as often as it is
+in the step), so the gradient is still exactly that of one big batch. ``natural`` keeps every clip once.
 """
 
 from __future__ import annotations
@@ -35,6 +41,25 @@ def plan_micro_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, s
     return batches
 
 
+def balanced_pool(speakers: Sequence[str], seed: int) -> list[int]:
+    """One epoch's dataset indices, as many as there are items, with every speaker's share equal (n // S each, one
+    more for n % S speakers picked at random): a speaker with fewer clips repeats all of them as many whole times as
+    fit and draws the rest without repetition; one with more draws its share without repetition. Seeded."""
+    generator = torch.Generator().manual_seed(seed)
+    groups: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speakers):
+        groups.setdefault(speaker, []).append(index)
+    names = sorted(groups)
+    extra = set(torch.randperm(len(names), generator=generator)[: len(speakers) % len(names)].tolist())
+    pool = []
+    for rank, name in enumerate(names):
+        items = groups[name]
+        whole, rest = divmod(len(speakers) // len(names) + (rank in extra), len(items))
+        drawn = torch.randperm(len(items), generator=generator)[:rest].tolist()
+        pool += items * whole + [items[i] for i in sorted(drawn)]
+    return pool
+
+
 def plan_steps(
     lengths: Sequence[int], batch_size: int, accumulate: int, world_size: int, shuffle: bool, seed: int
 ) -> list[list[list[int]]]:
@@ -59,7 +84,11 @@ class StepPlanBatchSampler:
         rank: int = 0,
         shuffle: bool = True,
         seed: int = 0,
+        speakers: Sequence[str | None] | None = None,
+        balanced: bool = False,
     ) -> None:
+        """``speakers``: each item's speaker (None: one speaker); ``balanced``: equal shares per speaker each epoch
+        (:func:`balanced_pool`) instead of every item once."""
         if batch_size < 1 or accumulate < 1 or not 0 <= rank < world_size:
             raise ValueError(
                 f"bad sampler setup: batch_size={batch_size} accumulate={accumulate} rank={rank}/{world_size}"
@@ -68,21 +97,31 @@ class StepPlanBatchSampler:
         self.batch_size, self.accumulate = batch_size, accumulate
         self.world_size, self.rank = world_size, rank
         self.shuffle, self.seed = shuffle, seed
+        self.speakers = list(speakers) if speakers is not None else None
+        self.balanced = balanced and self.speakers is not None and len(set(self.speakers)) > 1
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before each epoch: a new shuffle per epoch, the same on every rank."""
         self.epoch = epoch
 
+    def epoch_items(self) -> list[int]:
+        """The dataset indices this epoch draws (positions in this list are what the plan buckets)."""
+        if self.balanced:
+            return balanced_pool(self.speakers, self.seed + self.epoch)
+        return list(range(len(self.lengths)))
+
     def __iter__(self) -> Iterator[list[ItemRef]]:
+        items = self.epoch_items()
+        lengths = [self.lengths[i] for i in items]
         steps = plan_steps(
-            self.lengths, self.batch_size, self.accumulate, self.world_size, self.shuffle, self.seed + self.epoch
+            lengths, self.batch_size, self.accumulate, self.world_size, self.shuffle, self.seed + self.epoch
         )
         for step in steps:
-            frames = sum(self.lengths[i] for batch in step for i in batch)
+            frames = sum(lengths[i] for batch in step for i in batch)
             utterances = sum(len(batch) for batch in step)
             for batch in step[self.rank :: self.world_size]:
-                yield [ItemRef(i, frames, utterances, self.epoch) for i in batch]
+                yield [ItemRef(items[i], frames, utterances, self.epoch) for i in batch]
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)

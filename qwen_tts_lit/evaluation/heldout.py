@@ -27,11 +27,13 @@ class HeldOut:
     text: str
     audio: Path
     language: str = "auto"
+    speaker: str | None = None  # a run of several speakers: who says it (its x-vector speaks, its recordings judge)
 
 
 def read_heldout(manifest: str | os.PathLike, limit: int | None = None) -> list[HeldOut]:
-    """Rows of a JSONL manifest with ``text`` and ``audio`` (relative to the manifest's folder), optional ``id`` and
-    ``language``: a prepared ``val.jsonl`` or a list like ``data/demo/heldout.jsonl``. First ``limit`` rows."""
+    """Rows of a JSONL manifest with ``text`` and ``audio`` (relative to the manifest's folder), optional ``id``,
+    ``language`` and ``speaker``: a prepared ``val.jsonl`` or a list like ``data/demo/heldout.jsonl``. First
+    ``limit`` rows, or with speakers the first ``limit`` rows of each speaker (every voice is evaluated)."""
     path = Path(manifest)
     if not path.is_file():
         raise UserError(f"{path}: held-out manifest not found")
@@ -47,10 +49,18 @@ def read_heldout(manifest: str | os.PathLike, limit: int | None = None) -> list[
             raise UserError(f"{path}, line {line_no}: needs JSON with 'text' and 'audio' ({error})") from error
         if not audio.is_file():
             raise UserError(f"{path}, line {line_no}, field audio: {audio} not found")
-        items.append(HeldOut(str(row.get("id", audio.stem)), text, audio, row.get("language", "auto")))
+        items.append(HeldOut(str(row.get("id", audio.stem)), text, audio, row.get("language", "auto"),
+                             row.get("speaker")))  # fmt: skip
     if not items:
         raise UserError(f"{path}: no held-out rows")
-    return items[:limit] if limit else items
+    if not limit:
+        return items
+    seen: dict[str | None, int] = {}
+    kept = []
+    for item in items:  # one speaker (None): the first `limit` rows, as always
+        seen[item.speaker] = seen.get(item.speaker, 0) + 1
+        kept += [item] if seen[item.speaker] <= limit else []
+    return kept
 
 
 @dataclass
@@ -62,6 +72,11 @@ class RealRecordings:
     seconds: dict[str, float]
     voice: np.ndarray  # mean resemblyzer embedding of the real recordings
     copies: dict[str, str] = field(default_factory=dict)  # utt_id -> path of its copy, relative to the run folder
+    voices: dict[str, np.ndarray] = field(default_factory=dict)  # several speakers: each one's mean embedding
+
+    def voice_for(self, item: HeldOut) -> np.ndarray:
+        """The voice a clip of ``item`` should sound like: its speaker's real recordings, or all of them."""
+        return self.voices[item.speaker] if item.speaker is not None else self.voice
 
 
 def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None = None) -> RealRecordings:
@@ -83,6 +98,8 @@ def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None 
             raise UserError(f"{item.audio}: held-out recording '{item.utt_id}' has no detectable speech")
     seconds = {utt_id: len(wav) / rate for utt_id, (wav, rate) in clips.items()}
     real = RealRecordings(list(items), speech, seconds, mean_embedding([embeddings[i.utt_id] for i in items]))
+    for name in sorted({item.speaker for item in items if item.speaker is not None}):
+        real.voices[name] = mean_embedding([embeddings[i.utt_id] for i in items if i.speaker == name])
     if run_dir is not None:
         _copy_into_run(real, run_dir)
     return real
@@ -107,5 +124,6 @@ def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
             audio = run_dir / row["real_wav"]
             if not audio.is_file():
                 raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
-            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"))
+            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"),
+                                           row.get("speaker"))  # fmt: skip
     return sorted(items.values(), key=lambda item: item.utt_id)

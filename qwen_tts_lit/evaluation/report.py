@@ -71,17 +71,29 @@ def _audio(src: str | None) -> str:
 def sentence_table(rows: list[dict]) -> str:
     """One line per held-out sentence: the real recording beside the synthesized one, with its scores."""
     lines = ["<table><tr><th>sentence</th><th>real</th><th>synthesized</th><th>heard as</th><th>scores</th></tr>"]
-    for row in sorted(rows, key=lambda r: r["utt_id"]):
+    for row in sorted(rows, key=lambda r: (r.get("speaker") or "", r["utt_id"])):
         cap = ", hit the cap" if row.get("hit_max_tokens") else ""
+        who = f"<b>{html.escape(row['speaker'])}</b>: " if row.get("speaker") else ""
         metric = row.get("error_metric") or "wer"
         scores = (f"{metric.upper()} {_fmt(row.get(metric), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, "
                   f"rate {_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
         prefix = f" <i>[{PREFIX_LABELS[row['prefix']]}]</i>" if row.get("prefix", UNTAGGED) != UNTAGGED else ""
         lines.append(
-            f"<tr><td>{html.escape(row['text'])}{prefix}</td><td>{_audio(row.get('real_wav'))}</td>"
+            f"<tr><td>{who}{html.escape(row['text'])}{prefix}</td><td>{_audio(row.get('real_wav'))}</td>"
             f"<td>{_audio(row['wav'])}</td><td>{html.escape(row.get('hypothesis') or '')}</td><td>{scores}</td></tr>"
         )
     return "\n".join(lines) + "</table>"
+
+
+def speaker_tables(cells: list[dict], best: dict | None) -> list[str]:
+    """Several speakers: each speaker's own epochs x scales grid (what the cell's combined figures come from)."""
+    names = sorted({name for cell in cells for name in cell.get("by_speaker", {})})
+    parts = []
+    for name in names:
+        own = [{"epoch": c["epoch"], "lora_scale": c["lora_scale"], **c["by_speaker"][name]}
+               for c in cells if name in c.get("by_speaker", {})]  # fmt: skip
+        parts += [f"<h3>{html.escape(name)}</h3>", grid_table(own, best)]
+    return parts
 
 
 def plots_svg(cells: list[dict]) -> str:
@@ -110,7 +122,7 @@ def plots_svg(cells: list[dict]) -> str:
 def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluation") -> str:
     """The whole page as a string."""
     rows = list(rows)
-    cells = aggregate(rows)
+    cells = aggregate(rows, ((best or {}).get("rule") or {}).get("speaker_aggregate", "mean"))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
     if best is not None:
@@ -137,6 +149,11 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
         for prefix in prefixes:
             subset = [row for row in rows if row.get("prefix", UNTAGGED) == prefix]
             parts += [f"<h3>Codec prefix: {PREFIX_LABELS[prefix]}</h3>", grid_table(aggregate(subset), best)]
+    by_speaker = speaker_tables(cells, best)
+    if by_speaker:
+        how = ((best or {}).get("rule") or {}).get("speaker_aggregate", "mean")
+        parts += [f"<p class='note'>Several speakers: each cell above is the {how} over speakers of each speaker's "
+                  "own figures, below.</p>", "<h2>By speaker</h2>", *by_speaker]  # fmt: skip
     parts.append(
         "<p class='note'>WER / CER: ASR word error rate (character error rate for Chinese, Japanese, Korean and "
         "Cantonese) against the text. SIM: speaker similarity to the real recordings. "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class EvaluateRequest:
     """Rule: the largest |rate_ratio - 1| (default: the run's)."""
     max_eos_fail: float | None = None
     """Rule: the largest share of runaway generations (default: the run's)."""
+    speaker_aggregate: Literal["mean", "worst"] | None = None
+    """Rule, several speakers: a cell's figure is the mean over speakers or the worst speaker's (default: the run's)."""
     device: str = field(default="cpu", metadata={"metavar": "DEVICE"})
     """Device for the TTS model: cpu, cuda, cuda:N or auto."""
 
@@ -61,5 +64,5 @@ class EvaluateRequest:
         return overrides | ({"asr": False} if self.no_asr else {})
 
     def rule_overrides(self) -> dict:
-        names = ("primary", "rate_tolerance", "max_eos_fail")
+        names = ("primary", "rate_tolerance", "max_eos_fail", "speaker_aggregate")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}

@@ -71,9 +71,10 @@ def rescore_run(request: EvaluateRequest) -> dict:
     for epoch in epochs:
         if epoch != loaded.epoch:
             load_epoch(loaded, epoch)
-        synthesizer = Synthesizer(loaded.tts, Voice(xvector=loaded.xvector))
+        voices = loaded.voices or {None: loaded.xvector}
+        synthesizer = Synthesizer(loaded.tts, Voice(xvector=next(iter(voices.values()))))
         new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
-                                   settings.max_new_tokens, loaded.xvector, settings.batch_size,
+                                   settings.max_new_tokens, voices, settings.batch_size,
                                    show_progress=True, prefixes=prefixes)  # fmt: skip
         print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
     return publish(run, new_rows, settings.rule)
@@ -89,8 +90,9 @@ def rescore_baselines(loaded, run, settings: EvalSettings, judges: Judges, real,
     if prepared is None and "icl" in settings.baselines:
         print(f"{run}: its prepared dataset is not here: no in-context cloning baseline", flush=True)
     reference = reference_clip(prepared) if prepared is not None else None
-    rows = evaluate_baselines(loaded.tts, loaded.xvector, reference, judges, real, run, settings.seed,
-                              settings.max_new_tokens, settings.batch_size, True, prefixes,
+    voices = loaded.voices or {None: loaded.xvector}
+    rows = evaluate_baselines(loaded.tts, voices, reference, judges, real, run, settings.seed, settings.max_new_tokens,
+                              settings.batch_size, True, prefixes,
                               settings.baselines or BASELINE_MODES)  # fmt: skip
     print(f"zero-shot baselines: {', '.join(sorted({r['baseline'] for r in rows}))} scored", flush=True)
     return rows

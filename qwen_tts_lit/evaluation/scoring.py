@@ -6,9 +6,10 @@ every metric runs on that same audio. Each utterance becomes one evaluation row 
 An epoch's cells are spoken together: all (sentence, scale) rows in one ``generate`` call, or in calls of
 ``batch_size`` rows, each row at its own LoRA scale and sampled from its own seed's generator (``synthesis``). The
 batches are fixed by the settings (rows sentence by sentence, each sentence's scales in order, then cut every
-``batch_size``), so the same settings give byte-identical audio, in training and when ``evaluate`` re-scores an
-epoch; a row's codes do not depend on its batch at all, only batched float rounding could. The judges then score
-all of the epoch's clips per call: ASR, speaker, VAD.
+``batch_size``; with several speakers, each speaker's rows in turn, spoken with that speaker's x-vector and judged
+against that speaker's real recordings), so the same settings give byte-identical audio, in training and when
+``evaluate`` re-scores an epoch; a row's codes do not depend on its batch at all, only batched float rounding
+could. The judges then score all of the epoch's clips per call: ASR, speaker, VAD.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def score_utterances(
     utterances: Sequence[Utterance],
     judges: Judges,
     real: RealRecordings,
-    model_similarity: Callable[[np.ndarray], float] | None = None,
+    model_similarity: Callable[[np.ndarray, str | None], float] | None = None,
     progress: EvalProgress | None = None,
     batch_size: int = 40,
 ) -> list[dict]:
@@ -114,10 +115,13 @@ def score_utterances(
         return [heard[i] for i in group]
 
     def speakers(group: list[int]) -> list[tuple[float, float | None]]:
-        clips = [wavs[i] for i in group]
-        resemblyzer = judges.speaker.similarities(clips, SAMPLE_RATE, real.voice)
-        own = [model_similarity(clip) if model_similarity else None for clip in clips]  # the model's own encoder
-        return list(zip(resemblyzer, own, strict=True))
+        resemblyzer = {}
+        for speaker in dict.fromkeys(items[i].speaker for i in group):  # one call per real voice in the group
+            own = [i for i in group if items[i].speaker == speaker]
+            found = judges.speaker.similarities([wavs[i] for i in own], SAMPLE_RATE, real.voice_for(items[own[0]]))
+            resemblyzer |= dict(zip(own, found, strict=True))
+        model = [model_similarity(wavs[i], items[i].speaker) if model_similarity else None for i in group]
+        return list(zip([resemblyzer[i] for i in group], model, strict=True))
 
     hypotheses = each_group("ASR", transcripts)
     similarities = each_group("speaker", speakers)
@@ -161,11 +165,12 @@ def metric_fields(
     }
 
 
-def model_similarity_fn(synthesizer: Synthesizer, xvector) -> Callable[[np.ndarray], float]:
-    """Cosine of a clip's x-vector (the model's own speaker encoder) with the training x-vector."""
+def model_similarity_fn(synthesizer: Synthesizer, voices: dict) -> Callable[[np.ndarray, str | None], float]:
+    """Cosine of a clip's x-vector (the model's own speaker encoder) with its speaker's training x-vector
+    (``voices``: {None: x-vector} for one voice, {name: x-vector} for several)."""
     encoder = EmbeddingSimilarity(synthesizer.model.extract_speaker_embedding, SAMPLE_RATE)
-    reference = np.asarray(xvector.detach().float().cpu() if hasattr(xvector, "detach") else xvector)
-    return lambda wav: encoder.similarity(wav, SAMPLE_RATE, reference)
+    references = {k: np.asarray(v.detach().float().cpu() if hasattr(v, "detach") else v) for k, v in voices.items()}
+    return lambda wav, speaker: encoder.similarity(wav, SAMPLE_RATE, references[speaker])
 
 
 def save_clip(
@@ -178,8 +183,9 @@ def save_clip(
     folder.mkdir(parents=True, exist_ok=True)
     wav_path = folder / (f"{item.utt_id}.wav" if cell.prefix == UNTAGGED else f"{item.utt_id}.{cell.prefix}.wav")
     write_wav(wav_path, utterance.wav, SAMPLE_RATE)
+    speaker = {"speaker": item.speaker} if item.speaker is not None else {}  # one voice: rows as they always were
     return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
-            "language": item.language, "prefix": cell.prefix, "seed": utterance.seed,
+            "language": item.language, **speaker, "prefix": cell.prefix, "seed": utterance.seed,
             "wav": str(wav_path.relative_to(run_dir)),
             "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds,
             **({"baseline": baseline} if baseline else {})}  # fmt: skip
@@ -192,16 +198,44 @@ def speak(
     max_new_tokens: int | None,
     batch_size: int,
     progress: EvalProgress,
+    voices: dict | None = None,
 ) -> list[Utterance]:
-    """Speak ``rows`` (sentence i with seed ``seed + i``, each at its scale), ``batch_size`` rows per call."""
+    """Speak ``rows`` (sentence i with seed ``seed + i``, each at its scale and with its codec prefix),
+    ``batch_size`` rows per call; rows of a speaker (several speakers) are spoken together with that speaker's
+    x-vector from ``voices``."""
     progress.step("synthesis")
-    utterances = []
-    for batch in batches(rows, batch_size):
-        utterances += synthesizer.synthesize([r.item.text for r in batch], seeds=[seed + r.index for r in batch],
-                                             lora_scale=[r.scale for r in batch], max_new_tokens=max_new_tokens,
-                                             batch_size=len(batch), languages=[r.language for r in batch])  # fmt: skip
-        progress.advance(len(batch))
+    by_speaker: dict[str | None, list[int]] = {}
+    for position, row in enumerate(rows):
+        by_speaker.setdefault(row.item.speaker, []).append(position)
+    utterances: list[Utterance | None] = [None] * len(rows)
+    own_voice = synthesizer.voice
+    try:
+        for speaker, positions in by_speaker.items():
+            synthesizer.voice = own_voice if speaker is None else Voice(xvector=voices[speaker])
+            for batch in batches(positions, batch_size):
+                spoken = synthesizer.synthesize(
+                    [rows[p].item.text for p in batch], seeds=[seed + rows[p].index for p in batch],
+                    lora_scale=[rows[p].scale for p in batch], max_new_tokens=max_new_tokens, batch_size=len(batch),
+                    languages=[rows[p].language for p in batch],
+                )  # fmt: skip
+                for position, utterance in zip(batch, spoken, strict=True):
+                    utterances[position] = utterance
+                progress.advance(len(batch))
+    finally:
+        synthesizer.voice = own_voice
     return utterances
+
+
+def check_speakers(items: Sequence[HeldOut], voices: dict) -> None:
+    """Held-out rows and the run's voices must agree: every row of a run of several speakers names one of them."""
+    named = [name for name in voices if name is not None]
+    if not named:
+        return
+    for item in items:
+        if item.speaker is None or item.speaker not in voices:
+            given = "names no speaker" if item.speaker is None else f"names speaker {item.speaker!r}"
+            raise UserError(f"held-out '{item.utt_id}' {given}; the run's speakers are {', '.join(named)} (give each "
+                            "held-out row a 'speaker' field)")  # fmt: skip
 
 
 def evaluate_epoch(
@@ -213,7 +247,7 @@ def evaluate_epoch(
     scales: Sequence[float],
     seed: int,
     max_new_tokens: int | None,
-    xvector,
+    voices: dict,
     batch_size: int = 40,
     show_progress: bool = False,
     prefixes: Sequence[str] = (UNTAGGED,),
@@ -221,15 +255,17 @@ def evaluate_epoch(
 ) -> list[dict]:
     """Every cell of one epoch's weights (each scale the model can run at x every held-out sentence): speak them
     ``batch_size`` rows per ``generate`` call, write the wavs under ``cell_dir(epoch, scale)``, score every clip,
-    return one row per clip. ``xvector`` is the training x-vector that ``spk_sim_model`` compares against.
+    return one row per clip. ``voices``: the training x-vectors, {None: x-vector} for one voice or {name: x-vector}
+    for several (each held-out row is spoken with its speaker's); ``spk_sim_model`` compares against them.
     ``prefixes``: the codec prefixes the model was trained on (``trained_prefixes`` of its language_tag), each
     sentence spoken with every one of them: the calls users will make. ``baseline``: these are zero-shot rows of
     the base model in that mode (:func:`evaluate_baselines`)."""
+    check_speakers(real.items, voices)
     scales = evaluable_scales(synthesizer.model, scales)
     rows = epoch_rows(real.items, scales, prefixes)
-    similarity = model_similarity_fn(synthesizer, xvector) if judges.settings.model_speaker_sim else None
+    similarity = model_similarity_fn(synthesizer, voices) if judges.settings.model_speaker_sim else None
     with EvalProgress(epoch, len(scales), len(real.items), enabled=show_progress) as progress:
-        utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress)
+        utterances = speak(synthesizer, rows, seed, max_new_tokens, batch_size, progress, voices)
         items = [row.item for row in rows]
         records = [save_clip(run_dir, epoch, row, utt, real, baseline)
                    for row, utt in zip(rows, utterances, strict=True)]  # fmt: skip
@@ -242,7 +278,7 @@ BASELINE_EPOCH = -1  # baseline rows: the base model before any training
 
 def evaluate_baselines(
     tts,
-    xvector,
+    voices: dict,
     reference: tuple[np.ndarray, str] | None,
     judges: Judges,
     real: RealRecordings,
@@ -255,15 +291,18 @@ def evaluate_baselines(
     modes: Sequence[str] = ("xvector", "icl"),
 ) -> list[dict]:
     """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells: "xvector"
-    (the training x-vector only, adapters at scale 0) and, given a 24 kHz reference recording and its transcript,
-    "icl" (upstream's in-context cloning). Rows have ``baseline`` = the mode, epoch -1 and lora_scale 0 (the
-    model's only scale when it has no adapters: call this before training changes its weights)."""
-    voices = {"xvector": Voice(xvector=xvector)} if "xvector" in modes else {}
-    if "icl" in modes and reference is not None:
-        voices["icl"] = icl_voice(tts, *reference)
+    (the training x-vectors only, adapters at scale 0) and, given a 24 kHz reference recording and its transcript,
+    "icl" (upstream's in-context cloning; one voice only: with several speakers one reference clip cannot stand for
+    all of them, so that mode is left out). ``voices`` as in :func:`evaluate_epoch`. Rows have ``baseline`` = the
+    mode, epoch -1 and lora_scale 0 (the model's only scale when it has no adapters: call this before training
+    changes its weights)."""
+    one_voice = None in voices
+    spoken_by = {"xvector": Voice(xvector=next(iter(voices.values())))} if "xvector" in modes else {}
+    if "icl" in modes and reference is not None and one_voice:
+        spoken_by["icl"] = icl_voice(tts, *reference)
     scale = evaluable_scales(tts.model, [0.0])
     rows = []
-    for mode, voice in voices.items():
+    for mode, voice in spoken_by.items():
         rows += evaluate_epoch(Synthesizer(tts, voice), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
-                               max_new_tokens, xvector, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
+                               max_new_tokens, voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
     return rows

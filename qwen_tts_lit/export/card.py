@@ -33,7 +33,8 @@ def export_metadata(
         "base_model": loaded.base_model,
         "finetune": loaded.finetune,
         "speaker_name": request.speaker_name,
-        "speaker_row": SPEAKER_ROW if request.format == "custom_voice" else None,
+        "speaker_row": SPEAKER_ROW if request.format == "custom_voice" and not loaded.voices else None,
+        **({"speakers": _speaker_index(list(loaded.voices), request.format)} if loaded.voices else {}),
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
         "lora_scale_merged": request.format == "custom_voice",
@@ -49,11 +50,18 @@ def export_metadata(
     }
 
 
+def _speaker_index(names: list[str], fmt: str) -> dict[str, int]:
+    """Several speakers: each one's codec-embedding row (custom_voice) or row of the x-vector file (adapter)."""
+    first = SPEAKER_ROW if fmt == "custom_voice" else 0
+    return {name: first + i for i, name in enumerate(names)}
+
+
 def export_command(request: ExportRequest, choice: Choice) -> str:
     """The command that reproduces this export, with the epoch and scale spelled out."""
     args = ["python", "-m", "qwen_tts_lit", "export", "--run", str(request.run), "--epoch", str(choice.epoch)]
     args += ["--lora-scale", f"{choice.lora_scale:g}", "--output", str(request.output)]
-    args += ["--speaker-name", request.speaker_name, "--format", request.format]
+    args += ["--speaker-name", request.speaker_name] if request.speaker_name else []
+    args += ["--format", request.format]
     if request.keep_speaker_encoder:
         args.append("--keep-speaker-encoder")
     if request.base_model:
@@ -84,7 +92,8 @@ def data_minutes(config: dict) -> dict | None:
 
 def model_card(meta: dict) -> str:
     """The export folder's model card (Markdown)."""
-    name, fmt = meta["speaker_name"], meta["format"]
+    fmt = meta["format"]
+    name = meta["speaker_name"] or ", ".join(meta.get("speakers") or {})
     minutes = meta["data_minutes"]
     data = ", ".join(f"{v:.1f} min {k}" for k, v in minutes.items() if k in ("train", "val")) if minutes else "unknown"
     if meta["metrics"]:
@@ -155,9 +164,12 @@ def language_tag_line(meta: dict) -> str:
 
 def _usage(fmt: str, name: str, meta: dict) -> str:
     calls = trained_calls(meta)
+    speakers = list(meta.get("speakers") or {})
     if fmt == "custom_voice":
+        which = f'"{speakers[0]}"' if speakers else f'"{name}"'
+        also = f' (or any of {", ".join(speakers)})' if len(speakers) > 1 else ""
         lines = "\n".join(
-            f'wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker="{name}"{extra})  # {why}'
+            f'wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker={which}{extra})  # {why}{also}'
             for extra, why in calls
         )
         return f"""```python
@@ -169,6 +181,10 @@ tts = Qwen3TTSModel.from_pretrained("THIS_FOLDER")
 sf.write("out.wav", wavs[0], sr)
 ```
 Do not pass a language the other way: that builds a codec prefix the model was not fine-tuned on."""
+    if speakers:
+        tensor = f'["xvectors"][0]  # (S, D): row i is speaker i of the metadata "speakers": {", ".join(speakers)}'
+    else:
+        tensor = '["xvector"]'
     lines = "\n".join(
         f'    wavs, sr = tts.generate_voice_clone(text="Hello there.", voice_clone_prompt=prompt, '
         f"non_streaming_mode=True{extra})  # {why}"
@@ -183,7 +199,7 @@ from qwen_tts import Qwen3TTSModel, VoiceClonePromptItem
 from safetensors.torch import load_file
 tts = Qwen3TTSModel.from_pretrained("{meta["base_model"]}")  # the base checkpoint
 model = PeftModel.from_pretrained(tts.model, "THIS_FOLDER")  # adapters injected into tts.model in place
-xvector = load_file("THIS_FOLDER/{SPEAKER_FILE}")["xvector"]
+xvector = load_file("THIS_FOLDER/{SPEAKER_FILE}"){tensor}
 prompt = [VoiceClonePromptItem(ref_code=None, ref_spk_embedding=xvector, x_vector_only_mode=True, icl_mode=False)]
 with rescale_adapter_scale(model, {meta["lora_scale"]:g}):
 {lines}

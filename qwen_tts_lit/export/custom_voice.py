@@ -2,7 +2,10 @@
 at the chosen scale, ``tts_model_type="custom_voice"``, ``talker_config.spk_id={name: 3000}``, the x-vector in
 ``talker.model.codec_embedding.weight[3000]`` (``generate`` looks the speaker up through
 ``talker.get_input_embeddings()``, which is that table), our sampling presets in ``generation_config.json``. Loads
-with ``Qwen3TTSModel.from_pretrained(OUT)`` and speaks with ``generate_custom_voice(text=..., speaker=NAME)``."""
+with ``Qwen3TTSModel.from_pretrained(OUT)`` and speaks with ``generate_custom_voice(text=..., speaker=NAME)``.
+
+A run of several speakers exports every one of them: ``spk_id={name_i: 3000 + i}`` (names in the run's order) and
+speaker i's x-vector in row 3000 + i, as the official CustomVoice checkpoints hold their speakers."""
 
 from __future__ import annotations
 
@@ -37,28 +40,58 @@ def merged_model(loaded: LoadedRun, scale: float) -> torch.nn.Module:
     return merge_at_scale(loaded.peft_model, scale)
 
 
+def speaker_rows(names: list[str], vocab_size: int) -> dict[str, int]:
+    """name -> its codec-embedding row: 3000, 3001, ... (rows past the vocabulary do not exist)."""
+    if SPEAKER_ROW + len(names) > vocab_size:
+        raise UserError(f"{len(names)} speakers: the codec vocabulary ({vocab_size}) has rows for at most "
+                        f"{vocab_size - SPEAKER_ROW} from row {SPEAKER_ROW}")  # fmt: skip
+    return {name: SPEAKER_ROW + i for i, name in enumerate(names)}
+
+
+def install_speakers(model: torch.nn.Module, voices: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Write each x-vector into its codec-embedding row (the table ``generate`` reads speakers from); the spk_id."""
+    table = model.talker.get_input_embeddings().weight
+    rows = speaker_rows(list(voices), table.shape[0])
+    with torch.no_grad():
+        for name, row in rows.items():
+            table[row] = voices[name].to(table.dtype)
+    return rows
+
+
 def write_custom_voice(
-    loaded: LoadedRun, scale: float, name: str, out: Path, keep_speaker_encoder: bool, preset: GenerationPreset
+    loaded: LoadedRun, scale: float, name: str | None, out: Path, keep_speaker_encoder: bool, preset: GenerationPreset
+) -> None:
+    """The run's epoch merged at ``scale``, speaking as ``name`` (a one-voice run) or as each of its speakers."""
+    voices = loaded.voices or {name: loaded.xvector}
+    save_custom_voice(merged_model(loaded, scale), loaded.base_model, voices, out, keep_speaker_encoder, preset)
+
+
+def save_custom_voice(
+    model: torch.nn.Module,
+    base_model: str,
+    voices: dict[str, torch.Tensor],
+    out: Path,
+    keep_speaker_encoder: bool,
+    preset: GenerationPreset,
 ) -> None:
     """Like upstream's fine-tuning script: the base folder's files (tokenizer, speech tokenizer, ...) are copied,
-    and the config (edited from the base's own), the merged weights and the generation config are written."""
+    and the config (edited from the base's own), the weights with the speakers' rows and the generation config are
+    written."""
     from safetensors.torch import save_file
 
-    model = merged_model(loaded, scale)
-    with torch.no_grad():
-        model.talker.get_input_embeddings().weight[SPEAKER_ROW] = loaded.xvector.to(model.dtype)
-    dtype = checkpoint_dtype(loaded.base_model)  # merged in float32, saved in the dtype the base ships in
+    rows = install_speakers(model, voices)
+    dtype = checkpoint_dtype(base_model)  # merged in float32, saved in the dtype the base ships in
     state = {
         key: (tensor.to(dtype) if tensor.is_floating_point() else tensor).detach().cpu().contiguous()
         for key, tensor in model.state_dict().items()
         if keep_speaker_encoder or not key.startswith("speaker_encoder.")
     }
-    copy_support_files(loaded.base_model, out)
+    copy_support_files(base_model, out)
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    config = json.loads(checkpoint_file(loaded.base_model, MODEL_CONFIG_FILE).read_text())
+    config = json.loads(checkpoint_file(base_model, MODEL_CONFIG_FILE).read_text())
     config["tts_model_type"] = "custom_voice"
-    config["talker_config"]["spk_id"] = {name: SPEAKER_ROW}
-    config["talker_config"]["spk_is_dialect"] = {name: False}  # generate reads it for language "auto"/"chinese"
+    config["talker_config"]["spk_id"] = rows
+    config["talker_config"]["spk_is_dialect"] = dict.fromkeys(rows, False)  # generate reads it for "auto"/"chinese"
     (out / MODEL_CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     clean_saved_config(out)
     (out / GENERATION_CONFIG_FILE).write_text(json.dumps(preset.generation_config(), indent=2) + "\n")

@@ -16,6 +16,7 @@ from qwen_tts_lit.files import StorageError, staged_folder, storage_error, write
 from qwen_tts_lit.runs.choice import choose
 from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, check_run_dir, checkpoint_path
 from qwen_tts_lit.runs.records import best_path, read_best
+from qwen_tts_lit.runs.speaker import run_speakers
 from qwen_tts_lit.runs.weights import load_run
 from qwen_tts_lit.synthesis.presets import GenerationPreset
 from qwen_tts_lit.upstream.loading import resolve_device
@@ -35,7 +36,9 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
     if best is not None and best.get("passed_filters") is False and request.epoch is None:
         print(f"export: warning: {best_path(run)} says no cell passed its filters ({best.get('reason')})",
               file=sys.stderr)  # fmt: skip
+    request.check_speakers(list(run_speakers(run)))  # before the weights load
     loaded = load_run(run, choice.epoch, resolve_device(request.device), "float32", request.base_model)
+    request.check_speakers(list(loaded.voices))  # what the epoch itself holds
     if request.format == "adapter" and loaded.peft_model is None:
         raise UserError(f"{run}: a full fine-tuning run has no adapter; use --format custom_voice")
     metadata = export_metadata(request, loaded, choice, preset, best)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from qwen_tts_lit.errors import UserError
-
-SPEAKER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")  # upstream lower-cases names before looking them up
+from qwen_tts_lit.runs.speaker import speaker_name_problem
 
 
 @dataclass(frozen=True)
@@ -24,8 +22,9 @@ class ExportRequest:
     """Run folder (runs/NAME/version_N)."""
     output: Path
     """Export folder (must be absent or empty, or use --force)."""
-    speaker_name: str
-    """Speaker name (lower-case; the custom_voice speaker id)."""
+    speaker_name: str | None = None
+    """Speaker name (lower-case; the custom_voice speaker id) of a one-voice run; a run of several speakers exports
+    every one under the name it was prepared with."""
     format: Literal["custom_voice", "adapter"] = "custom_voice"
     """custom_voice: a complete official checkpoint, LoRA merged; adapter: a PEFT folder + the x-vector."""
     epoch: int | None = None
@@ -53,11 +52,23 @@ class ExportRequest:
             raise UserError(
                 "--keep-speaker-encoder: only for --format custom_voice (an adapter never holds base weights)"
             )
-        check_speaker_name(self.speaker_name)
+        if self.speaker_name is not None:
+            check_speaker_name(self.speaker_name)
+
+    def check_speakers(self, speakers: list[str]) -> None:
+        """The run's speakers ([] for one voice) against --speaker-name."""
+        if speakers and self.speaker_name is not None:
+            raise UserError(
+                f"--speaker-name {self.speaker_name}: {self.run} has speakers {', '.join(speakers)}, exported "
+                "under these names; leave --speaker-name out"
+            )
+        if not speakers and self.speaker_name is None:
+            raise UserError("--speaker-name: required (the speaker id the exported voice is called by)")
 
 
 def check_speaker_name(name: str) -> str:
-    """Lower-case letters, digits, '_' and '-' (the name is a dict key upstream lower-cases on lookup)."""
-    if not SPEAKER_NAME.match(name or ""):
-        raise UserError(f"--speaker-name {name!r}: use lower-case letters, digits, '_' or '-', starting alphanumeric")
+    """Lower-case letters and digits of any script, then '_' and '-' (a dict key upstream lower-cases on lookup)."""
+    problem = speaker_name_problem(name or "")
+    if problem is not None:
+        raise UserError(f"--speaker-name {name!r}: {problem}")
     return name

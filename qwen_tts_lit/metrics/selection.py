@@ -13,6 +13,11 @@ chosen cell counts such rows (``unscored_rows``). When no row has the primary at
 ranks on the first tie-break metric that was measured and says so (``ranked_by``, ``reason``): it never fails on a
 missing metric.
 
+Rows of several speakers (a ``speaker`` field) are averaged per speaker first; the cell's metrics are then the
+mean over speakers (``speaker_aggregate="mean"``: every voice weighs the same, however many sentences it has) or the
+worst speaker's value of each metric (``"worst"``: one voice cannot be sacrificed for another). Each speaker's own
+figures stay in the cell under ``by_speaker``. Rows without a speaker are aggregated exactly as before.
+
 :func:`score` folds the rule into one number per cell for ``ModelCheckpoint(monitor="val/score", mode="max")``;
 the chosen cell from :func:`select_best` (what the run folder records) is the authority.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
 DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
@@ -55,8 +60,12 @@ class SelectionRule:
     """score(): weight of the tie-break metrics, small so that they only reorder near-equal primaries."""
     beat_baseline: bool = False
     """Keep only cells better on the primary than the best zero-shot baseline (when the run has baseline rows)."""
+    speaker_aggregate: Literal["mean", "worst"] = "mean"
+    """Several speakers: a cell's metric is the mean over speakers, or the worst speaker's value."""
 
     def __post_init__(self) -> None:
+        if self.speaker_aggregate not in ("mean", "worst"):
+            raise ValueError(f"SelectionRule: speaker_aggregate {self.speaker_aggregate!r}; choose mean or worst")
         for name in (self.primary, *self.tie_break):
             if name not in DIRECTIONS:
                 raise ValueError(f"SelectionRule: unknown metric {name!r}; choose from {sorted(DIRECTIONS)}")
@@ -82,33 +91,64 @@ def row_value(row: Mapping[str, Any], name: str) -> Any:
     return row.get(name)
 
 
-def aggregate(rows: Any) -> list[dict[str, Any]]:
+def aggregate(rows: Any, speaker_aggregate: str = "mean") -> list[dict[str, Any]]:
     """One dict per trained (epoch, lora_scale), sorted by both: n, mean metrics, rate_error = |rate_ratio - 1|,
-    eos_fail. Zero-shot baseline rows are left out (:func:`baseline_cells`)."""
-    return _cells([row for row in as_records(rows) if not row.get("baseline")])
+    eos_fail; with several speakers, combined over speakers by ``speaker_aggregate`` and each one's under
+    ``by_speaker``. Zero-shot baseline rows are left out (:func:`baseline_cells`)."""
+    return _cells([row for row in as_records(rows) if not row.get("baseline")], speaker_aggregate)
 
 
-def baseline_cells(rows: Any) -> dict[str, dict[str, Any]]:
+def baseline_cells(rows: Any, speaker_aggregate: str = "mean") -> dict[str, dict[str, Any]]:
     """The zero-shot baseline rows aggregated per mode ("xvector", "icl"), like :func:`aggregate`'s cells."""
     modes: dict[str, list[Mapping[str, Any]]] = {}
     for row in as_records(rows):
         if row.get("baseline"):
             modes.setdefault(str(row["baseline"]), []).append(row)
-    return {mode: _cells(group)[0] | {"baseline": mode} for mode, group in sorted(modes.items())}
+    return {mode: _cells(group, speaker_aggregate)[0] | {"baseline": mode} for mode, group in sorted(modes.items())}
 
 
-def _cells(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _cells(rows: list[Mapping[str, Any]], speaker_aggregate: str) -> list[dict[str, Any]]:
     groups: dict[tuple[int, float], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault((int(row["epoch"]), float(row["lora_scale"])), []).append(row)
     cells = []
     for (epoch, scale), group in sorted(groups.items()):
-        cell: dict[str, Any] = {"epoch": epoch, "lora_scale": scale, "n": len(group)}
-        cell |= {name: mean(row_value(row, name) for row in group) for name in MEAN_FIELDS}
-        cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
-        cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
-        cells.append(cell)
+        speakers: dict[str, list[Mapping[str, Any]]] = {}
+        for row in group:
+            if row.get("speaker") is not None:
+                speakers.setdefault(row["speaker"], []).append(row)
+        if not speakers:
+            cells.append({"epoch": epoch, "lora_scale": scale, **_metrics(group)})
+            continue
+        per_speaker = {name: _metrics(own) for name, own in sorted(speakers.items())}
+        cell = {"epoch": epoch, "lora_scale": scale, **across_speakers(per_speaker, speaker_aggregate)}
+        cells.append(cell | {"by_speaker": per_speaker})
     return cells
+
+
+def _metrics(group: list[Mapping[str, Any]]) -> dict[str, Any]:
+    cell: dict[str, Any] = {"n": len(group)}
+    cell |= {name: mean(row_value(row, name) for row in group) for name in MEAN_FIELDS}
+    cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
+    cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
+    return cell
+
+
+def across_speakers(per_speaker: dict[str, dict[str, Any]], how: str) -> dict[str, Any]:
+    """One cell's metrics from each speaker's: the mean over speakers, or each metric's worst speaker (in the
+    direction of DIRECTIONS; rate_ratio is then the worst rate_error speaker's; the others are averaged)."""
+    cells = list(per_speaker.values())
+    combined: dict[str, Any] = {"n": sum(cell["n"] for cell in cells)}
+    for name in (*MEAN_FIELDS, "rate_error", "eos_fail"):
+        values = [cell[name] for cell in cells if cell[name] is not None]
+        if how == "worst" and name in DIRECTIONS and values:
+            combined[name] = min(values) if DIRECTIONS[name] > 0 else max(values)
+        else:
+            combined[name] = mean(values)
+    if how == "worst" and combined["rate_error"] is not None:
+        worst = max((c for c in cells if c["rate_error"] is not None), key=lambda c: c["rate_error"])
+        combined["rate_ratio"] = worst["rate_ratio"]
+    return combined  # under "mean", rate_error is the mean of each speaker's: a fast and a slow voice do not cancel
 
 
 def filter_misses(
@@ -237,11 +277,11 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
     ranked_by (the primary, or what replaced a primary no row has), unscored_rows, candidates, passed_filters
     (False: no cell passed, chosen by the primary among all), failed_filters, reason, score."""
-    cells = aggregate(rows)
+    cells = aggregate(rows, rule.speaker_aggregate)
     if not cells:
         raise ValueError("select_best: no evaluation rows")
     asked, rule = rule, effective_rule(cells, rule)
-    baselines = baseline_cells(rows)
+    baselines = baseline_cells(rows, rule.speaker_aggregate)
     zero_shot = rank(list(baselines.values()), rule)[0] if baselines else None
     passing = [cell for cell in cells if not filter_misses(cell, rule, zero_shot)]
     best = rank(passing or cells, rule)[0]
@@ -251,7 +291,8 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     filters += [f"{rule.primary} better than zero-shot"] if rule.beat_baseline and zero_shot is not None else []
     direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
     pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"
-    reason = f"{direction} {rule.primary} among {pool}"
+    over = f" ({rule.speaker_aggregate} over {len(best['by_speaker'])} speakers)" if "by_speaker" in best else ""
+    reason = f"{direction} {rule.primary}{over} among {pool}"
     if not passing:
         reason = f"no cell passed ({pool}): {direction} {rule.primary} among all"
     if rule.primary != asked.primary:

@@ -6,8 +6,8 @@ A run folder (``runs/NAME/version_N``, Lightning's log dir, or ``ROOT/VARIANT/se
     hparams.yaml           the module's hyper-parameters
     metrics.csv            CSVLogger: train/*, val/*, time/* per step and epoch
     events.out.tfevents.*  TensorBoard
-    speaker.safetensors    the target voice's x-vector (tensor ``xvector``)
-    checkpoints/           epoch=NNN.ckpt per epoch and last.ckpt: trained tensors, optimizer state, x-vector
+    speaker.safetensors    the target voice's x-vector (tensor ``xvector``), or every speaker's (``xvectors``)
+    checkpoints/           epoch=NNN.ckpt per epoch and last.ckpt: trained tensors, optimizer state, x-vector(s)
     eval/rows.jsonl        one JSON row per synthesized utterance
     eval/epoch=NNN/scale=S/ID.wav, eval/real/ID.wav   the synthesized audio and copies of the real recordings
     best.json              the chosen (epoch, lora_scale) cell, its metrics and the rule

@@ -1,7 +1,8 @@
 """Load one epoch of a run: the base checkpoint + the same LoRA injection as training + the saved tensors.
 
 A checkpoint (``checkpoints/epoch=NNN.ckpt``) holds only the trained tensors (keys ``tts.<name>``), the optimizer
-state, ``hyper_parameters``, ``qwen_tts_lit`` (base model, fine-tuning mode) and ``xvector``; loading rebuilds the
+state, ``hyper_parameters``, ``qwen_tts_lit`` (base model, fine-tuning mode) and ``xvector`` (one speaker) or
+``voices`` (several: name -> x-vector); loading rebuilds the
 model exactly as the run's evaluation heard it. Torch only, no Lightning.
 """
 
@@ -16,7 +17,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec, inject_lora
 from qwen_tts_lit.runs.checkpoints import read_checkpoint
 from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path
-from qwen_tts_lit.runs.speaker import read_speaker
+from qwen_tts_lit.runs.speaker import pick_voice, read_voices
 from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
 
@@ -26,12 +27,17 @@ class LoadedRun:
 
     tts: object  # qwen_tts.Qwen3TTSModel; LoRA injected in place in LoRA mode
     peft_model: object | None  # the PeftModel around tts.model (LoRA mode), else None
-    xvector: torch.Tensor  # (D,)
+    xvector: torch.Tensor | None  # (D,) of a one-speaker run, else None
     epoch: int
     run_dir: Path
     hyper_parameters: dict = field(default_factory=dict)
     base_model: str = ""
     finetune: str = "lora"
+    voices: dict[str, torch.Tensor] = field(default_factory=dict)  # several speakers: name -> (D,)
+
+    def voice(self, speaker: str | None) -> torch.Tensor:
+        """The x-vector to speak with: the run's one voice, or the named speaker of a several-speaker run."""
+        return pick_voice(self.xvector, self.voices, speaker, self.run_dir)
 
 
 def load_run(
@@ -58,7 +64,8 @@ def load_run(
     tts = load_qwen3_tts(base, dtype or hp.get("dtype", "float32"), hp.get("attn_implementation", "sdpa"), device)
     peft_model = inject_lora(tts.model, LoraSpec.from_hparams(hp)) if finetune == "lora" else None
     _load_trained(peft_model if peft_model is not None else tts.model, checkpoint, path)
-    return LoadedRun(tts, peft_model, _xvector(checkpoint, run), epoch, run, hp, base, finetune)
+    xvector, voices = _voices(checkpoint, run)
+    return LoadedRun(tts, peft_model, xvector, epoch, run, hp, base, finetune, voices)
 
 
 def load_epoch(loaded: LoadedRun, epoch: int) -> None:
@@ -66,7 +73,7 @@ def load_epoch(loaded: LoadedRun, epoch: int) -> None:
     path = checkpoint_path(loaded.run_dir, epoch)
     checkpoint = read_checkpoint(path)
     _load_trained(loaded.peft_model if loaded.peft_model is not None else loaded.tts.model, checkpoint, path)
-    loaded.xvector, loaded.epoch = _xvector(checkpoint, loaded.run_dir), epoch
+    (loaded.xvector, loaded.voices), loaded.epoch = _voices(checkpoint, loaded.run_dir), epoch
 
 
 def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
@@ -86,7 +93,9 @@ def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
     model.eval()
 
 
-def _xvector(checkpoint: dict, run_dir: Path) -> torch.Tensor:
+def _voices(checkpoint: dict, run_dir: Path) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
     if "xvector" in checkpoint:
-        return checkpoint["xvector"].float()
-    return read_speaker(run_dir, "run folder (and the checkpoint holds no x-vector)")
+        return checkpoint["xvector"].float(), {}
+    if "voices" in checkpoint:
+        return None, {name: vector.float() for name, vector in checkpoint["voices"].items()}
+    return read_voices(run_dir, "run folder (and the checkpoint holds no x-vector)")

@@ -46,7 +46,7 @@ class SynthesizeRequest:
     strict: bool = False
     """Refuse (exit 2) instead of warning when --language asks for a codec prefix the model was not trained on."""
     speaker: str | None = None
-    """custom_voice export with several speakers: which one."""
+    """Which speaker, for a run, adapter export or custom_voice export of several speakers."""
     base_model: str | None = None
     """Base checkpoint, when the run's or adapter's own source is not here."""
     retries: int = DEFAULT_RETRIES

@@ -46,19 +46,19 @@ def open_voice(
     if not path.is_dir():
         raise UserError(f"--model {model}: folder not found (give a run folder or an export folder)")
     if is_run_dir(path):
-        return _open_run(path, epoch, device, base_model)
+        return _open_run(path, epoch, device, base_model, speaker)
     if epoch is not None:
         raise UserError(f"--epoch: only for a run folder; {path} is an export")
     meta_path = path / EXPORT_METADATA_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if (path / ADAPTER_CONFIG_FILE).is_file():
-        return _open_adapter(path, meta, device, base_model)
+        return _open_adapter(path, meta, device, base_model, speaker)
     if (path / MODEL_CONFIG_FILE).is_file():
         return _open_custom_voice(path, meta, device, speaker)
     raise UserError(f"--model {path}: neither a run folder nor an export (no {MODEL_CONFIG_FILE} or adapter)")
 
 
-def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None) -> OpenedVoice:
+def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
     from qwen_tts_lit.runs.choice import choose
     from qwen_tts_lit.runs.config import read_config, trained_language_tag
     from qwen_tts_lit.runs.folder import check_run_dir
@@ -69,16 +69,16 @@ def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None
     choice = choose(read_best(run), epoch, None, run)  # the scale is the caller's (or the run's chosen one)
     loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
     language_tag = trained_language_tag(read_config(run))
-    voice = Voice(xvector=loaded.xvector)
+    voice = Voice(xvector=loaded.voice(speaker))
     return OpenedVoice(
         loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, language_tag, list(choice.notes)
     )
 
 
-def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None) -> OpenedVoice:
+def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
     from peft import PeftModel
 
-    from qwen_tts_lit.runs.speaker import read_speaker
+    from qwen_tts_lit.runs.speaker import pick_voice, read_voices
     from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
     base = (
@@ -88,7 +88,7 @@ def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None) -
     )
     if not base:
         raise UserError(f"{path}: names no base model; pass --base-model")
-    xvector = read_speaker(path, "adapter export")
+    xvector = pick_voice(*read_voices(path, "adapter export"), speaker, path)
     tts = load_qwen3_tts(base, "float32", "sdpa", device)
     PeftModel.from_pretrained(tts.model, str(path)).eval()  # injects the adapters into tts.model in place
     scale = float(meta.get("lora_scale", UNSCALED))

@@ -131,7 +131,8 @@ class EvalSuite(L.Callback):
         root = getattr(datamodule, "root", None)
         reference = reference_clip(root) if "icl" in self.settings.baselines and root is not None else None
         settings = self.settings
-        rows = evaluate_baselines(pl_module.wrapper, pl_module.xvector, reference, self._judges, self._real, run_dir,
+        voices = pl_module.voices or {None: pl_module.xvector}
+        rows = evaluate_baselines(pl_module.wrapper, voices, reference, self._judges, self._real, run_dir,
                                   settings.seed, settings.max_new_tokens, settings.batch_size,
                                   trainer.progress_bar_callback is not None, self._prefixes(trainer),
                                   settings.baselines)  # fmt: skip
@@ -183,16 +184,17 @@ class EvalSuite(L.Callback):
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
         self._load_judges(trainer, run_dir)
-        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=pl_module.xvector))
+        voices = pl_module.voices or {None: pl_module.xvector}  # several speakers: each row speaks with its own
+        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))))
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
-                                  settings.seed, settings.max_new_tokens, pl_module.xvector, settings.batch_size,
+                                  settings.seed, settings.max_new_tokens, voices, settings.batch_size,
                                   show_progress=trainer.progress_bar_callback is not None,
                                   prefixes=self._prefixes(trainer))  # fmt: skip
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)
-        return {"cells": aggregate(new_rows), "best": epoch_best}
+        return {"cells": aggregate(new_rows, settings.rule.speaker_aggregate), "best": epoch_best}
 
     def _log_audio(self, trainer: L.Trainer, run_dir: Path, rows: list[dict], scale: float, epoch: int) -> None:
         import soundfile as sf

@@ -23,7 +23,7 @@ from qwen_tts_lit.model.step import (
     training_step_losses,
 )
 from qwen_tts_lit.model.trainable import make_trainable
-from qwen_tts_lit.runs.speaker import write_speaker
+from qwen_tts_lit.runs.speaker import write_speaker, write_speakers
 from qwen_tts_lit.upstream.loading import check_model_source, load_qwen3_tts
 
 SEED_GUIDE_FULL_SFT_LR = 2e-6  # the seed guide's LR for 1.7B; community reports noise and lost EOS above it
@@ -90,7 +90,8 @@ class QwenTTSModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only what is trained; the base weights come from `model`
         self.tts: torch.nn.Module | None = None  # Qwen3TTSForConditionalGeneration (a PeftModel around it in LoRA)
         self.wrapper = None  # the official Qwen3TTSModel around the same weights, for generation
-        self.xvector: torch.Tensor | None = None
+        self.xvector: torch.Tensor | None = None  # one speaker
+        self.voices: dict[str, torch.Tensor] = {}  # several speakers: name -> x-vector (each utterance carries its own)
         self.checkpoint_epoch: int | None = None  # the epoch of the checkpoint loaded (validate labels rows by it)
 
     # ------------------------------------------------------------------ model
@@ -121,11 +122,16 @@ class QwenTTSModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and getattr(datamodule, "xvector", None) is not None:
             self.xvector = datamodule.xvector
+        if datamodule is not None and getattr(datamodule, "voices", None):
+            self.voices = dict(datamodule.voices)
 
     def on_fit_start(self) -> None:
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
-        if self.trainer.is_global_zero and self.xvector is not None and log_dir:
-            write_speaker(Path(log_dir), self.xvector)
+        if self.trainer.is_global_zero and log_dir:
+            if self.xvector is not None:
+                write_speaker(Path(log_dir), self.xvector)
+            elif self.voices:
+                write_speakers(Path(log_dir), self.voices)
 
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.hparams.seed + self.current_epoch)
@@ -216,13 +222,17 @@ class QwenTTSModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep only what is trained (adapters, or the talker in full mode) plus the x-vector: never the base."""
+        """Keep only what is trained (adapters, or the talker in full mode) plus the x-vector(s): never the base."""
         checkpoint["state_dict"] = {f"tts.{k}": v for k, v in trainable_state_dict(self.tts).items()}
         checkpoint["qwen_tts_lit"] = {"base_model": self.hparams.model, "finetune": self.hparams.finetune}
         if self.xvector is not None:
             checkpoint["xvector"] = self.xvector.detach().cpu()
+        if self.voices:
+            checkpoint["voices"] = {name: vector.detach().cpu() for name, vector in self.voices.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "xvector" in checkpoint:
             self.xvector = checkpoint["xvector"]
+        if "voices" in checkpoint:
+            self.voices = dict(checkpoint["voices"])
         self.checkpoint_epoch = checkpoint.get("epoch")

@@ -53,3 +53,45 @@ def test_epochs_reshuffle_deterministically():
 def test_rejects_bad_setup():
     with pytest.raises(ValueError, match="rank"):
         StepPlanBatchSampler(LENGTHS, 2, world_size=2, rank=2)
+
+
+SPEAKERS = ["a"] * 8 + ["b"] * 2 + ["c"]  # 11 items: a has most, c one
+
+
+def test_balanced_pool_gives_every_speaker_an_equal_share():
+    from qwen_tts_lit.data.sampler import balanced_pool
+
+    for seed in range(5):
+        pool = balanced_pool(SPEAKERS, seed)
+        shares = Counter(SPEAKERS[i] for i in pool)
+        assert len(pool) == len(SPEAKERS) and sorted(shares.values()) == [3, 4, 4]  # 11 = 3 + 4 + 4
+        assert Counter(pool)[10] >= 3  # c's one clip repeats
+        assert all(n == 1 for i, n in Counter(pool).items() if SPEAKERS[i] == "a")  # a is sub-sampled, never repeated
+        assert set(i for i in pool if SPEAKERS[i] == "b") == {8, 9}  # b: both clips, one once more
+    assert balanced_pool(SPEAKERS, 0) == balanced_pool(SPEAKERS, 0) and len({tuple(balanced_pool(SPEAKERS, s)) for
+                                                                              s in range(5)}) > 1  # fmt: skip
+
+
+def test_balanced_steps_keep_bucketing_and_exact_step_totals_on_every_rank():
+    ranks = [
+        list(StepPlanBatchSampler(LENGTHS, 2, 2, 2, r, seed=3, speakers=SPEAKERS, balanced=True)) for r in range(2)
+    ]
+    drawn = Counter(ref.index for rank in ranks for batch in rank for ref in batch)
+    assert Counter(SPEAKERS[i] for i in drawn.elements())["c"] >= 3  # the draw is the balanced one (up to the padding
+    # of the last step, which repeats micro-batches for whole ranks, as without speakers)
+    for a, b in zip(*ranks, strict=True):
+        assert (a[0].step_frames, a[0].step_utterances) == (b[0].step_frames, b[0].step_utterances)
+    sampler = StepPlanBatchSampler(LENGTHS, 2, seed=3, speakers=SPEAKERS, balanced=True)
+    items = sampler.epoch_items()
+    ranked = sorted(LENGTHS[i] for i in items)
+    for batch in sampler:  # each micro-batch is a run of neighbours in the length order of the draw
+        lengths = sorted(LENGTHS[r.index] for r in batch)
+        assert any(lengths == ranked[start : start + len(lengths)] for start in range(len(ranked)))
+        assert batch[0].step_frames == sum(LENGTHS[r.index] for r in batch)  # a repeated clip counts each time
+
+
+def test_natural_sampling_and_one_speaker_plan_exactly_as_without_speakers():
+    plain = [[tuple(r) for r in b] for b in StepPlanBatchSampler(LENGTHS, 2, seed=5)]
+    natural = StepPlanBatchSampler(LENGTHS, 2, seed=5, speakers=SPEAKERS, balanced=False)
+    single = StepPlanBatchSampler(LENGTHS, 2, seed=5, speakers=["a"] * len(LENGTHS), balanced=True)
+    assert [[tuple(r) for r in b] for b in natural] == plain == [[tuple(r) for r in b] for b in single]

@@ -234,3 +234,53 @@ def test_baseline_rows_are_compared_not_chosen(grid: list[dict]):
     assert not strict["passed_filters"] and "error_rate better than zero-shot" in strict["reason"]
     loose = select_best(rows, SelectionRule(beat_baseline=True, rate_tolerance=None, max_eos_fail=None))
     assert (loose["epoch"], loose["passing"]) == (1, 1)  # only wer 0.02 beats 0.05; the 0.05 tie does not
+
+
+def speaker_rows(epoch: int, scale: float, by_speaker: dict[str, tuple[float, float, int]]) -> list[dict]:
+    """Rows of one cell per speaker: (wer, rate, n); each speaker's rows carry its name."""
+    rows = []
+    for name, (wer, rate, n) in by_speaker.items():
+        own = cell_rows(epoch, scale, wer, rate=rate, n=n)
+        rows += [row | {"speaker": name, "utt_id": f"{name}_{row['utt_id']}"} for row in own]
+    return rows
+
+
+def test_several_speakers_are_averaged_per_speaker_then_combined():
+    # ann has 6 sentences at WER 0.1, bob 2 at WER 0.5: the mean over speakers is 0.3 (not the row mean 0.2)
+    rows = speaker_rows(0, 1.0, {"ann": (0.1, 1.2, 6), "bob": (0.5, 0.9, 2)})
+    (cell,) = aggregate(rows)
+    assert cell["n"] == 8 and cell["wer"] == pytest.approx(0.3) and cell["by_speaker"]["bob"]["n"] == 2
+    assert cell["rate_error"] == pytest.approx((0.2 + 0.1) / 2)  # a fast and a slow voice do not cancel
+    (worst,) = aggregate(rows, "worst")
+    assert worst["wer"] == pytest.approx(0.5) and worst["rate_error"] == pytest.approx(0.2)
+    assert worst["rate_ratio"] == pytest.approx(1.2) and worst["spk_sim"] == pytest.approx(0.8)
+
+
+def test_worst_speaker_rule_does_not_sacrifice_a_voice():
+    # epoch 0: both voices fair (0.2, 0.3); epoch 1: ann excellent (0.0), bob bad (0.45): mean prefers epoch 1
+    rows = speaker_rows(0, 1.0, {"ann": (0.2, 1.0, 3), "bob": (0.3, 1.0, 3)})
+    rows += speaker_rows(1, 1.0, {"ann": (0.0, 1.0, 3), "bob": (0.45, 1.0, 3)})
+    assert select_best(rows, SelectionRule())["epoch"] == 1
+    chosen = select_best(rows, SelectionRule(speaker_aggregate="worst"))
+    assert chosen["epoch"] == 0 and "worst over 2 speakers" in chosen["reason"]
+    assert chosen["metrics"]["by_speaker"]["bob"]["wer"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="speaker_aggregate"):
+        SelectionRule(speaker_aggregate="median")
+
+
+def test_rows_without_speakers_aggregate_as_before():
+    rows = cell_rows(0, 1.0, 0.2, n=3) + cell_rows(0, 1.0, 0.4, n=1)
+    (cell,) = aggregate(rows)
+    assert cell["wer"] == pytest.approx(0.25) and "by_speaker" not in cell
+    assert list(cell) == ["epoch", "lora_scale", "n", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio",
+                          "words_per_second", "rate_error", "eos_fail"]  # fmt: skip
+
+
+def test_the_report_has_a_speaker_dimension():
+    from qwen_tts_lit.evaluation.report import render_report
+
+    rows = speaker_rows(0, 1.0, {"ann": (0.1, 1.0, 2), "bob": (0.4, 1.0, 2)})
+    page = render_report(rows, select_best(rows, SelectionRule(speaker_aggregate="worst")))
+    assert "<h2>By speaker</h2>" in page and "<h3>ann</h3>" in page and "<h3>bob</h3>" in page
+    assert "the worst over speakers" in page and "WER 0.400" in page and "<b>bob</b>: the cat sat" in page
+    assert "By speaker" not in render_report(cell_rows(0, 1.0, 0.2), None)

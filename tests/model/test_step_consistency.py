@@ -4,7 +4,10 @@ Greedy ``generate`` on the tiny checkpoint -> its frames become a training batch
 forward must reproduce every generated code: group 0 from the talker logits, groups 1..15 from the sub-talker.
 Each upstream bug, switched back on, must break that. The same proof covers the two calls users make on a
 custom_voice checkpoint (the language omitted, and an explicit language), each laid out with its own codec prefix,
-alone and mixed in one padded batch as ``language_tag: mixed`` trains them.
+alone and mixed in one padded batch as ``language_tag: mixed`` trains them. With several speakers, each speaker of
+a custom_voice export (its x-vector in codec row 3000 + i) is spoken by the official
+``generate_custom_voice(speaker=NAME)``, and the step, fed each utterance's speaker x-vector by the training collate,
+reproduces every speaker's codes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shutil
 import pytest
 import torch
 
+from qwen_tts_lit.data.dataset import Collate, Item, load_voices
 from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequences, layout_utterance
 from qwen_tts_lit.model.step import StepFixes, training_step_losses
 
@@ -195,3 +199,38 @@ def test_untagged_layout_does_not_reproduce_an_explicit_language(custom_voice, c
     frames = custom_voice_frames["English"]
     rates = reproduction_rates(custom_voice, voice.expand(len(TEXTS), -1), frames, (0, 1, 2), StepFixes())
     assert rates != (1.0, 1.0), "the untagged layout reproduces an explicit-language generation exactly"
+
+
+@pytest.fixture(scope="module")
+def speakers_generated(tiny_dir, prepared_speakers, tmp_path_factory):
+    """The prepared three-speaker x-vectors installed as a custom_voice export of the tiny base (the export's own
+    writer), then one greedy ``generate_custom_voice`` per speaker: speaker i says TEXTS[i]."""
+    from qwen_tts_lit.export.custom_voice import save_custom_voice
+    from qwen_tts_lit.synthesis.presets import GenerationPreset
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+
+    qwen_tts = import_qwen_tts()
+    _, voices = load_voices(prepared_speakers)
+    out = tmp_path_factory.mktemp("custom_voice")
+    base = qwen_tts.Qwen3TTSModel.from_pretrained(str(tiny_dir))
+    save_custom_voice(base.model, str(tiny_dir), voices, out, False, GenerationPreset())
+    exported = qwen_tts.Qwen3TTSModel.from_pretrained(str(out))
+    spoken = []
+    decode = exported.model.speech_tokenizer.decode
+    exported.model.speech_tokenizer.decode = lambda items: (spoken.append(items[0]["audio_codes"]), decode(items))[1]
+    for name, text, max_frames in zip(voices, TEXTS, MAX_FRAMES, strict=True):
+        exported.generate_custom_voice(text=text, speaker=name, max_new_tokens=max_frames, do_sample=False,
+                                       subtalker_dosample=False, repetition_penalty=1.0)  # fmt: skip
+    return voices, spoken
+
+
+@pytest.mark.parametrize("which", [(0,), (1,), (2,), (0, 1, 2)], ids=["ann", "bob", "cleo", "b3-mixed"])
+def test_the_step_reproduces_generate_custom_voice_for_every_speaker(tiny_model, speakers_generated, which):
+    voices, frames = speakers_generated
+    assert len({len(f) for f in frames}) == len(frames)  # distinct lengths: the mixed batch is really padded
+    items = [Item(TEXTS[i], None, speaker=name) for i, name in enumerate(voices)]
+    xvectors = Collate(None, voices).xvectors(items)  # (3, D): what training puts in each utterance's speaker slot
+    assert not torch.equal(xvectors[0], xvectors[1])
+    assert reproduction_rates(tiny_model, xvectors, frames, which, StepFixes()) == (1.0, 1.0)
+    if len(which) == 3:  # each utterance with another speaker's x-vector: the codes are not all reproduced
+        assert reproduction_rates(tiny_model, xvectors[[1, 2, 0]], frames, which, StepFixes()) != (1.0, 1.0)

@@ -128,12 +128,42 @@ def test_an_epoch_is_spoken_in_batches_with_a_progress_bar(tiny_model, judges: J
     calls = []
     original = synthesizer.synthesize
     synthesizer.synthesize = lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw)
-    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 3, xvector, batch_size=2,
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 3, {None: xvector}, batch_size=2,
                           show_progress=True)  # fmt: skip
     assert calls == [2, 1] and [r["seed"] for r in rows] == [7, 8, 9]
     assert all((tmp_path / r["wav"]).is_file() and r["frames"] <= 3 for r in rows)
     shown = capsys.readouterr().err
     assert all(f"evaluating epoch 0: {step}" in shown for step in STEPS), shown
+
+
+def test_each_speaker_is_spoken_with_its_own_x_vector_and_judged_against_its_own_voice(
+    tiny_model, judges: Judges, prepared_speakers: Path, tmp_path: Path
+):
+    """Several speakers: each held-out row is spoken with its speaker's x-vector, its spk_sim is to that speaker's
+    real recordings, and its row names the speaker; a row naming no known speaker is refused."""
+    from qwen_tts_lit.data.dataset import load_voices
+    from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    _, voices = load_voices(prepared_speakers)
+    items = read_heldout(prepared_speakers / "val.jsonl", limit=1)  # the first row of each speaker
+    assert [item.speaker for item in items] == ["ann", "bob", "cleo"]
+    real = measure_real(items, judges)
+    assert set(real.voices) == {"ann", "bob", "cleo"}
+    synthesizer = Synthesizer(tiny_model, Voice(xvector=voices["ann"]))
+    spoken_with = []
+    original = synthesizer.synthesize
+    synthesizer.synthesize = lambda texts, **kw: spoken_with.append(synthesizer.voice.xvector) or original(texts, **kw)
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 3, voices, batch_size=8)
+    assert [r["speaker"] for r in rows] == ["ann", "bob", "cleo"] and [r["seed"] for r in rows] == [7, 8, 9]
+    assert all(torch.equal(x, voices[name]) for x, name in zip(spoken_with, ["ann", "bob", "cleo"], strict=True))
+    for row, item in zip(rows, items, strict=True):
+        wav, _ = sf.read(str(tmp_path / row["wav"]), dtype="float32")
+        assert row["spk_sim"] == pytest.approx(judges.speaker.similarity(wav, 24000, real.voices[item.speaker]),
+                                               abs=1e-5)  # fmt: skip
+    with pytest.raises(Exception, match="names no speaker"):
+        evaluate_epoch(synthesizer, judges, measure_real(read_heldout(HELDOUT, limit=1), judges), tmp_path, 0,
+                       [1.0], 7, 3, voices)  # fmt: skip
 
 
 def test_read_heldout_names_the_line_and_field(tmp_path: Path):
@@ -235,7 +265,7 @@ def test_mixed_language_tags_evaluate_both_calls(tiny_model, judges: Judges, tmp
     asked, generate = [], tiny_model.model.generate
     monkeypatch.setattr(tiny_model.model, "generate", lambda **kw: asked.append(kw["languages"]) or generate(**kw))
     synthesizer = Synthesizer(tiny_model, Voice(xvector=torch.randn(64, generator=torch.Generator().manual_seed(0))))
-    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 2, synthesizer.voice.xvector,
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 2, {None: synthesizer.voice.xvector},
                           batch_size=4, prefixes=trained_prefixes("mixed"))  # fmt: skip
     assert asked == [["auto", "english", "auto", "english"]]
     assert [(r["utt_id"], r["prefix"], r["seed"]) for r in rows] == [

@@ -11,7 +11,6 @@ import re
 import statistics
 import struct
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from qwen_tts_lit.data.prepare.problems import Problem
 from qwen_tts_lit.data.prepare.sources import RawRow
 from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns, count_words
 from qwen_tts_lit.metrics.text_norm import has_speakable
+from qwen_tts_lit.runs.speaker import speaker_key, speaker_name_problem
 
 # An id becomes a file name (audio/<id>.wav) on any file system: letters and digits of any script (NFC), marks
 # after the first character, '.', '_', '-'; no separators or control characters; not a Windows device name.
@@ -306,14 +306,34 @@ def duplicate_ids(rows: list[RawRow], clips: list[Clip]) -> list[Problem]:
 
 
 def speaker_problems(rows: list[RawRow]) -> list[Problem]:
-    counts = Counter(raw.speaker for raw in rows if raw.speaker)
-    if len(counts) < 2:
+    """Speaker names of an input that names several speakers (one name, whatever its form, is one voice as before):
+    every row names one, each name is a valid speaker id once lower-cased (a warning says so), and two spellings
+    that meet in one lower-cased name are refused (they would be one speaker of the export)."""
+    given = sorted({raw.speaker for raw in rows if raw.speaker})
+    if len(given) < 2:
         return []
-    main = counts.most_common(1)[0][0]
-    stray = next(raw for raw in rows if raw.speaker and raw.speaker != main)
-    listed = ", ".join(f"{name}: {n} rows" for name, n in counts.most_common())
-    message = f"rows name {len(counts)} speakers ({listed}); prepare builds one voice, keep one speaker's rows"
-    return [Problem(stray.file, stray.line, "speaker", message, "several_speakers")]
+    problems, spellings = [], {}
+    for name in given:
+        spellings.setdefault(speaker_key(name), []).append(name)
+    for index, raw in enumerate(rows):
+        at = (raw.file, raw.line, "speaker")
+        if not raw.speaker:
+            message = f"missing: the other rows name {len(given)} speakers, so every row must name its speaker"
+            problems.append(Problem(*at, message, "missing_speaker", row=index))
+            continue
+        key = speaker_key(raw.speaker)
+        reason = speaker_name_problem(key)
+        if reason is not None:
+            message = f"{raw.speaker!r} cannot be a speaker name: {reason}"
+            problems.append(Problem(*at, message, "bad_speaker", row=index))
+        elif len(spellings[key]) > 1:
+            names = " and ".join(repr(n) for n in spellings[key])
+            message = f"{names} are one speaker {key!r} once lower-cased (upstream's lookup); use one spelling"
+            problems.append(Problem(*at, message, "speaker_collision", row=index))
+        elif key != raw.speaker:
+            message = f"speaker {raw.speaker!r} stored as {key!r} (speakers are looked up lower-cased)"
+            problems.append(Problem(*at, message, "speaker_lowercased", fixable=True, row=index))
+    return problems
 
 
 def rate_outliers(clips: list[Clip], factor: float) -> list[Problem]:
@@ -357,10 +377,16 @@ class Reference:
     path: Path
 
 
-def check_references(rows: list[RawRow], opts: PrepareOptions) -> tuple[list[Reference], list[Problem]]:
-    """The reference recordings the x-vector will come from, checked like clips. Empty for a train-mean x-vector."""
+def check_references(
+    rows: list[RawRow], opts: PrepareOptions, speaker: str | None = None
+) -> tuple[list[Reference], list[Problem]]:
+    """The reference recordings the x-vector will come from, checked like clips. Empty for a train-mean x-vector.
+    ``speaker``: the rows are that speaker's, of an input of several (named in the messages)."""
     if opts.speaker_source == "train_mean":
         return [], []
+    if opts.ref_audio is not None and speaker is not None:
+        message = "one recording cannot be the x-vector of several speakers; give each speaker's rows a ref_audio"
+        return [], [Problem("--ref-audio", None, None, message, "bad_option")]
     if opts.ref_audio is not None:
         places = {str(opts.ref_audio): ("--ref-audio", None, None, opts.ref_audio)}
     else:
@@ -369,7 +395,8 @@ def check_references(rows: list[RawRow], opts: PrepareOptions) -> tuple[list[Ref
             if raw.ref_audio and raw.ref_audio not in places:
                 places[raw.ref_audio] = (raw.file, raw.line, "ref_audio", raw.ref_audio_path)
     if not places and opts.speaker_source == "ref_audio":
-        message = "--speaker-source ref_audio, but no row has ref_audio and --ref-audio is not set"
+        whose = "no row" if speaker is None else f"no row of speaker {speaker!r}"
+        message = f"--speaker-source ref_audio, but {whose} has ref_audio and --ref-audio is not set"
         return [], [Problem("--speaker-source", None, None, message, "missing_ref_audio")]
     references, problems = [], []
     for given, (file, line, field, path) in places.items():
@@ -380,6 +407,7 @@ def check_references(rows: list[RawRow], opts: PrepareOptions) -> tuple[list[Ref
         problems += [Problem(file, line, field, m, kinds.get(kind, kind), fixable) for kind, m, fixable in notes]
         references.append(Reference(given, path))
     if len(references) > 1:
-        message = f"{len(references)} different ref_audio files: the x-vector is the mean of theirs"
+        whose = "the x-vector" if speaker is None else f"speaker {speaker!r}'s x-vector"
+        message = f"{len(references)} different ref_audio files: {whose} is the mean of theirs"
         problems.append(Problem(rows[0].file, None, "ref_audio", message, "several_references", fixable=True))
     return references, problems

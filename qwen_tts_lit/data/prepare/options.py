@@ -31,13 +31,15 @@ class PrepareOptions:
     """
 
     input: Path
-    """RAW: a JSONL manifest, a folder of name.wav + name.txt pairs, or an LJSpeech metadata.csv (or its folder)."""
+    """RAW: a JSONL manifest, a folder of name.wav + name.txt pairs (or of such folders, one per speaker), or an
+    LJSpeech metadata.csv (or its folder)."""
     output: Path
     """DIR to write the prepared dataset into (created; must be empty or an earlier prepare output)."""
     model: str
     """Qwen3-TTS Base checkpoint (local dir, hub id, or "tiny") whose speech tokenizer and speaker encoder are used."""
-    input_format: Literal["auto", "jsonl", "folder", "ljspeech"] = "auto"
-    """How to read RAW; auto: a .jsonl file, a metadata.csv (or a folder holding one), else a folder of pairs."""
+    input_format: Literal["auto", "jsonl", "folder", "speaker_folders", "ljspeech"] = "auto"
+    """How to read RAW; auto: a .jsonl file, a metadata.csv (or a folder holding one), a folder holding only folders
+    (one per speaker), else a folder of pairs."""
     default_language: str = "auto"
     """Language for rows that do not name one (the folder and LJSpeech formats never do)."""
     sample_rate: int = 24000
@@ -71,9 +73,10 @@ class PrepareOptions:
     seed: int = 0
     """Seed of the train/val split."""
     speaker_source: Literal["auto", "ref_audio", "train_mean"] = "auto"
-    """Where the speaker x-vector comes from; auto: the reference audio if there is one, else the train clips' mean."""
+    """Where the speaker x-vector comes from; auto: the reference audio if there is one, else the train clips' mean
+    (with several speakers: decided per speaker, from that speaker's rows)."""
     ref_audio: Path | None = None
-    """Reference recording for the x-vector, overriding the rows' ref_audio fields."""
+    """Reference recording for the x-vector, overriding the rows' ref_audio fields (one speaker only)."""
     batch_size: int = 8
     """Clips per speech-tokenizer batch (clips are sorted by length, so padding stays small)."""
     device: str = "auto"

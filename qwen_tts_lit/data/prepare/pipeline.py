@@ -6,9 +6,14 @@ raises :class:`~qwen_tts_lit.errors.UserError` (exit code 2) listing them all wh
 
     DIR/audio/<id>.wav        cleaned 24 kHz mono 16-bit PCM, a whole number of 80 ms codec frames
     DIR/codes/<id>.npy        (num_frames, 16) int64 codes of exactly that audio
-    DIR/<speaker file>        the x-vector (runs.speaker: tensor ``xvector``, (D,) float32) + metadata ``source``
+    DIR/<speaker file>        the x-vector (runs.speaker: tensor ``xvector``, (D,) float32) + metadata ``source``;
+                              with several speakers one x-vector per speaker (``xvectors`` (S, D), names in order)
     DIR/train.jsonl, val.jsonl, report.json, report.txt, prepare_config.json
     DIR/.cache/codes/         codes by hash of (audio, tokenizer): a re-run or resumed run encodes only what is new
+
+An input whose rows name several speakers (a ``speaker`` field, or a folder per speaker) is checked per speaker
+(each needs clips to train on and held-out clips; a speaker with little speech is warned about), split per speaker,
+and its manifest rows carry their ``speaker``; an input of one speaker is written exactly as before.
 
 Every file is written under a temporary name and renamed. ``train.jsonl`` is removed first and written last, so
 DIR holds a finished dataset exactly when ``train.jsonl`` exists.
@@ -35,13 +40,16 @@ from qwen_tts_lit.data.prepare.report import build_report, report_bytes, summary
 from qwen_tts_lit.data.prepare.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import remove_temporaries, wav_bytes, write_atomic
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE, speaker_bytes
+from qwen_tts_lit.runs.speaker import SPEAKER_FILE, speaker_bytes, speaker_key, speakers_bytes
 from qwen_tts_lit.upstream.loading import load_config, resolve_device, resolve_model_source, supported_languages
 
 FORMAT = "qwen_tts_lit.prepared/v1"
 CACHE_DIR = ".cache"
 # Removed at the start of a write and written at its end; train.jsonl, the file the trainer opens, is last.
 OUTPUT_FILES = ("train.jsonl", "prepare_config.json", "val.jsonl", "report.txt", "report.json", SPEAKER_FILE)
+# Under this much speech a speaker of a several-speaker input is warned about (the seed guide asks 10-30 min for one
+# voice; a few minutes still give a recognisable but unstable voice).
+SPEAKER_WARN_MINUTES = 3.0
 
 
 @dataclass
@@ -57,6 +65,8 @@ class Plan:
     input_format: str
     speaker: str | None
     hidden_size: int
+    speaker_references: dict[str, list[Reference]] | None = None
+    """Several speakers: each one's reference recordings (empty: the mean of its train clips). None: one speaker."""
 
 
 def prepare(options: PrepareOptions) -> Path:
@@ -158,7 +168,12 @@ def check_input(options: PrepareOptions) -> Plan:
     languages = supported_languages(config) if config is not None else None
     with _progress(options, len(rows), "checking") as bar:
         clips, found = check_rows(rows, options, languages, bar)
-    references, ref_problems = check_references(rows, options)
+    several = len({raw.speaker for raw in rows if raw.speaker}) > 1
+    if several:
+        speaker_references, ref_problems = _speaker_references(rows, options)
+        references = []
+    else:
+        speaker_references, (references, ref_problems) = None, check_references(rows, options)
     problems += found + ref_problems
     known = {clip.id for clip in clips}
     val_ids, val_problems = read_val_list(options.val_list, known) if options.val_list else ([], [])
@@ -166,16 +181,80 @@ def check_input(options: PrepareOptions) -> Plan:
     clips = [clip for clip in clips if clip.row not in dropped_rows]
     if not clips:
         raise UserError(f"{options.input}: no usable rows; nothing was written")
+    if several:
+        for clip in clips:
+            clip.speaker = speaker_key(clip.speaker)
+        kept = {clip.speaker for clip in clips}
+        for name in sorted(set(speaker_references) - kept):  # --skip-bad dropped every row of this speaker
+            message = f"speaker {name!r}: every row was dropped (--skip-bad); the model will not have this voice"
+            warnings.append(Problem(str(options.input), None, "speaker", message, "speaker_dropped", True))
+        speaker_references = {name: refs for name, refs in speaker_references.items() if name in kept}
     if not options.val_list:
-        val_ids = split_val([clip.id for clip in clips], options.val_fraction, options.seed)
+        val_ids = _split(clips, options, several)
     train = [clip for clip in clips if clip.id not in set(val_ids)]
     if not train:
         raise UserError(f"{options.val_list}: every usable row is held out for validation; nothing is left to train on")
+    if several:
+        _check_per_speaker(clips, set(val_ids), options)
+        warnings += _little_data(clips, options)
     fmt = options.input_format if options.input_format != "auto" else detect_format(options.input) or "?"
     speakers = Counter(clip.speaker for clip in clips if clip.speaker)
-    speaker = speakers.most_common(1)[0][0] if speakers else None
+    speaker = speakers.most_common(1)[0][0] if speakers and not several else None
     return Plan(clips, set(val_ids), references, warnings, dropped, len(rows), fmt, speaker,
-                config.talker_config.hidden_size)  # fmt: skip
+                config.talker_config.hidden_size, speaker_references)  # fmt: skip
+
+
+def _speaker_references(rows, options: PrepareOptions) -> tuple[dict[str, list[Reference]], list[Problem]]:
+    """Each speaker's reference recordings, from its own rows (``speaker_source`` decided per speaker)."""
+    by_speaker: dict[str, list] = {}
+    for raw in rows:
+        if raw.speaker:
+            by_speaker.setdefault(speaker_key(raw.speaker), []).append(raw)
+    found, problems = {}, []
+    for name in sorted(by_speaker):
+        found[name], more = check_references(by_speaker[name], options, name)
+        problems += [p for p in more if p not in problems]  # --ref-audio is refused once, not once per speaker
+    return found, problems
+
+
+def _split(clips: list[Clip], options: PrepareOptions, several: bool) -> set[str]:
+    """The held-out ids: over all clips for one speaker (as always), within each speaker for several, so that
+    every voice is evaluated on its own sentences."""
+    if not several:
+        return split_val([clip.id for clip in clips], options.val_fraction, options.seed)
+    ids: dict[str, list[str]] = {}
+    for clip in clips:
+        ids.setdefault(clip.speaker, []).append(clip.id)
+    return set().union(*(split_val(group, options.val_fraction, options.seed) for group in ids.values()))
+
+
+def _check_per_speaker(clips: list[Clip], val_ids: set[str], options: PrepareOptions) -> None:
+    """Every speaker needs clips to train on, and held-out clips unless evaluation is off (--val-fraction 0)."""
+    counts: dict[str, list[int]] = {}
+    for clip in clips:
+        counts.setdefault(clip.speaker, [0, 0])[clip.id in val_ids] += 1
+    need_val = options.val_fraction > 0 or options.val_list is not None
+    bad = []
+    for name, (train, val) in sorted(counts.items()):
+        if not train or (need_val and not val):
+            lacking = "no clip to train on" if not train else "no held-out clip to evaluate the voice on"
+            bad.append(f"  speaker {name!r}: {train} train + {val} held-out clip(s): {lacking}")
+    if bad:
+        hint = "give each speaker at least 2 usable clips" + (
+            " and list some of each speaker's ids in --val-list" if options.val_list else ""
+        )
+        raise UserError("\n".join([f"{len(bad)} speaker(s) cannot be trained and evaluated; {hint}:", *bad]))
+
+
+def _little_data(clips: list[Clip], options: PrepareOptions) -> list[Problem]:
+    speech: dict[str, float] = {}
+    for clip in clips:
+        speech[clip.speaker] = speech.get(clip.speaker, 0.0) + clip.speech_s
+    return [
+        Problem(str(options.input), None, "speaker", f"speaker {name!r} has {seconds / 60:.2f} min of speech "
+                f"(under {SPEAKER_WARN_MINUTES:g} min the voice tends to be unstable)", "little_speaker_data", True)
+        for name, seconds in sorted(speech.items()) if seconds < SPEAKER_WARN_MINUTES * 60
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------- write phase
@@ -220,11 +299,13 @@ def _remove_strays(directory: Path, keep: set[str]) -> None:
             path.unlink()
 
 
-def _entry(clip: Clip, pcm: np.ndarray, rate: int) -> dict:
+def _entry(clip: Clip, pcm: np.ndarray, rate: int, several: bool) -> dict:
+    speaker = {"speaker": clip.speaker} if several else {}  # one speaker: rows as they always were
     return {
         "id": clip.id,
         "text": clip.text,
         "language": clip.language,
+        **speaker,
         "audio": f"audio/{clip.id}.wav",
         "codes": f"codes/{clip.id}.npy",
         "num_frames": len(pcm) // FRAME_SAMPLES,
@@ -239,7 +320,10 @@ def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, finger
     audio_dir, codes_dir, cache_dir = dirs
     speech_tokenizer, rate = model.model.speech_tokenizer, options.sample_rate
     cache = codec.CodeCache(cache_dir, fingerprint)
-    need_xvectors = not plan.references
+    if plan.speaker_references is None:
+        need_xvector = {clip.id: not plan.references for clip in plan.clips}
+    else:  # a speaker without a reference recording gets the mean of its train clips
+        need_xvector = {clip.id: not plan.speaker_references.get(clip.speaker) for clip in plan.clips}
     entries, xvectors, encoded = {}, {}, 0
     order = sorted(plan.clips, key=lambda clip: (clip.speech_s, clip.id))
     with _progress(options, len(order), "encoding") as bar:
@@ -259,13 +343,13 @@ def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, finger
                     codes[i] = new
                 encoded += len(missing)
             for clip, item, clip_codes in zip(batch, cleaned, codes, strict=True):
-                entry = _entry(clip, item.pcm, rate)
+                entry = _entry(clip, item.pcm, rate, plan.speaker_references is not None)
                 if clip_codes.shape[0] != entry["num_frames"]:
                     raise RuntimeError(f"{clip.id}: {clip_codes.shape[0]} frames for {entry['num_frames']} of audio")
                 write_if_changed(audio_dir / f"{clip.id}.wav", wav_bytes(item.pcm, rate))
                 write_if_changed(codes_dir / f"{clip.id}.npy", codec.npy_bytes(clip_codes))
                 entries[clip.id] = entry
-                if need_xvectors and clip.id not in plan.val_ids:
+                if need_xvector[clip.id] and clip.id not in plan.val_ids:
                     speech = pcm16_to_float(item.pcm[: item.speech_samples])
                     xvectors[clip.id] = codec.speaker_embedding(model, speech, rate)
             bar.update(len(batch))
@@ -273,20 +357,54 @@ def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, finger
     return entries, xvectors
 
 
-def speaker_tensor(plan: Plan, model, options: PrepareOptions, train_xvectors: dict) -> tuple[np.ndarray, str]:
+def speaker_tensor(
+    references: list[Reference], model, options: PrepareOptions, train_xvectors: dict
+) -> tuple[np.ndarray, str]:
     """The x-vector and its provenance: one reference, the mean over several, or the mean over train clips."""
-    if plan.references:
+    if references:
         vectors = []
-        for reference in plan.references:
+        for reference in references:
             cleaned = read_clean(reference.path, options, trailing_silence_s=0.0, frame=1)
             speech = pcm16_to_float(cleaned.pcm[: cleaned.speech_samples])
             vectors.append(codec.speaker_embedding(model, speech, options.sample_rate))
-        source = "ref_audio:" + ",".join(reference.given for reference in plan.references)
+        source = "ref_audio:" + ",".join(reference.given for reference in references)
         source = source if len(vectors) == 1 else "mean_of_" + source
     else:
         vectors, source = [train_xvectors[key] for key in sorted(train_xvectors)], "mean_of_train"
     # Sum in float64 in id order: the mean is the same bytes whatever order the clips were encoded in.
     return np.mean(np.stack(vectors).astype(np.float64), axis=0).astype(np.float32), source
+
+
+def speaker_vectors(plan: Plan, model, options: PrepareOptions, train_xvectors: dict) -> dict[str, tuple]:
+    """Several speakers: name -> (x-vector, source), each from its own reference or its own train clips."""
+    speaker_of = {clip.id: clip.speaker for clip in plan.clips}
+    found = {}
+    for name, references in sorted(plan.speaker_references.items()):
+        own = {key: vector for key, vector in train_xvectors.items() if speaker_of[key] == name}
+        found[name] = speaker_tensor(references, model, options, own)
+    return found
+
+
+def _speaker_file(plan: Plan, model, options: PrepareOptions, train_xvectors: dict) -> tuple[bytes, dict, dict]:
+    """(the x-vector file, the report's ``speaker`` record, {name: x-vector source} with several speakers or {})."""
+    base = {"model": options.model}
+    if plan.speaker_references is None:
+        xvector, source = speaker_tensor(plan.references, model, options, train_xvectors)
+        vectors = {plan.speaker: xvector}
+        metadata = {"format": "qwen_tts_lit.speaker/v1", "source": source, **base}
+        metadata |= {"speaker": plan.speaker} if plan.speaker else {}
+        data, sources = speaker_bytes(xvector, metadata), {}
+        info = {"source": source, "dim": int(xvector.shape[0]), "speaker": plan.speaker}
+    else:
+        found = speaker_vectors(plan, model, options, train_xvectors)
+        vectors = {name: vector for name, (vector, _) in found.items()}
+        sources = {name: source for name, (_, source) in found.items()}
+        data = speakers_bytes(vectors, {"sources": json.dumps(sources, ensure_ascii=False), **base})
+        info = {"source": "per_speaker", "dim": plan.hidden_size, "speaker": None}
+    for name, vector in vectors.items():
+        if vector.shape != (plan.hidden_size,):
+            raise RuntimeError(f"x-vector of {name} of shape {vector.shape}, expected ({plan.hidden_size},)")
+    return data, info, sources
 
 
 def _jsonl_bytes(entries: list[dict]) -> bytes:
@@ -299,12 +417,7 @@ def write_dataset(plan: Plan, model, options: PrepareOptions) -> Path:
     dirs = _prepare_dirs(output)
     fingerprint = codec.tokenizer_fingerprint(model.model.speech_tokenizer)
     entries, train_xvectors = encode_clips(plan, model, options, dirs, fingerprint)
-    xvector, source = speaker_tensor(plan, model, options, train_xvectors)
-    if xvector.shape != (plan.hidden_size,):
-        raise RuntimeError(f"x-vector of shape {xvector.shape}, expected ({plan.hidden_size},)")
-    metadata = {"format": "qwen_tts_lit.speaker/v1", "source": source, "model": options.model}
-    metadata |= {"speaker": plan.speaker} if plan.speaker else {}
-    speaker_file = speaker_bytes(xvector, metadata)
+    speaker_file, speaker_info, per_speaker = _speaker_file(plan, model, options, train_xvectors)
     splits = {
         "train": [entries[key] for key in sorted(entries) if key not in plan.val_ids],
         "val": [entries[key] for key in sorted(entries) if key in plan.val_ids],
@@ -313,8 +426,7 @@ def write_dataset(plan: Plan, model, options: PrepareOptions) -> Path:
     report = build_report(
         input_path=str(options.input), input_format=plan.input_format, rows=plan.rows, entries=splits,
         speech_s=speech_s, words={clip.id: clip.words for clip in plan.clips},
-        speaker={"source": source, "dim": int(xvector.shape[0]), "speaker": plan.speaker},
-        warnings=plan.warnings, dropped=plan.dropped,
+        speaker=speaker_info, warnings=plan.warnings, dropped=plan.dropped, speakers=per_speaker,
     )  # fmt: skip
     config = {
         "format": FORMAT,
@@ -322,7 +434,8 @@ def write_dataset(plan: Plan, model, options: PrepareOptions) -> Path:
         "codec_fingerprint": fingerprint,
         "sample_rate": options.sample_rate,
         "frame_samples": FRAME_SAMPLES,
-        "speaker_dim": int(xvector.shape[0]),
+        "speaker_dim": speaker_info["dim"],
+        **({"speakers": list(per_speaker)} if per_speaker else {}),
         # Not where DIR is nor whether bars were drawn: a copied or moved DIR keeps a matching config.
         "options": {k: v for k, v in options.to_json().items() if k not in ("output", "progress")},
     }

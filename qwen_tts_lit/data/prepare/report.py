@@ -34,11 +34,13 @@ def build_report(
     speaker: dict,
     warnings: list[Problem],
     dropped: list[Problem],
+    speakers: dict[str, str] | None = None,
 ) -> dict:
-    """``entries``: the train/val manifest rows; ``speech_s``/``words``: per id, for the speech-rate figures."""
+    """``entries``: the train/val manifest rows; ``speech_s``/``words``: per id, for the speech-rate figures;
+    ``speakers``: several speakers' x-vector sources by name (adds the per-speaker section)."""
     everything = entries["train"] + entries["val"]
-    minutes = {split: round(sum(e["duration_s"] for e in rows_) / 60, 3) for split, rows_ in entries.items()}
-    minutes["speech"] = round(sum(speech_s[e["id"]] for e in everything) / 60, 3)
+    minutes = _minutes(entries, speech_s)
+    per_speaker = {"speakers": speaker_section(entries, speech_s, speakers)} if speakers else {}
     return {
         "input": {"path": input_path, "format": input_format, "rows": rows},
         "clips": {"train": len(entries["train"]), "val": len(entries["val"]), "dropped": len({p.row for p in dropped})},
@@ -50,7 +52,24 @@ def build_report(
         "warnings": [p.to_json() for p in sorted(warnings, key=sort_key)],
         "dropped": [p.to_json() for p in sorted(dropped, key=sort_key)],
         "val_ids": [e["id"] for e in entries["val"]],
+        **per_speaker,
     }
+
+
+def _minutes(entries: dict[str, list[dict]], speech_s: dict[str, float]) -> dict[str, float]:
+    minutes = {split: round(sum(e["duration_s"] for e in rows_) / 60, 3) for split, rows_ in entries.items()}
+    minutes["speech"] = round(sum(speech_s[e["id"]] for split in entries.values() for e in split) / 60, 3)
+    return minutes
+
+
+def speaker_section(entries: dict[str, list[dict]], speech_s: dict[str, float], sources: dict[str, str]) -> dict:
+    """Per speaker: clips and minutes by split, minutes of speech, where its x-vector comes from."""
+    section = {}
+    for name, source in sorted(sources.items()):
+        own = {split: [e for e in rows_ if e["speaker"] == name] for split, rows_ in entries.items()}
+        clips = {split: len(rows_) for split, rows_ in own.items()}
+        section[name] = {"clips": clips, "minutes": _minutes(own, speech_s), "xvector": source}
+    return section
 
 
 def _line(name: str, stats: dict[str, float], unit: str) -> str:
@@ -71,6 +90,11 @@ def summary_text(report: dict) -> str:
         _line("Clip duration", report["duration_s"], "s"),
         _line("Speech rate", report["words_per_second"], "words/s"),
         f"Speaker x-vector: {report['speaker']['source']} (dim {report['speaker']['dim']})",
+        *(
+            f"  {name}: {s['minutes']['speech']:.2f} min of speech, {s['clips']['train']} train + {s['clips']['val']} "
+            f"val clips, x-vector {s['xvector']}"
+            for name, s in report.get("speakers", {}).items()
+        ),
         f"Fixed (warnings): {fixes}",
         f"Dropped: {clips['dropped']} row(s)" + (f": {', '.join(dropped)}" if dropped else ""),
     ]

@@ -3,6 +3,8 @@
 - JSONL manifest (upstream's fine-tuning format): ``audio``, ``text``, optional ``ref_audio``, ``language``,
   ``speaker``, ``id``. Relative paths resolve against the manifest's folder.
 - A folder of ``name.wav`` + ``name.txt`` pairs (also .flac/.ogg/.mp3): the id is ``name``.
+- A folder of such folders, one per speaker (``RAW/alice/001.wav`` + ``001.txt``, ``RAW/bob/...``): the speaker is
+  the folder's name and the id ``<speaker>_<name>`` (two speakers may both have a ``001``).
 - An LJSpeech-style ``metadata.csv`` (``id|text|normalized_text``, audio in ``wavs/<id>.wav`` beside it): the
   transcript is the ``text`` column, as users will type it at inference; ``normalized_text`` is ignored.
 
@@ -40,9 +42,16 @@ class RawRow:
     speaker: str | None = None
 
 
+def _visible(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+
+
 def detect_format(path: Path) -> str | None:
     if path.is_dir():
-        return "ljspeech" if (path / "metadata.csv").is_file() else "folder"
+        if (path / "metadata.csv").is_file():
+            return "ljspeech"
+        entries = _visible(path)
+        return "speaker_folders" if entries and all(p.is_dir() for p in entries) else "folder"
     if path.suffix.lower() in (".jsonl", ".json"):
         return "jsonl"
     if path.suffix.lower() == ".csv":
@@ -61,6 +70,8 @@ def read_rows(path: Path, input_format: str) -> tuple[list[RawRow], list[Problem
         return read_ljspeech(path / "metadata.csv" if path.is_dir() else path)
     if fmt == "folder" and path.is_dir():
         return read_folder(path)
+    if fmt == "speaker_folders" and path.is_dir():
+        return read_speaker_folders(path)
     message = f"cannot read as {fmt!r}" if fmt else "cannot tell the format (expected .jsonl, .csv or a folder)"
     return [], [Problem(str(path), None, None, f"{message}; pass --input-format", "bad_input")]
 
@@ -172,6 +183,24 @@ def read_folder(folder: Path) -> tuple[list[RawRow], list[Problem]]:
         rows.append(RawRow(str(txt), 1, text, found.name, found))  # the id comes from the file name, made safe
     if not rows and not problems:
         problems.append(Problem(str(folder), None, None, "no name.wav + name.txt pairs found", "bad_input"))
+    return rows, problems
+
+
+def read_speaker_folders(root: Path) -> tuple[list[RawRow], list[Problem]]:
+    """One :func:`read_folder` per sub-folder; the folder name is the speaker (checked with the other rows)."""
+    from qwen_tts_lit.data.prepare.checks import safe_id
+
+    rows, problems = [], []
+    for folder in _visible(root):
+        if not folder.is_dir():
+            message = "a folder of speaker folders holds only folders (one per speaker)"
+            problems.append(Problem(str(folder), None, None, message, "bad_input", row=UNPARSED))
+            continue
+        found, found_problems = read_folder(folder)
+        for row in found:
+            row.speaker, row.id = folder.name, safe_id(f"{folder.name}_{row.audio_path.stem}")
+        rows += found
+        problems += found_problems
     return rows, problems
 
 
