@@ -41,6 +41,9 @@ def test_a_fit_of_several_speakers_trains_and_evaluates_every_voice(prepared_spe
     checkpoint = torch.load(run / "checkpoints" / "epoch=000.ckpt", map_location="cpu", weights_only=False)
     assert sorted(checkpoint["voices"]) == ["ann", "bob", "cleo"] and "xvector" not in checkpoint
     rows = [json.loads(line) for line in (run / "eval" / "rows.jsonl").read_text().splitlines()]
+    baselines = [row for row in rows if row.get("baseline")]  # the zero-shot x-vector rows, one per speaker too
+    assert sorted(row["speaker"] for row in baselines) == ["ann", "bob", "cleo"]
+    rows = [row for row in rows if not row.get("baseline")]
     assert sorted(row["speaker"] for row in rows) == ["ann", "bob", "cleo"]  # one held-out sentence each
     assert all(row["utt_id"].startswith(row["speaker"]) for row in rows)
     best = json.loads((run / "best.json").read_text())
