@@ -1,6 +1,6 @@
 """Peak GPU memory of the shipped recipes, computed on the CPU: the README's "Performance" table in one command.
 
-    python benchmarks/memory.py                 # the table (0.6B and 1.7B; about 25 min on 2 cores)
+    python benchmarks/memory.py                 # the table (0.6B and 1.7B; 25-55 min on 2 cores, by load)
     python benchmarks/memory.py --sizes 1.7b    # one model
     python benchmarks/memory.py --validate      # the estimate vs a real run of a 2-layer, real-width 1.7B (CPU)
 

@@ -32,7 +32,7 @@ def test_the_recipes_become_the_setups_fit_runs(repo_root, monkeypatch):
     full, config = _setup("configs/gpu/24gb_full_sft.yaml")
     assert (full.finetune, full.weights_dtype, full.gradient_checkpointing) == ("full", torch.float32, True)
     assert full.optimizer.func is transformers.Adafactor and tuple(full.optimizer.keywords["eps"]) == (1e-30, 1e-3)
-    assert asr_judge(config["trainer"]["callbacks"])[0].bytes == ASR_PUBLISHED_PEAK_MB["large-v3", "int8"] * 2**20
+    assert asr_judge(config["trainer"]["callbacks"])[0].bytes == ASR_PUBLISHED_PEAK_MB["large-v3-turbo", "int8"] * 2**20
     t4 = _setup("configs/gpu/t4.yaml")[0]
     assert (t4.weights_dtype, t4.autocast_dtype, t4.loss_scaling) == (torch.float16, torch.float16, True)
 
