@@ -149,7 +149,9 @@ def test_default_cap_comes_from_the_text(synth, monkeypatch):
     seen = []
     original = synth._generate
     monkeypatch.setattr(
-        synth, "_generate", lambda texts, seeds, scales, caps: seen.append(caps) or original(texts, seeds, scales, [2])
+        synth,
+        "_generate",
+        lambda texts, seeds, scales, caps, languages: seen.append(caps) or original(texts, seeds, scales, [2], languages),
     )
     synth.synthesize(TEXTS, seeds=0)
     assert seen == [[text_frame_cap(TEXTS[0])], [text_frame_cap(TEXTS[1])]]
