@@ -96,8 +96,9 @@ def speaker_tables(cells: list[dict], best: dict | None) -> list[str]:
     return parts
 
 
-def plots_svg(cells: list[dict]) -> str:
-    """WER, SIM and rate ratio against epoch, one line per scale, as one inline SVG."""
+def plots_svg(cells: list[dict], baselines: dict[str, dict] | None = None) -> str:
+    """WER, SIM and rate ratio against epoch, one line per scale, the zero-shot baselines as dashed levels, as one
+    inline SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,6 +110,9 @@ def plots_svg(cells: list[dict]) -> str:
             points = sorted((c["epoch"], c[name]) for c in cells if c["lora_scale"] == scale and c[name] is not None)
             if points:
                 axis.plot(*zip(*points, strict=True), marker="o", label=f"{scale:g}")
+        for style, (mode, baseline) in zip(("--", ":"), (baselines or {}).items(), strict=False):
+            if baseline.get(name) is not None:
+                axis.axhline(baseline[name], color="gray", linestyle=style, label=f"zero-shot {mode}")
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch")
     axes[0].legend(title="lora_scale", fontsize=8)
@@ -161,7 +165,7 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
         "faster). EOS fail: share of generations that hit the token cap.</p>"
     )
     if cells:
-        parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells)]
+        parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells, baselines)]
     if best is not None:
         chosen = [r for r in rows if (r["epoch"], r["lora_scale"]) == (best["epoch"], best["lora_scale"])
                   and not r.get("baseline")]  # fmt: skip

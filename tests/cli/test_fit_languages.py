@@ -53,13 +53,14 @@ def chinese_run(tmp_path_factory) -> Path:
 def test_a_chinese_run_finishes_and_says_how_it_chose(chinese_run: Path):
     rows = [json.loads(line) for line in (chinese_run / "eval" / "rows.jsonl").read_text().splitlines()]
     by_sentence = {}
-    for row in rows:  # the held-out (val) sentences x both codec prefixes (mixed) x 1 scale
+    for row in (r for r in rows if not r.get("baseline")):  # val sentences x both prefixes (mixed) x 1 scale
         by_sentence.setdefault(row["utt_id"], []).append(row["prefix"])
     assert by_sentence and all(sorted(p) == ["tagged", "untagged"] for p in by_sentence.values())
     assert all(r["error_metric"] == "cer" and r["cer"] is None and r["hypothesis"] is None for r in rows)
     best = json.loads((chinese_run / "best.json").read_text())
     assert best["ranked_by"] == "spk_sim" and best["unscored_rows"] == {"error_rate": len(rows)}
     assert best["reason"].startswith("error_rate was not measured for any row")
+    assert {r["baseline"] for r in rows if r.get("baseline")} == {"xvector", "icl"}  # zero-shot, Chinese too
     page = (chinese_run / "report.html").read_text()
     assert "WER/CER n/a" in page and "Codec prefix: explicit language" in page
 

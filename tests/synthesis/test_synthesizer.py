@@ -148,9 +148,12 @@ def test_runaway_is_flagged_and_cut_at_the_cap(synth):
 def test_default_cap_comes_from_the_text(synth, monkeypatch):
     seen = []
     original = synth._generate
-    monkeypatch.setattr(
-        synth, "_generate", lambda texts, seeds, scales, caps: seen.append(caps) or original(texts, seeds, scales, [2])
-    )
+
+    def spy(texts, seeds, scales, caps, languages):
+        seen.append(caps)
+        return original(texts, seeds, scales, [2], languages)
+
+    monkeypatch.setattr(synth, "_generate", spy)
     synth.synthesize(TEXTS, seeds=0)
     assert seen == [[text_frame_cap(TEXTS[0])], [text_frame_cap(TEXTS[1])]]
 
