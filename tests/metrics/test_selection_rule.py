@@ -272,8 +272,8 @@ def test_rows_without_speakers_aggregate_as_before():
     rows = cell_rows(0, 1.0, 0.2, n=3) + cell_rows(0, 1.0, 0.4, n=1)
     (cell,) = aggregate(rows)
     assert cell["wer"] == pytest.approx(0.25) and "by_speaker" not in cell
-    assert list(cell) == ["epoch", "lora_scale", "n", "error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio",
-                          "words_per_second", "rate_error", "eos_fail"]  # fmt: skip
+    assert list(cell) == ["epoch", "lora_scale", "n", "error_rate", "wer", "cer", "spk_sim", "spk_sim_model",
+                          "rate_ratio", "words_per_second", "rate_error", "eos_fail"]  # fmt: skip
 
 
 def test_the_report_has_a_speaker_dimension():
