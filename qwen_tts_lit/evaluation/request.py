@@ -31,8 +31,7 @@ class EvaluateRequest:
     batch_size: int | None = None
     """Generations per generate call (default: the run's; that value reproduces its audio byte for byte)."""
     baselines: bool = False
-    """Also score the base model zero-shot on the same sentences, seeds and judges (x-vector only, and in-context
-    cloning from the first training clip), replacing the run's baseline rows: adds them to a run trained without."""
+    """Also score the base model zero-shot (x-vector only, and in-context cloning from the first training clip)."""
     no_asr: bool = False
     """Score without ASR: no WER/CER (null in the rows); the rule ranks on the other metrics and says so."""
     asr_model: str | None = None

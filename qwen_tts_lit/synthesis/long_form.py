@@ -10,6 +10,7 @@ reported as kept. A runaway is never kept silently.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -119,10 +120,12 @@ def check_request(request: SynthesizeRequest) -> list[str]:
             raise UserError(f"{name} {value}: must be >= 1")
     if request.retries < 0 or request.pause_seconds < 0:
         raise UserError("--retries and --pause-seconds must be >= 0")
-    cleaned = clean_spoken_text(request.spoken_text())  # what prepare does to transcripts, so the model reads alike
-    if cleaned.tags:
-        print(f"synthesize: removed non-speech tags {cleaned.tags} (as prepare does)", file=sys.stderr)
-    text = cleaned.text
+    # What prepare does to transcripts, so the model reads alike; per paragraph: blank lines still end chunks.
+    cleaned = [clean_spoken_text(part) for part in re.split(r"\n\s*\n", request.spoken_text())]
+    tags = [tag for part in cleaned for tag in part.tags]
+    if tags:
+        print(f"synthesize: removed non-speech tags {tags} (as prepare does)", file=sys.stderr)
+    text = "\n\n".join(part.text for part in cleaned)
     chunks, dropped = speakable_chunks(split_text(text, request.chunk_chars))
     if not chunks:
         what = f"{text.strip()[:40]!r} has no words" if text.strip() else "the text is empty"
