@@ -74,7 +74,10 @@ class SelectionRule:
 
 def as_records(rows: Any) -> list[Mapping[str, Any]]:
     """Rows as a list of mappings, from a list of dicts or a pandas DataFrame."""
-    return rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    if not hasattr(rows, "to_dict"):
+        return list(rows)
+    # A DataFrame fills a field some rows lack (baseline, speaker, a metric) with NaN: that is "absent" here.
+    return [{k: None if _is_nan(v) else v for k, v in record.items()} for record in rows.to_dict("records")]
 
 
 def mean(values: Iterable[Any]) -> float | None:
