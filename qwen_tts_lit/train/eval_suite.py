@@ -119,8 +119,8 @@ class EvalSuite(L.Callback):
         """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
         if not trainer.limit_val_batches or not self.settings.baselines:
             return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a collective under DDP: every rank
         if trainer.is_global_zero:
-            run_dir = Path(trainer.log_dir or trainer.default_root_dir)
             if not any(row.get("baseline") for row in read_rows(run_dir)):
                 self._evaluate_baselines(trainer, pl_module, run_dir)
         trainer.strategy.barrier()
