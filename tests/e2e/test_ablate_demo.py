@@ -1,29 +1,53 @@
 """The shipped CI grid (configs/ablations/grid_demo.yaml: corrected vs upstream_talker_shift, 2 seeds x 2 epochs on
-the tiny demo model) through ``python -m qwen_tts_lit ablate`` end to end, then notebook 02 on its root."""
+the tiny demo model) through ``python -m qwen_tts_lit ablate`` end to end, then notebook 02 on its root.
+
+The grid runs as shipped (its configs, variants, seeds and args) plus FAST: what these tests check (folders, seeds,
+epochs, best.json, tables, skipping) needs neither the zero-shot baselines (tested in tests/e2e/test_fit.py and
+tests/train/test_eval_suite.py) nor more than one held-out sentence and two batches an epoch: 190 CPU-seconds for
+this file instead of 450."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from io import StringIO
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from helpers.fit import REPO, run_cli
 from helpers.notebooks import execute_notebook
 
 from qwen_tts_lit.analysis import load_run
 
 pytestmark = pytest.mark.slow
-GRID = "configs/ablations/grid_demo.yaml"
+SHIPPED_GRID = REPO / "configs" / "ablations" / "grid_demo.yaml"
 VARIANTS, SEEDS = ("corrected", "upstream_talker_shift"), (0, 1)
+FAST = ("--trainer.limit_train_batches=2", "--trainer.callbacks.num_utterances=1", "--trainer.callbacks.baselines=[]")
 
 
 @pytest.fixture(scope="module")
-def demo_ablation(fit_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The grid's root after one ablate run (4 fits, about 3 minutes on 2 cores), and ablate's stderr."""
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped grid with its config paths made absolute and FAST appended to its args."""
+    shipped = yaml.safe_load(SHIPPED_GRID.read_text())
+
+    def absolute(paths: list[str]) -> list[str]:
+        return [str((SHIPPED_GRID.parent / p).resolve()) for p in paths]
+
+    assert shipped["args"] == ["--trainer.max_epochs=2"]  # what the tests below expect of the shipped grid
+    shipped |= {"base": absolute(shipped["base"]), "args": [*shipped["args"], *FAST],
+                "variants": {name: absolute(overlays) for name, overlays in shipped["variants"].items()}}  # fmt: skip
+    path = tmp_path_factory.mktemp("grid") / "grid_demo.yaml"
+    path.write_text(yaml.safe_dump(shipped, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_ablation(grid: Path, fit_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The grid's root after one ablate run (4 fits, about 3 CPU-minutes), and ablate's stderr."""
     root = tmp_path_factory.mktemp("ablation") / "demo"
-    result = run_cli(REPO, "ablate", "--grid", GRID, "--root", str(root), cache=fit_cache)  # the grid is cwd-relative
+    result = run_cli(REPO, "ablate", "--grid", str(grid), "--root", str(root), cache=fit_cache)  # paths shown from REPO
     return root, result.stderr
 
 
@@ -53,17 +77,17 @@ def test_tables_have_one_row_per_variant_with_its_command(demo_ablation):
         overlay = " --config configs/ablations/upstream_talker_shift.yaml" if variant != "corrected" else ""
         assert table.loc[variant, "command"] == (
             f"for s in 0 1; do python -m qwen_tts_lit fit --config configs/demo.yaml{overlay} "
-            f"--config {root}/{variant}/seed_$s/ablate.yaml --trainer.max_epochs=2; done"
+            f"--config {root}/{variant}/seed_$s/ablate.yaml --trainer.max_epochs=2 {shlex.join(FAST)}; done"
         )
     markdown, tex = (root / "ablation.md").read_text(), (root / "ablation.tex").read_text()
     assert all(f"| {v} | 2 |" in markdown for v in VARIANTS) and r"upstream\_talker\_shift & 2 &" in tex
 
 
-def test_a_second_ablate_skips_the_finished_runs(demo_ablation, fit_cache: Path):
+def test_a_second_ablate_skips_the_finished_runs(grid: Path, demo_ablation, fit_cache: Path):
     root, _ = demo_ablation
     before = {p: p.stat().st_mtime_ns for p in root.glob("*/seed_*/ablate.json")}
     table = (root / "ablation.csv").read_text()
-    result = run_cli(REPO, "ablate", "--grid", GRID, "--root", str(root), cache=fit_cache)
+    result = run_cli(REPO, "ablate", "--grid", str(grid), "--root", str(root), cache=fit_cache)
     assert "4 finished and skipped, 0 to run" in result.stderr
     assert {p: p.stat().st_mtime_ns for p in root.glob("*/seed_*/ablate.json")} == before
     assert (root / "ablation.csv").read_text() == table
