@@ -24,8 +24,9 @@ def repo_root() -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end files first: with two workers (pyproject's addopts) they then start at once, instead of one of
-    them starting last and running alone at the end."""
+    """The end-to-end files first (the heaviest: subprocess fits): with two workers and --no-loadscope-reorder
+    (pyproject's addopts) xdist hands files out in this order, so they start at once, instead of one of them starting
+    last and running alone at the end."""
     items.sort(key=lambda item: "e2e" not in item.path.parts)
 
 
