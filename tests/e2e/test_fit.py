@@ -147,14 +147,6 @@ def test_nan_loss_stops_the_run_naming_step_and_utterances(fit_cache: Path, tmp_
     assert all(torch.isfinite(t).all() for t in good.values())
 
 
-def test_missing_prepared_dataset_fails_at_start(fit_cache: Path, tmp_path: Path):
-    result = run_demo_fit(tmp_path, "--data.raw", "null", "--data.prepared_dir", str(tmp_path / "nowhere"),
-                          cache=fit_cache, check=False)  # fmt: skip
-    assert result.returncode == 2
-    assert "data.prepared_dir" in result.stderr and "nowhere holds no train.jsonl" in result.stderr
-    assert not (tmp_path / "runs").exists()  # refused before the trainer made a run folder
-
-
 def test_full_finetune_trains_checkpoints_the_talker_and_evaluates_at_scale_1(fit_cache: Path, tmp_path: Path):
     overlay = Path(__file__).resolve().parents[2] / "configs" / "ablations" / "full_finetune.yaml"
     run_demo_fit(tmp_path, "--config", str(overlay), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",

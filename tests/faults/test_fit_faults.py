@@ -1,6 +1,6 @@
 """fit and evaluate under faults, in-process on the tiny checkpoint: impossible settings refused before any folder
-exists, a dataset that could never be evaluated refused before training, a full disk in the middle of a fit and
-during an evaluation. Each: the exit code, the one line, and that nothing earlier was lost."""
+exists, a dataset that is missing or could never be evaluated refused before training, a full disk in the middle of a
+fit and during an evaluation. Each: the exit code, the one line, and that nothing earlier was lost."""
 
 from __future__ import annotations
 
@@ -62,6 +62,15 @@ def test_a_dataset_that_could_never_be_evaluated_is_refused_before_training(
     assert line.startswith(f"error: {data}/val.jsonl: no held-out rows; without held-out sentences fit never ")
     assert "--trainer.limit_val_batches 0" in line  # the documented opt-out
     assert list((tmp_path / "work").iterdir()) == []  # the folder it claimed is gone again
+
+
+def test_a_missing_prepared_dataset_fails_at_start(tmp_path, capsys, monkeypatch, run_cache):
+    monkeypatch.chdir(tmp_path)
+    args = ("--data.raw", "null", "--data.prepared_dir", tmp_path / "nowhere", *QUIET)
+    assert main("fit", "--config", DEMO_CONFIG, "--data.raw", DEMO_RAW, *args) == 2
+    err = capsys.readouterr().err
+    assert "data.prepared_dir" in err and "nowhere holds no train.jsonl" in err
+    assert not (tmp_path / "runs").exists()  # refused before the trainer made a run folder
 
 
 def test_a_full_disk_mid_fit_stops_with_one_line_and_keeps_the_last_good_checkpoint(
