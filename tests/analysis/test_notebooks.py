@@ -1,8 +1,8 @@
 """The notebooks are stored without outputs and execute top to bottom (as ``pytest --nbmake notebooks/`` would).
 
 ``python -m pytest`` collects tests/ only (pyproject testpaths), so this module is what runs them in CI: 01 on the
-session's demo run, 01 and 02 with nothing to show (a clear message, no error); 02 on a real ablation root is in
-test_ablate_demo.py, beside the grid run that produces it.
+session's demo run, 01 and 02 with nothing to show (a clear message, no error: what nbmake on a fresh clone runs,
+from a notebooks/ folder); 02 on a real ablation root is in test_ablate_demo.py, beside the grid run that produces it.
 """
 
 from __future__ import annotations
@@ -39,8 +39,12 @@ def test_01_pick_epoch_on_the_demo_run(demo_run: Path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_without_runs_explains_what_to_run(name: str, tmp_path: Path):
-    """Started somewhere with no runs/ (a fresh clone): no error, a message with the command that makes one."""
-    output = execute_notebook(name, {"QWEN_TTS_LIT_RUN": None, "QWEN_TTS_LIT_ABLATION": None}, cwd=tmp_path)
+    """Started in the notebooks/ folder of a checkout with no runs/ (a fresh clone): no error, a message with the
+    command that makes one."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    output = execute_notebook(name, {"QWEN_TTS_LIT_RUN": None, "QWEN_TTS_LIT_ABLATION": None}, cwd=folder)
+    assert f"{tmp_path}/runs" in output  # the repository root is the folder above notebooks/
     assert "python -m qwen_tts_lit " + ("fit --config configs/demo.yaml" if name.startswith("01") else "ablate") in (
         output
     )
