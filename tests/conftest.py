@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,13 @@ from filelock import FileLock
 # Prove that nothing reaches for a model hub: these make transformers/huggingface_hub fail instead of downloading.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One intra-op thread per process (the subprocess fits, DDP ranks and notebook kernels inherit it): two xdist workers
+# already fill the two cores, and torch's default (a thread per core) made every op on more than 2048 elements wait
+# for the busy other core, about 8 ms each: `evaluate` of one sentence with its baselines took 31.6 CPU-s on two
+# threads and 6.7 on one. Tests that need another thread count set it themselves.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "torch" in sys.modules:  # imported by a plugin before this file: the variable came too late for it
+    sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_RAW = REPO_ROOT / "data" / "demo" / "raw" / "train_raw.jsonl"
