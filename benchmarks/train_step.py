@@ -15,25 +15,27 @@ Model (--size): real-1.7b (default) is the released 1.7B width with random weigh
 and the code predictor to 1, the released 28 : 5 ratio, so the talker's share of the work (what padding inflates)
 against the sub-talker's (per frame, never padded, in both loops) is the real one; tiny is the tiny checkpoint.
 
-"upstream" re-creates finetuning/sft_12hz.py's loop: accelerate's Accelerator with gradient accumulation, batches in
-random order padded to their longest member (no length bucketing), the speaker encoder run on the reference mels at
-every step, and the double-shifted losses (our step with fix_talker_shift / fix_sub_talker_* off). The text
-projection stays on in both: without it the tiny and 0.6B shapes crash, which is not a speed. "ours" is
-QwenTTSModule's step: length-bucketed step plans, x-vector computed once, corrected losses; "ours_same_batches" is
-our step on upstream's very batches (isolates the step from the bucketing). All use LoRA r16 on the talker, AdamW,
-the same batch size, accumulation and number of optimizer steps. Each variant runs in its own process, so peak
-memory is its own (CUDA: max_memory_allocated; CPU: peak RSS). frames/s is wall-clock; frames per CPU-second
-(process time) is the steadier figure on a shared CPU. Prints figures; asserts nothing.
+"upstream" re-creates finetuning/sft_12hz.py's loop through upstream's own modules (docs/upstream_bugs.md gives its
+lines): accelerate's Accelerator with gradient accumulation, batches in random order padded to their longest member
+(no length bucketing), the speaker encoder run on the reference mels at every step, one talker forward with the
+labels (its Hugging Face loss shifts them again) and every hidden state, then forward_sub_talker_finetune on the
+states at the frames. The text projection stays on in both: without it the tiny and 0.6B shapes crash, which is
+not a speed. "ours" is QwenTTSModule's step: length-bucketed step plans, x-vector computed once, corrected losses
+(qwen_tts_lit/model/step.py); "ours_same_batches" is our step on upstream's very batches (isolates the step from the
+bucketing). All use LoRA r16 on the talker, AdamW, the same batch size, accumulation and number of optimizer steps.
+All run on one model in one process, their optimizer steps interleaved (ours step 1, ours_same_batches step 1,
+upstream step 1, ours step 2, ...), so every variant meets the same machine even when other work shares it; frames/s
+is wall-clock, frames per CPU-second (process time) the steadier figure on a shared CPU. On CUDA each variant's peak
+memory (max_memory_allocated over its steps) is printed too. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
 import random
-import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -137,13 +139,52 @@ def _batches(split, batch_size: int, accumulate: int, steps: int, bucketed: bool
     return warmup_plan + [timed[i : i + batch_size] for i in range(0, len(timed), batch_size)]
 
 
-def run_variant(name: str, args: argparse.Namespace, tiny_dir: str, prepared: str, queue) -> None:
+def upstream_loss(model, batch, mel: torch.Tensor) -> torch.Tensor:
+    """sft_12hz.py's loss through upstream's own code: talker(inputs[:, :-1], labels=labels[:, 1:]) and
+    forward_sub_talker_finetune(codes at the frames, states at codec_mask[:, :-1]), weighted 0.3."""
+    from qwen_tts_lit.model.step import SUB_TALKER_WEIGHT, talker_input_embeddings
+
+    talker = model.talker
+    with torch.no_grad():  # upstream runs the speaker encoder on the batch's reference mels at every step
+        batch.xvectors = model.speaker_encoder(mel.expand(len(batch.utterance_ids), -1, -1)).to(batch.xvectors)
+    embeddings = talker_input_embeddings(talker, batch)
+    out = talker(inputs_embeds=embeddings[:, :-1], attention_mask=batch.attention_mask[:, :-1],
+                 labels=batch.labels[:, 1:], output_hidden_states=True)  # fmt: skip
+    hidden = out.hidden_states[0][-1]
+    _, sub_loss = talker.forward_sub_talker_finetune(batch.codes[batch.frame_mask], hidden[batch.frame_mask[:, :-1]])
+    return out.loss + SUB_TALKER_WEIGHT * sub_loss
+
+
+VARIANTS = ("ours", "ours_same_batches", "upstream")
+
+
+@dataclass
+class Tally:
+    """What one variant did in its timed optimizer steps."""
+
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    frames: int = 0
+    tokens: int = 0
+    slots: int = 0
+    peak_gib: float = 0.0
+    warmup_seconds: float = 0.0
+
+    @property
+    def padding(self) -> float:
+        return 1 - self.tokens / max(self.slots, 1)
+
+
+def run(args: argparse.Namespace, tiny_dir: str, prepared: str) -> dict[str, Tally]:
+    """Every variant on one model in one process, their optimizer steps interleaved (ours step 1, ..., upstream step
+    1, ours step 2, ...): each variant meets the same machine, however busy it is meanwhile."""
+    from accelerate import Accelerator
     from transformers import AutoTokenizer
 
     from qwen_tts_lit.data.dataset import Collate, PreparedSplit
     from qwen_tts_lit.model.layout import SpecialIds
     from qwen_tts_lit.model.lora import LoraSpec, cast_adapter_inputs, inject_lora
-    from qwen_tts_lit.model.step import StepFixes, combine_losses, training_step_losses
+    from qwen_tts_lit.model.step import combine_losses, training_step_losses
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -159,60 +200,61 @@ def run_variant(name: str, args: argparse.Namespace, tiny_dir: str, prepared: st
         split = SyntheticSplit(clip_seconds(args.mix), special, model.config)
     ref_audio, _ = sf.read(str(REF), dtype="float32")
     mel = reference_mel(model, ref_audio).to(device, dtype)
-    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-5)
-    upstream = name == "upstream"
-    fixes = StepFixes(True, not upstream, not upstream, not upstream)
-    plan = _batches(split, args.batch_size, args.accumulate, args.steps, bucketed=name == "ours")
     with torch.no_grad():
         xvector = model.speaker_encoder(mel)[0].float().cpu()  # ours: once
+    parameters = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.accumulate, mixed_precision="bf16" if device == "cuda" else "no"
+    )
+    upstream_model, upstream_optimizer = accelerator.prepare(peft_model, torch.optim.AdamW(parameters, lr=1e-5))
+    plans = {name: _batches(split, args.batch_size, args.accumulate, args.steps, name == "ours")
+             for name in VARIANTS}  # fmt: skip
 
-    if upstream:
-        from accelerate import Accelerator
+    def micro_batch(name: str, ids: list[int], tally: Tally) -> None:
+        batch = Collate(xvector)([split[i] for i in ids]).to(device)
+        tally.frames += int((batch.labels != -100).sum())
+        tally.tokens += int(batch.attention_mask.sum())
+        tally.slots += batch.attention_mask.numel()
+        if name == "upstream":
+            cast_adapter_inputs(peft_model, True)
+            with accelerator.accumulate(upstream_model):
+                accelerator.backward(upstream_loss(model, batch, mel))
+                upstream_optimizer.step()
+                upstream_optimizer.zero_grad()
+            return
+        cast_adapter_inputs(peft_model, device != "cuda")  # as QwenTTSModule under bf16 autocast
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            out = training_step_losses(talker, batch)
+        (combine_losses(out.talker, out.sub_talker) / args.accumulate).backward()
 
-        precision = "bf16" if device == "cuda" else "no"
-        accelerator = Accelerator(gradient_accumulation_steps=args.accumulate, mixed_precision=precision)
-        peft_model, optimizer = accelerator.prepare(peft_model, optimizer)
+    def optimizer_step(name: str, micro_batches: list[list[int]], tally: Tally) -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for ids in micro_batches:
+            micro_batch(name, ids, tally)
+        if name != "upstream":
+            optimizer.step()
+            optimizer.zero_grad()
+        if device == "cuda":
+            torch.cuda.synchronize()
+            tally.peak_gib = max(tally.peak_gib, torch.cuda.max_memory_allocated() / 2**30)
+        tally.seconds += time.perf_counter() - wall
+        tally.cpu_seconds += time.process_time() - cpu
 
-    cast_adapter_inputs(peft_model, upstream or device != "cuda")  # as QwenTTSModule under bf16 autocast
-    frames = tokens = slots = 0
-    start = cpu_start = None
-    for index, ids in enumerate(plan):
-        if index == args.accumulate:  # the first optimizer step is warm-up: not timed
-            if device == "cuda":
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            start, cpu_start, frames, tokens, slots = time.perf_counter(), time.process_time(), 0, 0, 0
-        items = [split[i] for i in ids]
-        if upstream:  # its collate cats reference mels; its step runs the speaker encoder on them every time
-            with torch.no_grad():
-                speaker = model.speaker_encoder(mel.expand(len(ids), -1, -1))
-            batch = Collate(speaker[0].float().cpu())(items)
-        else:
-            batch = Collate(xvector)(items)
-        batch = batch.to(device)
-        frames += int((batch.labels != -100).sum())
-        tokens += int(batch.attention_mask.sum())
-        slots += batch.attention_mask.numel()
-        if upstream:
-            with accelerator.accumulate(peft_model):
-                out = training_step_losses(talker, batch, fixes)
-                accelerator.backward(combine_losses(out.talker, out.sub_talker))
-                optimizer.step()
-                optimizer.zero_grad()
-        else:
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-                out = training_step_losses(talker, batch, fixes)
-            (combine_losses(out.talker, out.sub_talker) / args.accumulate).backward()
-            if (index + 1) % args.accumulate == 0:
-                optimizer.step()
-                optimizer.zero_grad()
-    if device == "cuda":
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**30
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    queue.put((name, frames / seconds, frames / cpu_seconds, seconds, peak, 1 - tokens / max(slots, 1)))
+    tallies = {name: Tally() for name in VARIANTS}
+    for step in range(args.steps + 1):  # step 0: warm-up, reported apart
+        for name in VARIANTS:
+            micro_batches = plans[name][step * args.accumulate : (step + 1) * args.accumulate]
+            if step == 0:
+                warmup = Tally()
+                optimizer_step(name, micro_batches, warmup)
+                tallies[name].warmup_seconds = warmup.seconds
+            else:
+                optimizer_step(name, micro_batches, tallies[name])
+    return tallies
 
 
 def main() -> None:
@@ -222,7 +264,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--accumulate", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=1, help="alternate the variants; report each one's best")
     args = parser.parse_args()
 
     from qwen_tts_lit.cache import cache_root
@@ -233,36 +274,30 @@ def main() -> None:
     prepared = cache_root() / "prepared" / "benchmark-demo"
     if args.mix == "demo" and not (prepared / "train.jsonl").is_file():
         prepare(PrepareOptions(input=RAW, output=prepared, model=str(tiny_dir)))
+    results = run(args, str(tiny_dir), str(prepared))
 
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    results = {}
-    for name in ("ours", "ours_same_batches", "upstream") * args.repeats:
-        process = context.Process(target=run_variant, args=(name, args, str(tiny_dir), str(prepared), queue))
-        process.start()
-        process.join()
-        if process.exitcode != 0:
-            raise SystemExit(f"{name} variant failed (exit {process.exitcode})")
-        result = queue.get()
-        best = results.get(result[0])
-        if best is None or result[2] > best[1]:  # best of the repeats by CPU-time rate: least disturbed
-            results[result[0]] = result[1:]
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    memory = "peak GPU memory" if torch.cuda.is_available() else "peak RSS"
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
     if args.mix != "demo":
         lengths = np.array(clip_seconds(args.mix)) + TRAILING_SILENCE_S
         print(f"mix {args.mix}: {len(lengths)} clips, {lengths.sum() / 60:.1f} min, {lengths.min():.1f}-"
               f"{lengths.max():.1f} s (median {np.median(lengths):.1f} s), trailing silence included")  # fmt: skip
     print(f"{args.size} on {device}: {args.steps} optimizer steps of batch {args.batch_size} x accumulate "
-          f"{args.accumulate}, LoRA r16")  # fmt: skip
-    print(f"  {'variant':<18} {'frames/s':>9} {'frames/CPU-s':>13} {'seconds':>8} {memory + ' GiB':>20} {'padding':>8}")
-    for name, (rate, cpu_rate, seconds, peak, padding) in results.items():
-        print(f"  {name:<18} {rate:9.1f} {cpu_rate:13.1f} {seconds:8.1f} {peak:20.2f} {padding:8.1%}")
+          f"{args.accumulate} per variant, interleaved, LoRA r16")  # fmt: skip
+    peak_column = f" {'peak GPU GiB':>13}" if cuda else ""
+    print(f"  {'variant':<18} {'frames/s':>9} {'frames/CPU-s':>13} {'seconds':>8} {'padding':>8} {'warm-up s':>10}"
+          f"{peak_column}")  # fmt: skip
+    for name, tally in results.items():
+        peak = f" {tally.peak_gib:13.2f}" if cuda else ""
+        print(f"  {name:<18} {tally.frames / tally.seconds:9.1f} {tally.frames / tally.cpu_seconds:13.1f} "
+              f"{tally.seconds:8.1f} {tally.padding:8.1%} {tally.warmup_seconds:10.1f}{peak}")  # fmt: skip
     upstream = results["upstream"]
     for name in ("ours_same_batches", "ours"):
         ours = results[name]
-        print(f"  {name} / upstream: {ours[0] / upstream[0]:.2f}x frames/s, {ours[1] / upstream[1]:.2f}x frames per "
-              f"CPU-second, {ours[3] / upstream[3]:.2f}x peak memory")  # fmt: skip
+        memory = f", {ours.peak_gib / upstream.peak_gib:.2f}x peak memory" if cuda else ""
+        print(f"  {name} / upstream: {ours.frames / ours.seconds / (upstream.frames / upstream.seconds):.2f}x "
+              f"frames/s, {ours.frames / ours.cpu_seconds / (upstream.frames / upstream.cpu_seconds):.2f}x frames "
+              f"per CPU-second{memory}")  # fmt: skip
 
 
 if __name__ == "__main__":
