@@ -30,7 +30,8 @@ CLIPS = [
     ("es_1", "spanish", "es", "La biblioteca cierra a las nueve de la noche.", None),
     ("es_2", "spanish", "es", "Los niños juegan al fútbol en el parque.", None),
     ("de_1", "german", "de", "Morgen besuchen wir unsere Freunde in Berlin.", None),
-    ("zh_1", "chinese", "cmn-latn-pinyin", "我们明天去北京看朋友。", "wo3 men5 ming2 tian1 qu4 bei3 jing1 kan4 peng2 you5"),
+    ("zh_1", "chinese", "cmn-latn-pinyin", "我们明天去北京看朋友。",
+     "wo3 men5 ming2 tian1 qu4 bei3 jing1 kan4 peng2 you5"),
 ]  # fmt: skip
 
 
@@ -66,7 +67,8 @@ def scored(judges: Judges, tmp_path_factory) -> dict:
 
 def test_the_judge_is_multilingual_and_passes_the_setup_check(judges: Judges, multilingual_whisper: Path):
     assert judges.asr.multilingual  # what the loaded model says of itself
-    assert asr_problem(JudgeSettings(asr_model=str(multilingual_whisper)), {"spanish", "german", "chinese"}, "x") is None
+    languages = {"spanish", "german", "chinese"}
+    assert asr_problem(JudgeSettings(asr_model=str(multilingual_whisper)), languages, "x") is None
     assert "English-only" in asr_problem(JudgeSettings(), {"spanish"}, "x")  # the bundled tiny.en is refused
 
 
