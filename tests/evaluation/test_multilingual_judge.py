@@ -13,16 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-import torch
+from helpers.recordings import recordings_as_utterances
 
-from qwen_tts_lit.audio import resample
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.scoring import score_utterances
 from qwen_tts_lit.evaluation.settings import JudgeSettings, asr_problem
 from qwen_tts_lit.metrics import ASR
-from qwen_tts_lit.synthesis.synthesizer import Utterance
 
 # (id, language, espeak-ng voice, text, what espeak-ng reads). Debian's espeak-ng "cmn" voice knows few characters
 # and spells the others as pinyin read in English with tone digits; its pinyin voice speaks real Mandarin.
@@ -51,12 +48,7 @@ def scored(judges: Judges, tmp_path_factory) -> dict:
                                            ensure_ascii=False) + "\n" for u, lang, _, t, _ in CLIPS))  # fmt: skip
     items = read_heldout(manifest)
     real = measure_real(items, judges)
-    utterances = []
-    for item in items:
-        wav, rate = sf.read(str(item.audio), dtype="float32")
-        wav = resample(wav, rate, 24000)  # espeak-ng speaks at 22.05 kHz; a synthesis is 24 kHz
-        frames = int(np.ceil(len(wav) / 1920))
-        utterances.append(Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0))
+    utterances = recordings_as_utterances(items)
     rows = score_utterances(items, utterances, judges, real)
     spanish = [i for i, item in enumerate(items) if item.language == "spanish"]
     english_only = copy(judges)

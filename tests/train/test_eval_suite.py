@@ -223,17 +223,13 @@ def test_chinese_speech_scored_without_asr_reports_cer_as_not_computed(chinese_h
                                                                        monkeypatch):  # fmt: skip
     """The opt-out on real Chinese speech: rows say their metric is CER and carry none (null), speaker similarity
     and rate are measured, and the rule ranks on speaker similarity, saying so."""
-    from qwen_tts_lit.audio import resample
+    from helpers.recordings import recordings_as_utterances
+
     from qwen_tts_lit.metrics import select_best
 
     items = read_heldout(chinese_heldout)
     real = measure_real(items, judges)
-    utterances = []
-    for item in items:
-        wav, rate = sf.read(str(item.audio), dtype="float32")
-        wav = resample(wav, rate, 24000)  # espeak-ng speaks at 22.05 kHz; a synthesis is 24 kHz
-        frames = int(np.ceil(len(wav) / 1920))
-        utterances.append(Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0))
+    utterances = recordings_as_utterances(items)
     monkeypatch.setattr(judges, "asr", None)  # what JudgeSettings(asr=False) builds
     rows = score_utterances(items, utterances, judges, real)
     for row in rows:
