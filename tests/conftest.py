@@ -166,3 +166,15 @@ def prepared_speakers(speaker_corpus: Path, fit_cache: Path, tmp_path_factory: p
         if not done:
             prepare(PrepareOptions(input=speaker_corpus, output=folder / "data", model="tiny", progress=False))
     return folder / "data"
+
+
+@pytest.fixture(scope="session")
+def multilingual_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multilingual faster-whisper model folder (Whisper base, from the dev extra's packages: helpers/whisper.py),
+    assembled once per session: what tests give as ``judges.asr_model`` to score speech in other languages."""
+    from helpers.whisper import assemble_multilingual_whisper
+
+    with built_once(tmp_path_factory, "multilingual_whisper") as (folder, done):
+        if not done:
+            assemble_multilingual_whisper(folder)
+    return folder

@@ -141,11 +141,13 @@ def metric_fields(
     spk_sim_model: float | None,
     speech_s: float,
 ) -> dict:
-    """A row's metric fields from what the judges measured on its clip; no hypothesis (ASR off): no error rates."""
+    """A row's metric fields from what the judges measured on its clip; no hypothesis (ASR off): no error rates.
+    The reference is the text as spoken (``utterance.text``: the Synthesizer's cleaning of ``item.text``), so a
+    held-out transcript's non-speech tags are not counted as words the model failed to say."""
     language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
     real_speech_s = real.speech_seconds[item.utt_id]
     metric = error_metric(language)  # CER where the language is scored by characters, else WER
-    errors = None if hypothesis is None else error_rate(item.text, hypothesis, language)
+    errors = None if hypothesis is None else error_rate(utterance.text, hypothesis, language)
     return {
         "hypothesis": hypothesis,
         "error_metric": metric,
@@ -155,7 +157,7 @@ def metric_fields(
         "spk_sim": spk_sim,
         "spk_sim_model": spk_sim_model,
         "rate_ratio": rate_ratio(speech_s, real_speech_s),
-        "words_per_second": words_per_second(item.text, speech_s, language),
+        "words_per_second": words_per_second(utterance.text, speech_s, language),
         "speech_seconds": speech_s,
         "real_speech_seconds": real_speech_s,
         "frames": utterance.frames,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qwen_tts_lit.data.prepare.text import clean_spoken_text
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.metrics.text_norm import has_speakable
@@ -120,8 +119,8 @@ def check_request(request: SynthesizeRequest) -> list[str]:
             raise UserError(f"{name} {value}: must be >= 1")
     if request.retries < 0 or request.pause_seconds < 0:
         raise UserError("--retries and --pause-seconds must be >= 0")
-    # What prepare does to transcripts, so the model reads alike; per paragraph: blank lines still end chunks.
-    cleaned = [clean_spoken_text(part) for part in re.split(r"\n\s*\n", request.spoken_text())]
+    # Chunks are cut from what the Synthesizer will speak (its cleaning, per paragraph: blank lines still end chunks).
+    cleaned = [Synthesizer.spoken_text(part) for part in re.split(r"\n\s*\n", request.spoken_text())]
     tags = [tag for part in cleaned for tag in part.tags]
     if tags:
         print(f"synthesize: removed non-speech tags {tags} (as prepare does)", file=sys.stderr)

@@ -11,6 +11,9 @@ Choices the upstream API leaves open:
   Batched arithmetic (padding, other matrix shapes) may round differently from a call alone, so bit-for-bit
   equality is promised for the same batches: same texts, seeds, scales and ``batch_size`` give the same bytes.
   Decoding is batched too; the decoder is causal, so right padding does not change any utterance.
+- Every text is cleaned as prepare cleans transcripts (:meth:`Synthesizer.spoken_text`: non-speech tags,
+  Unicode, quotes, whitespace), so the model reads what it was trained to read, whoever calls it (evaluation,
+  ``synthesize``, notebooks). An :class:`Utterance` keeps the text as spoken.
 - ``max_new_tokens`` counts audio frames. Upstream's ``generate`` returns one frame less than the tokens it sampled
   (the last group-0 token never gets its sub-codes), so we ask for two more tokens than the cap: a result longer than
   the cap is a runaway (cut back to the cap), one that ends at or before it found its EOS. ``hit_max_tokens`` is
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from qwen_tts_lit.data.prepare.text import CleanText, clean_spoken_text
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import assistant_prompt
 from qwen_tts_lit.model.lora import UNSCALED, adapters_at_scale
@@ -120,7 +124,7 @@ def xvector_from_audio(tts, audio: np.ndarray, rate: int = SAMPLE_RATE) -> torch
 class Utterance:
     """One synthesized sentence."""
 
-    text: str
+    text: str  # as spoken: cleaned (Synthesizer.spoken_text)
     seed: int
     wav: np.ndarray  # (samples,) float32 at SAMPLE_RATE
     codes: torch.Tensor = field(repr=False)  # (frames, Q) int64 on CPU
@@ -211,6 +215,13 @@ class Synthesizer:
         self.decode_batch_size = decode_batch_size
         self._silence: torch.Tensor | None = None
 
+    @staticmethod
+    def spoken_text(text: str) -> CleanText:
+        """What the model reads for ``text``: prepare's transcript cleaning with its default tags. :meth:`synthesize`
+        applies it to every text; a caller that plans on the text before any model loads (``synthesize``'s chunks)
+        asks here too. Cleaning is idempotent: a cleaned text comes back unchanged."""
+        return clean_spoken_text(text)
+
     @property
     def model(self):
         """The ``Qwen3TTSForConditionalGeneration``."""
@@ -239,11 +250,12 @@ class Synthesizer:
     ) -> list[Utterance]:
         """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
         of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text.
-        ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's."""
-        texts = list(texts)
+        ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's.
+        Each text is spoken as :meth:`spoken_text` cleans it."""
+        texts = [self.spoken_text(text or "").text for text in texts]
         for i, text in enumerate(texts):
-            if not text or not text.strip():
-                raise UserError(f"text {i} is empty")
+            if not text:
+                raise UserError(f"text {i} is empty (after removing non-speech tags and whitespace)")
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: must be >= 1")
         seed_list = _per_text(seeds, len(texts), "seeds", int)

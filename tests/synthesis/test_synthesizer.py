@@ -245,6 +245,22 @@ def test_global_rng_is_untouched(synth):
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_texts_are_spoken_as_prepare_cleans_transcripts(synth):
+    """The Synthesizer, which every inference goes through, cleans each text as prepare cleaned the training
+    transcripts: a raw text speaks exactly as its cleaned form, and its utterance keeps the text as spoken. Cleaning
+    a cleaned text changes nothing, so a caller may plan on it first (synthesize's chunks) without a second effect."""
+    raw = "\u201cThe morning\u201d <laugh>  train [breath] was late."
+    cleaned = Synthesizer.spoken_text(raw)
+    assert cleaned.text == '"The morning" train was late.' and cleaned.tags == ["<laugh>", "[breath]"]
+    from_raw, from_clean = synth.synthesize([raw, cleaned.text], seeds=3, max_new_tokens=CAP)
+    assert from_raw.text == from_clean.text == cleaned.text and torch.equal(from_raw.codes, from_clean.codes)
+    with pytest.raises(UserError, match="text 0 is empty"):
+        synth.synthesize(["<laugh> [breath]"])
+    for text in (raw, "a [[inaudible]] b", "<a<b>c> d"):  # nested tags: stripped until none is left
+        once = Synthesizer.spoken_text(text).text
+        assert Synthesizer.spoken_text(once).text == once and "[" not in once and "<" not in once
+
+
 def test_bad_inputs(tts, synth, xvector):
     with pytest.raises(UserError, match="text 1 is empty"):
         synth.synthesize(["Hello.", "  "])

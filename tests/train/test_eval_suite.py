@@ -223,17 +223,13 @@ def test_chinese_speech_scored_without_asr_reports_cer_as_not_computed(chinese_h
                                                                        monkeypatch):  # fmt: skip
     """The opt-out on real Chinese speech: rows say their metric is CER and carry none (null), speaker similarity
     and rate are measured, and the rule ranks on speaker similarity, saying so."""
-    from qwen_tts_lit.audio import resample
+    from helpers.recordings import recordings_as_utterances
+
     from qwen_tts_lit.metrics import select_best
 
     items = read_heldout(chinese_heldout)
     real = measure_real(items, judges)
-    utterances = []
-    for item in items:
-        wav, rate = sf.read(str(item.audio), dtype="float32")
-        wav = resample(wav, rate, 24000)  # espeak-ng speaks at 22.05 kHz; a synthesis is 24 kHz
-        frames = int(np.ceil(len(wav) / 1920))
-        utterances.append(Utterance(item.text, 0, wav, torch.zeros(frames, 16), frames, 100, False, 0.0))
+    utterances = recordings_as_utterances(items)
     monkeypatch.setattr(judges, "asr", None)  # what JudgeSettings(asr=False) builds
     rows = score_utterances(items, utterances, judges, real)
     for row in rows:
@@ -275,3 +271,22 @@ def test_mixed_language_tags_evaluate_both_calls(tiny_model, judges: Judges, tmp
     assert rows[1]["wav"].endswith(".tagged.wav") and len({r["wav"] for r in rows}) == 4
     page = render_report(rows, select_best(rows))
     assert "Codec prefix: language omitted" in page and "Codec prefix: explicit language" in page
+
+
+def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
+    """The Synthesizer speaks a held-out transcript without its non-speech tags, so they are not scored as missed
+    words either: the reference of WER and speech rate is the utterance's text (with item.text: WER 0.2, 5 words/s)."""
+    from types import SimpleNamespace
+
+    from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
+    from qwen_tts_lit.evaluation.scoring import metric_fields
+    from qwen_tts_lit.evaluation.settings import JudgeSettings
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer
+
+    item = HeldOut("a", "The train <laugh> was late.", Path("a.wav"), "english")
+    spoken = Synthesizer.spoken_text(item.text).text
+    utterance = Utterance(spoken, 0, np.zeros(24000, np.float32), torch.zeros(12, 16), 12, 100, False, 0.0)
+    real = RealRecordings([item], {"a": 1.0}, {"a": 1.0}, np.zeros(256, np.float32))
+    judges = SimpleNamespace(settings=JudgeSettings())
+    row = metric_fields(item, utterance, judges, real, "the train was late", 0.9, None, speech_s=1.0)
+    assert row["wer"] == 0.0 and row["words_per_second"] == 4.0

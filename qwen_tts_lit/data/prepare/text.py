@@ -78,10 +78,17 @@ def normalize_whitespace(text: str) -> str:
 
 
 def clean_text(text: str, tags: re.Pattern | None, ascii_quotes: bool = True) -> CleanText:
-    """The whole transcript cleaning: Unicode, then tags, then whitespace. Reports each kind of change."""
+    """The whole transcript cleaning: Unicode, then tags, then whitespace. Reports each kind of change.
+    Idempotent: tags are stripped until none is left, since removing a nested one can complete another
+    ("[[inaudible]]" -> "[ ]" -> ""), so inference may clean a text that was already cleaned and get it back."""
     unicode_clean = normalize_unicode(text, ascii_quotes)
     stripped, found = strip_tags(unicode_clean, tags)
     final = normalize_whitespace(stripped)
+    while True:  # removing a nested tag, or collapsing whitespace, may have completed another one
+        stripped, more = strip_tags(final, tags)
+        if not more:
+            break
+        final, found = normalize_whitespace(stripped), found + more
     # Whitespace that only exists because a tag was removed is not a whitespace problem of the input.
     whitespace_changed = normalize_whitespace(unicode_clean) != unicode_clean
     return CleanText(final, found, unicode_clean != text, whitespace_changed)
@@ -89,7 +96,8 @@ def clean_text(text: str, tags: re.Pattern | None, ascii_quotes: bool = True) ->
 
 def clean_spoken_text(text: str) -> CleanText:
     """Inference's cleaning of a text to speak: :func:`clean_text` with prepare's defaults (tags, quotes), so the
-    model reads what it was trained to read. ``synthesize`` calls it; prepare calls :func:`clean_text` itself."""
+    model reads what it was trained to read. Its one caller is ``synthesis.Synthesizer.spoken_text``; prepare calls
+    :func:`clean_text` itself."""
     return clean_text(text, _DEFAULT_TAGS)
 
 
