@@ -28,6 +28,9 @@ class CtrlCAtEpoch(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
+            # As in a terminal: a suite started in the background (`cmd &` in a script) hands its processes SIGINT
+            # ignored, and Python then never installs its handler, so the signal would vanish.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
 
 
