@@ -88,6 +88,7 @@ class EvalSuite(L.Callback):
                                      batch_size, judges, rule, tuple(baselines))  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
+        self._heldout = None  # the sentences evaluation speaks: read and checked once, in setup
         self._real = None
         self._train_started = 0.0
 
@@ -114,6 +115,7 @@ class EvalSuite(L.Callback):
         if problem:
             raise UserError(problem)
         check_prefixes(items, self._prefixes(trainer), source)
+        self._heldout = items
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
@@ -141,8 +143,7 @@ class EvalSuite(L.Callback):
     def _load_judges(self, trainer: L.Trainer, run_dir: Path) -> None:
         if self._judges is None:  # once per run: judge models and the real recordings' measurements
             self._judges = Judges(self.settings.judges)
-            items = read_heldout(self._heldout_manifest(trainer), self.settings.num_utterances)
-            self._real = measure_real(items, self._judges, run_dir)
+            self._real = measure_real(self._heldout, self._judges, run_dir)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
