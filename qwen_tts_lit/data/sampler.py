@@ -41,23 +41,47 @@ def plan_micro_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, s
     return batches
 
 
-def balanced_pool(speakers: Sequence[str], seed: int) -> list[int]:
-    """One epoch's dataset indices, as many as there are items, with every speaker's share equal (n // S each, one
-    more for n % S speakers picked at random): a speaker with fewer clips repeats all of them as many whole times as
-    fit and draws the rest without repetition; one with more draws its share without repetition. Seeded."""
-    generator = torch.Generator().manual_seed(seed)
+def balanced_pool(speakers: Sequence[str], seed: int, epoch: int = 0) -> list[int]:
+    """Epoch ``epoch``'s dataset indices, as many as there are items, with every speaker's share equal (n // S each,
+    one more for n % S speakers picked at random each epoch): a speaker with fewer clips repeats all of them as many
+    whole times as fit and draws the rest without repetition; one with more draws its share without repetition.
+
+    The draws beyond whole repeats walk through a seeded permutation of each speaker's clips, epoch after epoch
+    (:func:`rotation_draw`), rather than a fresh random sub-sample each epoch: every clip of a sub-sampled speaker is
+    trained within ``ceil(clips / share) + 1`` epochs, where independent draws would leave some clips out for many.
+    Depends only on (speakers, seed, epoch), so every rank and a resumed run draw the same."""
     groups: dict[str, list[int]] = {}
     for index, speaker in enumerate(speakers):
         groups.setdefault(speaker, []).append(index)
     names = sorted(groups)
-    extra = set(torch.randperm(len(names), generator=generator)[: len(speakers) % len(names)].tolist())
+    # the speakers that take one more clip, per epoch up to this one (the rotation needs every earlier epoch's size)
+    extras = []
+    for past in range(epoch + 1):
+        generator = torch.Generator().manual_seed(seed + past)
+        extras.append(set(torch.randperm(len(names), generator=generator)[: len(speakers) % len(names)].tolist()))
     pool = []
     for rank, name in enumerate(names):
         items = groups[name]
-        whole, rest = divmod(len(speakers) // len(names) + (rank in extra), len(items))
-        drawn = torch.randperm(len(items), generator=generator)[:rest].tolist()
+        shares = [divmod(len(speakers) // len(names) + (rank in extra), len(items)) for extra in extras]
+        whole, _ = shares[-1]
+        drawn = rotation_draw(len(items), [rest for _, rest in shares], seed * 1_000_003 + rank)
         pool += items * whole + [items[i] for i in sorted(drawn)]
     return pool
+
+
+def rotation_draw(count: int, sizes: Sequence[int], seed: int) -> list[int]:
+    """The positions (of ``count``) drawn in the last of ``len(sizes)`` epochs that draw ``sizes[e]`` each without
+    repetition, taken in turn from a seeded permutation: a new permutation starts (after what is left of the old
+    one, and without those) only when the old one runs out, so each clip is drawn once per pass through them all."""
+    generator = torch.Generator().manual_seed(seed)
+    queue: list[int] = []
+    chunk: list[int] = []
+    for size in sizes:
+        if len(queue) < size:
+            left = set(queue)
+            queue += [i for i in torch.randperm(count, generator=generator).tolist() if i not in left]
+        chunk, queue = queue[:size], queue[size:]
+    return chunk
 
 
 def plan_steps(
@@ -100,15 +124,20 @@ class StepPlanBatchSampler:
         self.speakers = list(speakers) if speakers is not None else None
         self.balanced = balanced and self.speakers is not None and len(set(self.speakers)) > 1
         self.epoch = 0
+        # Lightning sets the epoch on ``dataloader.sampler`` and ``dataloader.batch_sampler.sampler`` only, never on
+        # the batch sampler itself: this attribute is how its own call (every epoch, and the restored epoch on a
+        # resume) reaches the plan. Without it every epoch replayed epoch 0's plan.
+        self.sampler = EpochForwarder(self)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch: a new shuffle per epoch, the same on every rank."""
+        """The epoch whose plan ``__iter__`` yields: a new shuffle, tag draw and speaker draw per epoch, the same on
+        every rank. Lightning calls it through :attr:`sampler`."""
         self.epoch = epoch
 
     def epoch_items(self) -> list[int]:
         """The dataset indices this epoch draws (positions in this list are what the plan buckets)."""
         if self.balanced:
-            return balanced_pool(self.speakers, self.seed + self.epoch)
+            return balanced_pool(self.speakers, self.seed, self.epoch)
         return list(range(len(self.lengths)))
 
     def __iter__(self) -> Iterator[list[ItemRef]]:
@@ -125,3 +154,13 @@ class StepPlanBatchSampler:
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)
+
+
+class EpochForwarder:
+    """What Lightning sees as the batch sampler's ``sampler``: it only forwards ``set_epoch`` to the plan."""
+
+    def __init__(self, plan: StepPlanBatchSampler) -> None:
+        self.plan = plan
+
+    def set_epoch(self, epoch: int) -> None:
+        self.plan.set_epoch(epoch)

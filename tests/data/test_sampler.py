@@ -95,3 +95,16 @@ def test_natural_sampling_and_one_speaker_plan_exactly_as_without_speakers():
     natural = StepPlanBatchSampler(LENGTHS, 2, seed=5, speakers=SPEAKERS, balanced=False)
     single = StepPlanBatchSampler(LENGTHS, 2, seed=5, speakers=["a"] * len(LENGTHS), balanced=True)
     assert [[tuple(r) for r in b] for b in natural] == plain == [[tuple(r) for r in b] for b in single]
+
+
+def test_rotation_draw_reaches_every_clip_and_never_repeats_within_an_epoch():
+    from qwen_tts_lit.data.sampler import rotation_draw
+
+    for count, size in ((10, 3), (7, 2), (5, 4)):
+        epochs = -(-count // size) + 1
+        chunks = [rotation_draw(count, [size] * (e + 1), seed=11) for e in range(epochs)]
+        assert all(len(set(c)) == len(c) == size for c in chunks)
+        assert set().union(*chunks) == set(range(count))
+        # one pass through a permutation: the first ceil(count / size) - 1 epochs never repeat a clip between them
+        first = [i for c in chunks[: count // size] for i in c]
+        assert len(first) == len(set(first))
