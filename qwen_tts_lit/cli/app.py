@@ -17,6 +17,7 @@ from qwen_tts_lit.cli.commands import COMMANDS, LIGHTNING_COMMANDS
 from qwen_tts_lit.cli.options import add_dataclass_arguments, class_help, from_namespace
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import storage_error
+from qwen_tts_lit.runs.checkpoints import TRUST_FLAG, trust_runs
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def dispatch(argv: list[str]) -> None:
+    if TRUST_FLAG in argv:  # any subcommand: the user vouches for the run folders it reads (docs/sharing.md)
+        if sys.argv[1:] == argv:
+            sys.argv.remove(TRUST_FLAG)  # fit re-reads sys.argv (and DDP re-runs it): the flag travels as TRUST_ENV
+        argv = [arg for arg in argv if arg != TRUST_FLAG]
+        trust_runs()
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from qwen_tts_lit.cli.lightning import run_lightning
 

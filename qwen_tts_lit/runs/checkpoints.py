@@ -4,10 +4,19 @@ never a raw torch traceback.
 
 A checkpoint is torch's zip format, whose every member carries a CRC-32: :func:`is_intact` checks them all, so a
 truncated or overwritten file is told apart from a good one without unpickling anything.
+
+A checkpoint is also a pickle, and a pickle can run code. Run folders are shared (a colleague's run, a cluster's
+scratch, a downloaded ablation), so every checkpoint is loaded with torch's safe loader (``weights_only=True``):
+ours hold only tensors and plain values (dicts, lists, numbers, strings), which it accepts. Anything else is refused
+in one line naming the file and what it wanted to run, unless the user passed ``--trust-run`` (:func:`trust_runs`).
+The same rule covers the classes a run's ``config.yaml`` names when ``fit --resume`` instantiates them
+(:func:`untrusted_classes`). docs/sharing.md says what is safe to share.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +24,57 @@ from pathlib import Path
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown
 from qwen_tts_lit.runs.folder import resume_command, run_of_checkpoint, saved_epochs
+
+TRUST_FLAG = "--trust-run"
+TRUST_ENV = "QWEN_TTS_LIT_TRUST_RUN"  # how the flag reaches the DDP processes Lightning starts
+TRUSTED_CLASS_PREFIXES = ("qwen_tts_lit.", "lightning.", "pytorch_lightning.", "torch.")
+
+
+def trust_runs(trusted: bool = True) -> None:
+    """Load run folders' checkpoints and config classes without the safety checks (the user vouches for them)."""
+    if trusted:
+        os.environ[TRUST_ENV] = "1"
+    else:
+        os.environ.pop(TRUST_ENV, None)
+
+
+def runs_trusted() -> bool:
+    return os.environ.get(TRUST_ENV) == "1"
+
+
+def untrusted_code(path: Path | str, wanted: str) -> UserError:
+    return UserError(
+        f"{path}: refused to load: it asks to run {wanted}, which no checkpoint or config of this project holds (a "
+        f"run folder from elsewhere can carry code). If you trust whoever made it, add {TRUST_FLAG}; docs/sharing.md"
+    )
+
+
+def unsafe_global(error: BaseException) -> str | None:
+    """The global a safe torch.load refused ("posix.system"), or None when the error is something else."""
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)|unsupported (?:class|global) ([\w.]+)",
+                      str(error))  # fmt: skip
+    return next((g for g in found.groups() if g), None) if found else None
+
+
+def untrusted_classes(config: dict) -> list[str]:
+    """Every ``class_path`` of a run's config outside this project, Lightning and torch (empty when trusted)."""
+    if runs_trusted():
+        return []
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            value = node.get("class_path")
+            if isinstance(value, str) and not value.startswith(TRUSTED_CLASS_PREFIXES):
+                found.append(value)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(config)
+    return found
 
 
 def is_intact(path: Path | str) -> bool:
@@ -51,18 +111,21 @@ def damaged_checkpoint(path: Path | str, error: BaseException | None = None) -> 
 
 
 def read_checkpoint(path: Path | str, mmap: bool = False) -> dict:
-    """A checkpoint this project wrote (its hyper-parameters are plain objects, hence ``weights_only=False``);
-    UserError naming the file when it is missing or damaged. ``mmap`` leaves the tensors on disk."""
+    """A checkpoint this project wrote, loaded safely (tensors and plain values only, unless :func:`trust_runs`);
+    UserError naming the file when it is missing, damaged or asks to run code. ``mmap`` leaves the tensors on disk."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=not runs_trusted(), mmap=mmap)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as error:  # a damaged pickle can raise almost anything (RuntimeError, UnpicklingError, ...)
+        wanted = unsafe_global(error)
+        if wanted:
+            raise untrusted_code(path, wanted) from None
         raise damaged_checkpoint(path, error) from error
 
 

@@ -18,7 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_with
-from qwen_tts_lit.runs.checkpoints import damaged_checkpoint
+from qwen_tts_lit.runs.checkpoints import damaged_checkpoint, runs_trusted, unsafe_global, untrusted_code
 
 
 def tensor_bytes(value: Any) -> int:
@@ -49,9 +49,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().load_checkpoint(path, map_location, weights_only)
         if not Path(path).is_file():
             raise UserError(f"{path}: checkpoint not found")
+        if weights_only is None:  # Lightning's resume: the safe loader, as every other read of a run's checkpoint
+            weights_only = not runs_trusted()
         try:
             return super().load_checkpoint(path, map_location or (lambda storage, loc: storage), weights_only)
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as error:  # a damaged pickle can raise almost anything
+            wanted = unsafe_global(error)
+            if wanted:
+                raise untrusted_code(path, wanted) from None
             raise damaged_checkpoint(path, error) from error

@@ -77,7 +77,8 @@ def test_killed_run_resumes_in_its_own_folder_to_the_same_weights(demo_run: Path
     assert _checkpoints(run) == ["epoch=000.ckpt", "last.ckpt"]
     epoch_0 = (run / "checkpoints" / "epoch=000.ckpt").read_bytes()
 
-    resumed = run_cli(tmp_path, "fit", "--resume", "runs/demo/version_0", cache=fit_cache)
+    # the run's config names the test's own KillAtStep callback: a class outside the project, so the user vouches
+    resumed = run_cli(tmp_path, "fit", "--resume", "runs/demo/version_0", "--trust-run", cache=fit_cache)
     assert "fit: resuming runs/demo/version_0 from runs/demo/version_0/checkpoints/last.ckpt (epoch 0" in resumed.stderr
     assert "train further: python -m qwen_tts_lit fit --resume runs/demo/version_0 --trainer.max_epochs N" in (
         resumed.stderr
