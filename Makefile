@@ -1,7 +1,8 @@
-# Set-up and the two jobs, for a fresh machine or an existing checkout:
+# Set-up and the two jobs (and the fast test lane), for a fresh machine or an existing checkout:
 #   make demo   install what is missing, then train the CPU demo (configs/demo.yaml)
 #   make test   install what is missing (system packages too, as root), then lint and run the test suite
-# Both are idempotent: the virtual environment is reused, and re-installed only when pyproject.toml or
+#   make test-fast  lint, then the fast lane: every test but those marked slow (subprocess fits; docs/testing.md)
+# All three are idempotent: the virtual environment is reused, and re-installed only when pyproject.toml or
 # requirements-nodeps.txt change. CUDA users pick their torch build:
 #   make demo TORCH=torch TORCH_INDEX=https://download.pytorch.org/whl/cu128
 PYTHON ?= python3
@@ -12,13 +13,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := espeak-ng sox chromium
 
-.PHONY: demo test install lint system-packages
+.PHONY: demo test test-fast install lint system-packages
 
 demo: $(STAMP)
 	$(BIN)/python -m qwen_tts_lit fit --config configs/demo.yaml
 
 test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest
+
+# The inner loop: tests/conftest.py marks slow what runs a subprocess fit; CI runs `make test`, never this alone.
+test-fast: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

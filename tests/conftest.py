@@ -40,10 +40,44 @@ HEAVY_FILES = (
 )  # fmt: skip
 
 
+# The lanes (docs/testing.md): `make test` runs every test, `make test-fast` those not marked slow. A test is slow when
+# it runs a subprocess fit: every test in tests/e2e/, and every test that needs a fixture named here (the session's
+# demo run is a subprocess `fit` of the demo config). Marked here, by rule, rather than in each file, so a new test
+# that asks for the demo run leaves the fast lane by itself; helpers/fit.py refuses a subprocess run in a test that
+# is not marked, so a fit the rule misses fails in every lane instead of slowing the fast one.
+SLOW_FIXTURES = ("demo_run",)
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Whether ``item`` belongs to the slow lane: marked by hand, in tests/e2e/, or needing a SLOW_FIXTURES fixture
+    (``fixturenames`` is the closure: a fixture that needs the demo run counts too)."""
+    needs = getattr(item, "fixturenames", ())
+    return bool(item.get_closest_marker("slow")) or "e2e" in item.path.parts or any(f in needs for f in SLOW_FIXTURES)
+
+
+def mark_lanes(items: list[pytest.Item], cuda: bool | None = None) -> None:
+    """Adds ``slow`` where :func:`is_slow` says so, and a skip to every ``gpu`` test when CUDA is absent (``cuda``:
+    whether it is present; asked of torch only when a gpu test was collected, so a CPU-only collection imports no
+    torch for it)."""
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu and cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    for item in gpu if not cuda else ():
+        item.add_marker(pytest.mark.skip(reason="needs CUDA (a gpu test)"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by -m, so -m "not slow" sees these marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end files first (subprocess fits, the heaviest), then HEAVY_FILES, then the rest in collection
-    order: with two workers and --no-loadscope-reorder (pyproject's addopts) xdist hands files out in this order, so
-    the long ones start at once, instead of one starting last and running alone at the end."""
+    """Marks the lanes (:func:`mark_lanes`), then orders the files: the end-to-end files first (subprocess fits, the
+    heaviest), then HEAVY_FILES, then the rest in collection order: with two workers and --no-loadscope-reorder
+    (pyproject's addopts) xdist hands files out in this order, so the long ones start at once, instead of one
+    starting last and running alone at the end."""
+    mark_lanes(items)
 
     def rank(item: pytest.Item) -> int:
         if "e2e" in item.path.parts:
@@ -51,6 +85,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 1 + HEAVY_FILES.index(item.path.name) if item.path.name in HEAVY_FILES else 1 + len(HEAVY_FILES)
 
     items.sort(key=rank)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures of the test are set up (the demo run is built in its setup)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    import helpers.fit
+
+    helpers.fit.SUBPROCESS_RUNS_ALLOWED = item.get_closest_marker("slow") is not None
 
 
 def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:

@@ -13,7 +13,7 @@ class AblateRequest:
     Each variant x seed runs as `python -m qwen_tts_lit fit --config ...` into ROOT/VARIANT/seed_S (sequentially;
     finished runs are skipped, a failed run does not stop the others), then ROOT/ablation.md, .tex and .csv get one
     row per variant: the selected epoch, scale, WER, SIM, rate_ratio, eos_fail as mean +- std over seeds, each with
-    its command. Grid format: the README's Ablations section.
+    its command. Grid format: docs/ablations.md.
     """
 
     grid: Path

@@ -1,5 +1,5 @@
-"""``language_tag`` off / on / mixed: which codec prefix each training utterance gets (docs: README, Training on
-the layout inference uses). The layouts themselves are proven against ``generate_custom_voice`` in
+"""``language_tag`` off / on / mixed: which codec prefix each training utterance gets (docs/train.md, "The language
+tag"). The layouts themselves are proven against ``generate_custom_voice`` in
 tests/model/test_step_consistency.py; here: the seeded choice, the languages it needs, and the settings."""
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # a whole segment run in a subprocess, killed and resumed: 32 s, a fifth of the fast lane
 def test_a_killed_run_resumes_to_byte_identical_output(voice_memo: Path, tmp_path: Path):
     killed, clean = tmp_path / "killed", tmp_path / "uninterrupted"
     args = ["segment", "--input", str(voice_memo), "--no-progress"]

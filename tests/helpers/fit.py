@@ -10,12 +10,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 DEMO_RAW = REPO / "data" / "demo" / "raw" / "train_raw.jsonl"
+# Set per test by tests/conftest.py (pytest_runtest_setup): True in a test marked slow. Outside pytest (a benchmark,
+# a shell) nothing sets it and runs are allowed.
+SUBPROCESS_RUNS_ALLOWED = True
 
 
 def run_cli(
     workdir: Path, *args: str, cache: Path, timeout: float = 900, check: bool = True
 ) -> subprocess.CompletedProcess:
     """``python -m qwen_tts_lit ARGS`` with cwd=workdir and the tiny/prepared cache at ``cache``."""
+    # The fast lane's promise (no subprocess fits) is kept here, not by convention: a test that gets here without
+    # the slow mark (tests/conftest.py's rule missed it) fails in every lane.
+    assert SUBPROCESS_RUNS_ALLOWED, "a subprocess run in a test not marked slow (tests/conftest.py: SLOW_FIXTURES)"
     env = {**os.environ, "QWEN_TTS_LIT_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     # tests/ on the path so --trainer.callbacks+=helpers.callbacks.X resolves in the child process
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))

@@ -16,8 +16,8 @@ from typing import Literal
 from qwen_tts_lit.data.prepare.text import DEFAULT_TAG_PATTERNS
 
 LONG_CLIP_S = 24.0  # the 12 Hz decoder's chunked_decode drops samples past ~300 frames (upstream #223)
-# A clip is read, cleaned and encoded in one piece, in memory that grows with its length (README, "Prepare your
-# data"): longer files are refused from their header before a sample is read, and --max-seconds stays below it.
+# A clip is read, cleaned and encoded in one piece, in memory that grows with its length (docs/prepare.md,
+# "Checks"): longer files are refused from their header before a sample is read, and --max-seconds stays below it.
 MAX_FILE_SECONDS = 300.0
 
 

@@ -2,7 +2,7 @@
 measured, so the rules are tested on hand-made numbers and re-applied on every run without any model.
 
 A clip is dropped when it is not usable speech, sent to review when it may be fine but a person should listen,
-and kept otherwise. :data:`REASONS` is the one table of reasons (the README prints it).
+and kept otherwise. :data:`REASONS` is the one table of reasons (docs/segment.md prints it).
 """
 
 from __future__ import annotations

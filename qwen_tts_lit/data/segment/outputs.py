@@ -1,4 +1,4 @@
-"""The file names of a segment output folder (one owner; the README's "From long recordings" section lists them)."""
+"""The file names of a segment output folder (one owner; docs/segment.md, "Output", lists them)."""
 
 CLIPS_DIR = "clips"  # <clip id>.wav, 24 kHz mono 16-bit, every clip whatever its status (the sheet plays them)
 WORK_DIR = ".work"  # caches: scans, clip ledgers, measurements; what makes a re-run or a resumed run cheap
