@@ -72,6 +72,9 @@ def evaluate(request: EvaluateRequest) -> None:
     from qwen_tts_lit.evaluation.rescore import rescore_run
 
     best = rescore_run(request)
+    if best is None:  # only zero-shot rows so far: no trained cell to choose
+        print(f"{request.run}: no epoch has evaluation rows yet, so nothing was chosen; score them with --epochs N")
+        return
     print(json.dumps({k: best[k] for k in ("epoch", "lora_scale", "metrics", "reason")}, indent=2))
 
 
