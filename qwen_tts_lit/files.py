@@ -8,7 +8,9 @@ file either.
 A write that fails because the disk is full or read-only becomes :class:`StorageError` (a
 :class:`~qwen_tts_lit.errors.RunFailed`, exit 1): one line naming the path and the space needed and free; the
 temporary file is removed and the previous file, if any, is untouched. :func:`storage_error` turns the same
-``OSError`` raised by code we do not own (Lightning's loggers, libsndfile) into that message (``cli/app.py``).
+``OSError`` raised by code we do not own (Lightning's loggers, libsndfile) into that message (``cli/app.py``), also
+when ``shutil.copytree`` folded it into the text of a ``shutil.Error``. Files and folders are copied with
+:func:`copy_file` and :func:`copy_tree`, which write the same way and fail with the same line.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ def human_bytes(count: int) -> str:
 
 
 RUST_IO_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors, tokenizers) spell an errno
+PYTHON_IO_ERROR = re.compile(r"\[Errno (\d+)\]")  # str(OSError): shutil.Error keeps only this text of each failure
+
+
+def _copytree_cause(error: shutil.Error) -> OSError | None:
+    """The first full-disk or read-only failure among those ``shutil.copytree`` collected: it catches every OSError
+    of the copy, carries on with the next file and raises one ``shutil.Error`` listing (source, target, str(error))."""
+    entries = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    for entry in entries:
+        if isinstance(entry, tuple) and len(entry) == 3:
+            found = PYTHON_IO_ERROR.search(str(entry[2]))
+            if found and int(found.group(1)) in STORAGE_ERRORS:
+                return OSError(int(found.group(1)), str(entry[2]), str(entry[1]))
+    return None
 
 
 def _storage_cause(error: BaseException | None) -> OSError | None:
@@ -82,6 +97,8 @@ def _storage_cause(error: BaseException | None) -> OSError | None:
     while error is not None and id(error) not in seen:
         if isinstance(error, OSError) and error.errno in STORAGE_ERRORS:
             return error
+        if isinstance(error, shutil.Error) and (cause := _copytree_cause(error)) is not None:
+            return cause
         found = RUST_IO_ERROR.search(str(error)) if not isinstance(error, OSError) else None
         if found and int(found.group(1)) in STORAGE_ERRORS:
             return OSError(int(found.group(1)), str(error))
@@ -160,6 +177,57 @@ def write_with(path: Path | str, writer: Callable[[BinaryIO], None], needed: int
     with atomic_file(path, needed) as handle:
         writer(handle)
     return Path(path)
+
+
+@contextmanager
+def atomic_path(path: Path | str, needed: int | None = None) -> Iterator[Path]:
+    """A temporary sibling path for writers that take a file name (``shutil.copyfile``): renamed onto ``path`` when
+    the block ends, removed when it raises; a full or read-only disk becomes :class:`StorageError`, as in
+    :func:`atomic_file`."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield temporary
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException as error:
+        with suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        failure = storage_error(error, path, needed)
+        if failure is not None and failure is not error:
+            raise failure from error
+        raise
+    _fsync_folder(path.parent)
+
+
+def copy_file(source: Path | str, target: Path | str) -> Path:
+    """Copy a file's bytes and times (``shutil.copy2``) atomically: ``target`` is the whole copy or absent (or its
+    previous contents); a full or read-only disk is one line naming ``target``."""
+    source = Path(source)
+    with atomic_path(target, needed=source.stat().st_size) as temporary:
+        shutil.copy2(source, temporary)
+    return Path(target)
+
+
+def copy_tree(source: Path | str, target: Path | str) -> Path:
+    """Copy a folder (``target`` must not exist), every file through :func:`copy_file`. A failure stops at the first
+    file (``shutil.copytree`` alone would try every other file on a full disk and raise one error listing them all),
+    and the part copied so far is removed: ``target`` is the whole copy or absent."""
+    target = Path(target)
+    try:
+        shutil.copytree(source, target, copy_function=copy_file)
+    except BaseException as error:
+        shutil.rmtree(target, ignore_errors=True)
+        failure = storage_error(error)  # names the file that did not fit
+        if failure is not None and failure is not error:
+            raise failure from error
+        raise
+    return target
 
 
 def remove_temporaries(folder: Path | str) -> None:

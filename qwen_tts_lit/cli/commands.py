@@ -72,6 +72,9 @@ def evaluate(request: EvaluateRequest) -> None:
     from qwen_tts_lit.evaluation.rescore import rescore_run
 
     best = rescore_run(request)
+    if best is None:  # only zero-shot rows so far: no trained cell to choose
+        print(f"{request.run}: no epoch has evaluation rows yet, so nothing was chosen; score them with --epochs N")
+        return
     print(json.dumps({k: best[k] for k in ("epoch", "lora_scale", "metrics", "reason")}, indent=2))
 
 
@@ -86,6 +89,7 @@ def ablate(request: AblateRequest) -> None:
 def estimate_memory(request: EstimateMemoryRequest) -> None:
     from tqdm import tqdm
 
+    from qwen_tts_lit.cli.fit_settings import settings_problems
     from qwen_tts_lit.cli.lightning import resolved_fit_config
     from qwen_tts_lit.model.memory import phases
     from qwen_tts_lit.train.memory import estimate_fit_config, format_report, training_setup
@@ -94,6 +98,11 @@ def estimate_memory(request: EstimateMemoryRequest) -> None:
         if not path.is_file():
             raise UserError(f"--config {path}: file not found")
     config = resolved_fit_config([str(path) for path in request.config])
+    if request.batch_size is not None:  # the flag replaces the config's value, so that one is not checked
+        config = {**config, "data": {**config["data"], "batch_size": request.batch_size}}
+    problems = settings_problems(config, "fit")  # fit's own checks: a config fit refuses is not estimated
+    if problems:
+        raise UserError("\n".join(problems))
     total = phases(training_setup(config["model"], config["trainer"]))
     with tqdm(total=total, desc="tracing the training step on fake tensors", unit="phase") as bar:
         report = estimate_fit_config(config, request, progress=lambda phase: (bar.set_postfix_str(phase), bar.update()))

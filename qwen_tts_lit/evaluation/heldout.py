@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import soundfile as sf
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.judges import Judges
+from qwen_tts_lit.files import copy_file
 from qwen_tts_lit.metrics import mean_embedding
 from qwen_tts_lit.runs.folder import REAL_DIR
 
@@ -112,7 +112,7 @@ def _copy_into_run(real: RealRecordings, run_dir: Path) -> None:
     for item in real.items:
         destination = target / f"{item.utt_id}{item.audio.suffix}"
         if not destination.exists():
-            shutil.copyfile(item.audio, destination)
+            copy_file(item.audio, destination)  # atomic: a half copy would pass the exists() test next time
         real.copies[item.utt_id] = str(destination.relative_to(run_dir))
 
 

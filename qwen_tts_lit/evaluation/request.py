@@ -12,14 +12,15 @@ class EvaluateRequest:
     """re-score a finished run's saved epochs (e.g. with a stronger ASR model) and choose again
 
     Synthesize the held-out sentences for each saved epoch x lora_scale, score them, replace those cells' rows in
-    the run's evaluation records and rebuild the chosen cell and the report. Every default not given here (scales,
+    the run's evaluation records and rebuild the chosen cell and the report (with --baselines alone, only the
+    zero-shot rows are scored and added). Every default not given here (scales,
     sentences, seed, rule, judges) is the one the run's EvalSuite used, read from the run's saved config.
     """
 
     run: Path
     """Run folder (runs/NAME/version_N)."""
     epochs: tuple[int, ...] | None = None
-    """Epochs to score (default: every saved epoch)."""
+    """Epochs to score (default: every saved epoch; with --baselines: none, their rows are kept)."""
     scales: tuple[float, ...] | None = None
     """LoRA strengths (default: the run's EvalSuite scales)."""
     heldout: Path | None = None
@@ -31,7 +32,8 @@ class EvaluateRequest:
     batch_size: int | None = None
     """Generations per generate call (default: the run's; that value reproduces its audio byte for byte)."""
     baselines: bool = False
-    """Also score the base model zero-shot (x-vector only, and in-context cloning from the first training clip)."""
+    """Score the base model zero-shot (x-vector only, and in-context cloning from the first training clip) and add
+    those rows alone: the epochs' rows are kept as they are unless --epochs names some to score again."""
     no_asr: bool = False
     """Score without ASR: no WER/CER (null in the rows); the rule ranks on the other metrics and says so."""
     asr_model: str | None = None
@@ -56,6 +58,13 @@ class EvaluateRequest:
     """Rule, several speakers: a cell's figure is the mean over speakers or the worst speaker's (default: the run's)."""
     device: str = field(default="cpu", metadata={"metavar": "DEVICE"})
     """Device for the TTS model: cpu, cuda, cuda:N or auto."""
+
+    def epochs_to_score(self, saved: list[int]) -> list[int]:
+        """The epochs this request scores: those given, else none when it adds the baselines (a full re-evaluation of
+        a real run takes hours; the baselines alone, minutes), else every saved one."""
+        if self.epochs:
+            return list(self.epochs)
+        return [] if self.baselines else list(saved)
 
     def judge_overrides(self) -> dict:
         names = ("asr_model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_language", "model_speaker_sim")

@@ -49,7 +49,7 @@ def rescore_run(request: EvaluateRequest) -> dict:
         items = heldout_from_rows(old_rows, run)[: request.num_utterances or None]
     else:
         raise UserError(f"{run}: has no evaluation rows to take the held-out sentences from; give --heldout FILE.jsonl")
-    epochs = list(request.epochs) if request.epochs else list(saved_epochs(run))
+    epochs = request.epochs_to_score(list(saved_epochs(run)))
     for epoch in epochs:
         checkpoint_path(run, epoch)  # every epoch checked before any work
     languages = {item.language for item in items}
@@ -62,7 +62,7 @@ def rescore_run(request: EvaluateRequest) -> dict:
     judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
     real = measure_real(items, judges, run)
     new_rows: list[dict] = []
-    loaded = load_run(run, epochs[0], device=resolve_device(request.device))
+    loaded = load_run(run, (epochs or list(saved_epochs(run)))[0], device=resolve_device(request.device))
     scales = evaluable_scales(loaded.tts.model, settings.scales)
     if list(scales) != list(settings.scales):
         print(f"{run}: fully fine-tuned (no adapters): scoring scale {scales[0]:g} only")

@@ -10,12 +10,12 @@ speaker i's x-vector in row 3000 + i, as the official CustomVoice checkpoints ho
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.files import copy_file, copy_tree
 from qwen_tts_lit.model.lora import UNSCALED, merge_at_scale
 from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE
 from qwen_tts_lit.runs.weights import LoadedRun
@@ -104,6 +104,6 @@ def copy_support_files(base_model: str, target: Path) -> None:
         if path.name in WRITTEN or path.name.startswith("."):
             continue
         if path.is_dir():
-            shutil.copytree(path, target / path.name)  # speech_tokenizer/: not fine-tuned, copied byte for byte
+            copy_tree(path, target / path.name)  # speech_tokenizer/: not fine-tuned, copied byte for byte
         elif not any(path.match(pattern) for pattern in WEIGHTS):
-            shutil.copy2(path, target / path.name)
+            copy_file(path, target / path.name)

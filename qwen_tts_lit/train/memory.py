@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from qwen_tts_lit.data.prepare.options import LONG_CLIP_S
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec
 from qwen_tts_lit.model.memory import (
@@ -95,6 +96,9 @@ def estimate_fit_config(config: dict, request: EstimateMemoryRequest, progress: 
     if frames is not None:
         notes.append(f"clip length: the longest clip of the prepared training data ({frames} frames)")
     seconds = frames / FRAMES_PER_SECOND if frames else (request.clip_seconds or DEFAULT_CLIP_SECONDS)
+    if seconds > LONG_CLIP_S:
+        notes.append(f"clips over {LONG_CLIP_S:g} s: prepare warns on them (the 12 Hz decoder drops samples "
+                     f"past about {LONG_CLIP_S:g} s); segment cuts below it")  # fmt: skip
     shape = StepShape.from_seconds(request.batch_size or int(data["batch_size"]), seconds, request.text_tokens)
     try:
         architecture = model_config(model["model"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qwen_tts_lit.data.prepare.options import LONG_CLIP_S, MAX_FILE_SECONDS
 from qwen_tts_lit.errors import UserError
 
 DEFAULT_CLIP_SECONDS = 20.0
@@ -24,7 +25,7 @@ class EstimateMemoryRequest:
     """The fit config files, in order (composed exactly as `fit --config A --config B` composes them)."""
     clip_seconds: float | None = None
     """Longest clip in seconds: every row of a micro-batch is padded to it (default: the longest clip of the
-    config's prepared training data when it is here, else 20)."""
+    config's prepared training data when it is here, else 20); at most 300, the longest file prepare accepts."""
     text_tokens: int | None = None
     """Text tokens of that clip (default: 4 per second of audio)."""
     batch_size: int | None = None
@@ -34,6 +35,12 @@ class EstimateMemoryRequest:
         object.__setattr__(self, "config", tuple(Path(p) for p in self.config))
         if self.clip_seconds is not None and not self.clip_seconds > 0:
             raise UserError(f"--clip-seconds {self.clip_seconds}: must be > 0")
+        if self.clip_seconds is not None and not self.clip_seconds <= MAX_FILE_SECONDS:  # inf too
+            raise UserError(
+                f"--clip-seconds {self.clip_seconds}: no training clip can be that long: prepare refuses files over "
+                f"{MAX_FILE_SECONDS:g} s (and warns past {LONG_CLIP_S:g} s, where the 12 Hz decoder drops samples); "
+                f"give at most {MAX_FILE_SECONDS:g}"
+            )
         for name in ("text_tokens", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")

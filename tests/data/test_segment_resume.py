@@ -112,3 +112,37 @@ def test_unreadable_input_and_a_foreign_output_folder_are_refused(voice_memo, tm
     (foreign / "notes.txt").write_text("mine")
     assert main(["segment", "--input", str(voice_memo), "--output", str(foreign)]) == 2
     assert "not empty and not an earlier segment output" in capsys.readouterr().err
+
+
+def test_a_row_deleted_from_the_sheet_means_drop(voice_memo: Path, tmp_path: Path, capsys):
+    """Deleting a clip's row from review.csv was silently undone (the clip came back as keep and was trained on)."""
+    import csv
+    import json
+
+    output = tmp_path / "out"
+    args = ["segment", "--input", str(voice_memo), "--output", str(output), "--no-progress"]
+    assert main(args) == 0
+    sheet = output / "review.csv"
+    rows = list(csv.DictReader(sheet.open(newline="")))
+    kept = [row["id"] for row in rows if row["status"] == "keep"]
+    assert len(kept) == 3
+    with sheet.open("w", newline="") as handle:  # the user deletes the second clip's row
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(row for row in rows if row["id"] != kept[1])
+    capsys.readouterr()
+
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"review.csv has no row for 1 clip(s) it listed ({kept[1]}): a deleted row means drop" in err
+    manifest = [json.loads(line)["id"] for line in (output / "train_raw.jsonl").read_text().splitlines()]
+    assert manifest == [kept[0], kept[2]]
+    rewritten = {row["id"]: row for row in csv.DictReader(sheet.open(newline=""))}
+    assert (rewritten[kept[1]]["status"], rewritten[kept[1]]["auto_status"]) == ("drop", "keep")  # now an edit
+    before = tree_bytes(output)
+    assert main(args) == 0  # the drop lives in the sheet: another run changes nothing and says nothing
+    assert tree_bytes(output) == before and "has no row" not in capsys.readouterr().err
+
+    sheet.unlink()  # a sheet moved away starts a new one from the machine's statuses
+    assert main(args) == 0
+    assert len((output / "train_raw.jsonl").read_text().splitlines()) == 3

@@ -68,3 +68,17 @@ def test_baselines_are_added_to_a_finished_run(run_copy: Path, capsys):
     assert all(r["epoch"] == -1 and r["lora_scale"] == 0.0 and r["spk_sim"] is not None for r in baselines)
     assert "zero-shot baselines: icl, xvector scored" in capsys.readouterr().out
     assert json.loads((run_copy / "best.json").read_text())["vs_baseline"].startswith("chosen cell vs best zero-shot")
+
+
+@pytest.mark.usefixtures("run_cache")
+def test_baselines_alone_leave_the_epochs_rows_as_they_are(run_copy: Path, capsys):
+    """`evaluate --baselines` re-scored every saved epoch too (a full re-evaluation on a real run): it adds the
+    zero-shot rows alone unless --epochs asks for more."""
+    before = [r for r in _rows(run_copy) if not r.get("baseline")]
+    assert main(["evaluate", "--run", str(run_copy), "--num-utterances", "1", "--baselines"]) == 0
+    out = capsys.readouterr().out
+    assert "zero-shot baselines: icl, xvector scored" in out and "epoch 0:" not in out and "epoch 1:" not in out
+    rows = _rows(run_copy)
+    assert [r for r in rows if not r.get("baseline")] == before
+    assert sorted(r["baseline"] for r in rows if r.get("baseline")) == ["icl", "xvector"]  # one sentence each
+    assert json.loads(out[out.index("{\n") :])["epoch"] in (0, 1)

@@ -63,3 +63,32 @@ def test_a_full_disk_in_code_we_do_not_own_is_one_line_and_exit_1(tmp_path: Path
     assert exit_code(error) == EXIT_RUN_FAILED
     assert message(error).startswith(f"error: {tmp_path / 'metrics.csv'}: cannot write: no space left on the device")
     assert exit_code(OSError(errno.ENOENT, "missing")) is None  # any other OSError is a bug: traceback kept
+
+
+def test_a_copytree_error_on_a_full_disk_is_the_same_one_line(tmp_path: Path):
+    """shutil.copytree folds each file's OSError into the text of one shutil.Error; that is still a full disk."""
+    import shutil
+
+    target = tmp_path / "out" / "model.safetensors"
+    error = shutil.Error([("src/model.safetensors", str(target), "[Errno 28] No space left on device")])
+    assert exit_code(error) == EXIT_RUN_FAILED
+    assert message(error).startswith(f"error: {target}: cannot write: no space left on the device")
+    assert exit_code(shutil.Error([("a", "b", "[Errno 2] No such file or directory")])) is None  # a bug: traceback
+
+
+def test_copying_a_folder_onto_a_full_tmpfs_leaves_nothing_behind(tmp_path: Path):
+    from qwen_tts_lit.files import copy_file, copy_tree
+
+    source = tmp_path / "source"
+    (source / "inner").mkdir(parents=True)
+    (source / "small.json").write_bytes(b"{}")
+    (source / "inner" / "big.bin").write_bytes(NEW)
+    with mounted_tmpfs(tmp_path / "disk", "64k") as disk:
+        with pytest.raises(StorageError) as raised:
+            copy_tree(source, disk / "copy")
+        assert "big.bin: cannot write: no space left on the device (195.3 KB needed" in str(raised.value)
+        assert list(disk.iterdir()) == []  # neither the part copied nor a temporary
+        with pytest.raises(StorageError):
+            copy_file(source / "inner" / "big.bin", disk / "big.bin")
+        assert list(disk.iterdir()) == []
+        assert copy_file(source / "small.json", disk / "small.json").read_bytes() == b"{}"

@@ -76,3 +76,29 @@ def test_config_files_compose_as_fit_composes_them():
 
     args = build_parser().parse_args(["estimate-memory", "--config", RECIPE[0], "--config", RECIPE[1], "c.yaml"])
     assert from_namespace(args, EstimateMemoryRequest).config == tuple(map(Path, [*RECIPE, "c.yaml"]))
+
+
+def test_a_config_fit_refuses_is_refused_with_fits_own_line(repo_root, tmp_path, monkeypatch, capsys):
+    """data.batch_size 0 crashed deep in the estimate (`max() arg is an empty sequence`); fit's check names it."""
+    monkeypatch.chdir(repo_root)
+    overlay = tmp_path / "zero.yaml"
+    overlay.write_text("data:\n  batch_size: 0\n")
+    assert main(["estimate-memory", "--config", "configs/demo.yaml", "--config", str(overlay)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: data.batch_size 0: must be >= 1" and "Traceback" not in err
+    from qwen_tts_lit.cli.fit_settings import settings_problems
+
+    assert "data.batch_size 0: must be >= 1" in settings_problems(resolved_fit_config(["configs/demo.yaml",
+                                                                                     str(overlay)]), "fit")  # fmt: skip
+
+
+def test_a_clip_longer_than_prepare_accepts_is_refused(repo_root, monkeypatch, capsys):
+    """--clip-seconds 100000 printed 1981 GiB: no training clip can be longer than prepare's file limit."""
+    from qwen_tts_lit.data.prepare.options import MAX_FILE_SECONDS
+
+    monkeypatch.chdir(repo_root)
+    for seconds in ("100000", "inf", str(MAX_FILE_SECONDS + 1)):
+        assert main(["estimate-memory", "--config", "configs/demo.yaml", "--clip-seconds", seconds]) == 2
+        err = capsys.readouterr().err
+        assert f"--clip-seconds {float(seconds)}: no training clip can be that long" in err
+        assert f"give at most {MAX_FILE_SECONDS:g}" in err and len(err.strip().splitlines()) == 1

@@ -29,12 +29,12 @@ from qwen_tts_lit.data.segment import outputs
 from qwen_tts_lit.data.segment.clips import clip_wav, cut_clips
 from qwen_tts_lit.data.segment.cuts import Cut, CutSettings, plan_cuts
 from qwen_tts_lit.data.segment.decode import SourceInfo, find_recordings, probe, read_blocks
-from qwen_tts_lit.data.segment.filters import KEEP, QWEN_LANGUAGES, Evidence, FilterSettings, decide, word_across
+from qwen_tts_lit.data.segment.filters import DROP, KEEP, QWEN_LANGUAGES, Evidence, FilterSettings, decide, word_across
 from qwen_tts_lit.data.segment.measure import MeasureCache, asr_fingerprint, cut_key, measure_clip, measure_cut
 from qwen_tts_lit.data.segment.page import review_page
 from qwen_tts_lit.data.segment.request import SegmentRequest
 from qwen_tts_lit.data.segment.scan import Scan, file_digest, scan, span_facts
-from qwen_tts_lit.data.segment.sheet import SheetRow, read_sheet, sheet_bytes
+from qwen_tts_lit.data.segment.sheet import SheetRow, deleted_rows, read_sheet, sheet_bytes
 from qwen_tts_lit.data.segment.summary import build_summary, summary_bytes, summary_text
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
@@ -71,6 +71,7 @@ def segment(request: SegmentRequest) -> dict:
     asr = _load_asr(request)
     sheet_path = request.output / outputs.SHEET
     sheet = read_sheet(sheet_path) if sheet_path.is_file() else {}
+    listed = _listed_clips(request.output) if sheet_path.is_file() else {}  # a deleted sheet starts a new one
     speaker = SpeakerSimilarity()
     reference = _reference_embedding(request.speaker_reference, speaker) if request.speaker_reference else None
 
@@ -82,7 +83,8 @@ def segment(request: SegmentRequest) -> dict:
     digests = _write_all_clips(recordings, request, work)
     measured, across = _measure_all(recordings, digests, request, asr, speaker, work)
     records = _records(recordings, digests, measured, across, request, asr.language, reference)
-    records = [_apply_edit(record, sheet.get(record["id"])) for record in records]
+    deleted = _deleted(sheet, listed, records, sheet_path)
+    records = [_apply_edit(record, sheet.get(record["id"]), record["id"] in deleted) for record in records]
     summary = build_summary([_recording_json(r) for r in recordings], records)
     _write_outputs(request, records, summary, asr.language)
     return summary
@@ -348,13 +350,34 @@ def _records(recordings, digests, measured, across, request, language, reference
     return records
 
 
-def _apply_edit(record: dict, row: SheetRow | None) -> dict:
-    """The record with the sheet's edits (when its row still matches the clip) over the machine's values."""
+def _deleted(sheet: dict[str, SheetRow], listed: dict, records: list[dict], sheet_path: Path) -> set[str]:
+    """The clips whose row the user deleted from the sheet, said in one line."""
+    deleted = deleted_rows(sheet, listed, {r["id"]: (r["start"], r["end"]) for r in records})
+    if deleted:
+        shown = ", ".join(deleted[:5]) + (f" and {len(deleted) - 5} more" if len(deleted) > 5 else "")
+        print(f"segment: {sheet_path.name} has no row for {len(deleted)} clip(s) it listed ({shown}): a deleted row "
+              "means drop; the new sheet lists them as drop (set keep there to use them)", file=sys.stderr)  # fmt: skip
+    return set(deleted)
+
+
+def _listed_clips(output: Path) -> dict[str, tuple[float, float]]:
+    """id -> (start, end) of the clips the previous run wrote (clips.jsonl, written after review.csv)."""
+    path = output / outputs.RECORDS
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {row["id"]: (row["start"], row["end"]) for row in rows}
+
+
+def _apply_edit(record: dict, row: SheetRow | None, deleted: bool = False) -> dict:
+    """The record with the sheet's edits (when its row still matches the clip) over the machine's values; a clip
+    whose row the user deleted is dropped (an edit of its status, so the next sheet keeps it as drop)."""
     edit = row if row is not None and (row.start, row.end) == (record["start"], record["end"]) else None
-    status_edited = edit is not None and edit.status_edited
+    status_edited = (record["auto_status"] != DROP) if deleted else (edit is not None and edit.status_edited)
     text_edited = edit is not None and edit.text_edited
+    status = DROP if deleted else edit.status if status_edited else record["auto_status"]
     return record | {
-        "status": edit.status if status_edited else record["auto_status"],
+        "status": status,
         "text": edit.text if text_edited else record["asr_text"],
         "status_edited": status_edited,
         "text_edited": text_edited,
@@ -388,8 +411,8 @@ def _write_outputs(request: SegmentRequest, records: list[dict], summary: dict, 
     kept = [_manifest_row(r, language, request.speaker) for r in records if r["status"] == KEEP]
     files = {
         outputs.CONFIG: (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode(),
-        outputs.RECORDS: _jsonl(records),
         outputs.SHEET: sheet_bytes(records),
+        outputs.RECORDS: _jsonl(records),  # after the sheet: a clip it lists was in the sheet (deleted_rows)
         outputs.PAGE: review_page(records, summary).encode(),
         outputs.SUMMARY_JSON: summary_bytes(summary),
         outputs.SUMMARY_TXT: summary_text(summary).encode(),

@@ -4,6 +4,8 @@ Two columns are for editing: ``status`` (keep / review / drop) and ``text``. Bes
 machine said, ``auto_status`` and ``asr_text``: a cell that differs from its machine column is an edit, and an edit
 wins over whatever a later run computes (so edits survive re-runs with other thresholds). Rows are matched to clips
 by ``id``, ``start`` and ``end``: an edit whose clip is gone (other cutting options) is an error, never silently lost.
+A row deleted from the sheet means drop (:func:`deleted_rows`): the clip is not trained on, and the next sheet lists
+it again with status drop, an edit like any other (set it back to keep to use the clip).
 Spreadsheet programs are expected: a byte-order mark, ``;`` or tab separators and Windows line ends are read.
 """
 
@@ -94,6 +96,13 @@ def read_sheet(path: Path) -> dict[str, SheetRow]:
     if problems:
         raise UserError("\n".join([f"{len(problems)} problem(s) in the review sheet; nothing was written:", *problems]))
     return rows
+
+
+def deleted_rows(sheet: dict[str, SheetRow], listed: dict[str, tuple], clips: dict[str, tuple]) -> list[str]:
+    """Ids of the clips the user deleted from the sheet: ``listed`` (id -> start, end) are the clips the sheet on disk
+    was written with (the previous run's clips.jsonl, written after it), ``clips`` the clips now. A clip that is new
+    (an added recording, other cutting options) was never in the sheet and keeps the machine's status."""
+    return sorted(i for i, bounds in clips.items() if i not in sheet and listed.get(i) == tuple(bounds))
 
 
 def sheet_bytes(records: list[dict]) -> bytes:
