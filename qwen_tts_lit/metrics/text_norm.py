@@ -4,13 +4,16 @@ Reference and ASR hypothesis go through the same :func:`normalize_text`, so that
 "don't" are not counted as errors: the metric should measure what was said, not how it was written. English
 numbers are spelled out (Whisper writes digits, transcripts often words); other languages keep their digits. CJK
 characters and kana become one token each, so a word split counts characters where words are not separated by
-spaces (Chinese CER, and mixed-language WER).
+spaces (Chinese CER, and mixed-language WER). Chinese is compared in one script: traditional characters become
+simplified on both sides (OpenCC's ``t2s``), as Seed-TTS-eval converts before scoring, since Whisper writes
+either script for the same speech and 說話 is not a different word from 说话.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 
 ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -27,6 +30,8 @@ LANGUAGE_NAMES |= {"italian": "it", "cantonese": "yue"}
 APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u201b\u02bc\u02bb\u0060\u00b4\u2032"})
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK_CHAR = re.compile(f"([{CJK}])")
+# Written in either Chinese script: compared in simplified. Japanese keeps its own kanji forms (not a script choice).
+SIMPLIFY_LANGUAGES = frozenset({"zh", "yue"})
 # Symbols with a spoken English form; every other symbol and all punctuation become spaces.
 SPOKEN_SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 CURRENCY = {"$": ("dollars", "cents"), "£": ("pounds", "pence"), "€": ("euros", "cents")}
@@ -50,6 +55,19 @@ def language_code(language: str | None) -> str:
         return ""
     key = language.strip().lower().replace("_", "-")
     return LANGUAGE_NAMES.get(key, key.split("-")[0])
+
+
+@cache
+def _t2s():
+    import opencc  # the OpenCC project's own binding; its dictionaries ship in the wheel (no download)
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese characters as simplified ones (phrase-aware: 乾燥 -> 干燥, 一隻 -> 一只); simplified text,
+    Latin letters and digits come back unchanged."""
+    return _t2s().convert(text)
 
 
 def spell_integer(n: int) -> str:
@@ -132,9 +150,13 @@ def strip_punctuation(text: str) -> str:
 
 
 def normalize_text(text: str, language: str | None = "en") -> str:
-    """Lowercase, punctuation-free, single-spaced text for WER/CER; English numbers spelled, CJK one char per token."""
-    english = language_code(language) == "en"
+    """Lowercase, punctuation-free, single-spaced text for WER/CER; English numbers spelled, CJK one char per token,
+    Chinese in simplified characters."""
+    code = language_code(language)
+    english = code == "en"
     text = unicodedata.normalize("NFKC", text).translate(APOSTROPHES)  # NFKC: full-width "５，" -> "5,"
+    if code in SIMPLIFY_LANGUAGES:  # after NFKC, which maps compatibility ideographs (U+F900..) to unified ones
+        text = to_simplified(text)
     if english:
         for symbol, spoken in SPOKEN_SYMBOLS.items():
             text = text.replace(symbol, spoken)

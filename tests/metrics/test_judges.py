@@ -110,6 +110,16 @@ def test_char_error_rate_chinese() -> None:
     assert error_rate("the cat sat", "the dog sat", "en") == pytest.approx(1 / 3)
 
 
+def test_chinese_is_scored_in_one_script() -> None:
+    """Whisper writes traditional or simplified for the same Mandarin speech: the script is no error (Seed-TTS-eval
+    converts to simplified first); a real difference still is, in either script."""
+    assert error_rate("我们说话", "我們說話", "zh") == 0.0  # 0.75 (3 of 4 characters differ) without the conversion
+    assert error_rate("我們說話", "我们说话", "Chinese") == 0.0  # either side may be the traditional one
+    assert char_error_rate("我们说话", "我們說書", "zh") == pytest.approx(1 / 4)  # 话 vs 書 (书): one substitution
+    assert error_rate("頭髮乾燥", "头发干燥", "yue") == 0.0  # Cantonese: transcripts come in both scripts too
+    assert error_rate("我们说话", "我們說話", "ja") == pytest.approx(3 / 4)  # Japanese kanji are not converted
+
+
 def test_error_rate_metric_averages_and_merges_like_ddp() -> None:
     refs = ["the cat sat", "a b c d e f g h i j", "one two", "red green blue"]
     hyps = ["the dog sat", "a b c d e f g h i j", "", "red green blue"]

@@ -93,6 +93,12 @@ def test_cjk_is_one_token_per_character_and_keeps_digits() -> None:
     assert normalize_text("Hello 北京 2 times", "en") == "hello 北 京 two times"
 
 
+def test_chinese_becomes_simplified_and_nothing_else_changes() -> None:
+    assert normalize_text("我們說話，頭髮乾燥。", "zh") == "我 们 说 话 头 发 干 燥"
+    assert normalize_text("Zhōngwén 2020 我们", "zh") == "zhōngwén 2020 我 们"  # Latin, digits, simplified: as before
+    assert normalize_text("我們", "en") == "我 們"  # only Chinese (and Cantonese) rows are converted
+
+
 def test_non_english_keeps_digits() -> None:
     assert normalize_text("Ich habe 5 Katzen.", "de") == "ich habe 5 katzen"
     assert normalize_text("5 cats", None) == "5 cats"
