@@ -87,6 +87,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    import helpers.fit
+
+    helpers.fit.SUBPROCESS_RUNS_ALLOWED = False  # until a test marked slow opens it (below)
+
+
 @pytest.hookimpl(tryfirst=True)  # before the fixtures of the test are set up (the demo run is built in its setup)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     import helpers.fit

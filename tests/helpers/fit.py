@@ -10,8 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 DEMO_RAW = REPO / "data" / "demo" / "raw" / "train_raw.jsonl"
-# Set per test by tests/conftest.py (pytest_runtest_setup): True in a test marked slow. Outside pytest (a benchmark,
-# a shell) nothing sets it and runs are allowed.
+# Under pytest, tests/conftest.py closes it at start and sets it before each test's setup: True in a test marked
+# slow. Outside pytest (a benchmark, a shell) nothing sets it and runs are allowed.
 SUBPROCESS_RUNS_ALLOWED = True
 
 

@@ -22,8 +22,9 @@ SAMPLE = """
 import pytest
 
 @pytest.fixture
-def demo_run():  # the rule goes by the fixture's name; this one fails fast instead of running a fit
-    pytest.fail("the fast lane asked for the demo run")
+def demo_run():  # the rule goes by the fixture's name; this stand-in is set up where the real one runs its fit
+    import helpers.fit
+    assert helpers.fit.SUBPROCESS_RUNS_ALLOWED, "the demo run set up in a test not marked slow"
 
 @pytest.fixture
 def chain(demo_run):
@@ -47,25 +48,30 @@ def test_on_the_gpu():
 END_TO_END = "def test_in_e2e():\n    pass\n"
 
 
-def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
+def _pytest(folder: Path, *args: str, target: str = ".") -> subprocess.CompletedProcess:
     """pytest on ``folder`` in a fresh process, with tests/conftest.py loaded as a plugin (its hooks, not its place)
     and the project's pytest settings (the marker registrations; addopts' workers left out)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not this run's xdist worker
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(folder)]
     command += ["-o", "addopts=", "-p", "conftest", "-p", "no:cacheprovider", "--strict-markers", "-v", "-rs"]
-    return subprocess.run([*command, *args, str(folder)], cwd=folder, env=env, capture_output=True, text=True,
+    return subprocess.run([*command, *args, str(folder / target)], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def fast_lane(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The output of ``pytest -m "not slow"`` on the generated files (one process for the tests below)."""
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("lanes")
     (folder / "test_sample.py").write_text(SAMPLE)
     (folder / "e2e").mkdir()
     (folder / "e2e" / "test_end_to_end.py").write_text(END_TO_END)
-    result = _pytest(folder, "-m", "not slow")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fast_lane(generated: Path) -> str:
+    """The output of ``pytest -m "not slow"`` on the generated files (one process for the tests below)."""
+    result = _pytest(generated, "-m", "not slow")
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -83,6 +89,15 @@ def test_a_gpu_test_is_skipped_without_cuda_and_runs_with_it(fast_lane: str):
     if outcome == "SKIPPED":
         assert re.search(r"^SKIPPED \[1\] test_sample\.py:\d+: needs CUDA \(a gpu test\)$", fast_lane, re.M), fast_lane
     assert "test_sample.py::test_plain PASSED" in fast_lane
+
+
+def test_the_slow_lane_may_run_subprocesses_from_the_setup_of_its_fixtures_on(generated: Path):
+    """The switch in helpers/fit.py is open before a slow test's fixtures are set up (the demo run is built there).
+    One file, so the test needing the demo run is the first to run: no earlier test left the switch open."""
+    result = _pytest(generated, "-m", "slow", target="test_sample.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b4 items / 2 deselected / 2 selected\b", result.stdout), result.stdout
+    assert "test_sample.py::test_needs_the_demo_run_through_a_fixture PASSED" in result.stdout
 
 
 @pytest.mark.gpu
