@@ -36,7 +36,8 @@ def precision_problem(precision: str, accelerator: str, cuda_available: bool, cu
 
 
 RESUME_HELP = (
-    "--resume RUN continues the run folder RUN (runs/NAME/version_N) from its last checkpoint, in the same folder: "
+    "--resume RUN continues the run folder RUN (runs/NAME/version_N) from its newest checkpoint (the one that "
+    "records the most training, normally last.ckpt), in the same folder, wherever the folder was copied or moved: "
     "it stands for --config RUN/config.yaml --ckpt_path RUN/checkpoints/last.ckpt, and options after it override "
     "the saved config (--trainer.max_epochs N to train further). RUN may also be one of its checkpoints."
 )

@@ -4,7 +4,10 @@
   together never share a folder) and points every folder logger (CSV, TensorBoard) at it.
 - A fit from a checkpoint that lies in a run folder (``--resume RUN`` or Lightning's own ``--ckpt_path
   RUN/checkpoints/last.ckpt``) continues that folder: same metrics.csv (the steps logged past the checkpoint are
-  dropped first), same checkpoints, evaluation rows, chosen cell and report.
+  dropped first), same checkpoints, evaluation rows, chosen cell and report. The folder may have been copied or
+  moved since the checkpoint was written: the checkpoint's record of its folder is read as this folder's
+  (``SessionCallback.on_load_checkpoint``), so Lightning keeps updating ``last.ckpt`` instead of starting
+  ``last-v1.ckpt``. ``--resume RUN`` takes the checkpoint that trained furthest, whatever its name.
 - ``validate --ckpt_path RUN/checkpoints/epoch=NNN.ckpt`` writes into ``RUN/validate/epoch=NNN/version_K``.
 - A folder given explicitly (a logger's ``version``, as ``ablate`` does) is used as given; a new fit refuses one
   that already holds checkpoints (it would overwrite them).
@@ -27,11 +30,12 @@ from pathlib import Path
 
 import lightning as L
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.files import StorageError, remove_temporaries, shown, storage_error
-from qwen_tts_lit.runs.checkpoints import SavedAt, saved_at, untrusted_classes, untrusted_code
+from qwen_tts_lit.runs.checkpoints import SavedAt, resume_checkpoint, saved_at, untrusted_classes, untrusted_code
 from qwen_tts_lit.runs.folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -39,7 +43,7 @@ from qwen_tts_lit.runs.folder import (
     VALIDATE_DIR,
     claim_version,
     holds_checkpoints,
-    resume_checkpoint,
+    relocated_state,
     resume_command,
     run_of_checkpoint,
 )
@@ -57,7 +61,8 @@ CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")  # Lightning's named c
 def expand_resume(args: list[str]) -> list[str]:
     """``--resume TARGET`` -> ``--config RUN/config.yaml --ckpt_path CHECKPOINT``, in place (options after it
     override the saved config, e.g. ``--trainer.max_epochs 6`` to train further). TARGET is a run folder (its
-    last.ckpt, else its newest epoch) or a checkpoint inside one."""
+    checkpoint that trained furthest: :func:`~qwen_tts_lit.runs.checkpoints.resume_checkpoint`) or a checkpoint
+    inside one."""
     for index, arg in enumerate(args):
         if arg == "--resume" or arg.startswith("--resume="):
             value = arg.split("=", 1)[1] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")
@@ -97,6 +102,11 @@ def resume_target(value: str) -> tuple[Path, Path]:
     if not (path / CONFIG_FILE).is_file():
         raise UserError(f"--resume {value}: {CONFIG_FILE} not found; is this a run folder (runs/NAME/version_N)?")
     checkpoint = resume_checkpoint(path)
+    if checkpoint is None and holds_checkpoints(path):
+        raise UserError(
+            f"--resume {value}: no checkpoint in {shown(path / CHECKPOINT_DIR)} is intact (cut short by a kill or a "
+            f"full disk?); start again with python -m qwen_tts_lit fit --config {shown(path / CONFIG_FILE)}"
+        )
     if checkpoint is None:
         raise UserError(
             f"--resume {value}: no checkpoint was saved yet, so there is nothing to resume; start again with "
@@ -130,16 +140,6 @@ def given_folder(logger: Namespace) -> tuple[Path, str | None]:
     root = Path(str(arguments.get("save_dir") or ".")) / str(arguments.get("name") or "")
     version = arguments.get("version")
     return root, (None if version is None else version if isinstance(version, str) else f"version_{version}")
-
-
-def spelled_as_saved(run: Path, saved: SavedAt) -> Path:
-    """``run`` spelled as the checkpoint's ModelCheckpoint recorded it, when that names the same folder: only then
-    does Lightning restore which file is ``last.ckpt`` (else it writes a ``last-v1.ckpt`` beside it)."""
-    for recorded in saved.checkpoint_dirs:
-        folder = Path(recorded)
-        if folder.name == CHECKPOINT_DIR and folder.is_dir() and os.path.samefile(folder, run / CHECKPOINT_DIR):
-            return folder.parent
-    return run
 
 
 @dataclass
@@ -196,7 +196,7 @@ class FitSession:
                 keep_metrics_before(run, self.saved.global_step)  # the resumed run logs those steps again
                 for folder in (run, run / CHECKPOINT_DIR):
                     remove_temporaries(folder)  # e.g. a checkpoint the kill interrupted mid-write
-            return spelled_as_saved(run, self.saved)
+            return run.absolute()  # recorded in the checkpoints it writes; SessionCallback relocates what it reads
         if version is not None:
             folder = root / version
             if self.subcommand == "fit" and holds_checkpoints(folder):
@@ -298,10 +298,27 @@ class FitSession:
 
 
 class SessionCallback(L.Callback):
-    """Tells the session that the run was interrupted (Lightning then exits 1 itself, before we see the Ctrl-C)."""
+    """Tells the session that the run was interrupted (Lightning then exits 1 itself, before we see the Ctrl-C), and
+    makes a resumed run folder recognise its own checkpoints wherever the folder now lies."""
 
     def __init__(self, session: FitSession) -> None:
         self.session = session
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Relocate the saved state of every ModelCheckpoint that writes into the resumed run's checkpoints folder.
+        Lightning calls this hook of every callback before any callback's ``load_state_dict`` reads the same dict.
+        The checkpoint lies in that folder, so its record is this run's, whatever path the folder had when it was
+        written (copied with ``cp -a``, moved to another disk, reached through another mount or symlink)."""
+        run = self.session.run_dir
+        states = checkpoint.get("callbacks")
+        if not self.session.resumed or run is None or not isinstance(states, dict):
+            return
+        folder = (run / CHECKPOINT_DIR).absolute()
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if isinstance(callback, ModelCheckpoint) and isinstance(state, dict) and callback.dirpath is not None:
+                if Path(callback.dirpath).absolute() == folder:
+                    states[callback.state_key] = relocated_state(state, str(callback.dirpath))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.session.interrupted = isinstance(exception, KeyboardInterrupt)

@@ -23,7 +23,13 @@ from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown
-from qwen_tts_lit.runs.folder import resume_command, run_of_checkpoint, saved_epochs
+from qwen_tts_lit.runs.folder import (
+    LAST_CHECKPOINT,
+    checkpoint_files,
+    resume_command,
+    run_of_checkpoint,
+    saved_epochs,
+)
 
 TRUST_FLAG = "--trust-run"
 TRUST_ENV = "QWEN_TTS_LIT_TRUST_RUN"  # how the flag reaches the DDP processes Lightning starts
@@ -146,3 +152,25 @@ def saved_at(path: Path | str) -> SavedAt:
     states = (checkpoint.get("callbacks") or {}).values()
     dirs = tuple(str(s["dirpath"]) for s in states if isinstance(s, dict) and s.get("dirpath"))
     return SavedAt(int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0)), dirs)
+
+
+def resume_checkpoint(run_dir: Path | str) -> Path | None:
+    """What ``fit --resume RUN`` continues from: of the intact checkpoints in ``RUN/checkpoints``, the one whose
+    record says it trained furthest (global step, then epoch; ``last.ckpt`` among equals), whatever its name.
+    None when there is none.
+
+    File names can lie: a ``last.ckpt`` left behind while an earlier version of this project wrote ``last-v1.ckpt``
+    (a moved run folder), or an epoch copied in by hand. A file cut short (a kill, a full disk) is passed over; a
+    complete one that cannot be read is an error, not a reason to go back silently to an older epoch.
+    """
+    progress: dict[Path, tuple[int, int, bool]] = {}
+    for path in checkpoint_files(run_dir):
+        try:
+            saved = saved_at(path)
+        except UserError:
+            if is_intact(path):
+                raise
+            continue
+        progress[path] = (saved.global_step, saved.epoch, path.name == LAST_CHECKPOINT)
+    # Only the winner's every byte is checked (a full CRC read of each file would cost a whole run's size).
+    return next((path for path in sorted(progress, key=progress.get, reverse=True) if is_intact(path)), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -113,13 +114,42 @@ def holds_checkpoints(run_dir: Path | str) -> bool:
     return folder.is_dir() and any(p.suffix == ".ckpt" for p in folder.iterdir())
 
 
-def resume_checkpoint(run_dir: Path | str) -> Path | None:
-    """What ``fit --resume RUN`` continues from: ``last.ckpt``, else the newest ``epoch=NNN.ckpt``, else None."""
-    last = Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
-    if last.is_file():
-        return last
-    epochs = saved_epochs(Path(run_dir))
-    return epochs[max(epochs)] if epochs else None
+def checkpoint_files(run_dir: Path | str) -> list[Path]:
+    """Every checkpoint file in ``run_dir/checkpoints`` (any name: ``last.ckpt``, ``last-v1.ckpt``, epochs, ...),
+    sorted by name; not the hidden temporaries of a write in progress."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".ckpt" and not p.name.startswith(".") and p.is_file())
+
+
+# The entries of a ModelCheckpoint's saved state that name files in its folder (Lightning 2.6's state_dict).
+CHECKPOINT_STATE_PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def relocated_state(state: dict, dirpath: str) -> dict:
+    """A ModelCheckpoint's saved state (``checkpoint["callbacks"][key]``) as if it had been written in ``dirpath``.
+
+    Lightning restores which file is ``last.ckpt`` and which epochs it saved only when the recorded ``dirpath``
+    equals the resumed callback's, string for string; otherwise it forgets them and writes ``last-v1.ckpt`` and
+    ``epoch=NNN-v1.ckpt`` beside the files it no longer recognises. A run folder that was copied or moved (another
+    disk, another node) is the same run: its files are the recorded ones, now under ``dirpath``. Paths outside the
+    recorded folder are left as they are.
+    """
+    recorded = state.get("dirpath")
+    if not recorded or str(recorded) == str(dirpath):
+        return state
+
+    def moved(path: object) -> object:
+        if not path or not Path(str(path)).is_relative_to(Path(str(recorded))):
+            return path
+        return os.path.join(dirpath, Path(str(path)).relative_to(Path(str(recorded))))  # as Lightning joins names
+
+    relocated = {**state, "dirpath": dirpath}
+    relocated.update({key: moved(state[key]) for key in CHECKPOINT_STATE_PATHS if key in state})
+    if isinstance(state.get("best_k_models"), dict):
+        relocated["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
+    return relocated
 
 
 def resume_command(target: Path | str) -> str:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from helpers.prepare import tree_bytes
 from helpers.runs import main
 
@@ -18,12 +19,17 @@ from qwen_tts_lit.runs.records import read_best, read_rows
 QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
 
 
+def _save(path: Path, epoch: int, step: int) -> None:
+    """A checkpoint file in torch's format recording ``epoch`` and ``step`` (all that choosing one reads)."""
+    torch.save({"epoch": epoch, "global_step": step, "state_dict": {"w": torch.full((64,), 7.0)}}, path)
+
+
 def _run(tmp_path: Path, checkpoints=("epoch=000.ckpt", "last.ckpt")) -> Path:
     run = tmp_path / "runs" / "demo" / "version_3"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text("model: {}\n")
     for name in checkpoints:
-        (run / "checkpoints" / name).write_bytes(b"x")
+        _save(run / "checkpoints" / name, 0, 5)
     return run
 
 
@@ -48,6 +54,36 @@ def test_resume_says_what_is_missing(tmp_path: Path):
     (empty / "config.yaml").unlink()
     with pytest.raises(UserError, match="config.yaml not found; is this a run folder"):
         expand_resume(["fit", "--resume", str(empty)])
+
+
+def test_resume_takes_the_checkpoint_that_trained_furthest_whatever_its_name(tmp_path: Path):
+    """File names can lie (a stale last.ckpt beside the last-v1.ckpt an earlier version wrote into a moved run
+    folder): the record inside each file decides; a file cut short or corrupted is passed over; among equals,
+    last.ckpt."""
+    run = _run(tmp_path, checkpoints=())
+    folder = run / "checkpoints"
+    for name, epoch, step in [("epoch=000.ckpt", 0, 5), ("epoch=001.ckpt", 1, 10), ("last.ckpt", 0, 5),
+                              ("last-v1.ckpt", 2, 15)]:  # fmt: skip
+        _save(folder / name, epoch, step)
+
+    def resumed() -> str:
+        return Path(expand_resume(["fit", "--resume", str(run)])[4]).name
+
+    assert resumed() == "last-v1.ckpt"
+    data = (folder / "last-v1.ckpt").read_bytes()
+    (folder / "last-v1.ckpt").write_bytes(data[: len(data) // 2])  # cut short by a kill: unreadable
+    assert resumed() == "epoch=001.ckpt"
+    _save(folder / "last.ckpt", 1, 10)
+    assert resumed() == "last.ckpt"  # the same progress as epoch=001.ckpt
+    data = bytearray((folder / "last.ckpt").read_bytes())
+    start = data.index(torch.full((64,), 7.0).numpy().tobytes())  # a weight: still loads, its CRC fails
+    data[start] ^= 0xFF
+    (folder / "last.ckpt").write_bytes(bytes(data))
+    assert resumed() == "epoch=001.ckpt"
+    for name in ("epoch=000.ckpt", "epoch=001.ckpt"):
+        (folder / name).write_bytes(b"x")
+    with pytest.raises(UserError, match=r"no checkpoint in .*checkpoints is intact \(cut short by a kill or a full"):
+        expand_resume(["fit", "--resume", str(run)])
 
 
 def test_settings_problems_are_one_line_each():

@@ -13,7 +13,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec
 from qwen_tts_lit.runs.choice import choose
 from qwen_tts_lit.runs.config import callback_args, data_args, model_args
-from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
+from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, relocated_state, saved_epochs
 from qwen_tts_lit.runs.records import merge_rows, read_best, read_rows, write_best, write_rows
 from qwen_tts_lit.runs.speaker import read_speaker, speaker_bytes, write_speaker
 
@@ -57,6 +57,25 @@ def test_saved_epochs_and_checkpoint_paths(tmp_path: Path):
         check_run_dir(tmp_path / "empty")
     with pytest.raises(UserError, match="run folder not found"):
         check_run_dir(tmp_path / "nowhere")
+
+
+def test_a_moved_checkpoint_folder_keeps_its_record_under_the_new_path():
+    """What a ModelCheckpoint saved, as if written in the folder the run now lies in: the files it names move with
+    it, a file it names elsewhere stays, the scores are untouched, and a record already in place is returned as is."""
+    old, new = "/disk1/runs/demo/version_0/checkpoints", "/disk2/copy/version_0/checkpoints"
+    state = {
+        "dirpath": old, "best_model_path": f"{old}/epoch=001.ckpt", "kth_best_model_path": "/elsewhere/x.ckpt",
+        "last_model_path": f"{old}/last.ckpt", "best_k_models": {f"{old}/epoch=000.ckpt": 2.0, f"{old}/b/a.ckpt": 1.0},
+        "best_model_score": 1.0, "monitor": None,
+    }  # fmt: skip
+    assert relocated_state(state, new) == {
+        "dirpath": new, "best_model_path": f"{new}/epoch=001.ckpt", "kth_best_model_path": "/elsewhere/x.ckpt",
+        "last_model_path": f"{new}/last.ckpt", "best_k_models": {f"{new}/epoch=000.ckpt": 2.0, f"{new}/b/a.ckpt": 1.0},
+        "best_model_score": 1.0, "monitor": None,
+    }  # fmt: skip
+    assert state["dirpath"] == old  # the loaded record is not edited in place
+    assert relocated_state(state, old) is state
+    assert relocated_state({**state, "last_model_path": ""}, new)["last_model_path"] == ""
 
 
 def test_rows_merge_replaces_rescored_cells_only(tmp_path: Path):
