@@ -64,6 +64,17 @@ def free_bytes(path: Path | str) -> int | None:
     return None
 
 
+def unwritable(folder: Path | str) -> str | None:
+    """Why nothing can be written into ``folder`` (or created there: its nearest existing ancestor is what counts),
+    or None. Checked before the work (prepare, synthesize) so that a read-only output is found out in a second, not
+    after hours of it."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(existing, os.W_OK):  # a read-only file system refuses even root
+        return f"{existing} is not writable (a read-only file system, or no permission)"
+    return None
+
+
 def human_bytes(count: int) -> str:
     """1536 -> '1.5 KB' (powers of 1024, one decimal)."""
     value = float(count)

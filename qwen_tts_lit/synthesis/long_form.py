@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qwen_tts_lit.errors import RunFailed, UserError
-from qwen_tts_lit.files import write_wav
+from qwen_tts_lit.files import unwritable, write_wav
 from qwen_tts_lit.metrics.text_norm import has_speakable
 from qwen_tts_lit.model.lora import UNSCALED, check_lora_scale
 from qwen_tts_lit.synthesis.chunking import PAUSE_SECONDS, join_with_pauses, split_text
@@ -112,6 +112,11 @@ def check_request(request: SynthesizeRequest) -> list[str]:
     """Every cheap check before any model loads; returns the chunks with words (warning about the others)."""
     if request.output.suffix.lower() != ".wav":
         raise UserError(f"--output {request.output}: give a .wav path")
+    if request.output.is_dir():
+        raise UserError(f"--output {request.output}: is a folder; give a .wav path")
+    problem = unwritable(request.output.parent)  # before any model loads, as prepare checks its output
+    if problem:
+        raise UserError(f"--output {request.output}: {problem}")
     if request.lora_scale is not None:
         check_lora_scale(request.lora_scale, "--lora-scale")
     for name, value in (("--max-new-tokens", request.max_new_tokens), ("--chunk-chars", request.chunk_chars)):

@@ -288,3 +288,15 @@ def test_text_is_cleaned_as_prepare_cleans_transcripts(exports, tmp_path: Path, 
     args = ("--text", "Hello <laugh> there.", "--max-new-tokens", 2, "--keep-runaway", "--output", out)
     assert main("synthesize", "--model", exports["adapter"], *args) == 0
     assert "removed non-speech tags ['<laugh>'] (as prepare does)" in capsys.readouterr().err
+
+
+def test_a_read_only_output_folder_is_refused_before_anything_is_synthesized(run: Path, tmp_path: Path, capsys):
+    """synthesize found out only when it wrote the wav, after speaking every chunk; prepare's check comes first."""
+    from helpers.faults import mounted_tmpfs
+
+    with mounted_tmpfs(tmp_path / "disk", "1m", read_only=True) as disk:
+        args = ("--epoch", 1, "--text", LONG, "--max-new-tokens", 4, "--keep-runaway", "--output", disk / "o.wav")
+        assert main("synthesize", "--model", run, *args) == 2
+    err = capsys.readouterr().err
+    assert f"error: --output {disk / 'o.wav'}: {disk} is not writable (a read-only file system" in err
+    assert "chunks," not in err and "Traceback" not in err  # nothing was spoken (no report line)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -39,7 +38,7 @@ from qwen_tts_lit.data.prepare.problems import UNPARSED, Problem, format_problem
 from qwen_tts_lit.data.prepare.report import build_report, report_bytes, summary_text
 from qwen_tts_lit.data.prepare.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.files import remove_temporaries, wav_bytes, write_atomic
+from qwen_tts_lit.files import remove_temporaries, unwritable, wav_bytes, write_atomic
 from qwen_tts_lit.runs.speaker import SPEAKER_FILE, speaker_bytes, speaker_key, speakers_bytes
 from qwen_tts_lit.upstream.loading import load_config, resolve_device, resolve_model_source, supported_languages
 
@@ -101,9 +100,8 @@ def _progress(options: PrepareOptions, total: int, desc: str):
 def _output_problem(output: Path) -> Problem | None:
     if output.exists() and not output.is_dir():
         return Problem(str(output), None, "--output", "exists and is not a directory", "bad_output")
-    existing = next(p for p in (output.absolute(), *output.absolute().parents) if p.exists())
-    if not os.access(existing, os.W_OK):  # a read-only file system refuses even root
-        message = f"{existing} is not writable (a read-only file system, or no permission)"
+    message = unwritable(output)
+    if message:
         return Problem(str(output), None, "--output", message, "bad_output")
     ours = (output / "prepare_config.json").is_file() or (output / CACHE_DIR).is_dir()
     if output.is_dir() and any(output.iterdir()) and not ours:
