@@ -66,13 +66,24 @@ def prepared_dir_of(data: Mapping, model: str | None) -> Path | None:
 
 
 def reference_clip(prepared_dir: Path) -> tuple[np.ndarray, str]:
-    """The first training clip of a prepared dataset, (24 kHz audio, its transcript): the reference recording of
-    the in-context cloning baseline."""
+    """The first training clip of a prepared dataset as recorded, (24 kHz audio, its transcript): the reference
+    recording of the voice-clone baselines. Prepare appended about 1 s of silence to every clip (training's end of
+    speech); a user clones from the recording itself, so that silence is cut: exactly, by the manifest's
+    ``speech_samples``, or for a dataset prepared before that field by :func:`unpadded_length`'s rule."""
     import soundfile as sf
 
-    row = read_manifest(Path(prepared_dir) / "train.jsonl")[0]
-    audio, _ = sf.read(str(Path(prepared_dir) / row["audio"]), dtype="float32")  # prepare writes 24 kHz mono
-    return audio, row["text"]
+    from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, unpadded_length
+
+    prepared_dir = Path(prepared_dir)
+    row = read_manifest(prepared_dir / "train.jsonl")[0]
+    audio, rate = sf.read(str(prepared_dir / row["audio"]), dtype="float32")  # prepare writes 24 kHz mono
+    if "speech_samples" in row:
+        return audio[: int(row["speech_samples"])], row["text"]
+    config_path = prepared_dir / "prepare_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    trailing_s = float(config.get("options", {}).get("trailing_silence_s", 1.0))  # prepare's default then and now
+    frame = int(config.get("frame_samples", FRAME_SAMPLES))
+    return audio[: unpadded_length(audio, round(trailing_s * rate), frame)], row["text"]
 
 
 def load_xvector(prepared_dir: Path) -> torch.Tensor:

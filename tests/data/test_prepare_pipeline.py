@@ -20,7 +20,8 @@ from qwen_tts_lit import cli
 from qwen_tts_lit.data.prepare import PrepareOptions, codec, prepare
 from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, block_db, pcm16_to_float
 
-CONTRACT_KEYS = ["id", "text", "language", "audio", "codes", "num_frames", "duration_s", "source_audio", "source_line"]
+CONTRACT_KEYS = ["id", "text", "language", "audio", "codes", "num_frames", "duration_s", "speech_samples",
+                 "source_audio", "source_line"]  # fmt: skip
 # data/demo/README.md: which raw lines carry which dirt.
 DEMO_DIRT = {
     "resampled": set(range(1, 49)),
@@ -76,6 +77,8 @@ def test_demo_corpus_end_to_end_through_the_cli(demo_prepared):
         loud = np.flatnonzero(block_db(pcm16_to_float(audio), 24000) > -45.0)
         assert loud[0] * 0.01 <= 0.11  # leading silence (and -60 dBFS noise) trimmed to the 0.1 s margin
         assert np.all(audio[-24000:] == 0)  # at least 1 s of appended digital silence
+        assert len(audio) - entry["speech_samples"] >= 24000 and not audio[entry["speech_samples"] :].any()
+        assert audio[: entry["speech_samples"]].any()  # the recording, before the silence
         assert len(audio) / 24000 - (loud[-1] + 1) * 0.01 <= 0.1 + 1.0 + 0.08 + 0.01
     texts = {entry["source_line"]: entry["text"] for entry in train + val}
     assert texts[4] == "My brother planted tomatoes by the fence."

@@ -297,7 +297,7 @@ def _remove_strays(directory: Path, keep: set[str]) -> None:
             path.unlink()
 
 
-def _entry(clip: Clip, pcm: np.ndarray, rate: int, several: bool) -> dict:
+def _entry(clip: Clip, pcm: np.ndarray, speech_samples: int, rate: int, several: bool) -> dict:
     speaker = {"speaker": clip.speaker} if several else {}  # one speaker: rows as they always were
     return {
         "id": clip.id,
@@ -308,6 +308,7 @@ def _entry(clip: Clip, pcm: np.ndarray, rate: int, several: bool) -> dict:
         "codes": f"codes/{clip.id}.npy",
         "num_frames": len(pcm) // FRAME_SAMPLES,
         "duration_s": len(pcm) / rate,
+        "speech_samples": speech_samples,  # the recording as recorded, before the appended silence
         "source_audio": clip.source_audio,
         "source_line": clip.source_line,
     }
@@ -341,7 +342,7 @@ def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, finger
                     codes[i] = new
                 encoded += len(missing)
             for clip, item, clip_codes in zip(batch, cleaned, codes, strict=True):
-                entry = _entry(clip, item.pcm, rate, plan.speaker_references is not None)
+                entry = _entry(clip, item.pcm, item.speech_samples, rate, plan.speaker_references is not None)
                 if clip_codes.shape[0] != entry["num_frames"]:
                     raise RuntimeError(f"{clip.id}: {clip_codes.shape[0]} frames for {entry['num_frames']} of audio")
                 write_if_changed(audio_dir / f"{clip.id}.wav", wav_bytes(item.pcm, rate))
