@@ -32,7 +32,7 @@ class EvaluateRequest:
     batch_size: int | None = None
     """Generations per generate call (default: the run's; that value reproduces its audio byte for byte)."""
     baselines: bool = False
-    """Score the base model zero-shot (x-vector only, and in-context cloning from the first training clip) and add
+    """Score the base model zero-shot (x-vector only, and cloning in context from the first training clip) and add
     those rows alone: the epochs' rows are kept as they are unless --epochs names some to score again."""
     no_asr: bool = False
     """Score without ASR: no WER/CER (null in the rows); the rule ranks on the other metrics and says so."""

@@ -70,11 +70,12 @@ def test_synthesize_and_evaluate_from_a_run_refuse_it(crafted, tmp_path, capsys)
     assert not marker.exists() and not out.exists()
 
 
-def test_fit_resume_refuses_a_crafted_checkpoint_and_a_foreign_config_class(crafted, tmp_path, capsys):
+def test_fit_resume_refuses_a_crafted_checkpoint_and_a_foreign_config_class(crafted, demo_run, tmp_path, capsys):
     run, marker = crafted
     assert main("fit", "--resume", run, "--trainer.max_epochs", "3") == 2
     _refused(capsys, ".ckpt", "system")
     assert not marker.exists()
+    shutil.copytree(demo_run / CHECKPOINT_DIR, run / CHECKPOINT_DIR, dirs_exist_ok=True)  # clean checkpoints again
     config = run / CONFIG_FILE
     (tmp_path / "evil_plugin.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Hook: pass\n")
     text = config.read_text().replace("callbacks:", "callbacks:\n  - class_path: evil_plugin.Hook", 1)
