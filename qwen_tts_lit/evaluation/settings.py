@@ -49,11 +49,13 @@ class EvalSettings:
     """One evaluation per epoch: the held-out sentences x LoRA strengths, judged and ranked."""
 
     scales: tuple[float, ...] = (0.2, 0.3, 0.35, 0.5, 1.0)
-    """LoRA strengths to synthesize at (the seed guide's sweep; 1.0 = as trained, 0 = the base model)."""
+    """LoRA strengths to synthesize at (the seed guide's sweep; 1.0 = as trained, 0 = the base model). A fully
+    fine-tuned model has no adapters to scale and is evaluated at 1.0 only."""
     num_utterances: int = 8
     """Held-out sentences per cell (the first N of the manifest)."""
     heldout: str | None = None
-    """JSONL of held-out sentences with real recordings (text, audio[, id, language]); None: the prepared val.jsonl."""
+    """JSONL of held-out sentences with real recordings (text, audio[, id, language]); None: the prepared dataset's
+    val.jsonl."""
     seed: int = 1234
     """Sentence i is sampled with seed + i in every cell, so cells differ only by the weights."""
     every_n_epochs: int = 1
@@ -68,8 +70,9 @@ class EvalSettings:
     rule: SelectionRule = field(default_factory=SelectionRule)
     """How the best (epoch, scale) cell is picked."""
     baselines: tuple[str, ...] = BASELINE_MODES
-    """Zero-shot modes of the base model scored before the first epoch, as baseline rows: xvector (the training
-    x-vector, no adapters), icl (in-context cloning from the first training clip and its transcript); () = none."""
+    """Zero-shot modes of the base model scored before the first epoch on the same sentences, seeds and judges, as
+    baseline rows: xvector (the training x-vector, no adapters), icl (in-context cloning from the first training
+    clip and its transcript); empty = none."""
 
     def __post_init__(self) -> None:
         bad = self.problems()

@@ -67,8 +67,8 @@ class EvalSuite(L.Callback):
     ) -> None:
         """
         Args:
-            scales: LoRA strengths to synthesize at (1.0 = as trained; 0 = the base model). A fully fine-tuned
-                model has no adapters to scale and is evaluated at 1.0 only.
+            scales: LoRA strengths to synthesize at (the seed guide's sweep; 1.0 = as trained, 0 = the base model).
+                A fully fine-tuned model has no adapters to scale and is evaluated at 1.0 only.
             num_utterances: Held-out sentences per cell (the first N of the manifest).
             heldout: JSONL of held-out sentences with real recordings (text, audio[, id, language]); None: the
                 prepared dataset's val.jsonl.
@@ -80,12 +80,16 @@ class EvalSuite(L.Callback):
             judges: ASR / speaker-similarity backends.
             rule: How the best (epoch, scale) cell is picked.
             baselines: Zero-shot modes of the base model scored before the first epoch on the same sentences, seeds
-                and judges (baseline rows): xvector (the x-vector, no adapters), icl (in-context cloning from the
-                first training clip and its transcript); [] = none.
+                and judges, as baseline rows: xvector (the training x-vector, no adapters), icl (in-context cloning
+                from the first training clip and its transcript); empty = none.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
-        self.settings = EvalSettings(tuple(scales), num_utterances, heldout, seed, every_n_epochs, max_new_tokens,
-                                     batch_size, judges, rule, tuple(baselines))  # fmt: skip
+        # By keyword: a reordered EvalSettings must not swap values (tests/train/test_eval_suite_args.py proves these
+        # flat arguments are EvalSettings' fields, with the same defaults and docs).
+        self.settings = EvalSettings(scales=tuple(scales), num_utterances=num_utterances, heldout=heldout, seed=seed,
+                                     every_n_epochs=every_n_epochs, max_new_tokens=max_new_tokens,
+                                     batch_size=batch_size, judges=judges, rule=rule,
+                                     baselines=tuple(baselines))  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._heldout = None  # the sentences evaluation speaks: read and checked once, in setup
