@@ -17,6 +17,7 @@ speaker or upstream bug) that must differ by at least ``DIFFERENT`` = 1e-2. docs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,9 +87,15 @@ def combined(agreements: list[Agreement]) -> Agreement:
     )
 
 
+def _show(kind: str, what: str, total: Agreement) -> None:
+    if os.environ.get("PROOF_FIGURES"):  # `PROOF_FIGURES=1 pytest -s ...` prints every proof's figures
+        print(f"\n[{kind}] {what}: {total.summary()}")
+
+
 def assert_same(agreements: list[Agreement], what: str = "") -> Agreement:
     """The proof: every embedding and logit within SAME, every code reproduced."""
     total = combined(agreements)
+    _show("proof", what, total)
     assert total.distance <= SAME, f"{what}: {total.summary()}"
     assert total.group0_matches == total.frames and total.groups_matches == total.frames * 15, total.summary()
     return total
@@ -97,6 +104,7 @@ def assert_same(agreements: list[Agreement], what: str = "") -> Agreement:
 def assert_different(agreements: list[Agreement], what: str = "") -> Agreement:
     """The control: what the model sees or outputs differs by DIFFERENT or more."""
     total = combined(agreements)
+    _show("control", what, total)
     assert total.distance >= DIFFERENT, f"{what} passes for the right one: {total.summary()}"
     return total
 
