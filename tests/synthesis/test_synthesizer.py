@@ -230,6 +230,42 @@ def test_a_row_in_a_mixed_scale_batch_equals_that_row_alone_at_its_scale(lora_tt
     assert len({tuple(u.codes.flatten().tolist()) for u in (mixed[0], mixed[2])}) == 2  # the scale reaches the talker
 
 
+def test_the_x_vector_baseline_at_scale_0_is_the_official_base_model(lora_tts, tts, xvector):
+    """The zero-shot "xvector" baseline (the trained model's adapters at scale 0, the training x-vector) is fed and
+    outputs what the official ``generate_voice_clone`` of the base model with that x-vector is (embeddings and
+    logits within 1e-6, helpers/teacher_forcing.py); the controls: scale 1 and an orthogonal x-vector differ."""
+    from helpers.teacher_forcing import assert_different, assert_same, codes_of, compare, cosines, trace_generate
+
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+
+    prompt_item = import_qwen_tts().VoiceClonePromptItem
+
+    def official(voice: torch.Tensor):
+        prompt = [prompt_item(ref_code=None, ref_spk_embedding=voice, x_vector_only_mode=True, icl_mode=False)]
+
+        def call():
+            kwargs = GREEDY.generate_kwargs(CAP)
+            return tts.generate_voice_clone(text=TEXTS[0], voice_clone_prompt=prompt, non_streaming_mode=True, **kwargs)
+
+        return trace_generate(tts.model.talker, codes_of(tts, call))
+
+    def baseline(voice: torch.Tensor, scale: float):
+        synth = Synthesizer(lora_tts, Voice(xvector=voice), preset=GREEDY)
+
+        def call():
+            return synth.synthesize(TEXTS[:1], lora_scale=scale, max_new_tokens=CAP)
+
+        return trace_generate(lora_tts.model.talker, codes_of(lora_tts, call))
+
+    config = tts.model.config
+    want = official(xvector)
+    assert_same([compare(want, baseline(xvector, 0.0), config)], "the x-vector baseline at scale 0")
+    assert_different([compare(want, baseline(xvector, 1.0), config)], "the adapters at scale 1")
+    other = torch.linalg.qr(torch.stack([xvector, torch.randn_like(xvector)], 1))[0][:, 1] * xvector.norm()
+    assert cosines(torch.stack([xvector, other])).abs().max() < 1e-5
+    assert_different([compare(want, baseline(other, 0.0), config)], "another x-vector")
+
+
 def test_scale_needs_adapters(synth):
     with pytest.raises(UserError, match="no LoRA adapters"):
         synth.synthesize(TEXTS[:1], lora_scale=0.5, max_new_tokens=2)
