@@ -166,13 +166,18 @@ def atomic_file(path: Path | str, needed: int | None = None) -> Iterator[BinaryI
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as error:
-        with suppress(OSError):  # a read-only file system refuses even removing a file that is not there
-            temporary.unlink(missing_ok=True)
-        failure = storage_error(error, path, needed)
-        if failure is not None and failure is not error:
-            raise failure from error
+        _abandon(temporary, error, path, needed)
         raise
     _fsync_folder(path.parent)
+
+
+def _abandon(temporary: Path, error: BaseException, path: Path, needed: int | None) -> None:
+    """An atomic write that failed: remove its temporary; a full or read-only disk becomes StorageError."""
+    with suppress(OSError):  # a read-only file system refuses even removing a file that is not there
+        temporary.unlink(missing_ok=True)
+    failure = storage_error(error, path, needed)
+    if failure is not None and failure is not error:
+        raise failure from error
 
 
 def write_atomic(path: Path | str, data: bytes | str) -> Path:
@@ -207,11 +212,7 @@ def atomic_path(path: Path | str, needed: int | None = None) -> Iterator[Path]:
             os.close(descriptor)
         os.replace(temporary, path)
     except BaseException as error:
-        with suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        failure = storage_error(error, path, needed)
-        if failure is not None and failure is not error:
-            raise failure from error
+        _abandon(temporary, error, path, needed)
         raise
     _fsync_folder(path.parent)
 
