@@ -171,13 +171,19 @@ def atomic_file(path: Path | str, needed: int | None = None) -> Iterator[BinaryI
     _fsync_folder(path.parent)
 
 
+def raise_storage_error(error: BaseException, path: Path | str | None = None, needed: int | None = None) -> None:
+    """Raise the one-line :func:`storage_error` in place of ``error`` when it is one (the caller re-raises ``error``
+    itself otherwise)."""
+    failure = storage_error(error, path, needed)
+    if failure is not None and failure is not error:
+        raise failure from error
+
+
 def _abandon(temporary: Path, error: BaseException, path: Path, needed: int | None) -> None:
     """An atomic write that failed: remove its temporary; a full or read-only disk becomes StorageError."""
     with suppress(OSError):  # a read-only file system refuses even removing a file that is not there
         temporary.unlink(missing_ok=True)
-    failure = storage_error(error, path, needed)
-    if failure is not None and failure is not error:
-        raise failure from error
+    raise_storage_error(error, path, needed)
 
 
 def write_atomic(path: Path | str, data: bytes | str) -> Path:
@@ -235,9 +241,7 @@ def copy_tree(source: Path | str, target: Path | str) -> Path:
         shutil.copytree(source, target, copy_function=copy_file)
     except BaseException as error:
         shutil.rmtree(target, ignore_errors=True)
-        failure = storage_error(error)  # names the file that did not fit
-        if failure is not None and failure is not error:
-            raise failure from error
+        raise_storage_error(error)  # names the file that did not fit
         raise
     return target
 
