@@ -36,6 +36,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.files import StorageError, remove_temporaries, shown, storage_error
 from qwen_tts_lit.runs.checkpoints import SavedAt, resume_checkpoint, saved_at, untrusted_classes, untrusted_code
+from qwen_tts_lit.runs.config import read_config
 from qwen_tts_lit.runs.folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -68,23 +69,23 @@ def expand_resume(args: list[str]) -> list[str]:
             value = arg.split("=", 1)[1] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")
             rest = args[index + (1 if "=" in arg else 2) :]
             run, checkpoint = resume_target(value)
-            refuse_untrusted_config(run / CONFIG_FILE)
+            refuse_untrusted_config(run)
             return [*args[:index], "--config", str(run / CONFIG_FILE), "--ckpt_path", str(checkpoint), *rest]
     return args
 
 
-def refuse_untrusted_config(path: Path) -> None:
+def refuse_untrusted_config(run: Path) -> None:
     """LightningCLI imports and instantiates every ``class_path`` of the config it is given: a resumed run folder's
     may come from anyone, so only this project's, Lightning's and torch's classes pass without --trust-run."""
     import yaml
 
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        config = read_config(run)
     except (OSError, yaml.YAMLError) as error:
-        raise UserError(f"{path}: cannot be read as YAML ({str(error).splitlines()[0]})") from None
+        raise UserError(f"{run / CONFIG_FILE}: cannot be read as YAML ({str(error).splitlines()[0]})") from None
     foreign = untrusted_classes(config)
     if foreign:
-        raise untrusted_code(path, f"the class {foreign[0]}")
+        raise untrusted_code(run / CONFIG_FILE, f"the class {foreign[0]}")
 
 
 def resume_target(value: str) -> tuple[Path, Path]:

@@ -129,29 +129,29 @@ def read_checkpoint(path: Path | str, mmap: bool = False) -> dict:
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as error:  # a damaged pickle can raise almost anything (RuntimeError, UnpicklingError, ...)
-        wanted = unsafe_global(error)
-        if wanted:
-            raise untrusted_code(path, wanted) from None
-        raise damaged_checkpoint(path, error) from error
+        raise unreadable_checkpoint(path, error) from error
+
+
+def unreadable_checkpoint(path: Path | str, error: BaseException) -> UserError:
+    """The one line for a checkpoint torch could not load: one that asks to run code (the safe loader refused a
+    global), else a damaged one. Our reads and Lightning's resume read (``AtomicCheckpointIO``) both say this."""
+    wanted = unsafe_global(error)
+    return untrusted_code(path, wanted) if wanted else damaged_checkpoint(path, error)
 
 
 @dataclass(frozen=True)
 class SavedAt:
-    """Where a training checkpoint was saved: its progress and the folder its ModelCheckpoint wrote into."""
+    """How far a training checkpoint had trained. (Where its ModelCheckpoint wrote is no longer needed: a resumed
+    run relocates that record, ``cli/run_folder.SessionCallback``.)"""
 
     epoch: int
     global_step: int
-    checkpoint_dirs: tuple[str, ...] = ()
-    """``dirpath`` of each ModelCheckpoint state, spelled as the run spelled it (it is restored only when the
-    resumed run spells its folder the same way; otherwise Lightning starts a ``last-v1.ckpt``)."""
 
 
 def saved_at(path: Path | str) -> SavedAt:
-    """The progress and checkpoint folders recorded in a checkpoint; the tensors stay on disk."""
+    """The progress recorded in a checkpoint; the tensors stay on disk."""
     checkpoint = read_checkpoint(path, mmap=True)
-    states = (checkpoint.get("callbacks") or {}).values()
-    dirs = tuple(str(s["dirpath"]) for s in states if isinstance(s, dict) and s.get("dirpath"))
-    return SavedAt(int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0)), dirs)
+    return SavedAt(int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0)))
 
 
 def resume_checkpoint(run_dir: Path | str) -> Path | None:

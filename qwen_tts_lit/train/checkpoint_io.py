@@ -18,7 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_with
-from qwen_tts_lit.runs.checkpoints import damaged_checkpoint, runs_trusted, unsafe_global, untrusted_code
+from qwen_tts_lit.runs.checkpoints import runs_trusted, unreadable_checkpoint
 
 
 def tensor_bytes(value: Any) -> int:
@@ -56,7 +56,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as error:  # a damaged pickle can raise almost anything
-            wanted = unsafe_global(error)
-            if wanted:
-                raise untrusted_code(path, wanted) from None
-            raise damaged_checkpoint(path, error) from error
+            raise unreadable_checkpoint(path, error) from error
