@@ -10,6 +10,7 @@ import torch
 
 from qwen_tts_lit.cache import build_lock
 from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_voices, prepared_cache_dir
+from qwen_tts_lit.data.loader import PlanLoader
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import LanguageTagMode, LanguageTagPlan, SpecialIds, language_tag_mode
@@ -124,9 +125,7 @@ class QwenTTSDataModule(L.LightningDataModule):
             balanced=shuffle and self.speaker_sampling == "balanced",  # validation: every held-out clip once
         )
         collate = Collate(self.xvector, self.voices)
-        return torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
-        )
+        return PlanLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         accumulate = self.trainer.accumulate_grad_batches if self.trainer else 1

@@ -10,6 +10,10 @@ With several speakers, ``balanced`` sampling first draws the epoch's items so th
 (:func:`balanced_pool`: a small speaker's clips repeat, a large one's are sub-sampled, a new draw each epoch); the
 same bucketing and per-step totals then apply to that draw (a repeated clip counts in the totals as often as it is
 in the step), so the gradient is still exactly that of one big batch. ``natural`` keeps every clip once.
+
+The epoch reaches the plan through Lightning's own call: its fit and evaluation loops call ``set_epoch`` on
+``dataloader.sampler`` and ``dataloader.batch_sampler.sampler`` only, so the batch sampler's ``sampler`` attribute
+is what forwards it (docs/sampling.md).
 """
 
 from __future__ import annotations
@@ -100,9 +104,14 @@ class StepPlanBatchSampler:
         self.speakers = list(speakers) if speakers is not None else None
         self.balanced = balanced and self.speakers is not None and len(set(self.speakers)) > 1
         self.epoch = 0
+        # Lightning never calls the batch sampler's own set_epoch: only `batch_sampler.sampler`'s (module docstring).
+        self.sampler = EpochForward(self)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch: a new shuffle per epoch, the same on every rank."""
+        """The plan of epoch ``epoch``: a new shuffle, balanced draw and language-tag draw, the same on every rank.
+        Lightning calls it (through ``sampler``) before each epoch with the epoch it runs, the restored one on
+        resume, and before each validation run with the training epoch (an unshuffled plan stays the same, and the
+        validation split keeps one language-tag draw)."""
         self.epoch = epoch
 
     def epoch_items(self) -> list[int]:
@@ -125,3 +134,14 @@ class StepPlanBatchSampler:
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)
+
+
+class EpochForward:
+    """``StepPlanBatchSampler.sampler``: where Lightning's ``_set_sampler_epoch`` looks for ``set_epoch``
+    (``dataloader.batch_sampler.sampler``). Not an index sampler: it only forwards the epoch to the plan."""
+
+    def __init__(self, plan: StepPlanBatchSampler) -> None:
+        self.plan = plan
+
+    def set_epoch(self, epoch: int) -> None:
+        self.plan.set_epoch(epoch)

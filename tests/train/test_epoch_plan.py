@@ -1,0 +1,132 @@
+"""The per-epoch plan as a real ``Trainer.fit`` runs it (docs/sampling.md): Lightning's own ``set_epoch`` calls must
+reach the batch sampler, so each epoch trains its own shuffle, language-tag draw and balanced draw; a resumed fit
+replays the uninterrupted fit's plan epoch by epoch; validation sees the same batches every epoch. What the
+training step saw is recorded by a callback (the utterance ids and codec prefix of every micro-batch), never by
+calling the sampler by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from qwen_tts_lit.data.datamodule import QwenTTSDataModule
+from qwen_tts_lit.data.dataset import read_manifest
+from qwen_tts_lit.data.sampler import StepPlanBatchSampler
+from qwen_tts_lit.model.layout import LanguageTagPlan
+from qwen_tts_lit.model.lora import LoraSpec
+from qwen_tts_lit.train.module import QwenTTSModule
+from qwen_tts_lit.upstream.loading import load_config
+
+BATCH = 4
+EPOCHS = 3
+
+
+class PlanRecorder(L.Callback):
+    """Every micro-batch the training and validation steps get: ``(utterance id, tagged)`` per row, by epoch."""
+
+    def __init__(self, think_id: int) -> None:
+        self.think_id = think_id
+        self.train: dict[int, list[tuple]] = {}
+        self.val: dict[int, list[tuple]] = {}
+
+    def _rows(self, batch) -> tuple:
+        tagged = (batch.codec_ids[:, 3] == self.think_id).tolist()  # think opens the tagged prefix, nothink the other
+        return tuple(zip(batch.utterance_ids, tagged, strict=True))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.train.setdefault(trainer.current_epoch, []).append(self._rows(batch))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking:
+            self.val.setdefault(trainer.current_epoch, []).append(self._rows(batch))
+
+
+def _fit(tiny_dir: Path, data: Path, root: Path, epochs: int, ckpt_path: Path | None = None, **settings):
+    """``Trainer.fit`` of LoRA on the tiny checkpoint, a checkpoint per epoch in ``root``; returns the recorder."""
+    recorder = PlanRecorder(load_config(str(tiny_dir)).talker_config.codec_think_id)
+    module = QwenTTSModule(model=str(tiny_dir), lora=LoraSpec(rank=2, alpha=4, dropout=0.0))
+    datamodule = QwenTTSDataModule(prepared_dir=str(data), model=str(tiny_dir), batch_size=BATCH, **settings)
+    checkpoints = ModelCheckpoint(dirpath=root, filename="{epoch}", save_top_k=-1)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=epochs, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+        callbacks=[recorder, checkpoints], enable_progress_bar=False, enable_model_summary=False,
+        use_distributed_sampler=False, default_root_dir=root,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return recorder
+
+
+def _documented_plan(data: Path, epoch: int, tags: LanguageTagPlan, **sampler) -> list[tuple]:
+    """What docs/sampling.md says epoch ``epoch`` trains: the sampler's plan of that epoch, each row tagged by the
+    language-tag draw of that epoch."""
+    rows = read_manifest(data / "train.jsonl")
+    plan = StepPlanBatchSampler([int(r["num_frames"]) for r in rows], BATCH, **sampler)
+    plan.set_epoch(epoch)
+    return [tuple((rows[ref.index]["id"], tags.tagged(rows[ref.index]["id"], epoch)) for ref in b) for b in plan]
+
+
+@pytest.fixture(scope="module")
+def mixed_fits(tiny_dir, prepared_demo, tmp_path_factory):
+    """One speaker, mixed language tags: a 3-epoch fit, and the same fit stopped after epoch 0 then resumed from
+    that epoch's checkpoint to epoch 3 (``fit --resume`` passes Lightning's ckpt_path), once in the main process and
+    once with a DataLoader worker (the plan is made in the main process, the layouts in the worker)."""
+    root = tmp_path_factory.mktemp("mixed")
+    settings = {"language_tag": "mixed", "seed": 3}
+    whole = _fit(tiny_dir, prepared_demo, root / "whole", EPOCHS, **settings)
+    first = _fit(tiny_dir, prepared_demo, root / "first", 1, **settings)
+    epoch_0 = root / "first" / "epoch=0.ckpt"
+    resumed = {
+        workers: _fit(tiny_dir, prepared_demo, root / f"resumed-{workers}", EPOCHS, epoch_0, num_workers=workers,
+                      **settings)
+        for workers in (0, 1)
+    }  # fmt: skip
+    return whole, first, resumed
+
+
+def test_lightnings_own_call_reaches_the_plan(prepared_demo, tiny_dir):
+    """The issue's reproduction: Lightning's helper, as its fit and evaluation loops call it."""
+    data = QwenTTSDataModule(prepared_dir=str(prepared_demo), model=str(tiny_dir), language_tag="mixed")
+    data.setup("fit")
+    loader = data.train_dataloader()
+    _set_sampler_epoch(loader, 5)
+    assert loader.batch_sampler.epoch == 5
+    assert {ref.epoch for batch in loader.batch_sampler for ref in batch} == {5}
+
+
+def test_each_epoch_trains_its_documented_plan_and_the_epochs_differ(mixed_fits, prepared_demo):
+    whole, _, _ = mixed_fits
+    assert sorted(whole.train) == list(range(EPOCHS))
+    tags = LanguageTagPlan("mixed", 0.5, seed=3)
+    ids = sorted(r["id"] for r in read_manifest(prepared_demo / "train.jsonl"))
+    for epoch, batches in whole.train.items():
+        assert batches == _documented_plan(prepared_demo, epoch, tags, seed=3), epoch
+        assert sorted(uid for batch in batches for uid, _ in batch) == ids  # one speaker: every clip once
+    orders = [[uid for batch in whole.train[e] for uid, _ in batch] for e in range(EPOCHS)]
+    assert len({tuple(order) for order in orders}) == EPOCHS  # a new shuffle each epoch
+    drawn = [{uid: tagged for batch in whole.train[e] for uid, tagged in batch} for e in range(EPOCHS)]
+    for a, b in ((0, 1), (1, 2), (0, 2)):  # a new tag draw each epoch: many utterances change prefix
+        changed = sum(drawn[a][uid] != drawn[b][uid] for uid in ids)
+        assert 0.25 * len(ids) < changed < 0.75 * len(ids), (a, b, changed)
+    assert all(0.25 * len(ids) < sum(d.values()) < 0.75 * len(ids) for d in drawn)  # about half tagged
+
+
+def test_a_resumed_fit_replays_the_uninterrupted_plan_of_every_epoch(mixed_fits):
+    whole, first, resumed = mixed_fits
+    assert sorted(first.train) == [0] and first.train[0] == whole.train[0]
+    for workers, run in resumed.items():
+        assert sorted(run.train) == [1, 2] and run.train[1] != run.train[2], workers
+        for epoch in (1, 2):
+            assert run.train[epoch] == whole.train[epoch], (workers, epoch)
+
+
+def test_validation_sees_the_same_batches_every_epoch(mixed_fits):
+    """Lightning sets the training epoch on the validation sampler too: its plan and tag draw must not move, so the
+    validation loss stays comparable across epochs."""
+    whole, _, resumed = mixed_fits
+    assert sorted(whole.val) == list(range(EPOCHS)) and whole.val[0]
+    assert whole.val[0] == whole.val[1] == whole.val[2]
+    assert all(run.val[epoch] == whole.val[0] for run in resumed.values() for epoch in (1, 2))
