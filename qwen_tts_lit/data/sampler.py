@@ -7,9 +7,12 @@ accumulation and data parallelism then give the gradient of one big batch. The p
 communication.
 
 With several speakers, ``balanced`` sampling first draws the epoch's items so that every speaker has an equal share
-(:func:`balanced_pool`: a small speaker's clips repeat, a large one's are sub-sampled, a new draw each epoch); the
-same bucketing and per-step totals then apply to that draw (a repeated clip counts in the totals as often as it is
-in the step), so the gradient is still exactly that of one big batch. ``natural`` keeps every clip once.
+(:func:`balanced_pool`): a small speaker's clips repeat, a large one's are sub-sampled, and across epochs each
+speaker's draw goes to the clips it has trained fewest times, then longest ago, so over a run every clip is
+trained (a speaker with n clips and a share of k < n per epoch trains all of them in any ceil(n / k) consecutive
+epochs). The same bucketing and per-step totals then apply to that draw (a repeated clip counts in the totals as
+often as it is in the step), so the gradient is still exactly that of one big batch. ``natural`` keeps every clip
+once.
 
 The epoch reaches the plan through Lightning's own call: its fit and evaluation loops call ``set_epoch`` on
 ``dataloader.sampler`` and ``dataloader.batch_sampler.sampler`` only, so the batch sampler's ``sampler`` attribute
@@ -45,22 +48,46 @@ def plan_micro_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, s
     return batches
 
 
-def balanced_pool(speakers: Sequence[str], seed: int) -> list[int]:
-    """One epoch's dataset indices, as many as there are items, with every speaker's share equal (n // S each, one
-    more for n % S speakers picked at random): a speaker with fewer clips repeats all of them as many whole times as
-    fit and draws the rest without repetition; one with more draws its share without repetition. Seeded."""
+def next_in_turn(draws: torch.Tensor, last: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
+    """The ``k`` positions next in turn: drawn fewest times (``draws``), then longest ago (``last``: the epoch of the
+    last draw, -1 never), ties in a seeded random order. Each draw takes from the front of this queue."""
+    order = torch.randperm(len(draws), generator=generator)
+    key = draws * (int(last.max()) + 2) + last + 1  # draws first, then last (from -1): one integer sort key
+    return order[torch.argsort(key[order], stable=True)][:k].tolist()
+
+
+def balanced_pool(speakers: Sequence[str], seed: int, epoch: int = 0) -> list[int]:
+    """Epoch ``epoch``'s dataset indices, as many as there are items, with every speaker's share equal: n // S each,
+    and one more for n % S speakers. A speaker with fewer clips than its share repeats all of them as many whole
+    times as fit; the rest of its share (all of it for a speaker with more clips) is drawn without repetition.
+
+    Across epochs nothing is left to chance: each epoch's draw goes to the clips (and the extra shares to the
+    speakers) drawn fewest times so far, then longest ago, ties in a seeded random order (in effect a seeded
+    permutation per speaker taken a chunk per epoch). So a speaker's clips are drawn equally often up to one after
+    every epoch, and a speaker with n clips and a share of k < n trains every clip in any ceil(n / k) consecutive
+    epochs, the first ones included. Epoch e replays the draws of epochs 0..e-1 to know them: a pure function of
+    (speakers, seed, epoch), so every rank and a resumed run compute the same pool."""
     generator = torch.Generator().manual_seed(seed)
     groups: dict[str, list[int]] = {}
     for index, speaker in enumerate(speakers):
         groups.setdefault(speaker, []).append(index)
     names = sorted(groups)
-    extra = set(torch.randperm(len(names), generator=generator)[: len(speakers) % len(names)].tolist())
-    pool = []
-    for rank, name in enumerate(names):
-        items = groups[name]
-        whole, rest = divmod(len(speakers) // len(names) + (rank in extra), len(items))
-        drawn = torch.randperm(len(items), generator=generator)[:rest].tolist()
-        pool += items * whole + [items[i] for i in sorted(drawn)]
+    share, extra = divmod(len(speakers), len(names))
+    speaker_draws, speaker_last = torch.zeros(len(names), dtype=torch.long), torch.full((len(names),), -1)
+    draws = {name: torch.zeros(len(groups[name]), dtype=torch.long) for name in names}
+    last = {name: torch.full((len(groups[name]),), -1) for name in names}
+    for current in range(epoch + 1):
+        lucky = next_in_turn(speaker_draws, speaker_last, extra, generator)
+        speaker_draws[lucky] += 1
+        speaker_last[lucky] = current
+        pool = []
+        for rank, name in enumerate(names):
+            items = groups[name]
+            whole, rest = divmod(share + (rank in lucky), len(items))
+            chosen = next_in_turn(draws[name], last[name], rest, generator)
+            draws[name][chosen] += 1
+            last[name][chosen] = current
+            pool += items * whole + [items[i] for i in sorted(chosen)]
     return pool
 
 
@@ -117,7 +144,7 @@ class StepPlanBatchSampler:
     def epoch_items(self) -> list[int]:
         """The dataset indices this epoch draws (positions in this list are what the plan buckets)."""
         if self.balanced:
-            return balanced_pool(self.speakers, self.seed + self.epoch)
+            return balanced_pool(self.speakers, self.seed, self.epoch)
         return list(range(len(self.lengths)))
 
     def __iter__(self) -> Iterator[list[ItemRef]]:

@@ -95,3 +95,30 @@ def test_natural_sampling_and_one_speaker_plan_exactly_as_without_speakers():
     natural = StepPlanBatchSampler(LENGTHS, 2, seed=5, speakers=SPEAKERS, balanced=False)
     single = StepPlanBatchSampler(LENGTHS, 2, seed=5, speakers=["a"] * len(LENGTHS), balanced=True)
     assert [[tuple(r) for r in b] for b in natural] == plain == [[tuple(r) for r in b] for b in single]
+
+
+def test_balanced_draws_cycle_through_every_clip_over_epochs():
+    """The rule of balanced_pool across epochs: each draw goes to the clips undrawn longest. So a speaker's clips
+    are drawn equally often up to one after every epoch, and any ceil(n / k) consecutive epochs (the first ones too)
+    train each of a sub-sampled speaker's n clips with a share of k. A seeded random draw per epoch fails this."""
+    from qwen_tts_lit.data.sampler import balanced_pool
+
+    speakers = ["a"] * 17 + ["b"] * 3 + ["c"] * 2  # 22 items: shares 7, 7, 8 (one speaker gets the extra one)
+    for seed in range(4):
+        pools = [balanced_pool(speakers, seed, epoch) for epoch in range(12)]
+        assert pools[0] == balanced_pool(speakers, seed) and pools[3] == balanced_pool(speakers, seed, 3)
+        totals: Counter = Counter()
+        for epoch, pool in enumerate(pools):
+            shares = Counter(speakers[i] for i in pool)
+            assert len(pool) == len(speakers) and sorted(shares.values()) == [7, 7, 8], (seed, epoch)
+            assert all(n == 1 for i, n in Counter(pool).items() if speakers[i] == "a")  # sub-sampled: no repeats
+            totals.update(pool)
+            for name in "abc":
+                counts = [totals[i] for i, s in enumerate(speakers) if s == name]
+                assert max(counts) - min(counts) <= 1, (seed, epoch, name)  # equally often up to one
+        for start in range(len(pools) - 2):  # a: 17 clips, a share of 7 or 8: every window of 3 epochs covers them
+            window = {i for pool in pools[start : start + 3] for i in pool}
+            assert set(range(17)) <= window, (seed, start)
+        extra = Counter(max(Counter(speakers[i] for i in pool).items(), key=lambda kv: kv[1])[0] for pool in pools)
+        assert sorted(extra.values()) == [4, 4, 4]  # the extra share goes round the speakers too
+    assert len({tuple(balanced_pool(speakers, seed, 1)) for seed in range(4)}) > 1  # the seed still matters

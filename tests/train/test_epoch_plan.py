@@ -6,6 +6,9 @@ calling the sampler by hand."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import lightning as L
@@ -14,10 +17,11 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
-from qwen_tts_lit.data.dataset import read_manifest
+from qwen_tts_lit.data.dataset import load_xvector, read_manifest
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.model.layout import LanguageTagPlan
 from qwen_tts_lit.model.lora import LoraSpec
+from qwen_tts_lit.runs.speaker import write_speakers
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.upstream.loading import load_config
 
@@ -130,3 +134,35 @@ def test_validation_sees_the_same_batches_every_epoch(mixed_fits):
     assert sorted(whole.val) == list(range(EPOCHS)) and whole.val[0]
     assert whole.val[0] == whole.val[1] == whole.val[2]
     assert all(run.val[epoch] == whole.val[0] for run in resumed.values() for epoch in (1, 2))
+
+
+def _two_speakers(prepared_demo: Path, folder: Path, small: int) -> Path:
+    """The demo corpus as two speakers: ``big`` with most train clips, ``small`` with ``small`` of them (the demo's
+    x-vector for both; this is about which clips train, not how they sound)."""
+    folder.mkdir(parents=True)
+    for split in ("train", "val"):
+        rows = read_manifest(prepared_demo / f"{split}.jsonl")
+        for index, row in enumerate(rows):
+            row["codes"] = str(prepared_demo / row["codes"])
+            row["speaker"] = "small" if index < (small if split == "train" else 1) else "big"
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    xvector = load_xvector(prepared_demo)
+    write_speakers(folder, {"big": xvector, "small": xvector})
+    shutil.copy(prepared_demo / "prepare_config.json", folder / "prepare_config.json")
+    return folder
+
+
+def test_a_balanced_fit_trains_every_clip(tiny_dir, prepared_demo, tmp_path):
+    """43 train clips: big 35, small 8; each speaker's share is 21 or 22 a epoch, so big is sub-sampled. Its 35
+    clips must all train within ceil(35 / 21) = 2 epochs (the draw goes to the clips undrawn longest)."""
+    data = _two_speakers(prepared_demo, tmp_path / "data", small=8)
+    speakers = {r["id"]: r["speaker"] for r in read_manifest(data / "train.jsonl")}
+    recorded = _fit(tiny_dir, data, tmp_path / "run", 2, speaker_sampling="balanced")
+    seen = [Counter(uid for batch in recorded.train[e] for uid, _ in batch) for e in (0, 1)]
+    for counts in seen:
+        shares = Counter(speakers[uid] for uid in counts.elements())
+        assert sorted(shares.values()) == [21, 22], shares  # equal shares up to the odd one
+        assert all(n == 1 for uid, n in counts.items() if speakers[uid] == "big")  # sub-sampled: no repeats
+    big = {uid for uid, speaker in speakers.items() if speaker == "big"}
+    assert {uid for uid in seen[0] if uid in big} != {uid for uid in seen[1] if uid in big}
+    assert set(seen[0]) | set(seen[1]) == set(speakers)  # every clip trained
