@@ -21,6 +21,7 @@ is what forwards it (docs/sampling.md).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -131,6 +132,7 @@ class StepPlanBatchSampler:
         self.speakers = list(speakers) if speakers is not None else None
         self.balanced = balanced and self.speakers is not None and len(set(self.speakers)) > 1
         self.epoch = 0
+        self.start = 0  # micro-batches of this rank's plan the next iteration skips (a fit resumed mid-epoch)
         # Lightning never calls the batch sampler's own set_epoch: only `batch_sampler.sampler`'s (module docstring).
         self.sampler = EpochForward(self)
 
@@ -148,6 +150,10 @@ class StepPlanBatchSampler:
         return list(range(len(self.lengths)))
 
     def __iter__(self) -> Iterator[list[ItemRef]]:
+        start, self.start = self.start, 0  # only the iteration it was set for
+        return itertools.islice(self._plan(), start, None)
+
+    def _plan(self) -> Iterator[list[ItemRef]]:
         items = self.epoch_items()
         lengths = [self.lengths[i] for i in items]
         steps = plan_steps(

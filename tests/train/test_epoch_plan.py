@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -49,15 +50,32 @@ class PlanRecorder(L.Callback):
             self.val.setdefault(trainer.current_epoch, []).append(self._rows(batch))
 
 
-def _fit(tiny_dir: Path, data: Path, root: Path, epochs: int, ckpt_path: Path | None = None, **settings):
-    """``Trainer.fit`` of LoRA on the tiny checkpoint, a checkpoint per epoch in ``root``; returns the recorder."""
+class StopAtStep(L.Callback):
+    """Stop the fit once ``step`` optimizer steps are done (a stopped run keeps its max_epochs, so its learning-rate
+    schedule is the uninterrupted run's)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+def _fit(tiny_dir: Path, data: Path, root: Path, ckpt_path: Path | None = None, stop_at: int = 0, **settings):
+    """``Trainer.fit`` of LoRA on the tiny checkpoint for ``EPOCHS`` epochs, a checkpoint per epoch in ``root``
+    (``epoch=N.ckpt``); with ``stop_at``, also ``step=N.ckpt`` at that optimizer step, where it stops. Returns the
+    recorder."""
     recorder = PlanRecorder(load_config(str(tiny_dir)).talker_config.codec_think_id)
     module = QwenTTSModule(model=str(tiny_dir), lora=LoraSpec(rank=2, alpha=4, dropout=0.0))
     datamodule = QwenTTSDataModule(prepared_dir=str(data), model=str(tiny_dir), batch_size=BATCH, **settings)
-    checkpoints = ModelCheckpoint(dirpath=root, filename="{epoch}", save_top_k=-1)
+    callbacks = [recorder, ModelCheckpoint(dirpath=root, filename="{epoch}", save_top_k=-1)]
+    if stop_at:
+        step_checkpoint = ModelCheckpoint(dirpath=root, filename="{step}", save_top_k=-1, every_n_train_steps=stop_at)
+        callbacks += [step_checkpoint, StopAtStep(stop_at)]
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=epochs, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
-        callbacks=[recorder, checkpoints], enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", max_epochs=EPOCHS, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
         use_distributed_sampler=False, default_root_dir=root,
     )  # fmt: skip
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -73,22 +91,26 @@ def _documented_plan(data: Path, epoch: int, tags: LanguageTagPlan, **sampler) -
     return [tuple((rows[ref.index]["id"], tags.tagged(rows[ref.index]["id"], epoch)) for ref in b) for b in plan]
 
 
+MID_EPOCH_STEP = 15  # 11 micro-batches (= optimizer steps) an epoch: the 4th batch of epoch 1 is the last one trained
+
+
 @pytest.fixture(scope="module")
 def mixed_fits(tiny_dir, prepared_demo, tmp_path_factory):
-    """One speaker, mixed language tags: a 3-epoch fit, and the same fit stopped after epoch 0 then resumed from
-    that epoch's checkpoint to epoch 3 (``fit --resume`` passes Lightning's ckpt_path), once in the main process and
-    once with a DataLoader worker (the plan is made in the main process, the layouts in the worker)."""
+    """One speaker, mixed language tags: a 3-epoch fit, and the same fit stopped during epoch 1 then resumed to
+    epoch 3 (``fit --resume`` passes Lightning's ckpt_path) from epoch 0's checkpoint, in the main process and with a
+    DataLoader worker (the plan is made in the main process, the layouts in the worker), and from a checkpoint
+    written mid-epoch 1. Returns (uninterrupted, stopped, {how: resumed}, root)."""
     root = tmp_path_factory.mktemp("mixed")
     settings = {"language_tag": "mixed", "seed": 3}
-    whole = _fit(tiny_dir, prepared_demo, root / "whole", EPOCHS, **settings)
-    first = _fit(tiny_dir, prepared_demo, root / "first", 1, **settings)
-    epoch_0 = root / "first" / "epoch=0.ckpt"
+    whole = _fit(tiny_dir, prepared_demo, root / "whole", **settings)
+    first = _fit(tiny_dir, prepared_demo, root / "first", stop_at=MID_EPOCH_STEP, **settings)
+    epoch_0, mid_epoch_1 = root / "first" / "epoch=0.ckpt", root / "first" / f"step={MID_EPOCH_STEP}.ckpt"
     resumed = {
-        workers: _fit(tiny_dir, prepared_demo, root / f"resumed-{workers}", EPOCHS, epoch_0, num_workers=workers,
-                      **settings)
-        for workers in (0, 1)
+        how: _fit(tiny_dir, prepared_demo, root / how, checkpoint, num_workers=workers, **settings)
+        for how, checkpoint, workers in (("epoch-end", epoch_0, 0), ("epoch-end-worker", epoch_0, 1),
+                                         ("mid-epoch", mid_epoch_1, 0))
     }  # fmt: skip
-    return whole, first, resumed
+    return whole, first, resumed, root
 
 
 def test_lightnings_own_call_reaches_the_plan(prepared_demo, tiny_dir):
@@ -102,7 +124,7 @@ def test_lightnings_own_call_reaches_the_plan(prepared_demo, tiny_dir):
 
 
 def test_each_epoch_trains_its_documented_plan_and_the_epochs_differ(mixed_fits, prepared_demo):
-    whole, _, _ = mixed_fits
+    whole, _, _, _ = mixed_fits
     assert sorted(whole.train) == list(range(EPOCHS))
     tags = LanguageTagPlan("mixed", 0.5, seed=3)
     ids = sorted(r["id"] for r in read_manifest(prepared_demo / "train.jsonl"))
@@ -119,18 +141,28 @@ def test_each_epoch_trains_its_documented_plan_and_the_epochs_differ(mixed_fits,
 
 
 def test_a_resumed_fit_replays_the_uninterrupted_plan_of_every_epoch(mixed_fits):
-    whole, first, resumed = mixed_fits
-    assert sorted(first.train) == [0] and first.train[0] == whole.train[0]
-    for workers, run in resumed.items():
-        assert sorted(run.train) == [1, 2] and run.train[1] != run.train[2], workers
-        for epoch in (1, 2):
-            assert run.train[epoch] == whole.train[epoch], (workers, epoch)
+    """From an epoch's end the next epoch's plan; from mid-epoch the rest of that epoch's plan (Lightning alone
+    would start the epoch again); and so the same final weights."""
+    whole, first, resumed, root = mixed_fits
+    done = MID_EPOCH_STEP - len(whole.train[0])  # epoch 1's micro-batches trained before the mid-epoch checkpoint
+    assert sorted(first.train) == [0, 1] and first.train[0] == whole.train[0]
+    assert first.train[1] == whole.train[1][:done]
+    for how, run in resumed.items():
+        assert sorted(run.train) == [1, 2] and run.train[1] != run.train[2], how
+        assert run.train[1] == whole.train[1][done if how == "mid-epoch" else 0 :], how
+        assert run.train[2] == whole.train[2], how
+        final, reference = (_weights(root / name / "epoch=2.ckpt") for name in (how, "whole"))
+        assert final.keys() == reference.keys() and all(torch.equal(final[k], reference[k]) for k in final), how
+
+
+def _weights(checkpoint: Path) -> dict:
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
 
 
 def test_validation_sees_the_same_batches_every_epoch(mixed_fits):
     """Lightning sets the training epoch on the validation sampler too: its plan and tag draw must not move, so the
     validation loss stays comparable across epochs."""
-    whole, _, resumed = mixed_fits
+    whole, _, resumed, _ = mixed_fits
     assert sorted(whole.val) == list(range(EPOCHS)) and whole.val[0]
     assert whole.val[0] == whole.val[1] == whole.val[2]
     assert all(run.val[epoch] == whole.val[0] for run in resumed.values() for epoch in (1, 2))
@@ -157,7 +189,7 @@ def test_a_balanced_fit_trains_every_clip(tiny_dir, prepared_demo, tmp_path):
     clips must all train within ceil(35 / 21) = 2 epochs (the draw goes to the clips undrawn longest)."""
     data = _two_speakers(prepared_demo, tmp_path / "data", small=8)
     speakers = {r["id"]: r["speaker"] for r in read_manifest(data / "train.jsonl")}
-    recorded = _fit(tiny_dir, data, tmp_path / "run", 2, speaker_sampling="balanced")
+    recorded = _fit(tiny_dir, data, tmp_path / "run", stop_at=2 * 11, speaker_sampling="balanced")  # 2 epochs
     seen = [Counter(uid for batch in recorded.train[e] for uid, _ in batch) for e in (0, 1)]
     for counts in seen:
         shares = Counter(speakers[uid] for uid in counts.elements())
