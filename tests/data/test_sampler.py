@@ -1,10 +1,18 @@
 from collections import Counter
 
 import pytest
+import torch
 
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler, plan_micro_batches, plan_steps
 
 LENGTHS = [5, 50, 7, 48, 6, 51, 30, 29, 31, 8, 52]
+
+
+class Refs(torch.utils.data.Dataset):
+    """A dataset whose item is the index it is asked for (an ``ItemRef``): what the sampler planned."""
+
+    def __getitem__(self, ref):
+        return ref
 
 
 def test_micro_batches_group_similar_lengths():
@@ -41,12 +49,19 @@ def test_one_process_with_accumulation_plans_the_same_steps_as_two_ranks():
 
 
 def test_epochs_reshuffle_deterministically():
+    """The epoch set as Lightning sets it (its own helper, on a DataLoader): never by calling set_epoch by hand,
+    which is how the tests once missed that Lightning's call never arrived."""
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
     sampler = StepPlanBatchSampler(LENGTHS, 2, seed=0)
-    first = [tuple(r.index for r in b) for b in sampler]
-    sampler.set_epoch(1)
-    second = [tuple(r.index for r in b) for b in sampler]
-    sampler.set_epoch(0)
-    assert [tuple(r.index for r in b) for b in sampler] == first != second
+    loader = torch.utils.data.DataLoader(Refs(), batch_sampler=sampler, collate_fn=lambda refs: refs)
+
+    def plan(epoch: int) -> list[tuple[int, ...]]:
+        _set_sampler_epoch(loader, epoch)
+        return [tuple(r.index for r in b) for b in loader]
+
+    first, second = plan(0), plan(1)
+    assert plan(0) == first != second
     assert Counter(i for b in second for i in b) == Counter(range(len(LENGTHS)))
 
 
