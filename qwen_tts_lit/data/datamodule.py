@@ -10,6 +10,7 @@ import torch
 
 from qwen_tts_lit.cache import build_lock
 from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_voices, prepared_cache_dir
+from qwen_tts_lit.data.loader import PlanLoader
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.layout import LanguageTagMode, LanguageTagPlan, SpecialIds, language_tag_mode
@@ -72,6 +73,8 @@ class QwenTTSDataModule(L.LightningDataModule):
         self.splits: dict[str, PreparedSplit] = {}
         self.xvector: torch.Tensor | None = None  # one speaker
         self.voices: dict[str, torch.Tensor] = {}  # several speakers: name -> x-vector
+        self.train_loader: PlanLoader | None = None  # the last one made: its position goes into checkpoints
+        self.resume_at: dict[str, int] | None = None  # the position a restored checkpoint holds, until a loader has it
 
     @property
     def root(self) -> Path:
@@ -124,13 +127,29 @@ class QwenTTSDataModule(L.LightningDataModule):
             balanced=shuffle and self.speaker_sampling == "balanced",  # validation: every held-out clip once
         )
         collate = Collate(self.xvector, self.voices)
-        return torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
-        )
+        return PlanLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         accumulate = self.trainer.accumulate_grad_batches if self.trainer else 1
-        return self._loader("train", shuffle=True, accumulate=accumulate)
+        self.train_loader = self._loader("train", shuffle=True, accumulate=accumulate)
+        if self.resume_at is not None:
+            self.train_loader.load_state_dict(self.resume_at)
+            self.resume_at = None
+        return self.train_loader
 
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return self._loader("val", shuffle=False, accumulate=1)
+
+    def state_dict(self) -> dict:
+        """Where the training plan stands (``PlanLoader.state_dict``), saved by Lightning in every checkpoint."""
+        return {"plan": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Lightning restores this from the checkpoint a fit resumes from, usually before the training loader is
+        made (its own restore of the loader's state comes too late then: docs/sampling.md)."""
+        if "plan" not in state_dict:
+            return
+        if self.train_loader is not None:
+            self.train_loader.load_state_dict(state_dict["plan"])
+        else:
+            self.resume_at = dict(state_dict["plan"])

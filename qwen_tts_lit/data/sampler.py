@@ -7,13 +7,21 @@ accumulation and data parallelism then give the gradient of one big batch. The p
 communication.
 
 With several speakers, ``balanced`` sampling first draws the epoch's items so that every speaker has an equal share
-(:func:`balanced_pool`: a small speaker's clips repeat, a large one's are sub-sampled, a new draw each epoch); the
-same bucketing and per-step totals then apply to that draw (a repeated clip counts in the totals as often as it is
-in the step), so the gradient is still exactly that of one big batch. ``natural`` keeps every clip once.
+(:func:`balanced_pool`): a small speaker's clips repeat, a large one's are sub-sampled, and across epochs each
+speaker's draw goes to the clips it has trained fewest times, then longest ago, so over a run every clip is
+trained (a speaker with n clips and a share of k < n per epoch trains all of them in any ceil(n / k) consecutive
+epochs). The same bucketing and per-step totals then apply to that draw (a repeated clip counts in the totals as
+often as it is in the step), so the gradient is still exactly that of one big batch. ``natural`` keeps every clip
+once.
+
+The epoch reaches the plan through Lightning's own call: its fit and evaluation loops call ``set_epoch`` on
+``dataloader.sampler`` and ``dataloader.batch_sampler.sampler`` only, so the batch sampler's ``sampler`` attribute
+is what forwards it (docs/sampling.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -41,47 +49,47 @@ def plan_micro_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, s
     return batches
 
 
-def balanced_pool(speakers: Sequence[str], seed: int, epoch: int = 0) -> list[int]:
-    """Epoch ``epoch``'s dataset indices, as many as there are items, with every speaker's share equal (n // S each,
-    one more for n % S speakers picked at random each epoch): a speaker with fewer clips repeats all of them as many
-    whole times as fit and draws the rest without repetition; one with more draws its share without repetition.
+def next_in_turn(draws: torch.Tensor, last: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
+    """The ``k`` positions next in turn: drawn fewest times (``draws``), then longest ago (``last``: the epoch of the
+    last draw, -1 never), ties in a seeded random order. Each draw takes from the front of this queue."""
+    order = torch.randperm(len(draws), generator=generator)
+    key = draws * (int(last.max()) + 2) + last + 1  # draws first, then last (from -1): one integer sort key
+    return order[torch.argsort(key[order], stable=True)][:k].tolist()
 
-    The draws beyond whole repeats walk through a seeded permutation of each speaker's clips, epoch after epoch
-    (:func:`rotation_draw`), rather than a fresh random sub-sample each epoch: every clip of a sub-sampled speaker is
-    trained within ``ceil(clips / share) + 1`` epochs, where independent draws would leave some clips out for many.
-    Depends only on (speakers, seed, epoch), so every rank and a resumed run draw the same."""
+
+def balanced_pool(speakers: Sequence[str], seed: int, epoch: int = 0) -> list[int]:
+    """Epoch ``epoch``'s dataset indices, as many as there are items, with every speaker's share equal: n // S each,
+    and one more for n % S speakers. A speaker with fewer clips than its share repeats all of them as many whole
+    times as fit; the rest of its share (all of it for a speaker with more clips) is drawn without repetition.
+
+    Across epochs nothing is left to chance: each epoch's draw goes to the clips (and the extra shares to the
+    speakers) drawn fewest times so far, then longest ago, ties in a seeded random order (in effect a seeded
+    permutation per speaker taken a chunk per epoch). So a speaker's clips are drawn equally often up to one after
+    every epoch, and a speaker with n clips and a share of k < n trains every clip in any ceil(n / k) consecutive
+    epochs, the first ones included. Epoch e replays the draws of epochs 0..e-1 to know them: a pure function of
+    (speakers, seed, epoch), so every rank and a resumed run compute the same pool."""
+    generator = torch.Generator().manual_seed(seed)
     groups: dict[str, list[int]] = {}
     for index, speaker in enumerate(speakers):
         groups.setdefault(speaker, []).append(index)
     names = sorted(groups)
-    # the speakers that take one more clip, per epoch up to this one (the rotation needs every earlier epoch's size)
-    extras = []
-    for past in range(epoch + 1):
-        generator = torch.Generator().manual_seed(seed + past)
-        extras.append(set(torch.randperm(len(names), generator=generator)[: len(speakers) % len(names)].tolist()))
-    pool = []
-    for rank, name in enumerate(names):
-        items = groups[name]
-        shares = [divmod(len(speakers) // len(names) + (rank in extra), len(items)) for extra in extras]
-        whole, _ = shares[-1]
-        drawn = rotation_draw(len(items), [rest for _, rest in shares], seed * 1_000_003 + rank)
-        pool += items * whole + [items[i] for i in sorted(drawn)]
+    share, extra = divmod(len(speakers), len(names))
+    speaker_draws, speaker_last = torch.zeros(len(names), dtype=torch.long), torch.full((len(names),), -1)
+    draws = {name: torch.zeros(len(groups[name]), dtype=torch.long) for name in names}
+    last = {name: torch.full((len(groups[name]),), -1) for name in names}
+    for current in range(epoch + 1):
+        lucky = next_in_turn(speaker_draws, speaker_last, extra, generator)
+        speaker_draws[lucky] += 1
+        speaker_last[lucky] = current
+        pool = []
+        for rank, name in enumerate(names):
+            items = groups[name]
+            whole, rest = divmod(share + (rank in lucky), len(items))
+            chosen = next_in_turn(draws[name], last[name], rest, generator)
+            draws[name][chosen] += 1
+            last[name][chosen] = current
+            pool += items * whole + [items[i] for i in sorted(chosen)]
     return pool
-
-
-def rotation_draw(count: int, sizes: Sequence[int], seed: int) -> list[int]:
-    """The positions (of ``count``) drawn in the last of ``len(sizes)`` epochs that draw ``sizes[e]`` each without
-    repetition, taken in turn from a seeded permutation: a new permutation starts (after what is left of the old
-    one, and without those) only when the old one runs out, so each clip is drawn once per pass through them all."""
-    generator = torch.Generator().manual_seed(seed)
-    queue: list[int] = []
-    chunk: list[int] = []
-    for size in sizes:
-        if len(queue) < size:
-            left = set(queue)
-            queue += [i for i in torch.randperm(count, generator=generator).tolist() if i not in left]
-        chunk, queue = queue[:size], queue[size:]
-    return chunk
 
 
 def plan_steps(
@@ -124,14 +132,15 @@ class StepPlanBatchSampler:
         self.speakers = list(speakers) if speakers is not None else None
         self.balanced = balanced and self.speakers is not None and len(set(self.speakers)) > 1
         self.epoch = 0
-        # Lightning sets the epoch on ``dataloader.sampler`` and ``dataloader.batch_sampler.sampler`` only, never on
-        # the batch sampler itself: this attribute is how its own call (every epoch, and the restored epoch on a
-        # resume) reaches the plan. Without it every epoch replayed epoch 0's plan.
-        self.sampler = EpochForwarder(self)
+        self.start = 0  # micro-batches of this rank's plan the next iteration skips (a fit resumed mid-epoch)
+        # Lightning never calls the batch sampler's own set_epoch: only `batch_sampler.sampler`'s (module docstring).
+        self.sampler = EpochForward(self)
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch whose plan ``__iter__`` yields: a new shuffle, tag draw and speaker draw per epoch, the same on
-        every rank. Lightning calls it through :attr:`sampler`."""
+        """The plan of epoch ``epoch``: a new shuffle, balanced draw and language-tag draw, the same on every rank.
+        Lightning calls it (through ``sampler``) before each epoch with the epoch it runs, the restored one on
+        resume, and before each validation run with the training epoch (an unshuffled plan stays the same, and the
+        validation split keeps one language-tag draw)."""
         self.epoch = epoch
 
     def epoch_items(self) -> list[int]:
@@ -141,6 +150,10 @@ class StepPlanBatchSampler:
         return list(range(len(self.lengths)))
 
     def __iter__(self) -> Iterator[list[ItemRef]]:
+        start, self.start = self.start, 0  # only the iteration it was set for
+        return itertools.islice(self._plan(), start, None)
+
+    def _plan(self) -> Iterator[list[ItemRef]]:
         items = self.epoch_items()
         lengths = [self.lengths[i] for i in items]
         steps = plan_steps(
@@ -156,8 +169,9 @@ class StepPlanBatchSampler:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world_size)
 
 
-class EpochForwarder:
-    """What Lightning sees as the batch sampler's ``sampler``: it only forwards ``set_epoch`` to the plan."""
+class EpochForward:
+    """``StepPlanBatchSampler.sampler``: where Lightning's ``_set_sampler_epoch`` looks for ``set_epoch``
+    (``dataloader.batch_sampler.sampler``). Not an index sampler: it only forwards the epoch to the plan."""
 
     def __init__(self, plan: StepPlanBatchSampler) -> None:
         self.plan = plan

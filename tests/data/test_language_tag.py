@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
 from qwen_tts_lit.data.dataset import PreparedSplit
@@ -23,6 +24,13 @@ from qwen_tts_lit.model.layout import (
 )
 
 IDS = [f"utt_{i:04d}" for i in range(2000)]
+
+
+class Refs(torch.utils.data.Dataset):
+    """A dataset whose item is the index it is asked for (an ``ItemRef``): what the sampler planned."""
+
+    def __getitem__(self, ref):
+        return ref
 
 
 def test_modes_and_the_calls_they_train():
@@ -50,9 +58,13 @@ def test_mixed_draw_is_seeded_per_utterance_and_epoch():
 
 
 def test_sampler_hands_the_epoch_to_every_item():
+    """Set as Lightning sets it (its own helper, on a DataLoader), so the dataset in each worker draws that epoch."""
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
     sampler = StepPlanBatchSampler([5, 6, 7, 8], batch_size=2, seed=0)
-    sampler.set_epoch(3)
-    assert {ref.epoch for batch in sampler for ref in batch} == {3}
+    loader = torch.utils.data.DataLoader(Refs(), batch_sampler=sampler, collate_fn=lambda refs: refs)
+    _set_sampler_epoch(loader, 3)
+    assert {ref.epoch for batch in loader for ref in batch} == {3}
 
 
 def _split(prepared_demo, tiny_model, plan, per_epoch=True):

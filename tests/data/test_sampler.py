@@ -1,10 +1,18 @@
 from collections import Counter
 
 import pytest
+import torch
 
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler, plan_micro_batches, plan_steps
 
 LENGTHS = [5, 50, 7, 48, 6, 51, 30, 29, 31, 8, 52]
+
+
+class Refs(torch.utils.data.Dataset):
+    """A dataset whose item is the index it is asked for (an ``ItemRef``): what the sampler planned."""
+
+    def __getitem__(self, ref):
+        return ref
 
 
 def test_micro_batches_group_similar_lengths():
@@ -41,12 +49,19 @@ def test_one_process_with_accumulation_plans_the_same_steps_as_two_ranks():
 
 
 def test_epochs_reshuffle_deterministically():
+    """The epoch set as Lightning sets it (its own helper, on a DataLoader): never by calling set_epoch by hand,
+    which is how the tests once missed that Lightning's call never arrived."""
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
     sampler = StepPlanBatchSampler(LENGTHS, 2, seed=0)
-    first = [tuple(r.index for r in b) for b in sampler]
-    sampler.set_epoch(1)
-    second = [tuple(r.index for r in b) for b in sampler]
-    sampler.set_epoch(0)
-    assert [tuple(r.index for r in b) for b in sampler] == first != second
+    loader = torch.utils.data.DataLoader(Refs(), batch_sampler=sampler, collate_fn=lambda refs: refs)
+
+    def plan(epoch: int) -> list[tuple[int, ...]]:
+        _set_sampler_epoch(loader, epoch)
+        return [tuple(r.index for r in b) for b in loader]
+
+    first, second = plan(0), plan(1)
+    assert plan(0) == first != second
     assert Counter(i for b in second for i in b) == Counter(range(len(LENGTHS)))
 
 
@@ -97,14 +112,28 @@ def test_natural_sampling_and_one_speaker_plan_exactly_as_without_speakers():
     assert [[tuple(r) for r in b] for b in natural] == plain == [[tuple(r) for r in b] for b in single]
 
 
-def test_rotation_draw_reaches_every_clip_and_never_repeats_within_an_epoch():
-    from qwen_tts_lit.data.sampler import rotation_draw
+def test_balanced_draws_cycle_through_every_clip_over_epochs():
+    """The rule of balanced_pool across epochs: each draw goes to the clips undrawn longest. So a speaker's clips
+    are drawn equally often up to one after every epoch, and any ceil(n / k) consecutive epochs (the first ones too)
+    train each of a sub-sampled speaker's n clips with a share of k. A seeded random draw per epoch fails this."""
+    from qwen_tts_lit.data.sampler import balanced_pool
 
-    for count, size in ((10, 3), (7, 2), (5, 4)):
-        epochs = -(-count // size) + 1
-        chunks = [rotation_draw(count, [size] * (e + 1), seed=11) for e in range(epochs)]
-        assert all(len(set(c)) == len(c) == size for c in chunks)
-        assert set().union(*chunks) == set(range(count))
-        # one pass through a permutation: the first ceil(count / size) - 1 epochs never repeat a clip between them
-        first = [i for c in chunks[: count // size] for i in c]
-        assert len(first) == len(set(first))
+    speakers = ["a"] * 17 + ["b"] * 3 + ["c"] * 2  # 22 items: shares 7, 7, 8 (one speaker gets the extra one)
+    for seed in range(4):
+        pools = [balanced_pool(speakers, seed, epoch) for epoch in range(12)]
+        assert pools[0] == balanced_pool(speakers, seed) and pools[3] == balanced_pool(speakers, seed, 3)
+        totals: Counter = Counter()
+        for epoch, pool in enumerate(pools):
+            shares = Counter(speakers[i] for i in pool)
+            assert len(pool) == len(speakers) and sorted(shares.values()) == [7, 7, 8], (seed, epoch)
+            assert all(n == 1 for i, n in Counter(pool).items() if speakers[i] == "a")  # sub-sampled: no repeats
+            totals.update(pool)
+            for name in "abc":
+                counts = [totals[i] for i, s in enumerate(speakers) if s == name]
+                assert max(counts) - min(counts) <= 1, (seed, epoch, name)  # equally often up to one
+        for start in range(len(pools) - 2):  # a: 17 clips, a share of 7 or 8: every window of 3 epochs covers them
+            window = {i for pool in pools[start : start + 3] for i in pool}
+            assert set(range(17)) <= window, (seed, start)
+        extra = Counter(max(Counter(speakers[i] for i in pool).items(), key=lambda kv: kv[1])[0] for pool in pools)
+        assert sorted(extra.values()) == [4, 4, 4]  # the extra share goes round the speakers too
+    assert len({tuple(balanced_pool(speakers, seed, 1)) for seed in range(4)}) > 1  # the seed still matters

@@ -110,10 +110,12 @@ def test_killed_run_resumes_in_its_own_folder_to_the_same_weights(demo_run: Path
 
 
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache: Path, tmp_path: Path):
-    """gloo DDP, 2 ranks x batch 2 x accumulate 1 == 1 rank x batch 2 x accumulate 2 (one epoch). The DDP run
-    evaluates one held-out sentence (the baselines, then the epoch); the single run's evaluation would prove nothing
-    here (evaluation leaves training untouched: test_killed_run_resumes_in_its_own_folder_to_the_same_weights)."""
-    common = ("--trainer.max_epochs", "1", "--data.batch_size", "2")
+    """gloo DDP, 2 ranks x batch 2 x accumulate 1 == 1 rank x batch 2 x accumulate 2, over two epochs: each rank
+    takes its share of the same plan in each epoch, epoch 1's included (Lightning sets the epoch on every rank; a
+    rank left on epoch 0's plan would train other batches). The DDP run evaluates one held-out sentence (the
+    baselines, then each epoch); the single run's evaluation would prove nothing here (evaluation leaves training
+    untouched: test_killed_run_resumes_in_its_own_folder_to_the_same_weights)."""
+    common = ("--trainer.max_epochs", "2", "--data.batch_size", "2")
     run_demo_fit(tmp_path / "ddp", *common, "--trainer.devices", "2", "--trainer.strategy", "ddp",
                  "--trainer.accumulate_grad_batches", "1", "--trainer.callbacks.num_utterances", "1",
                  cache=fit_cache)  # fmt: skip
@@ -125,9 +127,9 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache
     assert ddp["global_step"] == single["global_step"] > 0
     ddp_run = latest_run(tmp_path / "ddp")  # EvalSuite ran on rank 0 while rank 1 waited for the broadcast
     rows = [json.loads(line) for line in (ddp_run / "eval" / "rows.jsonl").read_text().splitlines()]
-    assert (ddp_run / "best.json").is_file() and len(rows) == 2 + 2  # 2 scales, 2 zero-shot modes: each once
+    assert (ddp_run / "best.json").is_file() and len(rows) == 2 + 2 * 2  # 2 zero-shot modes, 2 epochs x 2 scales
     assert sorted((r["epoch"], r["lora_scale"], r.get("baseline")) for r in rows) == [
-        (-1, 0.0, "icl"), (-1, 0.0, "xvector"), (0, 0.5, None), (0, 1.0, None),
+        (-1, 0.0, "icl"), (-1, 0.0, "xvector"), (0, 0.5, None), (0, 1.0, None), (1, 0.5, None), (1, 1.0, None),
     ]  # fmt: skip
     for key, tensor in single["state_dict"].items():
         torch.testing.assert_close(ddp["state_dict"][key], tensor, rtol=1e-5, atol=1e-7, msg=key)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import soundfile as sf
@@ -205,18 +206,42 @@ def chinese_heldout(tmp_path_factory) -> Path:
     return manifest
 
 
-def test_a_chinese_held_out_set_with_the_english_only_judge_stops_before_training(chinese_heldout: Path):
-    """Exit 2 at setup (UserError), naming the languages and both ways out; the opt-out passes the same check."""
-    from types import SimpleNamespace
+class TrainingWouldStart(Exception):
+    pass
 
+
+class StopAtFitStart(L.Callback):
+    """First in the callbacks: setup is over and training would begin (before the baselines are spoken)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        raise TrainingWouldStart
+
+
+def test_a_chinese_held_out_set_with_the_english_only_judge_stops_before_training(
+    chinese_heldout: Path, tiny_dir: Path, prepared_demo: Path, tmp_path: Path
+):
+    """Exit 2 at setup (UserError), naming the languages and both ways out, before the model is loaded; the opt-out
+    passes the same check. Through a real ``Trainer.fit``, where setup also reads the datamodule's validation split
+    (the test called ``setup`` by hand with a stand-in trainer before)."""
     from qwen_tts_lit.callbacks import EvalSuite
+    from qwen_tts_lit.data.datamodule import QwenTTSDataModule
     from qwen_tts_lit.errors import UserError
     from qwen_tts_lit.evaluation.settings import JudgeSettings
+    from qwen_tts_lit.train.module import QwenTTSModule
 
-    trainer = SimpleNamespace(limit_val_batches=1.0, datamodule=None)
+    def fit(module: QwenTTSModule, suite: EvalSuite) -> None:
+        trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[StopAtFitStart(), suite], default_root_dir=tmp_path)  # fmt: skip
+        trainer.fit(module, datamodule=QwenTTSDataModule(prepared_dir=str(prepared_demo), model=str(tiny_dir)))
+
+    module = QwenTTSModule(model=str(tiny_dir))
     with pytest.raises(UserError, match=r"held-out language\(s\) zh, but the ASR judge \(the bundled tiny.en\)"):
-        EvalSuite(heldout=str(chinese_heldout)).setup(trainer, None, "fit")
-    EvalSuite(heldout=str(chinese_heldout), judges=JudgeSettings(asr=False)).setup(trainer, None, "fit")
+        fit(module, EvalSuite(heldout=str(chinese_heldout)))
+    assert module.tts is None  # refused before configure_model: nothing loaded, nothing trained
+    with pytest.raises(TrainingWouldStart):
+        no_asr = EvalSuite(heldout=str(chinese_heldout), judges=JudgeSettings(asr=False))
+        fit(QwenTTSModule(model=str(tiny_dir)), no_asr)
 
 
 def test_chinese_speech_scored_without_asr_reports_cer_as_not_computed(chinese_heldout: Path, judges: Judges,
