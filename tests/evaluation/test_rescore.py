@@ -58,13 +58,13 @@ def test_bad_input_exits_2_with_a_clear_message(run_copy: Path, capsys, args, me
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.usefixtures("run_cache")  # the prepared demo (its first clip: the icl reference) is in that cache
+@pytest.mark.usefixtures("run_cache")  # the prepared demo (its first clip: the voice-clone reference) is in that cache
 def test_baselines_are_added_to_a_finished_run(run_copy: Path, capsys):
-    """`evaluate --baselines` re-scores the zero-shot rows (here for one sentence): xvector and icl, epoch -1."""
+    """`evaluate --baselines` re-scores the zero-shot rows (here for one sentence): xvector, voice_clone; epoch -1."""
     args = ["--epochs", "0", "--scales", "0.5", "--num-utterances", "1", "--baselines"]
     assert main(["evaluate", "--run", str(run_copy), *args]) == 0
     baselines = [r for r in _rows(run_copy) if r.get("baseline")]
-    assert sorted(r["baseline"] for r in baselines) == ["icl", "xvector"]
+    assert sorted(r["baseline"] for r in baselines) == ["voice_clone", "xvector"]
     assert all(r["epoch"] == -1 and r["lora_scale"] == 0.0 and r["spk_sim"] is not None for r in baselines)
-    assert "zero-shot baselines: icl, xvector scored" in capsys.readouterr().out
+    assert "zero-shot baselines: voice_clone, xvector scored" in capsys.readouterr().out
     assert json.loads((run_copy / "best.json").read_text())["vs_baseline"].startswith("chosen cell vs best zero-shot")
