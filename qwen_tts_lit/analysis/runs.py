@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from qwen_tts_lit.metrics.selection import aggregate, select_best
+from qwen_tts_lit.runs.baselines import current_name
 from qwen_tts_lit.runs.config import max_epochs, read_config
 from qwen_tts_lit.runs.folder import (
     ABLATE_STATUS_FILE,
@@ -93,6 +94,8 @@ def load_rows(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=["epoch", "lora_scale", "utt_id"])
     rows = pd.read_json(path, lines=True)
+    if "baseline" in rows.columns:  # an older run's baseline names read as this version's ("icl" -> ...)
+        rows["baseline"] = rows["baseline"].map(lambda name: current_name(name) if isinstance(name, str) else name)
     if {"frames", "real_frames"} <= set(rows.columns):
         rows["frame_ratio"] = rows["frames"] / rows["real_frames"].where(rows["real_frames"] > 0)
     return rows

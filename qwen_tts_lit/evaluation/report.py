@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
+from qwen_tts_lit.runs.baselines import label as baseline_label
 
 CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
                 ("rate_ratio", "rate", "{:.2f}"), ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
@@ -20,6 +21,12 @@ PREFIX_LABELS = {UNTAGGED: "language omitted (generate_custom_voice(text, speake
                  TAGGED: 'explicit language (language="English", ...)'}  # fmt: skip
 PLOTTED = (("error_rate", "WER / CER by language (lower is better)"), ("spk_sim", "speaker similarity"),
            ("rate_ratio", "rate ratio (1 = real)"))  # fmt: skip
+BASELINES_NOTE = (
+    "zero-shot x-vector: the training x-vector alone, adapters at scale 0, spoken exactly as the cells are; "
+    "zero-shot voice clone (default streaming): generate_voice_clone(text, ref_audio, ref_text) as users call it, "
+    "from the first training clip as recorded (without prepare's appended silence) and its transcript; "
+    "(non-streaming): the same call with non_streaming_mode=True, the text layout fine-tuning trains."
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -110,9 +117,9 @@ def plots_svg(cells: list[dict], baselines: dict[str, dict] | None = None) -> st
             points = sorted((c["epoch"], c[name]) for c in cells if c["lora_scale"] == scale and c[name] is not None)
             if points:
                 axis.plot(*zip(*points, strict=True), marker="o", label=f"{scale:g}")
-        for style, (mode, baseline) in zip(("--", ":"), (baselines or {}).items(), strict=False):
+        for style, (mode, baseline) in zip(("--", ":", "-."), (baselines or {}).items(), strict=False):
             if baseline.get(name) is not None:
-                axis.axhline(baseline[name], color="gray", linestyle=style, label=f"zero-shot {mode}")
+                axis.axhline(baseline[name], color="gray", linestyle=style, label=baseline_label(mode))
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch")
     axes[0].legend(title="lora_scale", fontsize=8)
@@ -138,15 +145,15 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
     parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best)]
     baselines = baseline_cells(rows)
     if baselines:  # the base model, zero-shot: what fine-tuning has to beat
-        heads = "".join(f"<th>{html.escape(mode)}</th>" for mode in baselines)
+        heads = "".join(f"<th>{html.escape(baseline_label(mode))}<br><code>{html.escape(mode)}</code></th>"
+                        for mode in baselines)  # fmt: skip
         texts = "".join(f"<td>{_cell_text(cell)}</td>" for cell in baselines.values())
         versus = f"<p>{html.escape(best['vs_baseline'])}</p>" if best and best.get("vs_baseline") else ""
         parts += [
             "<h2>Zero-shot baselines (the base model, before training)</h2>",
             f"<table><tr>{heads}</tr><tr>{texts}</tr></table>",
             versus,
-            "<p class='note'>xvector: the training x-vector alone, no adapters; icl: in-context cloning from "
-            "a reference recording and its transcript. Same sentences, seeds and judges as every cell.</p>",
+            f"<p class='note'>{BASELINES_NOTE} Same sentences, seeds and judges as every cell.</p>",
         ]
     prefixes = sorted({row.get("prefix", UNTAGGED) for row in rows}, key=lambda p: p != UNTAGGED)
     if len(prefixes) > 1:  # language_tag mixed: the cells above pool both calls; here each on its own
@@ -173,7 +180,7 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
                   sentence_table(chosen)]  # fmt: skip
     for mode in baselines:
         members = [r for r in rows if r.get("baseline") == mode]
-        parts += [f"<details><summary>zero-shot baseline: {html.escape(mode)}</summary>", sentence_table(members),
+        parts += [f"<details><summary>{html.escape(baseline_label(mode))}</summary>", sentence_table(members),
                   "</details>"]  # fmt: skip
     parts.append("<h2>Every cell</h2>")
     for cell in cells:

@@ -17,9 +17,10 @@ from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
-from qwen_tts_lit.evaluation.settings import BASELINE_MODES, EvalSettings, asr_problem
+from qwen_tts_lit.evaluation.settings import EvalSettings, asr_problem
 from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.model.lora import evaluable_scales, has_lora
+from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONES
 from qwen_tts_lit.runs.config import callback_args, data_args, model_args, read_config, trained_language_tag
 from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
 from qwen_tts_lit.runs.records import read_rows
@@ -81,18 +82,18 @@ def rescore_run(request: EvaluateRequest) -> dict:
 
 
 def rescore_baselines(loaded, run, settings: EvalSettings, judges: Judges, real, prefixes) -> list[dict]:
-    """The zero-shot baseline rows of a finished run: its adapters at scale 0 (the base model), the x-vector, and
-    in-context cloning from the first clip of its prepared dataset when that can still be found."""
+    """The zero-shot baseline rows of a finished run: its adapters at scale 0 (the base model) with the x-vector,
+    and the voice clones from the first clip of its prepared dataset when that can still be found."""
     if not has_lora(loaded.tts.model):
         raise UserError(f"--baselines: {run} is fully fine-tuned; its base weights are not part of the run")
     config = read_config(run)
     prepared = prepared_dir_of(data_args(config), model_args(config).get("model"))
-    if prepared is None and "icl" in settings.baselines:
-        print(f"{run}: its prepared dataset is not here: no in-context cloning baseline", flush=True)
+    if prepared is None and VOICE_CLONES & set(settings.baselines):
+        print(f"{run}: its prepared dataset is not here: no voice-clone baseline", flush=True)
     reference = reference_clip(prepared) if prepared is not None else None
     voices = loaded.voices or {None: loaded.xvector}
     rows = evaluate_baselines(loaded.tts, voices, reference, judges, real, run, settings.seed, settings.max_new_tokens,
                               settings.batch_size, True, prefixes,
-                              settings.baselines or BASELINE_MODES)  # fmt: skip
+                              settings.baselines or DEFAULT_BASELINES)  # fmt: skip
     print(f"zero-shot baselines: {', '.join(sorted({r['baseline'] for r in rows}))} scored", flush=True)
     return rows

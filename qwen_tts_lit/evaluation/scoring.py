@@ -36,6 +36,7 @@ from qwen_tts_lit.metrics import (
 )
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.model.lora import evaluable_scales
+from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONE, VOICE_CLONES, XVECTOR, requested_name
 from qwen_tts_lit.runs.folder import baseline_dir, cell_dir
 from qwen_tts_lit.synthesis.presets import FRAME_RATE, SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice, icl_voice
@@ -290,21 +291,35 @@ def evaluate_baselines(
     batch_size: int = 40,
     show_progress: bool = False,
     prefixes: Sequence[str] = (UNTAGGED,),
-    modes: Sequence[str] = ("xvector", "icl"),
+    modes: Sequence[str] = DEFAULT_BASELINES,
 ) -> list[dict]:
-    """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells: "xvector"
-    (the training x-vectors only, adapters at scale 0) and, given a 24 kHz reference recording and its transcript,
-    "icl" (upstream's in-context cloning; one voice only: with several speakers one reference clip cannot stand for
-    all of them, so that mode is left out). ``voices`` as in :func:`evaluate_epoch`. Rows have ``baseline`` = the
-    mode, epoch -1 and lora_scale 0 (the model's only scale when it has no adapters: call this before training
-    changes its weights)."""
-    one_voice = None in voices
-    spoken_by = {"xvector": Voice(xvector=next(iter(voices.values())))} if "xvector" in modes else {}
-    if "icl" in modes and reference is not None and one_voice:
-        spoken_by["icl"] = icl_voice(tts, *reference)
+    """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells, one
+    baseline per name in ``modes`` (``runs.baselines``): "xvector" (the training x-vectors, adapters at scale 0, the
+    cells' own call) and, given the reference recording as recorded (24 kHz, no appended silence) and its
+    transcript, "voice_clone" (upstream's ``generate_voice_clone(text, ref_audio, ref_text)`` as users call it:
+    the default streaming layout, decoded after the reference codes as upstream decodes) and
+    "voice_clone_non_streaming" (the same with ``non_streaming_mode=True``). The clones need one voice: with several
+    speakers one reference clip cannot stand for all of them, so they are left out. ``voices`` as in
+    :func:`evaluate_epoch`. Rows have ``baseline`` = the name, epoch -1 and lora_scale 0 (the model's only scale
+    when it has no adapters: call this before training changes its weights)."""
     scale = evaluable_scales(tts.model, [0.0])
     rows = []
-    for mode, voice in spoken_by.items():
-        rows += evaluate_epoch(Synthesizer(tts, voice), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
-                               max_new_tokens, voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
+    for mode, synthesizer in baseline_synthesizers(tts, voices, reference, modes).items():
+        rows += evaluate_epoch(synthesizer, judges, real, run_dir, BASELINE_EPOCH, scale, seed, max_new_tokens,
+                               voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
     return rows
+
+
+def baseline_synthesizers(
+    tts, voices: dict, reference: tuple[np.ndarray, str] | None, modes: Sequence[str]
+) -> dict[str, Synthesizer]:
+    """{baseline name: the Synthesizer that speaks it} for the names in ``modes`` that can be spoken here (see
+    :func:`evaluate_baselines`); the clones share one voice prompt, built by upstream from ``reference`` as given."""
+    modes = [requested_name(mode) for mode in modes]
+    spoken_by = {XVECTOR: Synthesizer(tts, Voice(xvector=next(iter(voices.values()))))} if XVECTOR in modes else {}
+    clones = [mode for mode in modes if mode in VOICE_CLONES]
+    if clones and reference is not None and None in voices:  # one voice: the reference speaks for it
+        voice = icl_voice(tts, *reference)
+        for mode in clones:
+            spoken_by[mode] = Synthesizer(tts, voice, streaming=mode == VOICE_CLONE)
+    return spoken_by

@@ -11,10 +11,17 @@ from dataclasses import dataclass, field, fields, replace
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.metrics.selection import SelectionRule
 from qwen_tts_lit.model.lora import check_lora_scale
+from qwen_tts_lit.runs.baselines import (
+    BASELINES,
+    DEFAULT_BASELINES,
+    RENAMED_SETTINGS,
+    VOICE_CLONE_NON_STREAMING,
+    requested_name,
+)
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.presets import MAX_NEW_TOKENS
 
-BASELINE_MODES = ("xvector", "icl")  # the zero-shot modes of the base model an evaluation can score
+BASELINE_MODES = BASELINES  # the zero-shot baselines of the base model an evaluation can score (runs.baselines)
 
 
 @dataclass(frozen=True)
@@ -69,16 +76,25 @@ class EvalSettings:
     """ASR / speaker-similarity backends."""
     rule: SelectionRule = field(default_factory=SelectionRule)
     """How the best (epoch, scale) cell is picked."""
-    baselines: tuple[str, ...] = BASELINE_MODES
-    """Zero-shot modes of the base model scored before the first epoch on the same sentences, seeds and judges, as
-    baseline rows: xvector (the training x-vector, no adapters), icl (in-context cloning from the first training
-    clip and its transcript); empty = none."""
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+    """Zero-shot baselines of the base model scored before the first epoch on the same sentences, seeds and judges,
+    as baseline rows: xvector (the training x-vector, adapters at scale 0), voice_clone (upstream's
+    generate_voice_clone from the first training clip as recorded and its transcript, in its default streaming
+    layout), voice_clone_non_streaming (the same call with non_streaming_mode=True, the layout training uses); empty
+    = none."""
 
     def __post_init__(self) -> None:
         bad = self.problems()
         if bad:
             raise UserError("\n".join(bad))  # one line per problem
         object.__setattr__(self, "scales", tuple(sorted({float(s) for s in self.scales})))
+        renamed = [name for name in self.baselines if name in RENAMED_SETTINGS]
+        if renamed:  # an older config keeps working, and says what the name is now
+            names = ", ".join(f"{name!r} is now {requested_name(name)!r}" for name in renamed)
+            warnings.warn(f"EvalSuite.baselines: {names} (generate_voice_clone as users call it, upstream's default "
+                          f"streaming layout); the non-streaming layout the old name scored is "
+                          f"{VOICE_CLONE_NON_STREAMING!r}", stacklevel=3)  # fmt: skip
+        object.__setattr__(self, "baselines", tuple(dict.fromkeys(requested_name(name) for name in self.baselines)))
         if self.max_new_tokens is not None and self.max_new_tokens > MAX_NEW_TOKENS:
             warnings.warn(
                 f"EvalSuite.max_new_tokens={self.max_new_tokens} is above the ceiling {MAX_NEW_TOKENS}: a runaway "
@@ -99,7 +115,7 @@ class EvalSettings:
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
         bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINE_MODES)}"
-                for mode in self.baselines if mode not in BASELINE_MODES]  # fmt: skip
+                for mode in self.baselines if requested_name(mode) not in BASELINE_MODES]  # fmt: skip
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
         return bad

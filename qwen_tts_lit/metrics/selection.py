@@ -102,7 +102,7 @@ def aggregate(rows: Any, speaker_aggregate: str = "mean") -> list[dict[str, Any]
 
 
 def baseline_cells(rows: Any, speaker_aggregate: str = "mean") -> dict[str, dict[str, Any]]:
-    """The zero-shot baseline rows aggregated per mode ("xvector", "icl"), like :func:`aggregate`'s cells."""
+    """The zero-shot baseline rows aggregated per baseline (``runs.baselines``), like :func:`aggregate`'s cells."""
     modes: dict[str, list[Mapping[str, Any]]] = {}
     for row in as_records(rows):
         if row.get("baseline"):
@@ -269,7 +269,7 @@ def _is_nan(value: Any) -> bool:
 
 
 def versus_baseline(cell: Mapping[str, Any], zero_shot: Mapping[str, Any], rule: SelectionRule) -> str:
-    """ "chosen cell vs best zero-shot (icl): error_rate -0.050, spk_sim +0.020" (chosen minus zero-shot)."""
+    """ "chosen cell vs best zero-shot (voice_clone): error_rate -0.050, spk_sim +0.020" (chosen minus zero-shot)."""
     names = dict.fromkeys((rule.primary, "error_rate", "spk_sim"))
     parts = [f"{name} {cell[name] - zero_shot[name]:+.3f}" for name in names
              if cell.get(name) is not None and zero_shot.get(name) is not None]  # fmt: skip

@@ -10,21 +10,30 @@ from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
+from qwen_tts_lit.runs.baselines import current_name
 from qwen_tts_lit.runs.folder import BEST_FILE, REPORT_FILE, ROWS_FILE
 
 
 def cell_key(row: dict) -> tuple[int, float, str]:
     """What identifies an evaluation cell: (epoch, lora_scale, baseline); baseline "" for a trained cell, the
-    zero-shot mode ("xvector", "icl") for a baseline row of the base model."""
+    zero-shot baseline's name (``runs.baselines``) for a baseline row of the base model."""
     return int(row["epoch"]), float(row["lora_scale"]), str(row.get("baseline") or "")
 
 
 def read_rows(run_dir: Path) -> list[dict]:
-    """Every row of the run's evaluation (empty when there is none yet)."""
+    """Every row of the run's evaluation (empty when there is none yet); a baseline row of an older run folder
+    gets its baseline's current name ("icl" -> "voice_clone_non_streaming"), so old and new rows read alike."""
     path = Path(run_dir) / ROWS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [with_current_baseline(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def with_current_baseline(row: dict) -> dict:
+    """``row`` with its ``baseline`` (if any) under the name this version uses."""
+    if row.get("baseline"):
+        row["baseline"] = current_name(str(row["baseline"]))
+    return row
 
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:

@@ -105,7 +105,8 @@ class Voice:
 
 def icl_voice(tts, audio: np.ndarray, text: str) -> Voice:
     """Upstream's in-context cloning voice (``generate_voice_clone`` with ``ref_audio`` and ``ref_text``): the
-    24 kHz reference recording's codes and x-vector, and its transcript."""
+    24 kHz reference recording's codes and x-vector, and its transcript, built by upstream's own
+    ``create_voice_clone_prompt`` from ``audio`` exactly as given (pass the recording as recorded)."""
     (item,) = tts.create_voice_clone_prompt(ref_audio=(np.asarray(audio, dtype=np.float32), SAMPLE_RATE),
                                             ref_text=text, x_vector_only_mode=False)  # fmt: skip
     ids = tts.processor(text=f"<|im_start|>assistant\n{text}<|im_end|>\n", return_tensors="pt")["input_ids"]
@@ -193,6 +194,7 @@ class Synthesizer:
         language: str = "auto",
         warmup_seconds: float = WARMUP_SECONDS,
         decode_batch_size: int = 8,
+        streaming: bool = False,
     ) -> None:
         """
         Args:
@@ -200,8 +202,13 @@ class Synthesizer:
             voice: The x-vector (or custom_voice speaker) used for every utterance.
             preset: Sampling settings and the frame ceiling.
             language: Language tag for the codec prefix; "auto" (no tag) matches training without a language tag.
-            warmup_seconds: Silence decoded before each utterance and trimmed after (0 disables the warm-up).
+            warmup_seconds: Silence decoded before each utterance and trimmed after (0 disables the warm-up). An
+                in-context cloning voice is decoded after its reference codes instead, as upstream decodes it.
             decode_batch_size: Utterances decoded together.
+            streaming: The text layout. False: the whole text before the first frame (``non_streaming_mode=True``,
+                the layout training uses and fine-tuned voices are spoken in). True: upstream
+                ``generate_voice_clone``'s default (``non_streaming_mode=False``: the text fed alongside the
+                frames), for scoring that call as users make it.
         """
         supported = {str(x).lower() for x in tts.model.get_supported_languages()}
         if language.lower() not in supported:
@@ -213,6 +220,7 @@ class Synthesizer:
         self.tts, self.voice, self.preset, self.language = tts, voice, preset, language.lower()
         self.warmup = warmup_frames(warmup_seconds)
         self.decode_batch_size = decode_batch_size
+        self.streaming = streaming
         self._silence: torch.Tensor | None = None
 
     @staticmethod
@@ -301,7 +309,7 @@ class Synthesizer:
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
                     languages=languages,
-                    non_streaming_mode=True,  # the layout training uses: the whole text before the first frame
+                    non_streaming_mode=not self.streaming,  # True: training's layout, the whole text first
                     **self.voice.generate_kwargs(len(texts), self.device),
                     **self.preset.generate_kwargs(max(caps)),
                 )
@@ -315,7 +323,10 @@ class Synthesizer:
         for start in range(0, len(codes_list), self.decode_batch_size):
             group = codes_list[start : start + self.decode_batch_size]
             began = time.perf_counter()
-            decoded = decode_with_warmup(tokenizer, group, self.silence)
+            if self.voice.ref_code is not None:  # in-context cloning: its audio continues the reference's
+                decoded = decode_after_reference(tokenizer, group, self.voice.ref_code)
+            else:
+                decoded = decode_with_warmup(tokenizer, group, self.silence)
             seconds = time.perf_counter() - began
             total = max(sum(len(c) for c in group), 1)
             wavs += decoded
@@ -335,4 +346,20 @@ def decode_with_warmup(speech_tokenizer, codes_list: Sequence[torch.Tensor], war
         upsample = speech_tokenizer.get_decode_upsample_rate()
         for i, wav in zip(todo, wavs, strict=True):
             out[i] = np.ascontiguousarray(trim_warmup(wav, len(warmup), upsample), dtype=np.float32)
+    return out
+
+
+def decode_after_reference(speech_tokenizer, codes_list: Sequence[torch.Tensor], ref_code: torch.Tensor) -> list:
+    """Decode each (frames, Q) sequence after the reference recording's codes and cut the reference's share, exactly
+    as upstream's ``generate_voice_clone`` does in ICL mode (the cut is its proportional formula, not a whole
+    number of frames, so the audio is the very samples a user of that call gets)."""
+    out = []
+    for codes in codes_list:
+        if not len(codes):
+            out.append(np.zeros(0, dtype=np.float32))
+            continue
+        full = torch.cat([ref_code.to(codes.device), codes.cpu()]).long()  # (R + T, Q)
+        (wav,), _ = speech_tokenizer.decode([{"audio_codes": full}])
+        cut = int(len(ref_code) / max(len(full), 1) * wav.shape[0])  # upstream's formula, kept exact
+        out.append(np.ascontiguousarray(wav[cut:], dtype=np.float32))
     return out

@@ -28,6 +28,7 @@ from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, 
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
+from qwen_tts_lit.runs.baselines import VOICE_CLONES
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
@@ -79,9 +80,11 @@ class EvalSuite(L.Callback):
                 at a time (the default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory.
             judges: ASR / speaker-similarity backends.
             rule: How the best (epoch, scale) cell is picked.
-            baselines: Zero-shot modes of the base model scored before the first epoch on the same sentences, seeds
-                and judges, as baseline rows: xvector (the training x-vector, no adapters), icl (in-context cloning
-                from the first training clip and its transcript); empty = none.
+            baselines: Zero-shot baselines of the base model scored before the first epoch on the same sentences, seeds
+                and judges, as baseline rows: xvector (the training x-vector, adapters at scale 0), voice_clone
+                (upstream's generate_voice_clone from the first training clip as recorded and its transcript, in its
+                default streaming layout), voice_clone_non_streaming (the same call with non_streaming_mode=True, the
+                layout training uses); empty = none.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         # By keyword: a reordered EvalSettings must not swap values (tests/train/test_eval_suite_args.py proves these
@@ -135,7 +138,8 @@ class EvalSuite(L.Callback):
         self._load_judges(trainer, run_dir)
         datamodule = getattr(trainer, "datamodule", None)
         root = getattr(datamodule, "root", None)
-        reference = reference_clip(root) if "icl" in self.settings.baselines and root is not None else None
+        wants_clone = bool(VOICE_CLONES & set(self.settings.baselines))
+        reference = reference_clip(root) if wants_clone and root is not None else None
         settings = self.settings
         voices = pl_module.voices or {None: pl_module.xvector}
         rows = evaluate_baselines(pl_module.wrapper, voices, reference, self._judges, self._real, run_dir,

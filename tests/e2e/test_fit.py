@@ -129,7 +129,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache
     rows = [json.loads(line) for line in (ddp_run / "eval" / "rows.jsonl").read_text().splitlines()]
     assert (ddp_run / "best.json").is_file() and len(rows) == 2 + 2 * 2  # 2 zero-shot modes, 2 epochs x 2 scales
     assert sorted((r["epoch"], r["lora_scale"], r.get("baseline")) for r in rows) == [
-        (-1, 0.0, "icl"), (-1, 0.0, "xvector"), (0, 0.5, None), (0, 1.0, None), (1, 0.5, None), (1, 1.0, None),
+        (-1, 0.0, "voice_clone"), (-1, 0.0, "xvector"), (0, 0.5, None), (0, 1.0, None), (1, 0.5, None), (1, 1.0, None),
     ]  # fmt: skip
     for key, tensor in single["state_dict"].items():
         torch.testing.assert_close(ddp["state_dict"][key], tensor, rtol=1e-5, atol=1e-7, msg=key)

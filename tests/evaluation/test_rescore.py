@@ -58,15 +58,15 @@ def test_bad_input_exits_2_with_a_clear_message(run_copy: Path, capsys, args, me
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.usefixtures("run_cache")  # the prepared demo (its first clip: the icl reference) is in that cache
+@pytest.mark.usefixtures("run_cache")  # the prepared demo (its first clip: the voice-clone reference) is in that cache
 def test_baselines_are_added_to_a_finished_run(run_copy: Path, capsys):
-    """`evaluate --baselines` re-scores the zero-shot rows (here for one sentence): xvector and icl, epoch -1."""
+    """`evaluate --baselines` re-scores the zero-shot rows (here for one sentence): xvector, voice_clone; epoch -1."""
     args = ["--epochs", "0", "--scales", "0.5", "--num-utterances", "1", "--baselines"]
     assert main(["evaluate", "--run", str(run_copy), *args]) == 0
     baselines = [r for r in _rows(run_copy) if r.get("baseline")]
-    assert sorted(r["baseline"] for r in baselines) == ["icl", "xvector"]
+    assert sorted(r["baseline"] for r in baselines) == ["voice_clone", "xvector"]
     assert all(r["epoch"] == -1 and r["lora_scale"] == 0.0 and r["spk_sim"] is not None for r in baselines)
-    assert "zero-shot baselines: icl, xvector scored" in capsys.readouterr().out
+    assert "zero-shot baselines: voice_clone, xvector scored" in capsys.readouterr().out
     assert json.loads((run_copy / "best.json").read_text())["vs_baseline"].startswith("chosen cell vs best zero-shot")
 
 
@@ -77,8 +77,8 @@ def test_baselines_alone_leave_the_epochs_rows_as_they_are(run_copy: Path, capsy
     before = [r for r in _rows(run_copy) if not r.get("baseline")]
     assert main(["evaluate", "--run", str(run_copy), "--num-utterances", "1", "--baselines"]) == 0
     out = capsys.readouterr().out
-    assert "zero-shot baselines: icl, xvector scored" in out and "epoch 0:" not in out and "epoch 1:" not in out
+    assert "zero-shot baselines: voice_clone, xvector scored" in out and "epoch 0:" not in out and "epoch 1:" not in out
     rows = _rows(run_copy)
     assert [r for r in rows if not r.get("baseline")] == before
-    assert sorted(r["baseline"] for r in rows if r.get("baseline")) == ["icl", "xvector"]  # one sentence each
+    assert sorted(r["baseline"] for r in rows if r.get("baseline")) == ["voice_clone", "xvector"]  # one sentence each
     assert json.loads(out[out.index("{\n") :])["epoch"] in (0, 1)

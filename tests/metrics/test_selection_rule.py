@@ -220,17 +220,17 @@ def test_a_row_whose_metric_failed_is_counted_and_left_out_of_the_mean():
 
 def test_baseline_rows_are_compared_not_chosen(grid: list[dict]):
     """Baseline rows (the base model zero-shot) never become candidates; best.json compares the chosen cell with
-    the best of them: (2, 0.3) has wer 0.08 and spk_sim 0.70; the best zero-shot (by the same rule) is icl."""
+    the best of them: (2, 0.3) has wer 0.08 and spk_sim 0.70; the best zero-shot (by the same rule) is voice_clone."""
     xvector = [dict(r, baseline="xvector", epoch=-1, lora_scale=0.0) for r in cell_rows(9, 0, wer=0.30, spk_sim=0.6)]
-    icl = [dict(r, baseline="icl", epoch=-1, lora_scale=0.0) for r in cell_rows(9, 0, wer=0.05, spk_sim=0.75)]
-    rows = grid + xvector + icl
+    clone = [dict(r, baseline="voice_clone", epoch=-1, lora_scale=0.0) for r in cell_rows(9, 0, wer=0.05, spk_sim=0.75)]
+    rows = grid + xvector + clone
     assert [(c["epoch"], c["lora_scale"]) for c in aggregate(rows)] == [(c["epoch"], c["lora_scale"])
                                                                          for c in aggregate(grid)]  # fmt: skip
     best = select_best(rows)
     assert (best["epoch"], best["lora_scale"], best["candidates"]) == (2, 0.3, 4)
-    assert best["baselines"]["icl"]["wer"] == pytest.approx(0.05) and best["baselines"]["xvector"]["n"] == 4
-    assert best["vs_baseline"] == "chosen cell vs best zero-shot (icl): error_rate +0.030, spk_sim -0.050"
-    strict = select_best(rows, SelectionRule(beat_baseline=True))  # no passing cell beats icl's 0.05
+    assert best["baselines"]["voice_clone"]["wer"] == pytest.approx(0.05) and best["baselines"]["xvector"]["n"] == 4
+    assert best["vs_baseline"] == "chosen cell vs best zero-shot (voice_clone): error_rate +0.030, spk_sim -0.050"
+    strict = select_best(rows, SelectionRule(beat_baseline=True))  # no passing cell beats voice_clone's 0.05
     assert not strict["passed_filters"] and "error_rate better than zero-shot" in strict["reason"]
     loose = select_best(rows, SelectionRule(beat_baseline=True, rate_tolerance=None, max_eos_fail=None))
     assert (loose["epoch"], loose["passing"]) == (1, 1)  # only wer 0.02 beats 0.05; the 0.05 tie does not

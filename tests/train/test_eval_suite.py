@@ -38,7 +38,7 @@ def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
     assert len(rows) == 4 * 3  # 3 held-out sentences per cell
     baselines = [r for r in every if r.get("baseline")]  # the base model zero-shot, before the first epoch
     assert sorted((r["baseline"], r["epoch"], r["lora_scale"]) for r in baselines) == sorted(
-        [("icl", -1, 0.0)] * 3 + [("xvector", -1, 0.0)] * 3
+        [("voice_clone", -1, 0.0)] * 3 + [("xvector", -1, 0.0)] * 3
     )
     assert {r["seed"] for r in baselines} == {r["seed"] for r in rows}  # the same sentences and seeds
     for row in every:
@@ -53,8 +53,10 @@ def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
     assert (best["epoch"], best["lora_scale"]) in cells
     assert best["candidates"] == 4 and best["rule"]["primary"] == "error_rate" and best["ranked_by"] == "error_rate"
     assert all(best["metrics"][m] is not None for m in ("wer", "spk_sim", "rate_ratio", "eos_fail"))
-    assert set(best["baselines"]) == {"icl", "xvector"} and best["baselines"]["icl"]["n"] == 3
+    assert set(best["baselines"]) == {"voice_clone", "xvector"} and best["baselines"]["voice_clone"]["n"] == 3
     assert best["vs_baseline"].startswith("chosen cell vs best zero-shot (")
+    report = (demo_run / "report.html").read_text()  # each baseline named for what it is
+    assert "zero-shot voice clone (default streaming)" in report and "zero-shot x-vector (scale 0" in report
 
     metrics = list(csv.DictReader((demo_run / "metrics.csv").open()))
     for name in ("val/wer", "val/spk_sim", "val/rate_ratio", "val/eos_fail", "val/score", "val_scale/wer@0.5",
@@ -82,6 +84,7 @@ def test_report_opens_in_headless_chromium_without_console_errors(demo_run: Path
     dom, console = open_page(demo_run / "report.html")
     assert console == []
     assert "<svg" in dom and "Chosen: epoch" in dom and "Zero-shot baselines" in dom
+    assert "zero-shot voice clone (default streaming)" in dom and "zero-shot x-vector (scale 0, training layout)" in dom
     sources = re.findall(r'<audio[^>]*\ssrc="([^"]+)"', dom)
     rows = (demo_run / "eval" / "rows.jsonl").read_text().splitlines()
     assert len(sources) >= 2 * len(rows)  # every cell's sentences with their real recordings, plus the chosen cell
