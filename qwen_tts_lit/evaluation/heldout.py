@@ -15,7 +15,7 @@ import soundfile as sf
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.files import copy_file
-from qwen_tts_lit.metrics import mean_embedding
+from qwen_tts_lit.metrics import articulated_seconds, language_code, mean_embedding
 from qwen_tts_lit.runs.folder import REAL_DIR
 
 
@@ -65,14 +65,15 @@ def read_heldout(manifest: str | os.PathLike, limit: int | None = None) -> list[
 
 @dataclass
 class RealRecordings:
-    """What the real recordings give once per run: speech seconds, frames and the reference voice."""
+    """What the real recordings give once per run: speech seconds, articulated seconds, frames and the voice."""
 
     items: list[HeldOut]
-    speech_seconds: dict[str, float]
+    speech_seconds: dict[str, float]  # VAD speech seconds (the cross-check rate's reference)
     seconds: dict[str, float]
     voice: np.ndarray  # mean resemblyzer embedding of the real recordings
     copies: dict[str, str] = field(default_factory=dict)  # utt_id -> path of its copy, relative to the run folder
     voices: dict[str, np.ndarray] = field(default_factory=dict)  # several speakers: each one's mean embedding
+    articulated: dict[str, float] = field(default_factory=dict)  # ASR words within VAD speech; empty: ASR off
 
     def voice_for(self, item: HeldOut) -> np.ndarray:
         """The voice a clip of ``item`` should sound like: its speaker's real recordings, or all of them."""
@@ -80,24 +81,38 @@ class RealRecordings:
 
 
 def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None = None) -> RealRecordings:
-    """Measure every real recording once (the judges take all recordings of one sample rate per call); a recording
-    without detectable speech is bad evaluation data. With ``run_dir``, the recordings are also copied into it, so
-    the listening report is self-contained."""
+    """Measure every real recording once (the judges take all recordings of one sample rate per call, the ASR those
+    of one language too); a recording without detectable speech, or (ASR on) without a word the ASR can time, is
+    bad evaluation data. With ``run_dir``, the recordings are also copied into it, so the listening report is
+    self-contained."""
     clips = {}
     for item in items:
         wav, rate = sf.read(str(item.audio), dtype="float32", always_2d=True)
         clips[item.utt_id] = (wav.mean(axis=1), rate)
-    speech, embeddings = {}, {}
+    segments, embeddings, words = {}, {}, {}
+    spoken = {item.utt_id: "" if item.language == "auto" else item.language for item in items}
     for rate in sorted({rate for _, rate in clips.values()}):
         ids = [utt_id for utt_id, (_, r) in clips.items() if r == rate]
         wavs = [clips[utt_id][0] for utt_id in ids]
-        speech |= dict(zip(ids, judges.vad.speech_seconds_batch(wavs, rate), strict=True))
+        segments |= dict(zip(ids, judges.vad.segments_batch(wavs, rate), strict=True))
         embeddings |= dict(zip(ids, judges.speaker.embed_batch(wavs, rate), strict=True))
+        for language in dict.fromkeys(spoken[i] for i in ids) if judges.asr is not None else ():
+            own = [i for i in ids if spoken[i] == language]
+            heard = judges.asr.transcripts_batch([clips[i][0] for i in own], rate, language)
+            words |= {i: transcript.words for i, transcript in zip(own, heard, strict=True)}
+    speech = {utt_id: float(sum(end - start for start, end in own)) for utt_id, own in segments.items()}
+    articulated = {utt_id: articulated_seconds(own, segments[utt_id]) for utt_id, own in words.items()}
     for item in items:
         if speech[item.utt_id] <= 0:
             raise UserError(f"{item.audio}: held-out recording '{item.utt_id}' has no detectable speech")
+        if judges.asr is not None and articulated[item.utt_id] <= 0:
+            language = language_code(spoken[item.utt_id]) or judges.settings.asr_language or "detected"
+            raise UserError(f"{item.audio}: the ASR judge heard no words in held-out recording '{item.utt_id}' "
+                            f"(language {language}): its speech rate cannot be measured (check the recording, its "
+                            "language, and judges.asr_model)")  # fmt: skip
     seconds = {utt_id: len(wav) / rate for utt_id, (wav, rate) in clips.items()}
-    real = RealRecordings(list(items), speech, seconds, mean_embedding([embeddings[i.utt_id] for i in items]))
+    real = RealRecordings(list(items), speech, seconds, mean_embedding([embeddings[i.utt_id] for i in items]),
+                          articulated=articulated)  # fmt: skip
     for name in sorted({item.speaker for item in items if item.speaker is not None}):
         real.voices[name] = mean_embedding([embeddings[i.utt_id] for i in items if i.speaker == name])
     if run_dir is not None:

@@ -11,11 +11,13 @@ import io
 from collections.abc import Sequence
 
 from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
+from qwen_tts_lit.metrics.speech_rate import PAUSE_S
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.runs.baselines import label as baseline_label
 
 CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
-                ("rate_ratio", "rate", "{:.2f}"), ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
+                ("rate_ratio", "rate", "{:.2f}"), ("rate_ratio_vad", "rate (VAD)", "{:.2f}"),
+                ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
 ERROR_METRICS = ("wer", "cer")  # a cell shows the one(s) its rows' languages use; neither: not measured (no ASR)
 PREFIX_LABELS = {UNTAGGED: "language omitted (generate_custom_voice(text, speaker))",
                  TAGGED: 'explicit language (language="English", ...)'}  # fmt: skip
@@ -168,8 +170,11 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
     parts.append(
         "<p class='note'>WER / CER: ASR word error rate (character error rate for Chinese, Japanese, Korean and "
         "Cantonese) against the text. SIM: speaker similarity to the real recordings. "
-        "rate: speech seconds of the synthesis over those of the real recording (VAD; 1 = same pace, below 1 "
-        "faster). EOS fail: share of generations that hit the token cap.</p>"
+        "rate: seconds per spoken word (character in Chinese, Japanese, Korean, Cantonese) of articulated speech, "
+        f"pauses of {PAUSE_S} s or more left out, over the real recording's (ASR word time stamps within VAD "
+        "speech; 1 = same pace, above 1 slower, below 1 faster; the VAD's alone without ASR). rate (VAD): the "
+        "older cross-check, VAD speech seconds over the real recording's, which under-reads pace. "
+        "EOS fail: share of generations that hit the token cap.</p>"
     )
     if cells:
         parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells, baselines)]

@@ -9,7 +9,8 @@ batches are fixed by the settings (rows sentence by sentence, each sentence's sc
 ``batch_size``; with several speakers, each speaker's rows in turn, spoken with that speaker's x-vector and judged
 against that speaker's real recordings), so the same settings give byte-identical audio, in training and when
 ``evaluate`` re-scores an epoch; a row's codes do not depend on its batch at all, only batched float rounding
-could. The judges then score all of the epoch's clips per call: ASR, speaker, VAD.
+could. The judges then score all of the epoch's clips per call: ASR (one transcription per clip, with word time
+stamps: the text for WER/CER, the words for the speech rate), speaker, VAD.
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ from qwen_tts_lit.evaluation.progress import EvalProgress
 from qwen_tts_lit.files import write_wav
 from qwen_tts_lit.metrics import (
     EmbeddingSimilarity,
+    articulated_seconds,
     error_metric,
     error_rate,
     language_code,
+    pace_ratio,
     rate_ratio,
+    speech_units,
+    units_per_second,
     words_per_second,
 )
+from qwen_tts_lit.metrics.wer import Transcript
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONE, VOICE_CLONES, XVECTOR, requested_name
@@ -105,14 +111,14 @@ def score_utterances(
             progress.advance(len(group))
         return results
 
-    def transcripts(group: list[int]) -> list[str | None]:
+    def transcripts(group: list[int]) -> list[Transcript | None]:
         if judges.asr is None:  # ASR switched off: no transcript, no WER/CER (null in the rows)
             return [None] * len(group)
         heard = {}
         for language in dict.fromkeys(spoken[i] for i in group):
             members = [i for i in group if spoken[i] == language]
-            texts = judges.asr.transcribe_batch([wavs[i] for i in members], SAMPLE_RATE, language)
-            heard |= dict(zip(members, texts, strict=True))
+            found = judges.asr.transcripts_batch([wavs[i] for i in members], SAMPLE_RATE, language)
+            heard |= dict(zip(members, found, strict=True))
         return [heard[i] for i in group]
 
     def speakers(group: list[int]) -> list[tuple[float, float | None]]:
@@ -126,10 +132,10 @@ def score_utterances(
 
     hypotheses = each_group("ASR", transcripts)
     similarities = each_group("speaker", speakers)
-    speech = each_group("VAD", lambda group: judges.vad.speech_seconds_batch([wavs[i] for i in group], SAMPLE_RATE))
+    speech = each_group("VAD", lambda group: judges.vad.segments_batch([wavs[i] for i in group], SAMPLE_RATE))
     fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
-    return [metric_fields(item, utt, judges, real, hyp, sim, own, speech_s)
-            for item, utt, hyp, (sim, own), speech_s in fields]  # fmt: skip
+    return [metric_fields(item, utt, judges, real, heard, sim, own, segments)
+            for item, utt, heard, (sim, own), segments in fields]  # fmt: skip
 
 
 def metric_fields(
@@ -137,18 +143,26 @@ def metric_fields(
     utterance: Utterance,
     judges: Judges,
     real: RealRecordings,
-    hypothesis: str | None,
+    transcript: Transcript | None,
     spk_sim: float,
     spk_sim_model: float | None,
-    speech_s: float,
+    speech: list[tuple[float, float]],
 ) -> dict:
-    """A row's metric fields from what the judges measured on its clip; no hypothesis (ASR off): no error rates.
-    The reference is the text as spoken (``utterance.text``: the Synthesizer's cleaning of ``item.text``), so a
-    held-out transcript's non-speech tags are not counted as words the model failed to say."""
+    """A row's metric fields from what the judges measured on its clip (``speech``: its VAD speech segments); no
+    transcript (ASR off): no error rates, and the rate is the VAD's. The reference is the text as spoken
+    (``utterance.text``: the Synthesizer's cleaning of ``item.text``), so a held-out transcript's non-speech tags are
+    not counted as words the model failed to say; its units are also the rate's, on both sides of the ratio."""
     language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
     real_speech_s = real.speech_seconds[item.utt_id]
+    speech_s = float(sum(end - start for start, end in speech))
+    hypothesis = None if transcript is None else transcript.text
     metric = error_metric(language)  # CER where the language is scored by characters, else WER
     errors = None if hypothesis is None else error_rate(utterance.text, hypothesis, language)
+    vad_ratio = rate_ratio(speech_s, real_speech_s)
+    units = speech_units(utterance.text, language)
+    real_articulated = real.articulated.get(item.utt_id)  # None: the real recordings were measured without ASR
+    timed = transcript is not None and real_articulated is not None
+    articulated = articulated_seconds(transcript.words, speech) if timed else None
     return {
         "hypothesis": hypothesis,
         "error_metric": metric,
@@ -157,7 +171,14 @@ def metric_fields(
         "error_rate": errors,
         "spk_sim": spk_sim,
         "spk_sim_model": spk_sim_model,
-        "rate_ratio": rate_ratio(speech_s, real_speech_s),
+        # The pace (docs/speech_rate.md): seconds per spoken unit of articulated speech over the real recording's;
+        # with the ASR off, the VAD's ratio stands in and rate_judge says so.
+        "rate_ratio": pace_ratio((units, articulated), (units, real_articulated)) if timed else vad_ratio,
+        "rate_judge": "asr+vad" if timed else "vad",
+        "rate_ratio_vad": vad_ratio,
+        "units_per_second": units_per_second(units, articulated) if timed else None,
+        "articulated_seconds": articulated,
+        "real_articulated_seconds": real_articulated,
         "words_per_second": words_per_second(utterance.text, speech_s, language),
         "speech_seconds": speech_s,
         "real_speech_seconds": real_speech_s,

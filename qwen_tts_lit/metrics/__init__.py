@@ -3,7 +3,8 @@
 Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper; :class:`Transcript` with word time
 stamps and confidences), :class:`SpeakerSimilarity` (resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder,
 e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length). Pure
-functions: text normalisation, WER/CER, rate ratio, EOS failure rate and the selection rule.
+functions: text normalisation, WER/CER, articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS
+failure rate and the selection rule.
 """
 
 from qwen_tts_lit.metrics.eos import eos_fail_rate
@@ -14,7 +15,19 @@ from qwen_tts_lit.metrics.speaker_sim import (
     cosine_similarity,
     mean_embedding,
 )
-from qwen_tts_lit.metrics.speech_rate import SpeechDetector, VadStream, count_words, rate_ratio, words_per_second
+from qwen_tts_lit.metrics.speech_rate import (
+    PAUSE_S,
+    SpeechDetector,
+    VadStream,
+    articulated_seconds,
+    bridged,
+    count_words,
+    pace_ratio,
+    rate_ratio,
+    speech_units,
+    units_per_second,
+    words_per_second,
+)
 from qwen_tts_lit.metrics.text_norm import language_code, normalize_text, spell_integer
 from qwen_tts_lit.metrics.wer import (
     ASR,
@@ -31,6 +44,7 @@ from qwen_tts_lit.metrics.wer import (
 
 __all__ = [
     "ASR",
+    "PAUSE_S",
     "EmbeddingSimilarity",
     "ErrorRate",
     "SelectionRule",
@@ -40,6 +54,8 @@ __all__ = [
     "VadStream",
     "Word",
     "aggregate",
+    "articulated_seconds",
+    "bridged",
     "char_error_rate",
     "cosine_similarity",
     "count_words",
@@ -51,11 +67,14 @@ __all__ = [
     "language_code",
     "mean_embedding",
     "normalize_text",
+    "pace_ratio",
     "rank",
     "rate_ratio",
     "score",
     "select_best",
+    "speech_units",
     "spell_integer",
+    "units_per_second",
     "uses_cer",
     "word_error_rate",
     "words_per_second",

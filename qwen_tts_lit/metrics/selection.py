@@ -32,7 +32,8 @@ from typing import Any, Literal
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
 DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
               "spk_sim_model": 1}  # fmt: skip
-MEAN_FIELDS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second")
+MEAN_FIELDS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_ratio_vad",
+               "units_per_second", "words_per_second")  # fmt: skip
 FALLBACKS = ("spk_sim", "spk_sim_model", "rate_error", "eos_fail")  # ranked on, in turn, when the primary is absent
 EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 - 0.85 = 0.15000000000000002
 
@@ -49,7 +50,8 @@ class SelectionRule:
     max_eos_fail: float | None = 0.0
     """Largest share of generations allowed to hit the token cap; None disables the filter."""
     rate_tolerance: float | None = 0.15
-    """Largest allowed |rate_ratio - 1| (speech-duration ratio to the real recordings); None disables the filter."""
+    """Largest allowed |rate_ratio - 1| (the pace ratio to the real recordings: seconds per spoken unit of
+    articulated speech, > 1 slower; docs/speech_rate.md); None disables the filter."""
     min_spk_sim: float | None = None
     """Smallest allowed mean spk_sim; None (default) disables the filter."""
     tie_tolerance: float = 0.0

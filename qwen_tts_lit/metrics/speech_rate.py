@@ -1,12 +1,23 @@
-"""Speech rate: how long the synthesized speech lasts compared with a real recording of the same sentence.
+"""Speech rate: the pace of the synthesized speech compared with a real recording of the same sentence.
 
-Durations are VAD speech seconds (silero-vad), so leading/trailing silence and long pauses do not count: a model
-that pads its output with silence is not "slower". ``rate_ratio`` > 1 means slower than the real speaker, < 1
-faster; this is the metric that catches the double-shift bug (speech getting faster every epoch).
+The pace is an articulation rate (:func:`units_per_second`): the sentence's spoken units (:func:`speech_units`:
+words, or characters in the scripts written without spaces) per second of articulated speech
+(:func:`articulated_seconds`: where the ASR judge's words are and the VAD hears speech, each pause of ``PAUSE_S`` or
+more cut out). The units are counted in the text that was spoken, not in the ASR's transcript: both clips of a
+comparison say the same sentence, so the count cancels, and an ASR that splits or merges a word (tiny.en does, more
+on fast speech) does not move the rate; a synthesis that leaves words out is the error rate's to catch.
+:func:`pace_ratio` compares a synthesis with its real recording as seconds per unit (> 1 slower, < 1 faster, as the
+VAD ratio always did); this is the metric that catches the double-shift bug (speech getting faster every epoch).
+docs/speech_rate.md has the definition, why pauses are cut out, and what it reads on known paces.
+
+The older figure, VAD speech seconds (silero-vad) over those of the real recording (:func:`rate_ratio`), is kept as a
+cross-check: it under-reads pace (silero pads each speech segment by a constant 30 ms and keeps gaps under 100 ms,
+so pauses that grow with slower speech are cut out or kept by their length), and read 2.0x slower espeak-ng as 1.80.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +25,7 @@ import numpy as np
 from qwen_tts_lit.audio import resample
 from qwen_tts_lit.metrics.audio import is_silent
 from qwen_tts_lit.metrics.text_norm import normalize_text
+from qwen_tts_lit.metrics.wer import Word
 
 VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
 VAD_FRAME = 512  # samples per speech probability at 16 kHz (32 ms)
@@ -153,3 +165,79 @@ def count_words(text: str, language: str | None = "en") -> int:
 def words_per_second(text: str, speech_s: float, language: str | None = "en") -> float:
     """Words of ``text`` per VAD speech second; 0.0 when there is no speech (no rate rather than infinity)."""
     return count_words(text, language) / speech_s if speech_s > 0 else 0.0
+
+
+# A silence of at least this long is a pause, not articulation. Measured (benchmarks/speech_rate.py): espeak-ng's
+# silences inside a sentence are 10-70 ms and scale with its speed, as articulation does; its sentence pauses (190-780
+# ms) grow faster than 1 / speed; Whisper joins words within a sentence end to end and reads a sentence pause 0.1 s
+# long or more, silero-vad 60 ms short (its 30 ms padding each side). Of 0.1, 0.15, 0.2 and 0.25 s, 0.1 read the known
+# paces closest: at 0.2 s and above, sentence pauses of fast speech fall under the threshold and count as speech
+# (sox tempo 1.25 of two sentences read +7.8 % at 0.2 s, +3.9 % at 0.1 s). Studies of human articulation rate use
+# 0.25 s for pauses measured by hand; these are measured by models that shorten and lengthen them.
+PAUSE_S = 0.1
+HANGUL = re.compile(r"[\uac00-\ud7a3]")  # precomposed Hangul syllable blocks: one syllable each
+
+
+def speech_units(text: str, language: str | None = "en") -> int:
+    """Spoken units of ``text``: words of the normalised text (numbers spelled out in English), with each CJK
+    character one unit (normalisation splits Chinese characters and kana) and each Hangul syllable block one unit
+    (Korean spacing is loose: ASR and transcripts disagree on it, as in CER)."""
+    return sum(len(HANGUL.findall(token)) or 1 for token in normalize_text(text, language).split())
+
+
+def bridged(spans: Sequence[tuple[float, float]], pause_s: float = PAUSE_S) -> list[tuple[float, float]]:
+    """``spans`` (start, end) merged where they overlap or are less than ``pause_s`` apart: articulation with its
+    pauses cut out, as sorted disjoint intervals."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start - merged[-1][1] < pause_s:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def overlap_seconds(first: Sequence[tuple[float, float]], second: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by both of two lists of sorted disjoint intervals."""
+    total, i, j = 0.0, 0, 0
+    while i < len(first) and j < len(second):
+        total += max(0.0, min(first[i][1], second[j][1]) - max(first[i][0], second[j][0]))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def articulated_seconds(
+    words: Sequence[Word], speech: Sequence[tuple[float, float]] | None = None, pause_s: float = PAUSE_S
+) -> float:
+    """Seconds of articulated speech in a clip: where the ASR's words are (each silence of ``pause_s`` or more
+    between one word and the next cut out) and, given the VAD's ``speech`` segments of the same clip, where the VAD
+    hears speech too (its silences of ``pause_s`` or more cut out likewise). Each judge corrects the other's known
+    failure: Whisper stretches the first word over leading silence (1 s of it read as 0.6-0.9 s of speech) and,
+    where it misses a sentence end, a pause into the word before it; silero-vad hears breaths and noise as speech.
+    0.0 for no words."""
+    heard = bridged([(word.start, word.end) for word in words], pause_s)
+    if speech is None:
+        return sum(end - start for start, end in heard)
+    return overlap_seconds(heard, bridged(speech, pause_s))
+
+
+def units_per_second(units: int, seconds: float) -> float:
+    """Articulation rate; 0.0 without articulated speech (no rate rather than infinity)."""
+    return units / seconds if seconds > 0 and units > 0 else 0.0
+
+
+def pace_ratio(synth: tuple[int, float], real: tuple[int, float]) -> float:
+    """Seconds per unit of the synthesis over those of the real recording, each given as (units, articulated
+    seconds):
+    the real speaker's articulation rate over the synthesis's, so > 1 is slower and < 1 faster, and ``rate_tolerance``
+    bounds |pace_ratio - 1| as it bounded the VAD ratio. 0.0 when the synthesis has no words (fails any tolerance).
+
+    Raises ValueError when the real recording has none: that is bad evaluation data, not a model failure."""
+    real_rate = units_per_second(*real)
+    if real_rate <= 0:
+        raise ValueError(f"the real recording has no timed words ({real[0]} units, {real[1]} s): cannot compare rates")
+    synth_rate = units_per_second(*synth)
+    return real_rate / synth_rate if synth_rate > 0 else 0.0

@@ -257,16 +257,24 @@ class ASR:
     def transcribe_batch(self, wavs: Sequence[np.ndarray], sr: int, language: str = "") -> list[str]:
         """Transcripts of several clips (any rate), in order; "" for a clip where nothing is recognised.
         ``language``: the clips' spoken language (a code or name); "" = this instance's."""
+        return [transcript.text for transcript in self.transcripts_batch(wavs, sr, language, words=False)]
+
+    def transcripts_batch(
+        self, wavs: Sequence[np.ndarray], sr: int, language: str = "", words: bool = True
+    ) -> list[Transcript]:
+        """:class:`Transcript` of several clips (any rate), in order, from one batched decode: the text and, with
+        ``words``, each recognised word with its time stamps in seconds from its own clip's start (Whisper's
+        cross-attention alignment, run after decoding, so the text is the same either way). The confidence fields
+        are left at their defaults (see :meth:`transcribe_words`)."""
         language = language_code(language) if language else self.language
-        chunks = []  # (clip index, 16 kHz audio of at most one Whisper window)
+        chunks = []  # (clip index, seconds of the chunk's start in its clip, 16 kHz audio of at most one window)
         for index, wav in enumerate(wavs):
             audio = resample(wav, sr, ASR_RATE)
             if not is_silent(audio):
-                chunks += [
-                    (index, audio[start : start + WINDOW_SAMPLES]) for start in range(0, len(audio), WINDOW_SAMPLES)
-                ]
+                chunks += [(index, start / ASR_RATE, audio[start : start + WINDOW_SAMPLES])
+                           for start in range(0, len(audio), WINDOW_SAMPLES)]  # fmt: skip
         if not chunks:
-            return ["" for _ in wavs]
+            return [Transcript("", language=language or "") for _ in wavs]
         audio, bounds, owner = self._lay_out(chunks)
         segments, _ = self.pipeline.transcribe(
             audio,
@@ -277,14 +285,23 @@ class ASR:
             clip_timestamps=bounds,
             batch_size=self.batch_size,
             without_timestamps=True,
+            word_timestamps=words,
             log_progress=False,
         )
         texts: list[list[str]] = [[] for _ in wavs]
+        timed: list[list[Word]] = [[] for _ in wavs]
         for segment in segments:
             silent = segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob <= LOG_PROB_THRESHOLD
-            if not silent and segment.text.strip():
-                texts[owner[segment.seek]].append(segment.text.strip())
-        return [" ".join(parts) for parts in texts]
+            if silent or not segment.text.strip():
+                continue
+            index, chunk_start = owner[segment.seek]
+            texts[index].append(segment.text.strip())
+            # The pipeline stamps words from the start of the laid-out batch audio; its chunk began at seek.
+            shift = chunk_start - segment.seek / self.model.frames_per_second
+            timed[index] += [Word(w.word.strip(), float(w.start) + shift, float(w.end) + shift, float(w.probability))
+                             for w in segment.words or () if w.word.strip()]  # fmt: skip
+        return [Transcript(" ".join(parts), tuple(own), language=language or "")
+                for parts, own in zip(texts, timed, strict=True)]  # fmt: skip
 
     def transcribe_words(self, wav: np.ndarray, sr: int) -> Transcript:
         """:class:`Transcript` of one clip with word time stamps and the decoder's confidences (same decoding
@@ -310,16 +327,18 @@ class ASR:
             language_probability=float(info.language_probability or 0.0),
         )
 
-    def _lay_out(self, chunks: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, list[dict], dict[int, int]]:
+    def _lay_out(
+        self, chunks: list[tuple[int, float, np.ndarray]]
+    ) -> tuple[np.ndarray, list[dict], dict[int, tuple[int, float]]]:
         """The chunks end to end (each starting on a CHUNK_ALIGN boundary), their bounds in seconds for
-        ``clip_timestamps``, and each chunk's ``seek`` -> its clip index."""
+        ``clip_timestamps``, and each chunk's ``seek`` -> (its clip index, the chunk's start in that clip)."""
         parts, bounds, owner, position = [], [], {}, 0
         frames_per_second = self.model.frames_per_second
-        for index, chunk in chunks:
+        for index, offset, chunk in chunks:
             start = -(-position // CHUNK_ALIGN) * CHUNK_ALIGN
             parts += [np.zeros(start - position, dtype=np.float32), chunk]
             # +0.5 sample: faster-whisper turns seconds back into samples with int(), which must give `start`
             bounds.append({"start": (start + 0.5) / ASR_RATE, "end": (start + len(chunk) + 0.5) / ASR_RATE})
-            owner[int(start / ASR_RATE * frames_per_second)] = index  # faster-whisper's own `seek` expression
+            owner[int(start / ASR_RATE * frames_per_second)] = (index, offset)  # faster-whisper's `seek` expression
             position = start + len(chunk)
         return np.concatenate(parts), bounds, owner

@@ -273,7 +273,8 @@ def test_rows_without_speakers_aggregate_as_before():
     (cell,) = aggregate(rows)
     assert cell["wer"] == pytest.approx(0.25) and "by_speaker" not in cell
     assert list(cell) == ["epoch", "lora_scale", "n", "error_rate", "wer", "cer", "spk_sim", "spk_sim_model",
-                          "rate_ratio", "words_per_second", "rate_error", "eos_fail"]  # fmt: skip
+                          "rate_ratio", "rate_ratio_vad", "units_per_second", "words_per_second", "rate_error",
+                          "eos_fail"]  # fmt: skip
 
 
 def test_the_report_has_a_speaker_dimension():

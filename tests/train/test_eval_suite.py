@@ -309,6 +309,7 @@ def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
     from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
     from qwen_tts_lit.evaluation.scoring import metric_fields
     from qwen_tts_lit.evaluation.settings import JudgeSettings
+    from qwen_tts_lit.metrics.wer import Transcript
     from qwen_tts_lit.synthesis.synthesizer import Synthesizer
 
     item = HeldOut("a", "The train <laugh> was late.", Path("a.wav"), "english")
@@ -316,5 +317,5 @@ def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
     utterance = Utterance(spoken, 0, np.zeros(24000, np.float32), torch.zeros(12, 16), 12, 100, False, 0.0)
     real = RealRecordings([item], {"a": 1.0}, {"a": 1.0}, np.zeros(256, np.float32))
     judges = SimpleNamespace(settings=JudgeSettings())
-    row = metric_fields(item, utterance, judges, real, "the train was late", 0.9, None, speech_s=1.0)
+    row = metric_fields(item, utterance, judges, real, Transcript("the train was late"), 0.9, None, [(0.0, 1.0)])
     assert row["wer"] == 0.0 and row["words_per_second"] == 4.0
