@@ -15,7 +15,7 @@ import soundfile as sf
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.files import copy_file
-from qwen_tts_lit.metrics import articulated_seconds, language_code, mean_embedding
+from qwen_tts_lit.metrics import articulated_seconds, language_code, mean_embedding, span_seconds
 from qwen_tts_lit.runs.folder import REAL_DIR
 
 
@@ -100,7 +100,7 @@ def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None 
             own = [i for i in ids if spoken[i] == language]
             heard = judges.asr.transcripts_batch([clips[i][0] for i in own], rate, language)
             words |= {i: transcript.words for i, transcript in zip(own, heard, strict=True)}
-    speech = {utt_id: float(sum(end - start for start, end in own)) for utt_id, own in segments.items()}
+    speech = {utt_id: span_seconds(own) for utt_id, own in segments.items()}
     articulated = {utt_id: articulated_seconds(own, segments[utt_id]) for utt_id, own in words.items()}
     for item in items:
         if speech[item.utt_id] <= 0:

@@ -35,6 +35,7 @@ from qwen_tts_lit.metrics import (
     language_code,
     pace_ratio,
     rate_ratio,
+    span_seconds,
     speech_units,
     units_per_second,
     words_per_second,
@@ -154,7 +155,7 @@ def metric_fields(
     not counted as words the model failed to say; its units are also the rate's, on both sides of the ratio."""
     language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
     real_speech_s = real.speech_seconds[item.utt_id]
-    speech_s = float(sum(end - start for start, end in speech))
+    speech_s = span_seconds(speech)
     hypothesis = None if transcript is None else transcript.text
     metric = error_metric(language)  # CER where the language is scored by characters, else WER
     errors = None if hypothesis is None else error_rate(utterance.text, hypothesis, language)

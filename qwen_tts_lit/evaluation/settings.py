@@ -21,8 +21,6 @@ from qwen_tts_lit.runs.baselines import (
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.presets import MAX_NEW_TOKENS
 
-BASELINE_MODES = BASELINES  # the zero-shot baselines of the base model an evaluation can score (runs.baselines)
-
 
 @dataclass(frozen=True)
 class JudgeSettings:
@@ -114,8 +112,8 @@ class EvalSettings:
         for name in ("num_utterances", "every_n_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
-        bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINE_MODES)}"
-                for mode in self.baselines if requested_name(mode) not in BASELINE_MODES]  # fmt: skip
+        bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINES)}"
+                for mode in self.baselines if requested_name(mode) not in BASELINES]  # fmt: skip
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
         return bad

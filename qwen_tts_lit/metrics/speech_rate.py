@@ -114,7 +114,7 @@ class SpeechDetector:
 
     def speech_seconds_batch(self, wavs: Sequence[np.ndarray], sr: int) -> list[float]:
         """Total speech seconds of each clip (clips scored together)."""
-        return [float(sum(end - start for start, end in segments)) for segments in self.segments_batch(wavs, sr)]
+        return [span_seconds(segments) for segments in self.segments_batch(wavs, sr)]
 
 
 class VadStream:
@@ -145,6 +145,11 @@ class VadStream:
             self.context = batch[-1, -VAD_CONTEXT:].copy()
             out.append(np.asarray(probabilities, dtype=np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def span_seconds(spans: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by (start, end) spans that do not overlap: a clip's VAD speech segments, or its bridged words."""
+    return float(sum(end - start for start, end in spans))
 
 
 def rate_ratio(synth_speech_s: float, real_speech_s: float) -> float:
@@ -220,7 +225,7 @@ def articulated_seconds(
     0.0 for no words."""
     heard = bridged([(word.start, word.end) for word in words], pause_s)
     if speech is None:
-        return sum(end - start for start, end in heard)
+        return span_seconds(heard)
     return overlap_seconds(heard, bridged(speech, pause_s))
 
 
