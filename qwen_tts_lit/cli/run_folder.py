@@ -21,7 +21,6 @@ than overwriting this one; resuming takes the folder from the checkpoint.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from copy import deepcopy
@@ -42,6 +41,7 @@ from qwen_tts_lit.runs.folder import (
     REPORT_FILE,
     VALIDATE_DIR,
     claim_version,
+    export_command,
     holds_checkpoints,
     relocated_state,
     resume_command,
@@ -233,8 +233,7 @@ class FitSession:
             lines.append(f"  report: {shown(report)}")
         if self.subcommand == "fit":
             lines.append(f"  train further: {resume_command(self.run_dir)} --trainer.max_epochs N")
-            export = f"python -m qwen_tts_lit export --run {shlex.quote(run)} --output exports/NAME --speaker-name NAME"
-            lines.append(f"  export: {export}")
+            lines.append(f"  export: {export_command(self.run_dir)}")
         for line in lines:
             say(line)
 
