@@ -5,8 +5,10 @@ handler imports its stage when it runs."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from qwen_tts_lit.analysis.request import AblateRequest
 from qwen_tts_lit.data.prepare.options import PrepareOptions
@@ -14,6 +16,7 @@ from qwen_tts_lit.data.segment.request import SegmentRequest
 from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.export.request import ExportRequest
+from qwen_tts_lit.files import shown
 from qwen_tts_lit.synthesis.request import SynthesizeRequest
 from qwen_tts_lit.train.request import EstimateMemoryRequest
 from qwen_tts_lit.upstream.request import MakeTinyRequest
@@ -69,6 +72,7 @@ def synthesize(request: SynthesizeRequest) -> None:
 
 
 def evaluate(request: EvaluateRequest) -> None:
+    from qwen_tts_lit.evaluation.publish import result_lines
     from qwen_tts_lit.evaluation.rescore import rescore_run
 
     best = rescore_run(request)
@@ -76,6 +80,8 @@ def evaluate(request: EvaluateRequest) -> None:
         print(f"{request.run}: no epoch has evaluation rows yet, so nothing was chosen; score them with --epochs N")
         return
     print(json.dumps({k: best[k] for k in ("epoch", "lora_scale", "metrics", "reason")}, indent=2))
+    for line in [f"evaluate: done; run folder {shown(request.run)}", *result_lines(Path(request.run))]:
+        print(line, file=sys.stderr)
 
 
 def ablate(request: AblateRequest) -> None:

@@ -8,11 +8,13 @@ import os
 import signal
 import sys
 import warnings
+from argparse import ArgumentError
 
 import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from qwen_tts_lit.cli.config_keys import KeyParser, parse_error_line, rename_flags, valid_keys
 from qwen_tts_lit.cli.fit_settings import settings_problems
 from qwen_tts_lit.cli.run_folder import RUN_DIR_ENV, FitSession, SessionCallback, expand_resume
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
@@ -65,6 +67,7 @@ class QwenTTSCLI(LightningCLI):
             run=run,
             save_config_callback=RunConfig,
             save_config_kwargs={"overwrite": True},
+            parser_class=KeyParser,
             parser_kwargs={"fit": {"epilog": RESUME_HELP}},
         )
 
@@ -75,11 +78,27 @@ class QwenTTSCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         """Parse, then read the checkpoint's record (LightningCLI loads its hyper-parameters right after this, and
-        a damaged file must be named in one line before torch raises)."""
-        super().parse_arguments(parser, args)
+        a damaged file must be named in one line before torch raises). A bad option or key is one line."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            parsers = getattr(self, "_subcommand_parsers", {})  # none when parsing without a subcommand (run=False)
+            subcommand = next((a for a in (args or sys.argv[1:]) if a in parsers), "fit")
+            keys = valid_keys(parsers.get(subcommand, parser))
+            raise UserError(parse_error_line(str(error), subcommand, keys)) from None
         subcommand = self.config.get("subcommand")
         if subcommand:
             self.session.read_checkpoint(self.config[subcommand].get("ckpt_path"))
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's reading of the checkpoint's hyper-parameters into the config; a failure is one line naming
+        the checkpoint (the hyper-parameters of a checkpoint cannot be fixed by hand)."""
+        try:
+            super()._parse_ckpt_path()
+        except ArgumentError as error:
+            checkpoint = self.config[self.config.subcommand].get("ckpt_path")
+            line = parse_error_line(str(error), self.config.subcommand, valid_keys(self.parser))
+            raise UserError(f"{checkpoint}: its hyper-parameters do not fit this version: {line}") from None
 
     def before_instantiate_classes(self) -> None:
         """Refuse settings that cannot work, all at once, before any folder exists or any weight loads; then decide
@@ -124,7 +143,7 @@ class QwenTTSCLI(LightningCLI):
 
 def run_lightning(argv: list[str]) -> None:
     """Run LightningCLI on ``argv`` (which starts with fit or validate; ``--resume`` expanded first)."""
-    args = expand_resume(argv)
+    args = rename_flags(expand_resume(argv))
     from_command_line = argv == sys.argv[1:]
     saved_argv, saved_run_dir = list(sys.argv), os.environ.get(RUN_DIR_ENV)
     session = FitSession()

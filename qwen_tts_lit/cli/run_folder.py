@@ -21,7 +21,6 @@ than overwriting this one; resuming takes the folder from the checkpoint.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from copy import deepcopy
@@ -34,22 +33,22 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
+from qwen_tts_lit.evaluation.publish import result_lines
 from qwen_tts_lit.files import StorageError, remove_temporaries, shown, storage_error
 from qwen_tts_lit.runs.checkpoints import SavedAt, resume_checkpoint, saved_at, untrusted_classes, untrusted_code
 from qwen_tts_lit.runs.config import read_config
 from qwen_tts_lit.runs.folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
-    REPORT_FILE,
     VALIDATE_DIR,
     claim_version,
+    export_command,
     holds_checkpoints,
     relocated_state,
     resume_command,
     run_of_checkpoint,
 )
 from qwen_tts_lit.runs.metrics import keep_metrics_before
-from qwen_tts_lit.runs.records import best_path, read_best
 
 RUN_DIR_ENV = "QWEN_TTS_LIT_RUN_DIR"
 LIGHTNING_CSV = "lightning.pytorch.loggers.CSVLogger"
@@ -236,21 +235,10 @@ class FitSession:
     def finished(self) -> None:
         if self.run_dir is None:
             return
-        run = shown(self.run_dir)
-        best = read_best(self.run_dir) if best_path(self.run_dir).is_file() else None
-        report = self.run_dir / REPORT_FILE
-        lines = [f"{self.subcommand}: done; run folder {run}"]
-        if best is not None:
-            lines.append(f"  best:   {shown(best_path(self.run_dir))} (epoch {best['epoch']}, "
-                         f"lora_scale {float(best['lora_scale']):g})")  # fmt: skip
-        else:
-            lines.append(f"  best:   no {best_path(self.run_dir).name} (no evaluation ran); export with --epoch N")
-        if report.is_file():
-            lines.append(f"  report: {shown(report)}")
+        lines = [f"{self.subcommand}: done; run folder {shown(self.run_dir)}", *result_lines(self.run_dir)]
         if self.subcommand == "fit":
             lines.append(f"  train further: {resume_command(self.run_dir)} --trainer.max_epochs N")
-            export = f"python -m qwen_tts_lit export --run {shlex.quote(run)} --output exports/NAME --speaker-name NAME"
-            lines.append(f"  export: {export}")
+            lines.append(f"  export: {export_command(self.run_dir)}")
         for line in lines:
             say(line)
 

@@ -1,13 +1,31 @@
 """Publish an evaluation: merge new rows into the run's rows, let the rule choose over all of them, rebuild the
-listening report. Re-scored cells replace their old rows; every file is written atomically (``runs.records``)."""
+listening report. Re-scored cells replace their old rows; every file is written atomically (``runs.records``).
+
+The report is written last and records which rows and chosen cell it shows; :func:`refresh` rebuilds the chosen cell
+and the report of a run whose writes a kill interrupted (``evaluate`` and fit's closing lines call it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from qwen_tts_lit.evaluation.report import render_report
+from qwen_tts_lit.evaluation.settings import EvalSettings
+from qwen_tts_lit.files import shown
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
-from qwen_tts_lit.runs.records import merge_rows, read_rows, write_best, write_report, write_rows
+from qwen_tts_lit.runs.config import callback_args, read_config
+from qwen_tts_lit.runs.folder import REPORT_FILE
+from qwen_tts_lit.runs.records import (
+    best_path,
+    merge_rows,
+    read_best,
+    read_rows,
+    sources_fingerprint,
+    sources_meta,
+    stale_report,
+    write_best,
+    write_report,
+    write_rows,
+)
 
 
 def publish(run_dir: Path, new_rows: list[dict], rule: SelectionRule) -> dict | None:
@@ -18,5 +36,38 @@ def publish(run_dir: Path, new_rows: list[dict], rule: SelectionRule) -> dict | 
     write_rows(run_dir, rows)
     if best is not None:
         write_best(run_dir, best)
-    write_report(run_dir, render_report(rows, best, f"Evaluation: {run_dir}"))
+    head = sources_meta(sources_fingerprint(run_dir))  # the files as written just now: what the report shows
+    write_report(run_dir, render_report(rows, best, f"Evaluation: {run_dir}", head))
     return best
+
+
+def refresh(run_dir: Path) -> str | None:
+    """Rebuild the chosen cell and the report from the run's rows when the report is stale (:func:`stale_report`),
+    by the rule the chosen cell records (else the run's EvalSuite rule); returns why it was stale, or None."""
+    reason = stale_report(run_dir)
+    if reason is None:
+        return None
+    best = read_best(run_dir)
+    if best is not None and isinstance(best.get("rule"), dict):
+        recorded = best["rule"]
+        rule = SelectionRule(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
+    else:
+        rule = EvalSettings.from_args(callback_args(read_config(run_dir), "EvalSuite")).rule
+    publish(run_dir, [], rule)
+    return reason
+
+
+def result_lines(run_dir: Path) -> list[str]:
+    """Where a run's results are (the chosen cell, the report), after rebuilding a report a kill left stale: what
+    fit, validate and evaluate print when they end."""
+    refreshed = refresh(run_dir)
+    lines = [f"  rebuilt {REPORT_FILE}: {refreshed}"] if refreshed else []
+    best = read_best(run_dir) if best_path(run_dir).is_file() else None
+    if best is not None:
+        lines.append(f"  best:   {shown(best_path(run_dir))} (epoch {best['epoch']}, "
+                     f"lora_scale {float(best['lora_scale']):g})")  # fmt: skip
+    else:
+        lines.append(f"  best:   no {best_path(run_dir).name} (no evaluation ran); export with --epoch N")
+    if (run_dir / REPORT_FILE).is_file():
+        lines.append(f"  report: {shown(run_dir / REPORT_FILE)}")
+    return lines

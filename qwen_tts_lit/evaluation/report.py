@@ -132,11 +132,11 @@ def plots_svg(cells: list[dict], baselines: dict[str, dict] | None = None) -> st
     return svg[svg.index("<svg") :]  # drop the XML prolog and doctype: inline SVG in HTML
 
 
-def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluation") -> str:
-    """The whole page as a string."""
+def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluation", head: str = "") -> str:
+    """The whole page as a string; ``head`` goes into its ``<head>`` (publish records there what it shows)."""
     rows = list(rows)
     cells = aggregate(rows, ((best or {}).get("rule") or {}).get("speaker_aggregate", "mean"))
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head}<title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
     if best is not None:
         verdict = "" if best.get("passed_filters") else " (no cell passed the filters: see below)"

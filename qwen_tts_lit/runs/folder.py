@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE
+from qwen_tts_lit.runs.speaker import SPEAKER_FILE, run_speakers, speaker_key, speaker_name_problem
 
 CONFIG_FILE = "config.yaml"
 HPARAMS_FILE = "hparams.yaml"
@@ -155,6 +155,24 @@ def relocated_state(state: dict, dirpath: str) -> dict:
 def resume_command(target: Path | str) -> str:
     """The command that continues a run (``target``: its folder, or one of its checkpoints)."""
     return f"python -m qwen_tts_lit fit --resume {shlex.quote(shown(target))}"
+
+
+FALLBACK_SPEAKER_NAME = "voice"
+
+
+def export_command(run_dir: Path | str) -> str:
+    """An ``export`` command that runs as printed on this run folder. A run of several speakers exports every voice
+    under the name it was prepared with, and export refuses ``--speaker-name`` for it; a one-voice run needs one, so
+    the command proposes the run's name (``runs/NAME/version_N``) as the speaker id, made lower-case, or
+    :data:`FALLBACK_SPEAKER_NAME` when that name is not a valid id."""
+    run_dir = Path(run_dir)
+    name = run_dir.absolute().parent.name
+    output = f"exports/{name}-{run_dir.name}"  # one folder per run: a second run's export never meets the first's
+    command = f"python -m qwen_tts_lit export --run {shlex.quote(shown(run_dir))} --output {shlex.quote(output)}"
+    if run_speakers(run_dir):
+        return command
+    speaker = speaker_key(name) if speaker_name_problem(speaker_key(name)) is None else FALLBACK_SPEAKER_NAME
+    return f"{command} --speaker-name {shlex.quote(speaker)}"
 
 
 # An export folder (``export``): the official layout (config.json, model.safetensors, ...) or a PEFT adapter folder

@@ -1,11 +1,16 @@
 """The evaluation records of a run folder: per-utterance rows, the chosen cell, the listening report.
 
-Every write is atomic (a temporary sibling, then a rename), so a reader sees the old file or the new one.
+Every write is atomic (a temporary sibling, then a rename), so a reader sees the old file or the new one. The three
+are written one after the other (rows, chosen cell, report), so a kill between two writes leaves them disagreeing:
+the report, written last, records the SHA-256 of the rows and of the chosen cell it shows (:func:`sources_meta`),
+and :func:`stale_report` compares them with the files, so whoever points at the report can rebuild it first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
@@ -70,3 +75,35 @@ def write_best(run_dir: Path, best: dict) -> Path:
 
 def write_report(run_dir: Path, html: str) -> Path:
     return write_atomic(Path(run_dir) / REPORT_FILE, html)
+
+
+REPORT_SOURCES = ("rows", "best")  # what the report is rendered from: eval/rows.jsonl, best.json
+_SOURCE_META = re.compile(r"<meta name='qwen_tts_lit:(rows|best)' content='([0-9a-f]{64}|none)'>")
+
+
+def sources_fingerprint(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of the rows and of the chosen cell as they are on disk now ("none" for a file not written yet)."""
+    paths = {"rows": Path(run_dir) / ROWS_FILE, "best": best_path(run_dir)}
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
+            for name, path in paths.items()}  # fmt: skip
+
+
+def sources_meta(fingerprint: dict[str, str]) -> str:
+    """The report's record of what it shows: one ``<meta>`` tag per source file, for the report's ``<head>``."""
+    return "".join(f"<meta name='qwen_tts_lit:{name}' content='{fingerprint[name]}'>" for name in REPORT_SOURCES)
+
+
+def stale_report(run_dir: Path) -> str | None:
+    """Why the run's report does not show its rows and chosen cell as they are now, or None when it does (or when
+    the run has no report and no rows)."""
+    report, rows = Path(run_dir) / REPORT_FILE, Path(run_dir) / ROWS_FILE
+    if not report.is_file():
+        return f"{REPORT_FILE} is missing" if rows.is_file() else None
+    recorded = dict(_SOURCE_META.findall(report.read_text(errors="replace")))
+    if set(recorded) != set(REPORT_SOURCES):
+        return f"{REPORT_FILE} does not record which {BEST_FILE} it shows (written by an earlier version)"
+    changed = [name for name, digest in sources_fingerprint(run_dir).items() if recorded[name] != digest]
+    if changed:
+        files = " and ".join(BEST_FILE if name == "best" else ROWS_FILE for name in changed)
+        return f"{REPORT_FILE} shows another {files} than the run's (a run stopped between writing them?)"
+    return None

@@ -127,3 +127,37 @@ def test_validate_writes_beside_the_run_labelled_with_the_checkpoints_epoch(
     assert f"validate: epoch 1 of runs/demo/version_0/checkpoints/last.ckpt; results in {shown}" in err
     assert [p.name for p in run.parent.iterdir()] == ["version_0"]
     assert {k: v for k, v in tree_bytes(run).items() if not k.startswith("validate/")} == before
+
+
+@pytest.mark.parametrize(
+    ("name", "voices", "speaker"),
+    [("demo", [], "demo"), ("My Voice", [], "voice"), ("Ünï", [], "ünï"), ("demo", ["ann", "bob"], None)],
+)
+def test_the_closing_export_hint_passes_exports_own_checks(name: str, voices: list[str], speaker, tmp_path: Path,
+                                                           monkeypatch):  # fmt: skip
+    """fit's last line proposes an export command; parsed by export's own parser, it passes export's checks of the
+    flags and of the run's speakers (several speakers: no --speaker-name, which export refuses for them)."""
+    import shlex
+
+    import numpy as np
+
+    from qwen_tts_lit.cli.app import build_parser
+    from qwen_tts_lit.cli.options import from_namespace
+    from qwen_tts_lit.export.request import ExportRequest
+    from qwen_tts_lit.runs.folder import export_command
+    from qwen_tts_lit.runs.speaker import run_speakers, write_speaker, write_speakers
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / name / "version_2"
+    run.mkdir(parents=True)
+    if voices:
+        write_speakers(run, {voice: np.full(4, i, dtype=np.float32) for i, voice in enumerate(voices)})
+    else:
+        write_speaker(run, np.ones(4, dtype=np.float32))
+    command = shlex.split(export_command(run))
+    assert command[:4] == ["python", "-m", "qwen_tts_lit", "export"]
+    request = from_namespace(build_parser().parse_args(command[3:]), ExportRequest)
+    request.check()
+    request.check_speakers(run_speakers(run))
+    assert request.run == Path("runs") / name / "version_2" and request.speaker_name == speaker
+    assert request.output == Path("exports") / f"{name}-version_2"

@@ -5,6 +5,7 @@ dimension (export of such a run: tests/export/test_export_speakers.py)."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ trainer:
 def test_a_fit_of_several_speakers_trains_and_evaluates_every_voice(prepared_speakers, fit_cache, tmp_path: Path):
     overlay = tmp_path / "speakers.yaml"
     overlay.write_text(OVERLAY)
-    run_cli(tmp_path, "fit", "--config", str(DEMO_CONFIG), "--config", str(overlay), "--data.raw", "null",
+    fit = run_cli(tmp_path, "fit", "--config", str(DEMO_CONFIG), "--config", str(overlay), "--data.raw", "null",
             "--data.prepared_dir", str(prepared_speakers), "--data.speaker_sampling", "balanced",
             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", cache=fit_cache)  # fmt: skip
     run = latest_run(tmp_path)
@@ -51,3 +52,11 @@ def test_a_fit_of_several_speakers_trains_and_evaluates_every_voice(prepared_spe
     worst = max(cell["wer"] for cell in best["metrics"]["by_speaker"].values())
     assert best["metrics"]["wer"] == pytest.approx(worst)
     assert "<h2>By speaker</h2>" in (run / "report.html").read_text()
+
+    # The closing hint's export command runs as printed and exports every voice (export refuses --speaker-name here).
+    (hint,) = [line.split("export: ", 1)[1] for line in fit.stderr.splitlines() if line.startswith("  export: ")]
+    command = shlex.split(hint)
+    assert command[:4] == ["python", "-m", "qwen_tts_lit", "export"] and "--speaker-name" not in command
+    run_cli(tmp_path, *command[3:], cache=fit_cache)
+    exported = tmp_path / command[command.index("--output") + 1]
+    assert json.loads((exported / "config.json").read_text())["talker_config"]["spk_id"].keys() == set(voices)
