@@ -1,13 +1,39 @@
 """Audio plumbing shared by ``prepare`` and the evaluation judges: mono float32, and one resampler (soxr's high
 quality filter, the same as librosa's ``res_type='soxr_hq'``), so a clip is resampled the same way everywhere.
 :func:`resample_stream` is the same filter over a stream of blocks (hours of audio in one block's memory); its output
-equals :func:`resample` of the whole signal."""
+equals :func:`resample` of the whole signal. :func:`decoder_quiet` keeps a C decoder's own complaints off the
+terminal."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
+
+
+@contextmanager
+def decoder_quiet() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null while a native decoder call runs: libsndfile's mpg123 prints lines like
+    ``[src/libmpg123/layer3.c:...] error: part2_3_length (1856) too large for available bit count`` straight to the
+    process's stderr, below Python, for frames it then decodes anyway (failures still reach us as exceptions). Wrap
+    only the call itself, never code that prints: what it writes to stderr in the meantime is lost."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 (a pythonw process, a closed stderr): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def as_mono(wav: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.train.checkpoint_io import AtomicCheckpointIO
 from qwen_tts_lit.train.module import QwenTTSModule
+from qwen_tts_lit.train.progress import quiet_lightning, use_our_progress_bar
 
 
 def precision_problem(precision: str, accelerator: str, cuda_available: bool, cuda_bf16: bool) -> str | None:
@@ -126,6 +127,7 @@ class QwenTTSCLI(LightningCLI):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(SessionCallback(self.session))
+        use_our_progress_bar(trainer)
         return trainer
 
     def before_fit(self) -> None:
@@ -143,6 +145,7 @@ class QwenTTSCLI(LightningCLI):
 
 def run_lightning(argv: list[str]) -> None:
     """Run LightningCLI on ``argv`` (which starts with fit or validate; ``--resume`` expanded first)."""
+    quiet_lightning()  # before the Trainer is built: it prints the litlogger tip then
     args = rename_flags(expand_resume(argv))
     from_command_line = argv == sys.argv[1:]
     saved_argv, saved_run_dir = list(sys.argv), os.environ.get(RUN_DIR_ENV)

@@ -22,9 +22,18 @@ from qwen_tts_lit.model.layout import (
     collate_sequences,
     layout_utterance,
 )
+from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.runs.speaker import read_speaker, read_voices
 
 SPLITS = ("train", "val")
+# What fit needs held-out clips for, said by EvalSuite when it refuses a run without them (train/eval_suite.py) and by
+# prepare when it holds none out (data/prepare/report.py): one text, so the warning names the same ways out.
+# (A heldout file does not replace them: the evaluation runs in the validation loop, which goes over val.jsonl.)
+NO_EVALUATION = (
+    f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
+    "(--val-fraction or --val-list; it needs at least 2 clips; fit validates on them even when EvalSuite has a "
+    "heldout file), or train without evaluation: --trainer.limit_val_batches 0 (then export with --epoch N)"
+)
 
 
 def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mode: str = "off") -> list[dict]:

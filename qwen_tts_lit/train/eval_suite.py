@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from qwen_tts_lit.data.dataset import reference_clip
+from qwen_tts_lit.data.dataset import NO_EVALUATION, reference_clip
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
@@ -29,17 +29,11 @@ from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_pr
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.runs.baselines import VOICE_CLONES
-from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
 LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail")
 DEFAULTS = EvalSettings()
-NO_EVALUATION = (
-    f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
-    "(--val-fraction or --val-list; it needs at least 2 clips), give EvalSuite a heldout file, or train without "
-    "evaluation: --trainer.limit_val_batches 0 (then export with --epoch N)"
-)
 
 
 def evaluated_epoch(trainer: L.Trainer, pl_module: L.LightningModule) -> int:

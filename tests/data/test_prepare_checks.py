@@ -326,3 +326,19 @@ def test_file_names_in_any_script_give_their_ids(tmp_path, tiny_dir):
     rows = [{**good(0), "id": "Take_1"}, {**good(1), "id": "take_1"}]
     with pytest.raises(UserError, match=r"duplicate id 'take_1' \(the same file name as 'Take_1'\)"):
         _plan(tmp_path, rows, tiny_dir)
+
+
+def test_a_dataset_with_nothing_held_out_is_warned_about_at_prepare(tmp_path, tiny_dir, capsys):
+    """prepare said nothing, and fit refused the dataset later (EvalSuite.setup): the same text, now at prepare."""
+    manifest = write_jsonl(tmp_path / "raw.jsonl", [good(0), good(1)])
+    code = cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "none"), "--model", str(tiny_dir),
+                     "--no-progress", "--val-fraction", "0"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "warning: no clip is held out for validation (val.jsonl is empty); " in out
+    from qwen_tts_lit.data.dataset import NO_EVALUATION  # fit's refusal names the same ways out
+
+    assert f"(val.jsonl is empty); {NO_EVALUATION}" in out
+    assert "warning: no clip is held out" in (tmp_path / "none" / "report.txt").read_text()
+    code = cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "one"), "--model", str(tiny_dir),
+                     "--no-progress", "--val-fraction", "0.5"])  # fmt: skip
+    assert code == 0 and "held out" not in capsys.readouterr().out  # one clip held out: nothing to say

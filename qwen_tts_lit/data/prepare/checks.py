@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qwen_tts_lit.audio import as_mono
+from qwen_tts_lit.audio import as_mono, decoder_quiet
 from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, SILENT_DB, peak_db, speech_bounds
 from qwen_tts_lit.data.prepare.options import MAX_FILE_SECONDS, PrepareOptions
 from qwen_tts_lit.data.prepare.problems import Problem
@@ -98,13 +98,15 @@ def probe_audio(path: Path, opts: PrepareOptions) -> tuple[AudioFacts | None, li
             message = (f"{path} is truncated: its header announces {announced} bytes of audio, the file holds "
                        f"{present} (an interrupted copy or download?)")  # fmt: skip
             return None, [("truncated_audio", message, False)]
-        info = sf.info(str(path))
+        with decoder_quiet():  # libmpg123 prints its own lines about mp3 frames it decodes anyway
+            info = sf.info(str(path))
         if info.duration > MAX_FILE_SECONDS:
             message = (f"{path} is {info.duration / 60:.1f} min long: prepare reads and encodes a clip in one piece "
                        f"(memory grows with its length), so files over {MAX_FILE_SECONDS:.0f} s are refused; split "
                        "it into clips")  # fmt: skip
             return None, [("too_long", message, False)]
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with decoder_quiet():
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, struct.error) as error:
         return None, [("unreadable_audio", f"cannot read {path}: {error}", False)]
     if len(data) == 0:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qwen_tts_lit.audio import decoder_quiet
 from qwen_tts_lit.data.prepare import codec
 from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, CleanAudio, clean_audio, pcm16_to_float
 from qwen_tts_lit.data.prepare.checks import Clip, Reference, check_references, check_rows, read_val_list
@@ -268,7 +269,8 @@ def write_if_changed(path: Path, data: bytes) -> None:
 def read_clean(path: Path, options: PrepareOptions, trailing_silence_s: float, frame: int) -> CleanAudio:
     import soundfile as sf
 
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    with decoder_quiet():  # libmpg123's own lines about mp3 frames it decodes anyway
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     cleaned = clean_audio(
         data, rate, target_rate=options.sample_rate, threshold_db=options.trim_threshold_db,
         margin_s=options.trim_margin_s, trailing_silence_s=trailing_silence_s, frame=frame,

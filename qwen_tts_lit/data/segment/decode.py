@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qwen_tts_lit.audio import decoder_quiet
 from qwen_tts_lit.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".wma")
@@ -38,7 +39,8 @@ def _soundfile_info(path: Path) -> SourceInfo | None:
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        with decoder_quiet():
+            info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError):
         return None
     if info.samplerate <= 0 or info.channels <= 0:
@@ -73,7 +75,13 @@ def probe(path: Path) -> SourceInfo:
 def _soundfile_blocks(info: SourceInfo, block: int) -> Iterator[np.ndarray]:
     import soundfile as sf
 
-    yield from sf.blocks(str(info.path), blocksize=block, dtype="float32", always_2d=True)
+    blocks = sf.blocks(str(info.path), blocksize=block, dtype="float32", always_2d=True)
+    while True:
+        with decoder_quiet():  # around each read only: the caller draws progress between blocks
+            data = next(blocks, None)
+        if data is None:
+            return
+        yield data
 
 
 def _frame_array(frame, channels: int) -> np.ndarray:

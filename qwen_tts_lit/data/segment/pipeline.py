@@ -190,6 +190,12 @@ def _progress(request: SegmentRequest, total: float, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit, disable=not request.progress, file=sys.stderr, leave=False)
 
 
+def _advance(bar, seconds: float) -> None:
+    """Move a bar in seconds of audio, never past its total: the total comes from the headers, and the decoded length
+    of an mp3 runs past it (tqdm then warns "clamping frac to range [0, 1]" and shows 18.318/18.3)."""
+    bar.update(max(0.0, min(round(seconds, 3), round(bar.total - bar.n, 3))))
+
+
 def _cut_settings(request: SegmentRequest) -> CutSettings:
     return CutSettings(request.min_seconds, request.max_seconds, request.margin_seconds, request.min_pause_seconds,
                        request.max_inner_pause_seconds, request.vad_threshold)  # fmt: skip
@@ -204,10 +210,10 @@ def _scan_all(recordings: list[Recording], request: SegmentRequest, work: Path) 
             cache = work / "scan" / f"{recording.id}.scan"
             recording.scan = Scan.from_bytes(cache.read_bytes(), recording.digest) if cache.is_file() else None
             if recording.scan is None:
-                recording.scan = scan(recording.info, detector.stream(), lambda s: bar.update(round(s, 3)))
+                recording.scan = scan(recording.info, detector.stream(), lambda s: _advance(bar, s))
                 write_atomic(cache, recording.scan.to_bytes(recording.digest))
             else:
-                bar.update(round(recording.info.seconds, 3))
+                _advance(bar, recording.info.seconds)
             s = recording.scan
             recording.cuts = plan_cuts(s.speech_prob, s.level_db, s.seconds, _cut_settings(request))
 
@@ -245,7 +251,7 @@ def _write_all_clips(recordings: list[Recording], request: SegmentRequest, work:
     with _progress(request, round(sum(r.info.seconds for r in pending), 1), "cutting", "s") as bar:
         for recording in pending:
             written = {}
-            for index, audio in cut_clips(recording.info, recording.cuts, lambda s: bar.update(round(s, 3))):
+            for index, audio in cut_clips(recording.info, recording.cuts, lambda s: _advance(bar, s)):
                 data = clip_wav(audio)
                 path = clips_dir / f"{recording.clip_id(index)}.wav"
                 if not path.is_file() or path.read_bytes() != data:
