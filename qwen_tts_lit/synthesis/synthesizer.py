@@ -51,6 +51,7 @@ from qwen_tts_lit.synthesis.presets import (
     GenerationPreset,
     text_frame_cap,
 )
+from qwen_tts_lit.upstream.decoding import decoding_mode, decoding_problem
 from qwen_tts_lit.upstream.sampling import per_row_sampling
 
 
@@ -193,6 +194,7 @@ class Synthesizer:
         language: str = "auto",
         warmup_seconds: float = WARMUP_SECONDS,
         decode_batch_size: int = 8,
+        decoding: str = "dynamic",
     ) -> None:
         """
         Args:
@@ -202,7 +204,12 @@ class Synthesizer:
             language: Language tag for the codec prefix; "auto" (no tag) matches training without a language tag.
             warmup_seconds: Silence decoded before each utterance and trimmed after (0 disables the warm-up).
             decode_batch_size: Utterances decoded together.
+            decoding: The key/value cache of ``generate`` (``upstream.decoding``): "dynamic" (upstream's), "static"
+                (preallocated, the same codes) or "cuda_graphs" (static, code predictor in CUDA graphs; on CUDA).
         """
+        problem = decoding_problem(decoding, "decoding")
+        if problem:
+            raise UserError(problem)
         supported = {str(x).lower() for x in tts.model.get_supported_languages()}
         if language.lower() not in supported:
             raise UserError(f"language {language!r}: this checkpoint supports {sorted(supported)}")
@@ -213,6 +220,7 @@ class Synthesizer:
         self.tts, self.voice, self.preset, self.language = tts, voice, preset, language.lower()
         self.warmup = warmup_frames(warmup_seconds)
         self.decode_batch_size = decode_batch_size
+        self.decoding = decoding
         self._silence: torch.Tensor | None = None
 
     @staticmethod
@@ -297,7 +305,7 @@ class Synthesizer:
         own cap."""
         start = time.perf_counter()
         with adapters_at_scale(self.model, scales), per_row_sampling(self.model, seeds), seeded(0, self.device):
-            with quiet_transformers():
+            with quiet_transformers(), decoding_mode(self.model, self.decoding):
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
                     languages=languages,
