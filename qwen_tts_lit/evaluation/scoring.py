@@ -291,13 +291,14 @@ def evaluate_baselines(
     show_progress: bool = False,
     prefixes: Sequence[str] = (UNTAGGED,),
     modes: Sequence[str] = ("xvector", "icl"),
+    decoding: str = "dynamic",
 ) -> list[dict]:
     """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells: "xvector"
     (the training x-vectors only, adapters at scale 0) and, given a 24 kHz reference recording and its transcript,
     "icl" (upstream's in-context cloning; one voice only: with several speakers one reference clip cannot stand for
     all of them, so that mode is left out). ``voices`` as in :func:`evaluate_epoch`. Rows have ``baseline`` = the
     mode, epoch -1 and lora_scale 0 (the model's only scale when it has no adapters: call this before training
-    changes its weights)."""
+    changes its weights). ``decoding``: the Synthesizer's key/value cache (``upstream.decoding``)."""
     one_voice = None in voices
     spoken_by = {"xvector": Voice(xvector=next(iter(voices.values())))} if "xvector" in modes else {}
     if "icl" in modes and reference is not None and one_voice:
@@ -305,6 +306,6 @@ def evaluate_baselines(
     scale = evaluable_scales(tts.model, [0.0])
     rows = []
     for mode, voice in spoken_by.items():
-        rows += evaluate_epoch(Synthesizer(tts, voice), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
+        rows += evaluate_epoch(Synthesizer(tts, voice, decoding=decoding), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
                                max_new_tokens, voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
     return rows
