@@ -306,6 +306,7 @@ def evaluate_baselines(
     scale = evaluable_scales(tts.model, [0.0])
     rows = []
     for mode, voice in spoken_by.items():
-        rows += evaluate_epoch(Synthesizer(tts, voice, decoding=decoding), judges, real, run_dir, BASELINE_EPOCH, scale, seed,
-                               max_new_tokens, voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
+        synthesizer = Synthesizer(tts, voice, decoding=decoding)
+        rows += evaluate_epoch(synthesizer, judges, real, run_dir, BASELINE_EPOCH, scale, seed, max_new_tokens,
+                               voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
     return rows
