@@ -32,8 +32,9 @@ def run_settings(request: EvaluateRequest) -> EvalSettings:
     """The run's EvalSuite settings (defaults where the run had none) with the request's changes applied."""
     saved = EvalSettings.from_args(callback_args(read_config(request.run), "EvalSuite"))
     return replace(
-        saved.with_overrides(scales=request.scales, seed=request.seed, batch_size=request.batch_size,
-                             decoding=request.decoding),
+        saved.with_overrides(
+            scales=request.scales, seed=request.seed, batch_size=request.batch_size, decoding=request.decoding
+        ),
         judges=replace(saved.judges, **request.judge_overrides()),
         rule=replace(saved.rule, **request.rule_overrides()),
     )
