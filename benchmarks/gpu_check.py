@@ -212,7 +212,8 @@ def stage_memory(ctx: argparse.Namespace) -> dict:
     }  # fmt: skip
     if ctx.device == "cuda":
         measured = measure_cuda_step_memory(config, setup, shape)
-        figures |= {"measured_allocated_gib": measured.allocated / GIB, "measured_reserved_gib": measured.reserved / GIB,
+        figures |= {"measured_allocated_gib": measured.allocated / GIB,
+                    "measured_reserved_gib": measured.reserved / GIB,
                     "allocated_over_estimate": measured.allocated / estimate.peak}  # fmt: skip
     else:
         figures["note"] = "measured on CUDA only (torch's caching allocator)"
@@ -269,8 +270,9 @@ def time_epoch(ctx, tts, decoding: str) -> tuple[dict, list[torch.Tensor]]:
     with no_eos(tts):
         _sync(ctx.device)
         began = time.perf_counter()
-        synth.synthesize(texts, seeds=seeds, lora_scale=scales, max_new_tokens=2 if ctx.smoke else 3,
-                         batch_size=len(texts))
+        synth.synthesize(
+            texts, seeds=seeds, lora_scale=scales, max_new_tokens=2 if ctx.smoke else 3, batch_size=len(texts)
+        )
         _sync(ctx.device)
         warmup = time.perf_counter() - began
         if ctx.device == "cuda":
@@ -391,8 +393,10 @@ def _headline(name: str, stage: dict) -> str:
                          for k, r in stage["runs"].items())  # fmt: skip
     if name == "train_step":
         v = stage["variants"]
-        return (f"ours {v['ours']['frames_per_s']:.0f} frames/s, upstream {v['upstream']['frames_per_s']:.0f}: "
-                f"{stage['ours_over_upstream']:.2f}x (same batches {stage['ours_same_batches_over_upstream']:.2f}x)")
+        return (
+            f"ours {v['ours']['frames_per_s']:.0f} frames/s, upstream {v['upstream']['frames_per_s']:.0f}: "
+            f"{stage['ours_over_upstream']:.2f}x (same batches {stage['ours_same_batches_over_upstream']:.2f}x)"
+        )
     if name == "memory":
         measured = stage["measured_allocated_gib"]
         got = f", measured {measured:.2f} GiB ({stage['allocated_over_estimate']:.3f}x)" if measured else ""

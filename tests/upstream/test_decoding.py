@@ -87,7 +87,7 @@ def test_static_cache_gives_the_dynamic_caches_codes(tts, xvector, preset):
 
 def test_cuda_graphs_without_cuda_decodes_static_and_says_so(tts, xvector):
     if torch.cuda.is_available():
-        pytest.skip("on CUDA the graphs are captured: tests/upstream/test_gpu_parity.py")
+        pytest.skip("on CUDA the graphs are captured: tests/benchmarks/test_gpu_check.py")
     static, _ = speak(tts, xvector, GREEDY, "static")
     with pytest.warns(UserWarning, match="no CUDA graphs there"):
         graphs, caches = speak(tts, xvector, GREEDY, "cuda_graphs")
