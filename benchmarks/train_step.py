@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +94,9 @@ class SyntheticSplit:
         return self.items[index]
 
 
-def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype):
-    """The tiny checkpoint, or the released 1.7B width with random weights, talker 6 layers, code predictor 1."""
+def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype, layers: int | None = 6):
+    """The tiny checkpoint, or the released 1.7B width with random weights, talker ``layers`` layers (None: the
+    released 28) and code predictor 1 (None: the released 5)."""
     from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
     if size == "tiny":
@@ -104,7 +104,7 @@ def build_model(size: str, tiny_dir: Path, device: str, dtype: torch.dtype):
     from qwen_tts_lit.upstream.architectures import released_config
     from qwen_tts_lit.upstream.compat import import_qwen_tts
 
-    config = released_config("1.7b", layers=6, code_predictor_layers=1)
+    config = released_config("1.7b", layers=layers, code_predictor_layers=1 if layers else None)
     with torch.device(device):
         return import_qwen_tts().core.models.Qwen3TTSForConditionalGeneration(config).to(dtype)
 
@@ -175,9 +175,11 @@ class Tally:
         return 1 - self.tokens / max(self.slots, 1)
 
 
-def run(args: argparse.Namespace, tiny_dir: str, prepared: str) -> dict[str, Tally]:
+def run(args: argparse.Namespace, tiny_dir: str, prepared: str, ref_audio: np.ndarray | None = None,
+        layers: int | None = 6) -> dict[str, Tally]:  # fmt: skip
     """Every variant on one model in one process, their optimizer steps interleaved (ours step 1, ..., upstream step
-    1, ours step 2, ...): each variant meets the same machine, however busy it is meanwhile."""
+    1, ours step 2, ...): each variant meets the same machine, however busy it is meanwhile. ``ref_audio``: the
+    24 kHz reference upstream's loop embeds at every step (None: the demo's ref.wav)."""
     from accelerate import Accelerator
     from transformers import AutoTokenizer
 
@@ -187,9 +189,9 @@ def run(args: argparse.Namespace, tiny_dir: str, prepared: str) -> dict[str, Tal
     from qwen_tts_lit.model.step import combine_losses, training_step_losses
 
     torch.manual_seed(0)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = build_model(args.size, Path(tiny_dir), device, dtype)
+    model = build_model(args.size, Path(tiny_dir), device, dtype, layers)
     peft_model = inject_lora(model, LoraSpec(rank=16, alpha=32, dropout=0.0))
     peft_model.train()
     talker = model.talker
@@ -198,7 +200,10 @@ def run(args: argparse.Namespace, tiny_dir: str, prepared: str) -> dict[str, Tal
         split = PreparedSplit(Path(prepared), "train", AutoTokenizer.from_pretrained(tiny_dir), special, None)
     else:
         split = SyntheticSplit(clip_seconds(args.mix), special, model.config)
-    ref_audio, _ = sf.read(str(REF), dtype="float32")
+    if ref_audio is None:
+        import soundfile as sf
+
+        ref_audio, _ = sf.read(str(REF), dtype="float32")
     mel = reference_mel(model, ref_audio).to(device, dtype)
     with torch.no_grad():
         xvector = model.speaker_encoder(mel)[0].float().cpu()  # ours: once

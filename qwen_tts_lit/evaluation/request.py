@@ -31,6 +31,8 @@ class EvaluateRequest:
     """Sentence i uses seed + i (default: the run's)."""
     batch_size: int | None = None
     """Generations per generate call (default: the run's; that value reproduces its audio byte for byte)."""
+    decoding: str | None = None
+    """Key/value cache of generate: dynamic, static or cuda_graphs (default: the run's; all give the same codes)."""
     baselines: bool = False
     """Score the base model zero-shot (x-vector only, and cloning in context from the first training clip) and add
     those rows alone: the epochs' rows are kept as they are unless --epochs names some to score again."""

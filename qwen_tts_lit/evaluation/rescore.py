@@ -33,7 +33,9 @@ def run_settings(request: EvaluateRequest) -> EvalSettings:
     """The run's EvalSuite settings (defaults where the run had none) with the request's changes applied."""
     saved = EvalSettings.from_args(callback_args(read_config(request.run), "EvalSuite"))
     return replace(
-        saved.with_overrides(scales=request.scales, seed=request.seed, batch_size=request.batch_size),
+        saved.with_overrides(
+            scales=request.scales, seed=request.seed, batch_size=request.batch_size, decoding=request.decoding
+        ),
         judges=replace(saved.judges, **request.judge_overrides()),
         rule=replace(saved.rule, **request.rule_overrides()),
     )
@@ -73,7 +75,7 @@ def rescore_run(request: EvaluateRequest) -> dict:
         if epoch != loaded.epoch:
             load_epoch(loaded, epoch)
         voices = loaded.voices or {None: loaded.xvector}
-        synthesizer = Synthesizer(loaded.tts, Voice(xvector=next(iter(voices.values()))))
+        synthesizer = Synthesizer(loaded.tts, Voice(xvector=next(iter(voices.values()))), decoding=settings.decoding)
         new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
                                    settings.max_new_tokens, voices, settings.batch_size,
                                    show_progress=True, prefixes=prefixes)  # fmt: skip
@@ -94,6 +96,6 @@ def rescore_baselines(loaded, run, settings: EvalSettings, judges: Judges, real,
     voices = loaded.voices or {None: loaded.xvector}
     rows = evaluate_baselines(loaded.tts, voices, reference, judges, real, run, settings.seed, settings.max_new_tokens,
                               settings.batch_size, True, prefixes,
-                              settings.baselines or DEFAULT_BASELINES)  # fmt: skip
+                              settings.baselines or DEFAULT_BASELINES, settings.decoding)  # fmt: skip
     print(f"zero-shot baselines: {', '.join(sorted({r['baseline'] for r in rows}))} scored", flush=True)
     return rows

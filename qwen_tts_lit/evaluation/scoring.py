@@ -314,6 +314,7 @@ def evaluate_baselines(
     show_progress: bool = False,
     prefixes: Sequence[str] = (UNTAGGED,),
     modes: Sequence[str] = DEFAULT_BASELINES,
+    decoding: str = "dynamic",
 ) -> list[dict]:
     """The base model, zero-shot, on the same held-out sentences, seeds and judges as the trained cells, one
     baseline per name in ``modes`` (``runs.baselines``): "xvector" (the training x-vectors, adapters at scale 0, the
@@ -323,25 +324,28 @@ def evaluate_baselines(
     "voice_clone_non_streaming" (the same with ``non_streaming_mode=True``). The clones need one voice: with several
     speakers one reference clip cannot stand for all of them, so they are left out. ``voices`` as in
     :func:`evaluate_epoch`. Rows have ``baseline`` = the name, epoch -1 and lora_scale 0 (the model's only scale
-    when it has no adapters: call this before training changes its weights)."""
+    when it has no adapters: call this before training changes its weights). ``decoding``: the Synthesizers'
+    key/value cache (``upstream.decoding``)."""
     scale = evaluable_scales(tts.model, [0.0])
     rows = []
-    for mode, synthesizer in baseline_synthesizers(tts, voices, reference, modes).items():
+    for mode, synthesizer in baseline_synthesizers(tts, voices, reference, modes, decoding).items():
         rows += evaluate_epoch(synthesizer, judges, real, run_dir, BASELINE_EPOCH, scale, seed, max_new_tokens,
                                voices, batch_size, show_progress, prefixes, baseline=mode)  # fmt: skip
     return rows
 
 
 def baseline_synthesizers(
-    tts, voices: dict, reference: tuple[np.ndarray, str] | None, modes: Sequence[str]
+    tts, voices: dict, reference: tuple[np.ndarray, str] | None, modes: Sequence[str], decoding: str = "dynamic"
 ) -> dict[str, Synthesizer]:
     """{baseline name: the Synthesizer that speaks it} for the names in ``modes`` that can be spoken here (see
     :func:`evaluate_baselines`); the clones share one voice prompt, built by upstream from ``reference`` as given."""
     modes = [requested_name(mode) for mode in modes]
-    spoken_by = {XVECTOR: Synthesizer(tts, Voice(xvector=next(iter(voices.values()))))} if XVECTOR in modes else {}
+    spoken_by = {}
+    if XVECTOR in modes:
+        spoken_by[XVECTOR] = Synthesizer(tts, Voice(xvector=next(iter(voices.values()))), decoding=decoding)
     clones = [mode for mode in modes if mode in VOICE_CLONES]
     if clones and reference is not None and None in voices:  # one voice: the reference speaks for it
         voice = icl_voice(tts, *reference)
         for mode in clones:
-            spoken_by[mode] = Synthesizer(tts, voice, streaming=mode == VOICE_CLONE)
+            spoken_by[mode] = Synthesizer(tts, voice, streaming=mode == VOICE_CLONE, decoding=decoding)
     return spoken_by

@@ -20,6 +20,7 @@ from qwen_tts_lit.runs.baselines import (
 )
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.synthesis.presets import MAX_NEW_TOKENS
+from qwen_tts_lit.upstream.decoding import decoding_problem
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class EvalSettings:
     batch_size: int = 40
     """Generations per generate call: an epoch's sentences x scales are spoken together, this many at a time (the
     default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory."""
+    decoding: str = "dynamic"
+    """Key/value cache of those generate calls: dynamic (upstream's), static (preallocated; the same codes) or
+    cuda_graphs (static, the code predictor replayed from CUDA graphs; static without CUDA). docs/gpu_check.md."""
     judges: JudgeSettings = field(default_factory=JudgeSettings)
     """ASR / speaker-similarity backends."""
     rule: SelectionRule = field(default_factory=SelectionRule)
@@ -114,6 +118,8 @@ class EvalSettings:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
         bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINES)}"
                 for mode in self.baselines if requested_name(mode) not in BASELINES]  # fmt: skip
+        problem = decoding_problem(self.decoding, "EvalSuite.decoding")
+        bad += [problem] if problem else []
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
         return bad

@@ -165,6 +165,34 @@ def measure_step_memory(config, setup: TrainingSetup, shape: StepShape) -> Measu
     return MeasuredMemory(tracked.peak - tracked.frozen_weights - tracked.trainable_weights, peak)
 
 
+@dataclass(frozen=True)
+class CudaMemory:
+    """Peak bytes of a real run of the estimated steps on a CUDA device, by torch's caching allocator."""
+
+    allocated: int  # max_memory_allocated: live tensors, weights included (the estimate's ``peak``)
+    reserved: int  # max_memory_reserved: what the allocator held from the driver (rounding, fragmentation)
+
+
+def measure_cuda_step_memory(config, setup: TrainingSetup, shape: StepShape, device: str = "cuda") -> CudaMemory:
+    """Run the steps :func:`estimate_step_memory` traces for real on ``device`` (CUDA autocast in place of the CPU's)
+    and read the allocator's peaks over them, from the model's creation on: what the estimate's ``peak`` predicts
+    (benchmarks/gpu_check.py compares them)."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with torch.device(device):
+        model, trainable = build_trainable(config, setup)
+    run = _Steps(model, trainable, setup, device_type="cuda")
+    batch = example_batch(config, shape)
+    run(replace(batch, **{name: tensor.to(device) for name, tensor in _tensors(batch).items()}))
+    torch.cuda.synchronize(device)
+    measured = CudaMemory(torch.cuda.max_memory_allocated(device) - before, torch.cuda.max_memory_reserved(device))
+    del run, model, trainable
+    torch.cuda.empty_cache()
+    return measured
+
+
 def phases(setup: TrainingSetup) -> int:
     """How many phases (forward, backward, optimizer step) :func:`estimate_step_memory` runs."""
     return 3 + 2 * min(setup.accumulate, 2) + 1
@@ -223,12 +251,12 @@ class _Loss(torch.nn.Module):
     """Lightning's training step under its precision plugin (autocast around the forward only), as one module: a
     module the step calls twice (the codec embedding) is accepted by MemTracker only inside a parent."""
 
-    def __init__(self, model: torch.nn.Module, autocast: torch.dtype | None) -> None:
+    def __init__(self, model: torch.nn.Module, autocast: torch.dtype | None, device_type: str = "cpu") -> None:
         super().__init__()
-        self.model, self.autocast = model, autocast
+        self.model, self.autocast, self.device_type = model, autocast, device_type
 
     def forward(self, batch: TalkerBatch) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
+        with torch.autocast(self.device_type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
             out = training_step_losses(self.model.talker, batch)
             return combine_losses(out.talker, out.sub_talker)
 
@@ -237,10 +265,12 @@ class _Steps:
     """Two optimizer steps as Lightning runs them, the second with up to two accumulated micro-batches (later ones
     repeat it)."""
 
-    def __init__(self, model: torch.nn.Module, trainable: list[torch.nn.Parameter], setup: TrainingSetup) -> None:
-        self.loss, self.trainable, self.setup = _Loss(model, setup.autocast_dtype), trainable, setup
+    def __init__(
+        self, model: torch.nn.Module, trainable: list[torch.nn.Parameter], setup: TrainingSetup, device_type="cpu"
+    ) -> None:
+        self.loss, self.trainable, self.setup = _Loss(model, setup.autocast_dtype, device_type), trainable, setup
         self.optimizer = setup.optimizer(trainable)
-        self.scaler = torch.amp.GradScaler("cpu") if setup.loss_scaling else None
+        self.scaler = torch.amp.GradScaler(device_type) if setup.loss_scaling else None
 
     def __call__(self, batch: TalkerBatch, tracker: _Tracker | None = None) -> None:
         phase = tracker.enter if tracker else (lambda name: None)

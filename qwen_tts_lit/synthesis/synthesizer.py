@@ -51,6 +51,7 @@ from qwen_tts_lit.synthesis.presets import (
     GenerationPreset,
     text_frame_cap,
 )
+from qwen_tts_lit.upstream.decoding import decoding_mode, decoding_problem
 from qwen_tts_lit.upstream.sampling import per_row_sampling
 
 
@@ -195,6 +196,7 @@ class Synthesizer:
         warmup_seconds: float = WARMUP_SECONDS,
         decode_batch_size: int = 8,
         streaming: bool = False,
+        decoding: str = "dynamic",
     ) -> None:
         """
         Args:
@@ -209,7 +211,12 @@ class Synthesizer:
                 the layout training uses and fine-tuned voices are spoken in). True: upstream
                 ``generate_voice_clone``'s default (``non_streaming_mode=False``: the text fed alongside the
                 frames), for scoring that call as users make it.
+            decoding: The key/value cache of ``generate`` (``upstream.decoding``): "dynamic" (upstream's), "static"
+                (preallocated, the same codes) or "cuda_graphs" (static, code predictor in CUDA graphs; on CUDA).
         """
+        problem = decoding_problem(decoding, "decoding")
+        if problem:
+            raise UserError(problem)
         supported = {str(x).lower() for x in tts.model.get_supported_languages()}
         if language.lower() not in supported:
             raise UserError(f"language {language!r}: this checkpoint supports {sorted(supported)}")
@@ -221,6 +228,7 @@ class Synthesizer:
         self.warmup = warmup_frames(warmup_seconds)
         self.decode_batch_size = decode_batch_size
         self.streaming = streaming
+        self.decoding = decoding
         self._silence: torch.Tensor | None = None
 
     @staticmethod
@@ -305,7 +313,7 @@ class Synthesizer:
         own cap."""
         start = time.perf_counter()
         with adapters_at_scale(self.model, scales), per_row_sampling(self.model, seeds), seeded(0, self.device):
-            with quiet_transformers():
+            with quiet_transformers(), decoding_mode(self.model, self.decoding):
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
                     languages=languages,

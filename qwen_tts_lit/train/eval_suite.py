@@ -55,6 +55,7 @@ class EvalSuite(L.Callback):
         every_n_epochs: int = DEFAULTS.every_n_epochs,
         max_new_tokens: int | None = DEFAULTS.max_new_tokens,
         batch_size: int = DEFAULTS.batch_size,
+        decoding: str = DEFAULTS.decoding,
         judges: JudgeSettings = DEFAULTS.judges,
         rule: SelectionRule = DEFAULTS.rule,
         baselines: list[str] = list(DEFAULTS.baselines),  # noqa: B006, B008 - jsonargparse shows list defaults
@@ -72,6 +73,9 @@ class EvalSuite(L.Callback):
             max_new_tokens: Frame cap of every generation; None: a generous cap from each text's length.
             batch_size: Generations per generate call: an epoch's sentences x scales are spoken together, this many
                 at a time (the default 8 x 5 grid in one call); lower it if evaluation runs out of GPU memory.
+            decoding: Key/value cache of those generate calls: dynamic (upstream's), static (preallocated; the same
+                codes) or cuda_graphs (static, the code predictor replayed from CUDA graphs; static without CUDA).
+                docs/gpu_check.md.
             judges: ASR / speaker-similarity backends.
             rule: How the best (epoch, scale) cell is picked.
             baselines: Zero-shot baselines of the base model scored before the first epoch on the same sentences, seeds
@@ -85,7 +89,7 @@ class EvalSuite(L.Callback):
         # flat arguments are EvalSettings' fields, with the same defaults and docs).
         self.settings = EvalSettings(scales=tuple(scales), num_utterances=num_utterances, heldout=heldout, seed=seed,
                                      every_n_epochs=every_n_epochs, max_new_tokens=max_new_tokens,
-                                     batch_size=batch_size, judges=judges, rule=rule,
+                                     batch_size=batch_size, decoding=decoding, judges=judges, rule=rule,
                                      baselines=tuple(baselines))  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
@@ -139,7 +143,7 @@ class EvalSuite(L.Callback):
         rows = evaluate_baselines(pl_module.wrapper, voices, reference, self._judges, self._real, run_dir,
                                   settings.seed, settings.max_new_tokens, settings.batch_size,
                                   trainer.progress_bar_callback is not None, self._prefixes(trainer),
-                                  settings.baselines)  # fmt: skip
+                                  settings.baselines, settings.decoding)  # fmt: skip
         publish(run_dir, rows, settings.rule)
 
     def _load_judges(self, trainer: L.Trainer, run_dir: Path) -> None:
@@ -188,7 +192,8 @@ class EvalSuite(L.Callback):
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
         self._load_judges(trainer, run_dir)
         voices = pl_module.voices or {None: pl_module.xvector}  # several speakers: each row speaks with its own
-        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))))
+        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))),
+                                  decoding=self.settings.decoding)
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, voices, settings.batch_size,

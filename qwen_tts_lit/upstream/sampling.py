@@ -11,13 +11,13 @@ order) and adds Gumbel noise drawn from each row's own ``torch.Generator``; the 
 Gumbel noise is an exact sample of the warped distribution (the Gumbel-max trick), so the distribution is the one
 upstream samples from, and row r only ever consumes row r's generator: one draw per talker step and one per code
 group, in the same order whatever the batch. Upstream's ``generate`` forwards none of its extra arguments to the
-inner calls, which is why the inner methods are wrapped (instance attributes, removed on exit).
+inner calls, which is why the inner methods are wrapped (``upstream.overrides``: instance attributes, restored on exit).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from transformers import (
@@ -27,6 +27,8 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+
+from qwen_tts_lit.upstream.overrides import overridden
 
 SAMPLING_ARGS = ("temperature", "top_k", "top_p")  # what upstream passes to both inner generate calls
 
@@ -82,17 +84,12 @@ def per_row_sampling(model, seeds: Sequence[int]) -> Iterator[None]:
     """For the block, ``model.generate`` (a ``Qwen3TTSForConditionalGeneration``) samples row i from a generator
     seeded with ``seeds[i]``; the talker and the code predictor of a row share that generator."""
     talker = model.talker
-    predictor = talker.code_predictor
     generators = row_generators(seeds, talker.device)
-    originals = {talker: talker.generate, predictor: predictor.generate}
 
     def wrap(generate):
         return lambda *args, **kwargs: generate(*args, **_with_row_sampler(kwargs, generators))
 
-    try:
-        for module, generate in originals.items():
-            module.generate = wrap(generate)
+    with ExitStack() as stack:
+        for module in (talker, talker.code_predictor):
+            stack.enter_context(overridden(module, "generate", wrap))
         yield
-    finally:
-        for module in originals:
-            del module.generate  # the instance attribute; the class method shows through again

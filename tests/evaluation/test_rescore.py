@@ -20,10 +20,13 @@ def run_copy(demo_run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(demo_run, tmp_path / "run"))
 
 
-def test_rescoring_a_saved_epoch_reproduces_the_callbacks_audio_exactly(run_copy: Path, capsys):
+@pytest.mark.parametrize("decoding", [[], ["--decoding", "static"]], ids=["as-run", "static-cache"])
+def test_rescoring_a_saved_epoch_reproduces_the_callbacks_audio_exactly(run_copy: Path, capsys, decoding):
+    """The callback spoke with upstream's dynamic cache; the static cache (upstream/decoding.py) must give the same
+    audio, byte for byte, through the whole evaluation path."""
     before = {(r["epoch"], r["lora_scale"], r["utt_id"]): r for r in _rows(run_copy)}
     audio_before = {r["wav"]: (run_copy / r["wav"]).read_bytes() for r in before.values() if r["epoch"] == 1}
-    assert main(["evaluate", "--run", str(run_copy), "--epochs", "1", "--scales", "0.5", "1.0"]) == 0
+    assert main(["evaluate", "--run", str(run_copy), "--epochs", "1", "--scales", "0.5", "1.0", *decoding]) == 0
     after = {(r["epoch"], r["lora_scale"], r["utt_id"]): r for r in _rows(run_copy)}
     assert after.keys() == before.keys()
     for key, row in after.items():
@@ -50,6 +53,7 @@ def test_new_scales_are_added_beside_the_old_rows(run_copy: Path):
         (["--epochs", "7"], "epoch 7 was not saved (saved epochs: 0, 1)"),
         (["--scales", "3"], "EvalSuite.scales: 3.0: must be in [0, 2]"),
         (["--heldout", "/no/such.jsonl"], "held-out manifest not found"),
+        (["--decoding", "fast"], "EvalSuite.decoding 'fast': choose one of dynamic, static, cuda_graphs"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(run_copy: Path, capsys, args, message):

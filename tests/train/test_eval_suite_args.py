@@ -57,8 +57,8 @@ def test_flat_arguments_are_the_settings_fields_with_their_defaults_and_docs():
 def test_each_flat_argument_lands_in_its_own_field():
     """Distinct values for every field: a positional build after a reorder would swap two of them."""
     values = dict(scales=[0.25, 0.75], num_utterances=3, heldout="h.jsonl", seed=9, every_n_epochs=2,
-                  max_new_tokens=77, batch_size=5, judges=JudgeSettings(asr=False), rule=SelectionRule(),
-                  baselines=["voice_clone_non_streaming"])  # fmt: skip
+                  max_new_tokens=77, batch_size=5, decoding="static", judges=JudgeSettings(asr=False),
+                  rule=SelectionRule(), baselines=["voice_clone_non_streaming"])  # fmt: skip
     assert set(values) == {f.name for f in fields(EvalSettings)}  # every field is exercised
     settings = EvalSuite(**values).settings
     for name, value in values.items():
