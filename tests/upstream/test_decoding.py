@@ -59,8 +59,8 @@ class CacheSpy:
             handle.remove()
 
 
-def speak(tts, xvector, preset, decoding: str):
-    synth = Synthesizer(tts, Voice(xvector=xvector), preset=preset, decoding=decoding)
+def speak(tts, xvector, preset, decoding: str, streaming: bool = False):
+    synth = Synthesizer(tts, Voice(xvector=xvector), preset=preset, decoding=decoding, streaming=streaming)
     spy = CacheSpy(tts.model)
     try:
         spoken = synth.synthesize(TEXTS, seeds=[11, 12, 13], lora_scale=SCALES, max_new_tokens=CAPS, batch_size=3)
@@ -83,6 +83,17 @@ def test_static_cache_gives_the_dynamic_caches_codes(tts, xvector, preset):
     assert len({id(c) for c in static_caches["talker"]}) == 1
     assert len({id(c) for c in static_caches["predictor"]}) == 1
     assert len({id(c) for c in dynamic_caches["predictor"]}) == max(CAPS) + 1  # one per talker decode step
+
+
+def test_static_cache_gives_the_dynamic_caches_codes_in_the_streaming_layout(tts, xvector):
+    """The voice_clone baseline speaks upstream's streaming layout (text fed beside the frames, one text embedding
+    added per decode step): the static cache must not change its codes either."""
+    dynamic, _ = speak(tts, xvector, GREEDY, "dynamic", streaming=True)
+    static, caches = speak(tts, xvector, GREEDY, "static", streaming=True)
+    non_streaming, _ = speak(tts, xvector, GREEDY, "dynamic")
+    assert any(not torch.equal(a, b) for a, b in zip(dynamic, non_streaming, strict=True))  # the layout is in play
+    assert all(torch.equal(a, b) for a, b in zip(dynamic, static, strict=True))
+    assert {type(c) for c in caches["talker"]} == {StaticCache}
 
 
 def test_cuda_graphs_without_cuda_decodes_static_and_says_so(tts, xvector):
