@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qwen_tts_lit.data.dataset import prepared_dir_of
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
-from qwen_tts_lit.export.request import ExportRequest
+from qwen_tts_lit.export.request import MERGED_FORMATS, ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED, trained_prefixes
 from qwen_tts_lit.runs.choice import Choice
@@ -33,11 +33,11 @@ def export_metadata(
         "base_model": loaded.base_model,
         "finetune": loaded.finetune,
         "speaker_name": request.speaker_name,
-        "speaker_row": SPEAKER_ROW if request.format == "custom_voice" and not loaded.voices else None,
+        "speaker_row": SPEAKER_ROW if request.format in MERGED_FORMATS and not loaded.voices else None,
         **({"speakers": _speaker_index(list(loaded.voices), request.format)} if loaded.voices else {}),
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
-        "lora_scale_merged": request.format == "custom_voice",
+        "lora_scale_merged": request.format in MERGED_FORMATS,
         "language_tag": trained_language_tag(config),
         "trained_prefixes": list(trained_prefixes(trained_language_tag(config))),
         "metrics": metrics,
@@ -52,7 +52,7 @@ def export_metadata(
 
 def _speaker_index(names: list[str], fmt: str) -> dict[str, int]:
     """Several speakers: each one's codec-embedding row (custom_voice) or row of the x-vector file (adapter)."""
-    first = SPEAKER_ROW if fmt == "custom_voice" else 0
+    first = SPEAKER_ROW if fmt in MERGED_FORMATS else 0
     return {name: first + i for i, name in enumerate(names)}
 
 
@@ -165,6 +165,8 @@ def language_tag_line(meta: dict) -> str:
 def _usage(fmt: str, name: str, meta: dict) -> str:
     calls = trained_calls(meta)
     speakers = list(meta.get("speakers") or {})
+    if fmt == "gguf":
+        return _gguf_usage(speakers[0] if speakers else name, speakers, calls)
     if fmt == "custom_voice":
         which = f'"{speakers[0]}"' if speakers else f'"{name}"'
         also = f' (or any of {", ".join(speakers)})' if len(speakers) > 1 else ""
@@ -206,4 +208,39 @@ with rescale_adapter_scale(model, {meta["lora_scale"]:g}):
 sf.write("out.wav", wavs[0], sr)
 ```
 `non_streaming_mode=True` is required: `generate_voice_clone` defaults to False, which interleaves text and frames,
-a layout the model was not fine-tuned on."""
+a layout the model was not fine-tuned on.
+
+No serving runtime (vLLM-Omni, sglang-omni, faster-qwen3-tts, qwentts.cpp) loads a PEFT adapter: each needs the
+adapter merged into the weights. Merge it at this scale into a complete checkpoint (then `--format gguf` for
+qwentts.cpp):
+
+```
+{merge_command(meta["command"])}
+```"""
+
+
+def merge_command(command: str) -> str:
+    """The export command of an adapter, re-targeted at a merged custom_voice checkpoint beside it."""
+    args = shlex.split(command)
+    args[args.index("--format") + 1] = "custom_voice"
+    out = args.index("--output") + 1
+    args[out] = f"{args[out].rstrip('/')}_merged"
+    return shlex.join(args)
+
+
+def _gguf_usage(which: str, speakers: list[str], calls: list[tuple[str, str]]) -> str:
+    """The card of a GGUF export: qwentts.cpp's Python binding, greedy-free (the seed guide's sampling)."""
+    also = f" (or any of {', '.join(speakers)})" if len(speakers) > 1 else ""
+    language = "auto" if calls[0][0] == "" else "english"
+    return f"""qwentts.cpp on CPU (`pip install realtimetts-qwen-native-cpu==0.4.2`; docs/serving.md of qwen_tts_lit):
+
+```python
+import soundfile as sf
+import qwentts_cpp_cpu
+tts = qwentts_cpp_cpu.QwenTTS("THIS_FOLDER/talker.gguf", "THIS_FOLDER/codec.gguf", cpu_threads=4)
+audio, sr = tts.synthesize(text="Hello there.", speaker="{which}", lang="{language}")  # {calls[0][1]}{also}
+sf.write("out.wav", audio, sr)
+```
+`lang="auto"` builds the prefix `generate_custom_voice` builds with the language omitted; a language name adds it.
+The binding's own sampling defaults differ from the seed guide's: pass temperature, top_k, top_p and
+repetition_penalty (below) for the sound the run was evaluated with."""
