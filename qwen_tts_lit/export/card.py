@@ -122,10 +122,7 @@ def model_card(meta: dict) -> str:
 
 {_usage(fmt, name, meta)}
 
-Sampling presets (seed guide): temperature {meta["generation"]["temperature"]}, top_p {meta["generation"]["top_p"]},
-top_k {meta["generation"]["top_k"]}, repetition_penalty {meta["generation"]["repetition_penalty"]}. Long texts: use
-`python -m qwen_tts_lit synthesize --model THIS_FOLDER --text-file F --output out.wav` (sentence chunks, one seed
-and one speaker embedding for all, runaway chunks retried).
+{_sampling(fmt, meta["generation"])}
 
 ## Reproduce
 
@@ -134,6 +131,16 @@ and one speaker embedding for all, runaway chunks retried).
 ```
 Source run: `{meta["run"]}`.
 """
+
+
+def _sampling(fmt: str, generation: dict) -> str:
+    presets = (f"Sampling presets (seed guide): temperature {generation['temperature']}, top_p {generation['top_p']},\n"
+               f"top_k {generation['top_k']}, repetition_penalty {generation['repetition_penalty']}.")  # fmt: skip
+    if fmt == "gguf":  # synthesize speaks with the official classes, which read no GGUF
+        return presets
+    return f"""{presets} Long texts: use
+`python -m qwen_tts_lit synthesize --model THIS_FOLDER --text-file F --output out.wav` (sentence chunks, one seed
+and one speaker embedding for all, runaway chunks retried)."""
 
 
 def _number(value: object) -> str:
@@ -166,7 +173,7 @@ def _usage(fmt: str, name: str, meta: dict) -> str:
     calls = trained_calls(meta)
     speakers = list(meta.get("speakers") or {})
     if fmt == "gguf":
-        return _gguf_usage(speakers[0] if speakers else name, speakers, calls)
+        return _gguf_usage(speakers[0] if speakers else name, speakers, calls, meta["generation"])
     if fmt == "custom_voice":
         which = f'"{speakers[0]}"' if speakers else f'"{name}"'
         also = f' (or any of {", ".join(speakers)})' if len(speakers) > 1 else ""
@@ -228,19 +235,20 @@ def merge_command(command: str) -> str:
     return shlex.join(args)
 
 
-def _gguf_usage(which: str, speakers: list[str], calls: list[tuple[str, str]]) -> str:
-    """The card of a GGUF export: qwentts.cpp's Python binding, greedy-free (the seed guide's sampling)."""
+def _gguf_usage(which: str, speakers: list[str], calls: list[tuple[str, str]], generation: dict) -> str:
+    """The card of a GGUF export: the voice spoken by name through qwentts.cpp's Python binding."""
     also = f" (or any of {', '.join(speakers)})" if len(speakers) > 1 else ""
     language = "auto" if calls[0][0] == "" else "english"
+    sampling = ", ".join(f"{key}={generation[key]}" for key in ("temperature", "top_k", "top_p", "repetition_penalty"))
     return f"""qwentts.cpp on CPU (`pip install realtimetts-qwen-native-cpu==0.4.2`; docs/serving.md of qwen_tts_lit):
 
 ```python
 import soundfile as sf
 import qwentts_cpp_cpu
-tts = qwentts_cpp_cpu.QwenTTS("THIS_FOLDER/talker.gguf", "THIS_FOLDER/codec.gguf", cpu_threads=4)
-audio, sr = tts.synthesize(text="Hello there.", speaker="{which}", lang="{language}")  # {calls[0][1]}{also}
+tts = qwentts_cpp_cpu.QwenTTS("THIS_FOLDER/talker.gguf", "THIS_FOLDER/codec.gguf")
+# {calls[0][1]}{also}
+audio, sr = tts.synthesize(text="Hello there.", speaker="{which}", lang="{language}", {sampling})
 sf.write("out.wav", audio, sr)
 ```
 `lang="auto"` builds the prefix `generate_custom_voice` builds with the language omitted; a language name adds it.
-The binding's own sampling defaults differ from the seed guide's: pass temperature, top_k, top_p and
-repetition_penalty (below) for the sound the run was evaluated with."""
+The sampling settings are the run's (the binding's own defaults differ and it ignores the file's)."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from helpers.qwentts import GREEDY, speak, write_wide_codec
 from helpers.runs import main
@@ -161,7 +164,14 @@ def test_export_format_gguf_writes_the_pair_the_runtime_speaks(
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "codec.gguf", "qwen_tts_lit.json", "talker.gguf"]
     meta = json.loads((out / "qwen_tts_lit.json").read_text())
     assert meta["format"] == "gguf" and meta["lora_scale_merged"] and meta["speaker_row"] == 3000
-    assert 'speaker="demo"' in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert 'speaker="demo"' in card and "qwen_tts_lit synthesize" not in card  # synthesize reads no GGUF
+    # the card's snippet as written, but for a frame cap (the tiny talker never ends: 2048 frames by default)
+    code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("THIS_FOLDER", str(out))
+    assert code.count("repetition_penalty=1.05)") == 1
+    code = code.replace("repetition_penalty=1.05)", "repetition_penalty=1.05, max_new_tokens=3)")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    assert sf.info(str(tmp_path / "out.wav")).frames == 3 * HOP
     request = dict(text=TEXT, speaker="demo", max_new_tokens=4, **GREEDY)
     result = speak(out / "talker.gguf", out / "codec.gguf", [request], tmp_path / "spoken")
     spoken = result["spoken"][0]

@@ -15,8 +15,8 @@ SCRIPT = r"""
 import json, sys
 import numpy as np
 import qwentts_cpp_cpu
-talker, codec, out, requests = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-tts = qwentts_cpp_cpu.QwenTTS(talker, codec, cpu_threads=1)
+talker, codec, out, requests, threads = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5])
+tts = qwentts_cpp_cpu.QwenTTS(talker, codec, cpu_threads=threads)
 results = {"speakers": tts.speaker_names(), "spoken": []}
 for i, request in enumerate(requests):
     dump = f"{out}/dump{i}"
@@ -36,11 +36,11 @@ def read_dump(path: Path) -> np.ndarray:
     return np.frombuffer(raw[1 + raw[0] :].tobytes(), dtype=np.float32).reshape(shape)
 
 
-def speak(talker: Path, codec: Path, requests: list[dict], out: Path) -> dict:
+def speak(talker: Path, codec: Path, requests: list[dict], out: Path, threads: int = 1) -> dict:
     """Each request (``QwenTTS.synthesize`` keyword arguments) spoken: {"speakers": [...], "spoken": [{"audio":
     float32 array, "rate": int, "codes": (frames, 16) int array}]}."""
     out.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-c", SCRIPT, str(talker), str(codec), str(out), json.dumps(requests)]
+    args = [sys.executable, "-c", SCRIPT, str(talker), str(codec), str(out), json.dumps(requests), str(threads)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"qwentts.cpp exited {done.returncode}:\n{done.stderr[-3000:]}"
     results = json.loads(done.stdout.strip().splitlines()[-1])
