@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qwen_tts_lit.data.dataset import prepared_dir_of
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
-from qwen_tts_lit.export.request import ExportRequest
+from qwen_tts_lit.export.request import MERGED_FORMATS, ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED, trained_prefixes
 from qwen_tts_lit.runs.choice import Choice
@@ -33,11 +33,11 @@ def export_metadata(
         "base_model": loaded.base_model,
         "finetune": loaded.finetune,
         "speaker_name": request.speaker_name,
-        "speaker_row": SPEAKER_ROW if request.format == "custom_voice" and not loaded.voices else None,
+        "speaker_row": SPEAKER_ROW if request.format in MERGED_FORMATS and not loaded.voices else None,
         **({"speakers": _speaker_index(list(loaded.voices), request.format)} if loaded.voices else {}),
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
-        "lora_scale_merged": request.format == "custom_voice",
+        "lora_scale_merged": request.format in MERGED_FORMATS,
         "language_tag": trained_language_tag(config),
         "trained_prefixes": list(trained_prefixes(trained_language_tag(config))),
         "metrics": metrics,
@@ -52,7 +52,7 @@ def export_metadata(
 
 def _speaker_index(names: list[str], fmt: str) -> dict[str, int]:
     """Several speakers: each one's codec-embedding row (custom_voice) or row of the x-vector file (adapter)."""
-    first = SPEAKER_ROW if fmt == "custom_voice" else 0
+    first = SPEAKER_ROW if fmt in MERGED_FORMATS else 0
     return {name: first + i for i, name in enumerate(names)}
 
 
@@ -122,10 +122,7 @@ def model_card(meta: dict) -> str:
 
 {_usage(fmt, name, meta)}
 
-Sampling presets (seed guide): temperature {meta["generation"]["temperature"]}, top_p {meta["generation"]["top_p"]},
-top_k {meta["generation"]["top_k"]}, repetition_penalty {meta["generation"]["repetition_penalty"]}. Long texts: use
-`python -m qwen_tts_lit synthesize --model THIS_FOLDER --text-file F --output out.wav` (sentence chunks, one seed
-and one speaker embedding for all, runaway chunks retried).
+{_sampling(fmt, meta["generation"])}
 
 ## Reproduce
 
@@ -134,6 +131,16 @@ and one speaker embedding for all, runaway chunks retried).
 ```
 Source run: `{meta["run"]}`.
 """
+
+
+def _sampling(fmt: str, generation: dict) -> str:
+    presets = (f"Sampling presets (seed guide): temperature {generation['temperature']}, top_p {generation['top_p']},\n"
+               f"top_k {generation['top_k']}, repetition_penalty {generation['repetition_penalty']}.")  # fmt: skip
+    if fmt == "gguf":  # synthesize speaks with the official classes, which read no GGUF
+        return presets
+    return f"""{presets} Long texts: use
+`python -m qwen_tts_lit synthesize --model THIS_FOLDER --text-file F --output out.wav` (sentence chunks, one seed
+and one speaker embedding for all, runaway chunks retried)."""
 
 
 def _number(value: object) -> str:
@@ -165,6 +172,8 @@ def language_tag_line(meta: dict) -> str:
 def _usage(fmt: str, name: str, meta: dict) -> str:
     calls = trained_calls(meta)
     speakers = list(meta.get("speakers") or {})
+    if fmt == "gguf":
+        return _gguf_usage(speakers[0] if speakers else name, speakers, calls, meta["generation"])
     if fmt == "custom_voice":
         which = f'"{speakers[0]}"' if speakers else f'"{name}"'
         also = f' (or any of {", ".join(speakers)})' if len(speakers) > 1 else ""
@@ -206,4 +215,40 @@ with rescale_adapter_scale(model, {meta["lora_scale"]:g}):
 sf.write("out.wav", wavs[0], sr)
 ```
 `non_streaming_mode=True` is required: `generate_voice_clone` defaults to False, which interleaves text and frames,
-a layout the model was not fine-tuned on."""
+a layout the model was not fine-tuned on.
+
+No serving runtime (vLLM-Omni, sglang-omni, faster-qwen3-tts, qwentts.cpp) loads a PEFT adapter: each needs the
+adapter merged into the weights. Merge it at this scale into a complete checkpoint (then `--format gguf` for
+qwentts.cpp):
+
+```
+{merge_command(meta["command"])}
+```"""
+
+
+def merge_command(command: str) -> str:
+    """The export command of an adapter, re-targeted at a merged custom_voice checkpoint beside it."""
+    args = shlex.split(command)
+    args[args.index("--format") + 1] = "custom_voice"
+    out = args.index("--output") + 1
+    args[out] = f"{args[out].rstrip('/')}_merged"
+    return shlex.join(args)
+
+
+def _gguf_usage(which: str, speakers: list[str], calls: list[tuple[str, str]], generation: dict) -> str:
+    """The card of a GGUF export: the voice spoken by name through qwentts.cpp's Python binding."""
+    also = f" (or any of {', '.join(speakers)})" if len(speakers) > 1 else ""
+    language = "auto" if calls[0][0] == "" else "english"
+    sampling = ", ".join(f"{key}={generation[key]}" for key in ("temperature", "top_k", "top_p", "repetition_penalty"))
+    return f"""qwentts.cpp on CPU (`pip install realtimetts-qwen-native-cpu==0.4.2`; docs/serving.md of qwen_tts_lit):
+
+```python
+import soundfile as sf
+import qwentts_cpp_cpu
+tts = qwentts_cpp_cpu.QwenTTS("THIS_FOLDER/talker.gguf", "THIS_FOLDER/codec.gguf")
+# {calls[0][1]}{also}
+audio, sr = tts.synthesize(text="Hello there.", speaker="{which}", lang="{language}", {sampling})
+sf.write("out.wav", audio, sr)
+```
+`lang="auto"` builds the prefix `generate_custom_voice` builds with the language omitted; a language name adds it.
+The sampling settings are the run's (the binding's own defaults differ and it ignores the file's)."""

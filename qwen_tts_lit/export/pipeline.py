@@ -10,6 +10,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.export.adapter import write_adapter
 from qwen_tts_lit.export.card import export_metadata, model_card
 from qwen_tts_lit.export.custom_voice import write_custom_voice
+from qwen_tts_lit.export.gguf import write_gguf_export
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.export.staging import check_output
 from qwen_tts_lit.files import StorageError, staged_folder, storage_error, write_atomic
@@ -47,6 +48,8 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
             if request.format == "custom_voice":
                 write_custom_voice(loaded, choice.lora_scale, request.speaker_name, staging,
                                    request.keep_speaker_encoder, preset)  # fmt: skip
+            elif request.format == "gguf":
+                write_gguf_export(loaded, choice.lora_scale, request.speaker_name, staging, preset)
             else:
                 write_adapter(loaded, staging)
             write_atomic(staging / EXPORT_METADATA_FILE, json.dumps(metadata, indent=2) + "\n")  # marks it ours

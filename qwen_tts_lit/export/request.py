@@ -9,6 +9,9 @@ from typing import Literal
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.runs.speaker import speaker_name_problem
 
+FORMATS = ("custom_voice", "adapter", "gguf")
+MERGED_FORMATS = ("custom_voice", "gguf")  # the LoRA merged at the scale, the speakers in codec-embedding rows
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -25,8 +28,9 @@ class ExportRequest:
     speaker_name: str | None = None
     """Speaker name (lower-case; the custom_voice speaker id) of a one-voice run; a run of several speakers exports
     every one under the name it was prepared with."""
-    format: Literal["custom_voice", "adapter"] = "custom_voice"
-    """custom_voice: a complete official checkpoint, LoRA merged; adapter: a PEFT folder + the x-vector."""
+    format: Literal["custom_voice", "adapter", "gguf"] = "custom_voice"
+    """custom_voice: a complete official checkpoint, LoRA merged; adapter: a PEFT folder + the x-vector; gguf: the
+    custom_voice checkpoint as qwentts.cpp's talker.gguf + codec.gguf (CPU serving; docs/serving.md)."""
     epoch: int | None = None
     """Epoch to export (default: the run's chosen one)."""
     lora_scale: float | None = None
@@ -46,8 +50,8 @@ class ExportRequest:
 
     def check(self) -> None:
         """The checks that need no file: format, flags that go together, the speaker name."""
-        if self.format not in ("custom_voice", "adapter"):
-            raise UserError(f"--format {self.format!r}: choose custom_voice or adapter")
+        if self.format not in FORMATS:
+            raise UserError(f"--format {self.format!r}: choose {', '.join(FORMATS)}")
         if self.keep_speaker_encoder and self.format != "custom_voice":
             raise UserError(
                 "--keep-speaker-encoder: only for --format custom_voice (an adapter never holds base weights)"

@@ -55,6 +55,9 @@ def open_voice(
         return _open_adapter(path, meta, device, base_model, speaker)
     if (path / MODEL_CONFIG_FILE).is_file():
         return _open_custom_voice(path, meta, device, speaker)
+    if meta.get("format") == "gguf":
+        raise UserError(f"--model {path}: a GGUF export is spoken by qwentts.cpp (its README.md, docs/serving.md); "
+                        "synthesize takes a run folder, an adapter or a custom_voice export")  # fmt: skip
     raise UserError(f"--model {path}: neither a run folder nor an export (no {MODEL_CONFIG_FILE} or adapter)")
 
 

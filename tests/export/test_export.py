@@ -157,6 +157,23 @@ def test_model_card_snippets_run_as_written(custom_voice: Path, adapter: Path, t
     assert sf.info(str(tmp_path / "adapter.wav")).samplerate == 24000
 
 
+def test_adapter_card_says_runtimes_need_it_merged_and_its_merge_command_runs(adapter: Path, custom_voice: Path):
+    """The card's merge command, run as written, writes the custom_voice checkpoint of the same epoch and scale."""
+    import shlex
+
+    card = (adapter / "README.md").read_text()
+    assert "No serving runtime" in card and "loads a PEFT adapter" in card
+    command = card.split("loads a PEFT adapter", 1)[1].split("```\n", 1)[1].split("\n```", 1)[0]
+    args = shlex.split(command)
+    assert args[:4] == ["python", "-m", "qwen_tts_lit", "export"] and "--format custom_voice" in command
+    assert main(*args[3:]) == 0
+    merged = Path(args[args.index("--output") + 1])
+    assert merged == Path(f"{adapter}_merged")
+    ours, theirs = load_file(str(merged / "model.safetensors")), load_file(str(custom_voice / "model.safetensors"))
+    # the same merge as the custom_voice export's
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
 def test_keep_speaker_encoder_keeps_it_and_it_reloads_as_base(run: Path, tmp_path: Path, loaded):
     out = tmp_path / "cv_keep"
     args = ("--epoch", 0, "--output", out, "--speaker-name", "demo", "--keep-speaker-encoder")
