@@ -99,7 +99,7 @@ def test_mandarin_is_scored_by_cer(scored: dict):
 
 class DetectsMandarin(ASR):
     """The real Whisper base, but every clip's language detection says Mandarin. Whisper base detects espeak-ng
-    Mandarin as Thai (measured on the pinyin voice: th 0.86, 0.60, 0.54 on three sentences; the cmn voice en/th,
+    Mandarin as Thai (measured on the pinyin voice: th 0.60, 0.54, 0.41 on three sentences; the cmn voice en/th,
     Cantonese th), so this judge's detection is stood in; the decoding in Mandarin is the real model's."""
 
     def detect(self, audio):
