@@ -163,7 +163,7 @@ def sequential_epoch(synthesizer: Synthesizer, judges: Judges, real: RealRecordi
             spk_sim = cosine_similarity(embed_one(judges.speaker, wav, SAMPLE_RATE), real.voice)
             spk_sim_model = cosine_similarity(own.embed(wav, SAMPLE_RATE), own_reference)
             speech_s = speech_seconds_one(judges.vad, wav, SAMPLE_RATE)
-            fields = metric_fields(item, utterance, judges, real, hypothesis, spk_sim, spk_sim_model, speech_s)
+            fields = metric_fields(item, utterance, real, hypothesis, spk_sim, spk_sim_model, speech_s)
             rows.append(record | fields)
     return rows
 

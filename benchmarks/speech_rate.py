@@ -74,13 +74,13 @@ def read(path: Path) -> tuple[np.ndarray, int]:
 def measure(clips: list[tuple[np.ndarray, int]], texts: list[str], judges) -> list[dict]:
     """What the judges read on each clip (clips of one sample rate, saying ``texts``): VAD speech seconds, the
     text's units and the ASR's words (one batched transcription per clip, as scoring does)."""
-    from qwen_tts_lit.metrics import speech_units
+    from qwen_tts_lit.languages import count_words
 
     sr = clips[0][1]
     wavs = [wav for wav, _ in clips]
     segments = judges.vad.segments_batch(wavs, sr)
     transcripts = judges.asr.transcripts_batch(wavs, sr, "en")
-    return [{"vad": sum(end - start for start, end in own), "segments": own, "units": speech_units(text, "en"),
+    return [{"vad": sum(end - start for start, end in own), "segments": own, "units": count_words(text, "en"),
              "words": t.words} for own, t, text in zip(segments, transcripts, texts, strict=True)]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_voices, prepa
 from qwen_tts_lit.data.loader import PlanLoader
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.languages import model_languages
 from qwen_tts_lit.model.layout import LanguageTagMode, LanguageTagPlan, SpecialIds, language_tag_mode
 from qwen_tts_lit.upstream.loading import load_config, load_text_tokenizer, resolve_model_source
 
@@ -98,7 +99,7 @@ class QwenTTSDataModule(L.LightningDataModule):
         if self.splits:
             return
         config, tokenizer = load_config(self.model), load_text_tokenizer(self.model)
-        language_ids = {k: v for k, v in config.talker_config.codec_language_id.items() if "dialect" not in k}
+        language_ids = model_languages(config.talker_config.codec_language_id)
         special = SpecialIds.from_config(config)
         for split in ("train", "val"):
             per_epoch = split == "train"  # validation draws once: its loss stays comparable across epochs

@@ -14,6 +14,7 @@ import torch
 from qwen_tts_lit.cache import cache_root
 from qwen_tts_lit.data.sampler import ItemRef
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.languages import AUTO
 from qwen_tts_lit.model.layout import (
     LanguageTagPlan,
     SpecialIds,
@@ -49,7 +50,7 @@ def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mo
         for field in ("id", "text", "codes", "num_frames"):
             if field not in row:
                 raise UserError(f"{path}:{line_number}: field {field!r} missing; re-run prepare")
-        language = str(row.get("language", "auto")).lower()
+        language = str(row.get("language", AUTO)).lower()
         if languages is not None and language not in languages:
             raise UserError(
                 f"{path}:{line_number}: field 'language' is {language!r}, but data.language_tag={tag_mode} needs one "

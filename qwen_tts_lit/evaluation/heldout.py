@@ -1,5 +1,6 @@
 """The held-out sentences an evaluation speaks, and what their real recordings give once per run (speech seconds,
-length, the reference voice); copies of the recordings go into the run folder so the report is self-contained."""
+length, the reference voice, the language of a sentence that names none); copies of the recordings go into the run
+folder so the report is self-contained."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import soundfile as sf
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.files import copy_file
-from qwen_tts_lit.metrics import articulated_seconds, language_code, mean_embedding, span_seconds
+from qwen_tts_lit.languages import AUTO, SpokenLanguage, is_auto, resolve_language
+from qwen_tts_lit.metrics import articulated_seconds, mean_embedding, span_seconds
 from qwen_tts_lit.runs.folder import REAL_DIR
 
 
@@ -26,7 +28,7 @@ class HeldOut:
     utt_id: str
     text: str
     audio: Path
-    language: str = "auto"
+    language: str = AUTO  # as the manifest gives it; RealRecordings.language_of says how it is scored
     speaker: str | None = None  # a run of several speakers: who says it (its x-vector speaks, its recordings judge)
 
 
@@ -49,7 +51,7 @@ def read_heldout(manifest: str | os.PathLike, limit: int | None = None) -> list[
             raise UserError(f"{path}, line {line_no}: needs JSON with 'text' and 'audio' ({error})") from error
         if not audio.is_file():
             raise UserError(f"{path}, line {line_no}, field audio: {audio} not found")
-        items.append(HeldOut(str(row.get("id", audio.stem)), text, audio, row.get("language", "auto"),
+        items.append(HeldOut(str(row.get("id", audio.stem)), text, audio, row.get("language", AUTO),
                              row.get("speaker")))  # fmt: skip
     if not items:
         raise UserError(f"{path}: no held-out rows")
@@ -74,6 +76,13 @@ class RealRecordings:
     copies: dict[str, str] = field(default_factory=dict)  # utt_id -> path of its copy, relative to the run folder
     voices: dict[str, np.ndarray] = field(default_factory=dict)  # several speakers: each one's mean embedding
     articulated: dict[str, float] = field(default_factory=dict)  # ASR words within VAD speech; empty: ASR off
+    languages: dict[str, SpokenLanguage] = field(default_factory=dict)  # utt_id -> how its clips are scored
+
+    def language_of(self, item: HeldOut) -> SpokenLanguage:
+        """The language every clip of ``item`` is transcribed, counted and scored in, and what its row records:
+        resolved once per run by :func:`measure_real` (for a sentence that names none, the language the ASR judge
+        detected in its real recording); a sentence that names its language needs no judge to say so."""
+        return self.languages.get(item.utt_id) or resolve_language(item.language)
 
     def voice_for(self, item: HeldOut) -> np.ndarray:
         """The voice a clip of ``item`` should sound like: its speaker's real recordings, or all of them."""
@@ -83,14 +92,16 @@ class RealRecordings:
 def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None = None) -> RealRecordings:
     """Measure every real recording once (the judges take all recordings of one sample rate per call, the ASR those
     of one language too); a recording without detectable speech, or (ASR on) without a word the ASR can time, is
-    bad evaluation data. With ``run_dir``, the recordings are also copied into it, so the listening report is
-    self-contained."""
+    bad evaluation data. A sentence without a language ("auto") is resolved here, once for the run
+    (``languages.resolve_language``): the ASR judge's ``asr_language`` when it has one, else the language it detects
+    in the real recording (a human's speech of the sentence, which a failed synthesis cannot change), else English.
+    With ``run_dir``, the recordings are also copied into it, so the listening report is self-contained."""
     clips = {}
     for item in items:
         wav, rate = sf.read(str(item.audio), dtype="float32", always_2d=True)
         clips[item.utt_id] = (wav.mean(axis=1), rate)
-    segments, embeddings, words = {}, {}, {}
-    spoken = {item.utt_id: "" if item.language == "auto" else item.language for item in items}
+    segments, embeddings, words, detected = {}, {}, {}, {}
+    spoken = {item.utt_id: "" if is_auto(item.language) else item.language for item in items}
     for rate in sorted({rate for _, rate in clips.values()}):
         ids = [utt_id for utt_id, (_, r) in clips.items() if r == rate]
         wavs = [clips[utt_id][0] for utt_id in ids]
@@ -100,19 +111,22 @@ def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None 
             own = [i for i in ids if spoken[i] == language]
             heard = judges.asr.transcripts_batch([clips[i][0] for i in own], rate, language)
             words |= {i: transcript.words for i, transcript in zip(own, heard, strict=True)}
+            detected |= {i: transcript.language for i, transcript in zip(own, heard, strict=True)}
+    told = judges.asr.language if judges.asr is not None else None
+    languages = {item.utt_id: resolve_language(item.language, detected.get(item.utt_id, ""), told) for item in items}
     speech = {utt_id: span_seconds(own) for utt_id, own in segments.items()}
     articulated = {utt_id: articulated_seconds(own, segments[utt_id]) for utt_id, own in words.items()}
     for item in items:
         if speech[item.utt_id] <= 0:
             raise UserError(f"{item.audio}: held-out recording '{item.utt_id}' has no detectable speech")
         if judges.asr is not None and articulated[item.utt_id] <= 0:
-            language = language_code(spoken[item.utt_id]) or judges.settings.asr_language or "detected"
+            language = languages[item.utt_id]
             raise UserError(f"{item.audio}: the ASR judge heard no words in held-out recording '{item.utt_id}' "
-                            f"(language {language}): its speech rate cannot be measured (check the recording, its "
-                            "language, and judges.asr_model)")  # fmt: skip
+                            f"(language {language.code}, {language.source}): its speech rate cannot be measured "
+                            "(check the recording, its language, and judges.asr_model)")  # fmt: skip
     seconds = {utt_id: len(wav) / rate for utt_id, (wav, rate) in clips.items()}
     real = RealRecordings(list(items), speech, seconds, mean_embedding([embeddings[i.utt_id] for i in items]),
-                          articulated=articulated)  # fmt: skip
+                          articulated=articulated, languages=languages)  # fmt: skip
     for name in sorted({item.speaker for item in items if item.speaker is not None}):
         real.voices[name] = mean_embedding([embeddings[i.utt_id] for i in items if i.speaker == name])
     if run_dir is not None:
@@ -139,6 +153,7 @@ def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
             audio = run_dir / row["real_wav"]
             if not audio.is_file():
                 raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
-            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"),
-                                           row.get("speaker"))  # fmt: skip
+            # A language the evaluation resolved is resolved again, by this evaluation's judges.
+            given = row.get("language", AUTO) if row.get("language_source", "given") == "given" else AUTO
+            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, given, row.get("speaker"))
     return sorted(items.values(), key=lambda item: item.utt_id)

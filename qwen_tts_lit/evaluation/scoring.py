@@ -27,16 +27,14 @@ from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.progress import EvalProgress
 from qwen_tts_lit.files import write_wav
+from qwen_tts_lit.languages import AUTO, count_words, error_metric, is_auto
 from qwen_tts_lit.metrics import (
     EmbeddingSimilarity,
     articulated_seconds,
-    error_metric,
     error_rate,
-    language_code,
     pace_ratio,
     rate_ratio,
     span_seconds,
-    speech_units,
     units_per_second,
     words_per_second,
 )
@@ -62,7 +60,7 @@ class Cell:
     @property
     def language(self) -> str:
         """The language ``generate`` gets: "auto" builds the untagged prefix, the sentence's language the tagged."""
-        return "auto" if self.prefix == UNTAGGED else self.item.language
+        return AUTO if self.prefix == UNTAGGED else self.item.language
 
 
 def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float], prefixes: Sequence[str] = (UNTAGGED,)) -> list[Cell]:
@@ -75,7 +73,7 @@ def epoch_rows(items: Sequence[HeldOut], scales: Sequence[float], prefixes: Sequ
 
 def check_prefixes(items: Sequence[HeldOut], prefixes: Sequence[str], source: str) -> None:
     """A tagged prefix needs each held-out sentence's language."""
-    unnamed = [item.utt_id for item in items if item.language == "auto"]
+    unnamed = [item.utt_id for item in items if is_auto(item.language)]
     if TAGGED in prefixes and unnamed:
         raise UserError(f"{source}: held-out rows {', '.join(unnamed[:5])} name no language, but the model was "
                         "trained with the language in the codec prefix (data.language_tag on/mixed): give each "
@@ -101,8 +99,8 @@ def score_utterances(
     progress = progress or EvalProgress(0, 0, 0, enabled=False)
     wavs = [u.wav for u in utterances]
     groups = [list(group) for group in batches(range(len(wavs)), batch_size)]
-    # Each row is transcribed in its own language ("": the judge's asr_language, for rows that name none).
-    spoken = ["" if item.language == "auto" else item.language for item in items]
+    # Each row is transcribed in its own language: the one its sentence names, or the one measure_real resolved.
+    spoken = [real.language_of(item).code for item in items]
 
     def each_group(step: str, judge: Callable[[list[int]], list]) -> list:
         progress.step(step)
@@ -135,14 +133,13 @@ def score_utterances(
     similarities = each_group("speaker", speakers)
     speech = each_group("VAD", lambda group: judges.vad.segments_batch([wavs[i] for i in group], SAMPLE_RATE))
     fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
-    return [metric_fields(item, utt, judges, real, heard, sim, own, segments)
+    return [metric_fields(item, utt, real, heard, sim, own, segments)
             for item, utt, heard, (sim, own), segments in fields]  # fmt: skip
 
 
 def metric_fields(
     item: HeldOut,
     utterance: Utterance,
-    judges: Judges,
     real: RealRecordings,
     transcript: Transcript | None,
     spk_sim: float,
@@ -152,15 +149,17 @@ def metric_fields(
     """A row's metric fields from what the judges measured on its clip (``speech``: its VAD speech segments); no
     transcript (ASR off): no error rates, and the rate is the VAD's. The reference is the text as spoken
     (``utterance.text``: the Synthesizer's cleaning of ``item.text``), so a held-out transcript's non-speech tags are
-    not counted as words the model failed to say; its units are also the rate's, on both sides of the ratio."""
-    language = language_code(item.language) if item.language != "auto" else (judges.settings.asr_language or "en")
+    not counted as words the model failed to say; its units are also the rate's, on both sides of the ratio. The
+    language every rule here reads (normalisation, which error metric, word counting) is the one resolved once for
+    the sentence (``real.language_of``)."""
+    language = real.language_of(item).code
     real_speech_s = real.speech_seconds[item.utt_id]
     speech_s = span_seconds(speech)
     hypothesis = None if transcript is None else transcript.text
     metric = error_metric(language)  # CER where the language is scored by characters, else WER
     errors = None if hypothesis is None else error_rate(utterance.text, hypothesis, language)
     vad_ratio = rate_ratio(speech_s, real_speech_s)
-    units = speech_units(utterance.text, language)
+    units = count_words(utterance.text, language)
     real_articulated = real.articulated.get(item.utt_id)  # None: the real recordings were measured without ASR
     timed = transcript is not None and real_articulated is not None
     articulated = articulated_seconds(transcript.words, speech) if timed else None
@@ -209,8 +208,11 @@ def save_clip(
     wav_path = folder / (f"{item.utt_id}.wav" if cell.prefix == UNTAGGED else f"{item.utt_id}.{cell.prefix}.wav")
     write_wav(wav_path, utterance.wav, SAMPLE_RATE)
     speaker = {"speaker": item.speaker} if item.speaker is not None else {}  # one voice: rows as they always were
+    spoken = real.language_of(item)  # a sentence without a language: the one it was scored in, and how it was found
+    language = item.language if spoken.source == "given" else spoken.name
     return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
-            "language": item.language, **speaker, "prefix": cell.prefix, "seed": utterance.seed,
+            "language": language, "language_source": spoken.source, **speaker, "prefix": cell.prefix,
+            "seed": utterance.seed,
             "wav": str(wav_path.relative_to(run_dir)),
             "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds,
             **({"baseline": baseline} if baseline else {})}  # fmt: skip

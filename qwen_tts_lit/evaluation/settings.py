@@ -157,10 +157,10 @@ def asr_problem(
     """Why the ASR judge cannot score held-out rows in ``languages`` (names or codes; "auto" = ``asr_language``):
     an English-only model asked for another language. None when it can (or ASR is off). ``settings``: how the
     user names the model setting and the opt-out (a config's, or ``evaluate``'s flags)."""
-    from qwen_tts_lit.metrics.text_norm import language_code
+    from qwen_tts_lit.languages import is_auto, language_code
     from qwen_tts_lit.metrics.wer import english_only_asr
 
-    codes = {language_code(judges.asr_language if lang == "auto" else lang) or "detect" for lang in languages}
+    codes = {language_code(judges.asr_language if is_auto(lang) else lang) or "detect" for lang in languages}
     other = sorted(codes - {"en"})
     if not judges.asr or not other or not english_only_asr(judges.asr_model):
         return None

@@ -3,8 +3,9 @@
 Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper; :class:`Transcript` with word time
 stamps and confidences), :class:`SpeakerSimilarity` (resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder,
 e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length). Pure
-functions: text normalisation, WER/CER, articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS
-failure rate and the selection rule.
+functions: WER/CER, articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS failure rate and the
+selection rule. The language rules they read (text normalisation, word counting, which error metric a language is
+scored by) are ``qwen_tts_lit.languages``'s.
 """
 
 from qwen_tts_lit.metrics.eos import eos_fail_rate
@@ -21,15 +22,12 @@ from qwen_tts_lit.metrics.speech_rate import (
     VadStream,
     articulated_seconds,
     bridged,
-    count_words,
     pace_ratio,
     rate_ratio,
     span_seconds,
-    speech_units,
     units_per_second,
     words_per_second,
 )
-from qwen_tts_lit.metrics.text_norm import language_code, normalize_text, spell_integer
 from qwen_tts_lit.metrics.wer import (
     ASR,
     ErrorRate,
@@ -37,9 +35,7 @@ from qwen_tts_lit.metrics.wer import (
     Word,
     char_error_rate,
     english_only_asr,
-    error_metric,
     error_rate,
-    uses_cer,
     word_error_rate,
 )
 
@@ -59,25 +55,18 @@ __all__ = [
     "bridged",
     "char_error_rate",
     "cosine_similarity",
-    "count_words",
     "eos_fail_rate",
     "english_only_asr",
-    "error_metric",
     "error_rate",
     "filter_misses",
-    "language_code",
     "mean_embedding",
-    "normalize_text",
     "pace_ratio",
     "rank",
     "rate_ratio",
     "span_seconds",
     "score",
     "select_best",
-    "speech_units",
-    "spell_integer",
     "units_per_second",
-    "uses_cer",
     "word_error_rate",
     "words_per_second",
 ]

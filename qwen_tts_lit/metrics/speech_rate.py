@@ -1,6 +1,6 @@
 """Speech rate: the pace of the synthesized speech compared with a real recording of the same sentence.
 
-The pace is an articulation rate (:func:`units_per_second`): the sentence's spoken units (:func:`speech_units`:
+The pace is an articulation rate (:func:`units_per_second`): the sentence's spoken units (``languages.count_words``:
 words, or characters in the scripts written without spaces) per second of articulated speech
 (:func:`articulated_seconds`: where the ASR judge's words are and the VAD hears speech, each pause of ``PAUSE_S`` or
 more cut out). The units are counted in the text that was spoken, not in the ASR's transcript: both clips of a
@@ -17,14 +17,13 @@ so pauses that grow with slower speech are cut out or kept by their length), and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from qwen_tts_lit.audio import resample
+from qwen_tts_lit.languages import DEFAULT_LANGUAGE, count_words
 from qwen_tts_lit.metrics.audio import is_silent
-from qwen_tts_lit.metrics.text_norm import normalize_text
 from qwen_tts_lit.metrics.wer import Word
 
 VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
@@ -162,13 +161,9 @@ def rate_ratio(synth_speech_s: float, real_speech_s: float) -> float:
     return max(float(synth_speech_s), 0.0) / float(real_speech_s)
 
 
-def count_words(text: str, language: str | None = "en") -> int:
-    """Spoken words in normalised text (numbers spelled out in English); each CJK character counts as one."""
-    return len(normalize_text(text, language).split())
-
-
-def words_per_second(text: str, speech_s: float, language: str | None = "en") -> float:
-    """Words of ``text`` per VAD speech second; 0.0 when there is no speech (no rate rather than infinity)."""
+def words_per_second(text: str, speech_s: float, language: str | None = DEFAULT_LANGUAGE) -> float:
+    """Spoken words of ``text`` (``count_words``) per VAD speech second; 0.0 when there is no speech (no rate
+    rather than infinity)."""
     return count_words(text, language) / speech_s if speech_s > 0 else 0.0
 
 
@@ -180,14 +175,6 @@ def words_per_second(text: str, speech_s: float, language: str | None = "en") ->
 # (sox tempo 1.25 of two sentences read +7.8 % at 0.2 s, +3.9 % at 0.1 s). Studies of human articulation rate use
 # 0.25 s for pauses measured by hand; these are measured by models that shorten and lengthen them.
 PAUSE_S = 0.1
-HANGUL = re.compile(r"[\uac00-\ud7a3]")  # precomposed Hangul syllable blocks: one syllable each
-
-
-def speech_units(text: str, language: str | None = "en") -> int:
-    """Spoken units of ``text``: words of the normalised text (numbers spelled out in English), with each CJK
-    character one unit (normalisation splits Chinese characters and kana) and each Hangul syllable block one unit
-    (Korean spacing is loose: ASR and transcripts disagree on it, as in CER)."""
-    return sum(len(HANGUL.findall(token)) or 1 for token in normalize_text(text, language).split())
 
 
 def bridged(spans: Sequence[tuple[float, float]], pause_s: float = PAUSE_S) -> list[tuple[float, float]]:

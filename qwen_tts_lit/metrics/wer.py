@@ -2,14 +2,15 @@
 
 ``word_error_rate``/``char_error_rate`` are pure functions on strings (jiwer on :func:`normalize_text` output);
 :class:`ASR` is the only part that needs a model (faster-whisper's batched pipeline, many clips per call). Chinese
-and Japanese are scored by characters (CER), as Seed-TTS-eval does, because their words are not separated by spaces.
+and Japanese are scored by characters (CER), as Seed-TTS-eval does, because their words are not separated by spaces
+(which language is scored how: ``languages.error_metric``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -19,8 +20,8 @@ import torch
 from torchmetrics import Metric
 
 from qwen_tts_lit.audio import resample
+from qwen_tts_lit.languages import language_code, normalize_text, uses_cer
 from qwen_tts_lit.metrics.audio import is_silent
-from qwen_tts_lit.metrics.text_norm import language_code, normalize_text
 
 ASR_RATE = 16000  # Whisper's input rate
 WINDOW_SAMPLES = 30 * ASR_RATE  # Whisper hears 30 s at a time; longer clips are cut into 30 s chunks, as it seeks
@@ -30,20 +31,7 @@ CHUNK_ALIGN = 320  # chunk starts 20 ms apart at least, so each has its own `see
 # not apply the rule, so we do, and a silent window transcribes to "" either way.
 NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
-# Scored by characters, as Seed-TTS-eval scores Chinese: Chinese, Japanese and Cantonese write no spaces between
-# words, and Korean's spacing is loose enough that ASR and transcripts disagree on it (spaces are not counted in CER).
-CER_LANGUAGES = frozenset({"zh", "ja", "ko", "yue"})
 MULTILINGUAL_VOCABULARY = 51865  # Whisper's multilingual tokenizers have 51865+ entries, the English-only ones 51864
-
-
-def uses_cer(language: str | None) -> bool:
-    """True for languages scored by characters (no spaces between words)."""
-    return language_code(language) in CER_LANGUAGES
-
-
-def error_metric(language: str | None) -> Literal["cer", "wer"]:
-    """The primary error metric of a language: "cer" for Chinese, Japanese, Korean and Cantonese, else "wer"."""
-    return "cer" if uses_cer(language) else "wer"
 
 
 def english_only_asr(model: str | None) -> bool:
@@ -262,24 +250,45 @@ class ASR:
     def transcripts_batch(
         self, wavs: Sequence[np.ndarray], sr: int, language: str = "", words: bool = True
     ) -> list[Transcript]:
-        """:class:`Transcript` of several clips (any rate), in order, from one batched decode: the text and, with
-        ``words``, each recognised word with its time stamps in seconds from its own clip's start (Whisper's
-        cross-attention alignment, run after decoding, so the text is the same either way). The confidence fields
-        are left at their defaults (see :meth:`transcribe_words`)."""
+        """:class:`Transcript` of several clips (any rate), in order, from one batched decode per language: the text,
+        the language it was decoded in and, with ``words``, each recognised word with its time stamps in seconds from
+        its own clip's start (Whisper's cross-attention alignment, run after decoding, so the text is the same either
+        way). With no language (neither ``language`` nor this instance's), each clip's is detected first, from its
+        first 30 s (:meth:`detect`), and the clip is decoded in it, so ``Transcript.language`` is the language
+        detected and decoded, with its probability. The other confidence fields are left at their defaults (see
+        :meth:`transcribe_words`)."""
         language = language_code(language) if language else self.language
+        audio = [resample(wav, sr, ASR_RATE) for wav in wavs]
+        heard = [index for index, clip in enumerate(audio) if not is_silent(clip)]
+        found = [Transcript("", language=language or "") for _ in wavs]
+        detected = dict(zip(heard, self.detect([audio[i] for i in heard]), strict=True)) if language is None else {}
+        by_language = {language: heard} if language is not None and heard else {}
+        for index, (code, _) in detected.items():
+            by_language.setdefault(code, []).append(index)
+        for code, members in by_language.items():
+            decoded = self._decode_batch([audio[i] for i in members], code, words)
+            for index, transcript in zip(members, decoded, strict=True):
+                probability = detected[index][1] if index in detected else 0.0
+                found[index] = replace(transcript, language=code, language_probability=probability)
+        return found
+
+    def detect(self, audio: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """(language code, probability) of each 16 kHz clip, from its first 30 s window (as ``WhisperModel``
+        detects for a whole file); an English-only model hears English."""
+        if not self.multilingual:
+            return [("en", 1.0)] * len(audio)
+        return [tuple(self.model.detect_language(audio=clip)[:2]) for clip in audio]
+
+    def _decode_batch(self, audio: Sequence[np.ndarray], language: str, words: bool) -> list[Transcript]:
+        """Transcripts of 16 kHz clips with speech, all in ``language``, from one batched pipeline call."""
         chunks = []  # (clip index, seconds of the chunk's start in its clip, 16 kHz audio of at most one window)
-        for index, wav in enumerate(wavs):
-            audio = resample(wav, sr, ASR_RATE)
-            if not is_silent(audio):
-                chunks += [(index, start / ASR_RATE, audio[start : start + WINDOW_SAMPLES])
-                           for start in range(0, len(audio), WINDOW_SAMPLES)]  # fmt: skip
-        if not chunks:
-            return [Transcript("", language=language or "") for _ in wavs]
-        audio, bounds, owner = self._lay_out(chunks)
+        for index, clip in enumerate(audio):
+            chunks += [(index, start / ASR_RATE, clip[start : start + WINDOW_SAMPLES])
+                       for start in range(0, len(clip), WINDOW_SAMPLES)]  # fmt: skip
+        laid_out, bounds, owner = self._lay_out(chunks)
         segments, _ = self.pipeline.transcribe(
-            audio,
+            laid_out,
             language=language,
-            multilingual=language is None,  # detect each clip's language, not one for the whole batch
             beam_size=self.beam_size,
             temperature=self.temperature,
             clip_timestamps=bounds,
@@ -288,8 +297,8 @@ class ASR:
             word_timestamps=words,
             log_progress=False,
         )
-        texts: list[list[str]] = [[] for _ in wavs]
-        timed: list[list[Word]] = [[] for _ in wavs]
+        texts: list[list[str]] = [[] for _ in audio]
+        timed: list[list[Word]] = [[] for _ in audio]
         for segment in segments:
             silent = segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob <= LOG_PROB_THRESHOLD
             if silent or not segment.text.strip():
@@ -300,7 +309,7 @@ class ASR:
             shift = chunk_start - segment.seek / self.model.frames_per_second
             timed[index] += [Word(w.word.strip(), float(w.start) + shift, float(w.end) + shift, float(w.probability))
                              for w in segment.words or () if w.word.strip()]  # fmt: skip
-        return [Transcript(" ".join(parts), tuple(own), language=language or "")
+        return [Transcript(" ".join(parts), tuple(own), language=language)
                 for parts, own in zip(texts, timed, strict=True)]  # fmt: skip
 
     def transcribe_words(self, wav: np.ndarray, sr: int) -> Transcript:

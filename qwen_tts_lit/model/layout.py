@@ -33,6 +33,8 @@ from typing import Literal
 
 import torch
 
+from qwen_tts_lit.languages import is_auto
+
 IGNORE_INDEX = -100
 ROLE_TOKENS = 3  # "<|im_start|>assistant\n"
 SUFFIX_TOKENS = 5  # "<|im_end|>\n<|im_start|>assistant\n"
@@ -63,7 +65,7 @@ def trained_prefixes(mode: str | bool | None) -> tuple[str, ...]:
 
 def call_prefix(language: str | None) -> str:
     """The codec prefix ``generate`` builds for ``language``: untagged when omitted or "auto", else tagged."""
-    return UNTAGGED if language is None or language.strip().lower() == "auto" else TAGGED
+    return UNTAGGED if is_auto(language) else TAGGED
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import unwritable, write_wav
-from qwen_tts_lit.metrics.text_norm import has_speakable
+from qwen_tts_lit.languages import has_speakable
 from qwen_tts_lit.model.lora import UNSCALED, check_lora_scale
 from qwen_tts_lit.synthesis.chunking import PAUSE_SECONDS, join_with_pauses, split_text
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE

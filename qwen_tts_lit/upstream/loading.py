@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.languages import AUTO, model_languages
 from qwen_tts_lit.upstream.compat import import_qwen_tts
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -84,7 +85,7 @@ def load_text_tokenizer(model: str):
 
 def supported_languages(config) -> list[str]:
     """What ``Qwen3TTSForConditionalGeneration.get_supported_languages`` returns, from the config alone."""
-    return ["auto", *(name for name in config.talker_config.codec_language_id if "dialect" not in name)]
+    return [AUTO, *model_languages(config.talker_config.codec_language_id)]
 
 
 def checkpoint_file(model: str, name: str) -> Path:

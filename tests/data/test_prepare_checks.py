@@ -342,3 +342,47 @@ def test_a_dataset_with_nothing_held_out_is_warned_about_at_prepare(tmp_path, ti
     code = cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "one"), "--model", str(tiny_dir),
                      "--no-progress", "--val-fraction", "0.5"])  # fmt: skip
     assert code == 0 and "held out" not in capsys.readouterr().out  # one clip held out: nothing to say
+
+
+# Hand-counted spoken words: "twenty one dollars thirty five cents, forty seven dollars ninety nine cents and thirty
+# three dollars forty five cents" (prepare's old regex counted 7: 21, 35, 47, 99, and, 33, 45).
+MONEY, MONEY_WORDS = "$21.35, $47.99 and $33.45.", 19
+
+
+def _rate_rows(tmp_path: Path, texts: list[tuple[str, str]]) -> list[dict]:
+    """One row per (language, text), each the same 1 s tone: a clip's rate is its word count."""
+    audio = write_wav(tmp_path / "second.wav", tone(1.0))
+    return [{"id": f"clip_{i}", "audio": str(audio), "text": text, "language": language}
+            for i, (language, text) in enumerate(texts)]  # fmt: skip
+
+
+def test_prepare_counts_words_as_evaluation_does_and_warns_on_rates_with_that_count(tmp_path, tiny_dir):
+    """Issue 21: prepare's own regex counted "$21.35" as 2 words, evaluation (numbers spelled) as 6, so the
+    words-per-second outlier warning read a money sentence as a transcript too short for its audio. One count now:
+    prepare's equals evaluation's and the hand count, the money clip is at the median, and a clip of 3 words in 1 s
+    (a real mismatch) is still warned about, at its rate against the median of 19."""
+    from qwen_tts_lit.metrics import words_per_second
+
+    filler = " ".join(["word"] * MONEY_WORDS)
+    rows = _rate_rows(tmp_path, [("english", filler)] * 5 + [("english", MONEY), ("english", "Only three words.")])
+    plan = _plan(tmp_path, rows, tiny_dir)
+    speech_s = {clip.id: clip.speech_s for clip in plan.clips}
+    money = next(clip for clip in plan.clips if clip.text == MONEY)
+    assert money.words == MONEY_WORDS == words_per_second(MONEY, 1.0, "english")
+    warned = {w.line: w.message for w in plan.warnings if w.kind == "speech_rate"}
+    assert list(warned) == [7], warned  # the three-word clip only; the money clip (line 6) is not warned about
+    assert warned[7].startswith(f"{3 / speech_s['clip_6']:.2f} words/s is "), warned
+
+
+def test_the_rate_warning_compares_each_clip_with_its_own_language(tmp_path, tiny_dir):
+    """A character of Chinese and a word of English are not one unit: 13 characters and 3 words in a second are each
+    ordinary, but against one median of both (7.5, measured before the fix) the English clips sat at the factor's
+    edge (0.4x) and the English clip of 12 words, 4x its language's rate, went unwarned. Each language has its own
+    median, so the real outlier of each is warned about, and the message says which median."""
+    chinese, english = "我们明天去北京看朋友吃饭了。", "Trains run late."  # 13 characters, 3 words
+    rows = _rate_rows(tmp_path, [("chinese", chinese)] * 5 + [("english", english)] * 5
+                      + [("chinese", "你好。"), ("english", " ".join(["word"] * 12))])  # fmt: skip
+    plan = _plan(tmp_path, rows, tiny_dir)
+    warned = {w.line: w.message for w in plan.warnings if w.kind == "speech_rate"}
+    assert list(warned) == [11, 12], warned
+    assert "the median 13.00 of the chinese clips" in warned[11] and "median 3.00 of the english clips" in warned[12]

@@ -14,12 +14,11 @@ from qwen_tts_lit.data.prepare.text import (
     DEFAULT_TAG_PATTERNS,
     clean_text,
     compile_tag_patterns,
-    count_words,
     normalize_unicode,
     normalize_whitespace,
     strip_tags,
 )
-from qwen_tts_lit.metrics.text_norm import has_speakable
+from qwen_tts_lit.languages import count_words, has_speakable
 
 TAGS = compile_tag_patterns(DEFAULT_TAG_PATTERNS)
 
@@ -87,7 +86,7 @@ def test_clean_text_reports_each_kind_of_change():
 def test_speakable_and_word_count():
     assert not has_speakable(" ... !? ")
     assert has_speakable("42") and has_speakable("é")
-    assert count_words("Let's meet outside, at 7.") == 5
+    assert count_words("Let's meet outside, at 7.", "en") == 5
     assert count_words("你好世界") == 4
     assert count_words("hello 世界") == 3
 

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from qwen_tts_lit.languages import normalize_text
 from qwen_tts_lit.metrics import (
     ASR,
     EmbeddingSimilarity,
@@ -24,7 +25,6 @@ from qwen_tts_lit.metrics import (
     eos_fail_rate,
     error_rate,
     mean_embedding,
-    normalize_text,
     rate_ratio,
     word_error_rate,
     words_per_second,
@@ -392,7 +392,7 @@ TEN_LANGUAGES = [
 
 @pytest.mark.parametrize(("language", "ref", "hyp", "metric", "rate"), TEN_LANGUAGES, ids=[t[0] for t in TEN_LANGUAGES])
 def test_the_primary_error_metric_follows_the_language(language, ref, hyp, metric, rate):
-    from qwen_tts_lit.metrics import error_metric
+    from qwen_tts_lit.languages import error_metric
 
     assert error_metric(language) == metric
     assert error_rate(ref, hyp, language) == pytest.approx(rate)

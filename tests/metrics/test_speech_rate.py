@@ -19,7 +19,8 @@ from qwen_tts_lit.evaluation.heldout import HeldOut, measure_real
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.scoring import score_utterances
 from qwen_tts_lit.evaluation.settings import JudgeSettings
-from qwen_tts_lit.metrics import Word, articulated_seconds, bridged, pace_ratio, speech_units
+from qwen_tts_lit.languages import count_words
+from qwen_tts_lit.metrics import Word, articulated_seconds, bridged, pace_ratio
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Utterance
 
@@ -95,8 +96,8 @@ UNITS = [
 
 
 @pytest.mark.parametrize(("language", "text", "units"), UNITS)
-def test_speech_units_per_language(language: str, text: str, units: int) -> None:
-    assert speech_units(text, language) == units
+def test_count_words_per_language(language: str, text: str, units: int) -> None:
+    assert count_words(text, language) == units
 
 
 # ------------------------------------------------------------------------------------------------- known paces

@@ -304,11 +304,8 @@ def test_mixed_language_tags_evaluate_both_calls(tiny_model, judges: Judges, tmp
 def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
     """The Synthesizer speaks a held-out transcript without its non-speech tags, so they are not scored as missed
     words either: the reference of WER and speech rate is the utterance's text (with item.text: WER 0.2, 5 words/s)."""
-    from types import SimpleNamespace
-
     from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
     from qwen_tts_lit.evaluation.scoring import metric_fields
-    from qwen_tts_lit.evaluation.settings import JudgeSettings
     from qwen_tts_lit.metrics.wer import Transcript
     from qwen_tts_lit.synthesis.synthesizer import Synthesizer
 
@@ -316,6 +313,5 @@ def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
     spoken = Synthesizer.spoken_text(item.text).text
     utterance = Utterance(spoken, 0, np.zeros(24000, np.float32), torch.zeros(12, 16), 12, 100, False, 0.0)
     real = RealRecordings([item], {"a": 1.0}, {"a": 1.0}, np.zeros(256, np.float32))
-    judges = SimpleNamespace(settings=JudgeSettings())
-    row = metric_fields(item, utterance, judges, real, Transcript("the train was late"), 0.9, None, [(0.0, 1.0)])
+    row = metric_fields(item, utterance, real, Transcript("the train was late"), 0.9, None, [(0.0, 1.0)])
     assert row["wer"] == 0.0 and row["words_per_second"] == 4.0

@@ -21,8 +21,8 @@ from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, SILENT_DB, peak_db, s
 from qwen_tts_lit.data.prepare.options import MAX_FILE_SECONDS, PrepareOptions
 from qwen_tts_lit.data.prepare.problems import Problem
 from qwen_tts_lit.data.prepare.sources import RawRow
-from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns, count_words
-from qwen_tts_lit.metrics.text_norm import has_speakable
+from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns
+from qwen_tts_lit.languages import count_words, has_speakable, resolve_language
 from qwen_tts_lit.runs.speaker import speaker_key, speaker_name_problem
 
 # An id becomes a file name (audio/<id>.wav) on any file system: letters and digits of any script (NFC), marks
@@ -32,7 +32,7 @@ ID_PUNCTUATION = "._-"
 RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 TRIM_WARN_S = 0.5  # trimming less than this is ordinary edge silence, not worth a warning
 WIDEBAND_RATE = 16000  # below it a recording is telephone band (8 kHz: nothing above 4 kHz)
-RATE_CHECK_MIN_CLIPS = 5  # a median over fewer clips means little
+RATE_CHECK_MIN_CLIPS = 5  # a median over fewer clips (of one language) means little
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Clip:
     speech_s: float
     duration_s: float
     words: int
+    """Spoken words of the cleaned text (``languages.count_words`` in the row's language): the rates' unit."""
 
 
 @dataclass
@@ -257,7 +258,8 @@ def check_row(
         return None, problems
     clip = Clip(
         index, clip_id, text, language, raw.audio_path, raw.source_audio, raw.file, raw.line, raw.speaker,
-        raw.ref_audio, raw.ref_audio_path, facts.speech_s, cleaned_duration(facts.speech_s, opts), count_words(text),
+        raw.ref_audio, raw.ref_audio_path, facts.speech_s, cleaned_duration(facts.speech_s, opts),
+        count_words(text, resolve_language(language).code),
     )  # fmt: skip
     return clip, problems
 
@@ -339,20 +341,34 @@ def speaker_problems(rows: list[RawRow]) -> list[Problem]:
 
 
 def rate_outliers(clips: list[Clip], factor: float) -> list[Problem]:
-    """Warn on clips whose speech rate is far from the median: usually a transcript of another clip."""
-    if not factor or len(clips) < RATE_CHECK_MIN_CLIPS:
+    """Warn on clips whose speech rate is far from the median of the clips of their language: usually a transcript
+    of another clip. Words are counted as every rate counts them (``languages.count_words``: numbers as spoken, one
+    per CJK character or Hangul syllable), and each clip is compared with clips of its own language only, since a
+    character of Chinese and a word of English are not the same unit: the factor is a ratio within one language."""
+    if not factor:
         return []
-    rates = {clip.id: clip.words / clip.speech_s for clip in clips}
-    median = statistics.median(rates.values())
-    problems = []
+    by_language: dict[str, list[Clip]] = {}
     for clip in clips:
-        ratio = rates[clip.id] / median
-        if ratio > factor or ratio < 1 / factor:
-            message = (
-                f"{rates[clip.id]:.2f} words/s is {ratio:.2f}x the median {median:.2f}: does the transcript match?"
-            )
-            problems.append(Problem(clip.source_file, clip.source_line, "text", message, "speech_rate", True, clip.row))
-    return problems
+        by_language.setdefault(resolve_language(clip.language).code, []).append(clip)
+    problems = []
+    for own in by_language.values():
+        if len(own) < RATE_CHECK_MIN_CLIPS:
+            continue
+        rates = {clip.id: clip.words / clip.speech_s for clip in own}
+        median = statistics.median(rates.values())
+        for clip in own:
+            ratio = rates[clip.id] / median
+            if ratio > factor or ratio < 1 / factor:
+                message = (f"{rates[clip.id]:.2f} words/s is {ratio:.2f}x the median {median:.2f}"
+                           f"{_of_language(clip, by_language)}: does the transcript match?")  # fmt: skip
+                problems.append(Problem(clip.source_file, clip.source_line, "text", message, "speech_rate", True,
+                                        clip.row))  # fmt: skip
+    return sorted(problems, key=lambda problem: problem.row)
+
+
+def _of_language(clip: Clip, by_language: dict[str, list[Clip]]) -> str:
+    """The message's " of the english clips" where several languages were compared each with their own; else ""."""
+    return f" of the {resolve_language(clip.language).name} clips" if len(by_language) > 1 else ""
 
 
 def read_val_list(path: Path, known: set[str]) -> tuple[list[str], list[Problem]]:

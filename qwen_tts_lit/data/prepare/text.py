@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from qwen_tts_lit.languages.rules import QUOTES
+
 # Words that name a sound rather than speech. Parentheses and asterisks also hold real text ("the meeting (on
 # Friday)", "*really*"), so for those only these words count as tags; <...> and [...] are never spoken.
 NON_SPEECH_WORDS = (
@@ -28,8 +30,6 @@ DEFAULT_TAG_PATTERNS: tuple[str, ...] = (
     rf"\*(?i:{NON_SPEECH_WORDS})\*",
 )
 
-QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"'})
-QUOTES.update(str.maketrans({"\u201e": '"', "\u201f": '"', "\u2032": "'", "\u2033": '"'}))
 INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 # Punctuation that attaches to the previous word: a tag removed before it must not leave "printer ." behind.
 CLOSING_PUNCTUATION = r"[,.;:!?\u3002\uff0c\uff01\uff1f]"
@@ -102,10 +102,3 @@ def clean_spoken_text(text: str) -> CleanText:
 
 
 _DEFAULT_TAGS = compile_tag_patterns(DEFAULT_TAG_PATTERNS)
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:['\u2019][^\W_{_CJK}]+)*")
-
-
-def count_words(text: str) -> int:
-    """Words for a speech-rate figure: runs of letters/digits, and each CJK character or kana as one word."""
-    return len(_WORD.findall(text))

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qwen_tts_lit.metrics import cosine_similarity, count_words, mean_embedding, normalize_text
+from qwen_tts_lit.languages import QWEN_LANGUAGES, count_words, normalize_text, resolve_language
+from qwen_tts_lit.metrics import cosine_similarity, mean_embedding
 
 KEEP, REVIEW, DROP = "keep", "review", "drop"
 STATUSES = (KEEP, REVIEW, DROP)
-# The ten languages Qwen3-TTS speaks, as ISO codes and the names its configs and prepare use.
-QWEN_LANGUAGES = {"en": "english", "zh": "chinese", "ja": "japanese", "ko": "korean", "de": "german",
-                  "fr": "french", "ru": "russian", "pt": "portuguese", "es": "spanish", "it": "italian"}  # fmt: skip
 REASONS: dict[str, tuple[str, str]] = {
     "no_speech": (DROP, "no words heard, or the ASR's no-speech probability is above --max-no-speech-prob (music, "
                         "noise, silence)"),
@@ -117,10 +115,15 @@ def dominant_speaker(embeddings: list[np.ndarray], threshold: float, rounds: int
     return mean_embedding(cluster) if cluster else reference
 
 
+def _spoken(clip: Evidence, settings: FilterSettings) -> str:
+    """The code of the language a clip's text is counted in: the one given, else the one the ASR detected."""
+    return resolve_language(settings.language, clip.language).code
+
+
 def _intrinsic(clip: Evidence, settings: FilterSettings) -> list[tuple[str, str]]:
     """Reasons that depend on the clip alone."""
     found = []
-    words = normalize_text(clip.text, clip.language or settings.language or "en").split()
+    words = normalize_text(clip.text, _spoken(clip, settings)).split()
     if not words or clip.no_speech_prob > settings.max_no_speech_prob:
         found.append(("no_speech", f"no-speech probability {clip.no_speech_prob:.2f}, {len(words)} word(s) heard"))
     if clip.compression_ratio > settings.max_compression_ratio:
@@ -190,7 +193,7 @@ def _speaker_similarities(clips: list[Evidence], usable: list[int], reference, t
 def _rates(clips: list[Evidence], settings: FilterSettings) -> list[float | None]:
     rates: list[float | None] = [None] * len(clips)
     for i, clip in enumerate(clips):
-        words = count_words(clip.text, clip.language or settings.language or "en")
+        words = count_words(clip.text, _spoken(clip, settings))
         if words and clip.speech_seconds > 0:
             rates[i] = round(words / clip.speech_seconds, 3)
     return rates
@@ -201,7 +204,7 @@ def _mark_duplicates(clips, usable, found, settings) -> None:
     first_by_audio: dict[str, str] = {}
     for i in usable:
         clip = clips[i]
-        text = normalize_text(clip.text, clip.language or settings.language or "en")
+        text = normalize_text(clip.text, _spoken(clip, settings))
         earlier = first_by_audio.get(clip.digest) if clip.digest else None
         if earlier is None and len(text.split()) >= DUPLICATE_MIN_WORDS:
             earlier = first_by_text.get(text)

@@ -29,7 +29,7 @@ from qwen_tts_lit.data.segment import outputs
 from qwen_tts_lit.data.segment.clips import clip_wav, cut_clips
 from qwen_tts_lit.data.segment.cuts import Cut, CutSettings, plan_cuts
 from qwen_tts_lit.data.segment.decode import SourceInfo, find_recordings, probe, read_blocks
-from qwen_tts_lit.data.segment.filters import DROP, KEEP, QWEN_LANGUAGES, Evidence, FilterSettings, decide, word_across
+from qwen_tts_lit.data.segment.filters import DROP, KEEP, Evidence, FilterSettings, decide, word_across
 from qwen_tts_lit.data.segment.measure import MeasureCache, asr_fingerprint, cut_key, measure_clip, measure_cut
 from qwen_tts_lit.data.segment.page import review_page
 from qwen_tts_lit.data.segment.request import SegmentRequest
@@ -38,7 +38,8 @@ from qwen_tts_lit.data.segment.sheet import SheetRow, deleted_rows, read_sheet, 
 from qwen_tts_lit.data.segment.summary import build_summary, summary_bytes, summary_text
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
-from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector, language_code
+from qwen_tts_lit.languages import AUTO, QWEN_LANGUAGES, is_auto, language_code
+from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector
 
 FORMAT = "qwen_tts_lit.segment/v1"
 REFERENCE_SECONDS = 60.0  # of --speaker-reference read for its embedding
@@ -115,7 +116,7 @@ def _check_output(output: Path) -> None:
 
 def _language(request: SegmentRequest) -> str | None:
     """The given language as an ISO code, checked against the ten Qwen3-TTS speaks; None to detect it."""
-    if request.language is None or request.language.strip().lower() == "auto":
+    if is_auto(request.language):
         return None
     code = language_code(request.language)
     if code not in QWEN_LANGUAGES:
@@ -400,7 +401,7 @@ def _recording_json(recording: Recording) -> dict:
 
 def _manifest_row(record: dict, language: str | None, speaker: str | None) -> dict:
     code = language or record["language"]
-    row = {"audio": record["audio"], "text": record["text"], "language": QWEN_LANGUAGES.get(code, "auto"),
+    row = {"audio": record["audio"], "text": record["text"], "language": QWEN_LANGUAGES.get(code, AUTO),
            "id": record["id"]}  # fmt: skip
     return row | ({"speaker": speaker} if speaker else {})
 

@@ -1,4 +1,4 @@
-"""Text normalisation for error rates: pure functions on strings.
+"""Text normalisation for error rates, and word counting: pure functions on strings.
 
 Reference and ASR hypothesis go through the same :func:`normalize_text`, so that "Five." and "5" or "Don’t" and
 "don't" are not counted as errors: the metric should measure what was said, not how it was written. English
@@ -7,6 +7,10 @@ characters and kana become one token each, so a word split counts characters whe
 spaces (Chinese CER, and mixed-language WER). Chinese is compared in one script: traditional characters become
 simplified on both sides (OpenCC's ``t2s``), as Seed-TTS-eval converts before scoring, since Whisper writes
 either script for the same speech and 說話 is not a different word from 说话.
+
+:func:`count_words` counts the spoken words of a text on the same normalisation, so "$5.50" is the four words said
+("five dollars fifty cents") wherever a rate is computed: prepare's outlier check, segment's rate filter and
+evaluation's speech rate. The tables these functions read (codes, scripts, quotes) are in ``languages.rules``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache
+
+from qwen_tts_lit.languages.rules import APOSTROPHES, CJK, DEFAULT_LANGUAGE, HANGUL, SIMPLIFY_LANGUAGES, language_code
 
 ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -23,15 +29,8 @@ TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth"}
 ORDINAL_IRREGULAR |= {"nine": "ninth", "twelve": "twelfth"}
-LANGUAGE_NAMES = {"english": "en", "chinese": "zh", "mandarin": "zh", "japanese": "ja", "korean": "ko"}
-LANGUAGE_NAMES |= {"german": "de", "french": "fr", "russian": "ru", "portuguese": "pt", "spanish": "es"}
-LANGUAGE_NAMES |= {"italian": "it", "cantonese": "yue"}
-
-APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u201b\u02bc\u02bb\u0060\u00b4\u2032"})
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK_CHAR = re.compile(f"([{CJK}])")
-# Written in either Chinese script: compared in simplified. Japanese keeps its own kanji forms (not a script choice).
-SIMPLIFY_LANGUAGES = frozenset({"zh", "yue"})
+HANGUL_SYLLABLE = re.compile(f"[{HANGUL}]")
 # Symbols with a spoken English form; every other symbol and all punctuation become spaces.
 SPOKEN_SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 CURRENCY = {"$": ("dollars", "cents"), "£": ("pounds", "pence"), "€": ("euros", "cents")}
@@ -47,14 +46,6 @@ LOOSE_APOSTROPHE = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")
 def has_speakable(text: str) -> bool:
     """True when the text has at least one letter or digit: punctuation alone is no transcript and nothing to say."""
     return any(unicodedata.category(c)[0] in "LN" for c in text)
-
-
-def language_code(language: str | None) -> str:
-    """ISO 639-1 code from a code or an English name ("English", "zh", "zh-CN"); "" when unknown or None."""
-    if not language:
-        return ""
-    key = language.strip().lower().replace("_", "-")
-    return LANGUAGE_NAMES.get(key, key.split("-")[0])
 
 
 @cache
@@ -149,7 +140,7 @@ def strip_punctuation(text: str) -> str:
     return "".join(" " if c != "'" and unicodedata.category(c)[0] in "PS" else c for c in text)
 
 
-def normalize_text(text: str, language: str | None = "en") -> str:
+def normalize_text(text: str, language: str | None = DEFAULT_LANGUAGE) -> str:
     """Lowercase, punctuation-free, single-spaced text for WER/CER; English numbers spelled, CJK one char per token,
     Chinese in simplified characters."""
     code = language_code(language)
@@ -164,3 +155,11 @@ def normalize_text(text: str, language: str | None = "en") -> str:
     text = strip_punctuation(text.casefold())
     text = CJK_CHAR.sub(r" \1 ", text)
     return " ".join(text.split())
+
+
+def count_words(text: str, language: str | None = DEFAULT_LANGUAGE) -> int:
+    """Spoken words of ``text``: the words of its normalised form (numbers spelled out in English: "$5.50" is four),
+    each CJK character or kana one (normalisation splits them) and each Hangul syllable block one (Korean spacing
+    is loose: ASR and transcripts disagree on it, as in CER). The unit of every rate: prepare's and segment's
+    words per second, evaluation's pace."""
+    return sum(len(HANGUL_SYLLABLE.findall(token)) or 1 for token in normalize_text(text, language).split())

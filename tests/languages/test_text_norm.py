@@ -1,10 +1,11 @@
-"""Text normalisation for WER/CER (qwen_tts_lit.metrics.text_norm): hand-written strings, no models."""
+"""Text normalisation for WER/CER (qwen_tts_lit.languages.text): hand-written strings, no models."""
 
 from __future__ import annotations
 
 import pytest
 
-from qwen_tts_lit.metrics.text_norm import language_code, normalize_text, spell_integer, spell_number, spell_ordinal
+from qwen_tts_lit.languages import language_code
+from qwen_tts_lit.languages.text import normalize_text, spell_integer, spell_number, spell_ordinal
 
 
 @pytest.mark.parametrize(
