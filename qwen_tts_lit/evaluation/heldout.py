@@ -132,13 +132,15 @@ def _copy_into_run(real: RealRecordings, run_dir: Path) -> None:
 
 
 def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
-    """The held-out sentences an earlier evaluation used, from its rows and the recordings copied into the run."""
+    """The held-out sentences an earlier evaluation used, from its rows (as ``runs.records.read_rows`` gives them)
+    and the recordings copied into the run: each sentence as written (``heldout_text``), which the Synthesizer
+    cleans again as it did then."""
     items: dict[str, HeldOut] = {}
     for row in rows:
         if row["utt_id"] not in items and row.get("real_wav"):
             audio = run_dir / row["real_wav"]
             if not audio.is_file():
                 raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
-            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, row.get("language", "auto"),
+            items[row["utt_id"]] = HeldOut(row["utt_id"], row["heldout_text"], audio, row.get("language", "auto"),
                                            row.get("speaker"))  # fmt: skip
     return sorted(items.values(), key=lambda item: item.utt_id)
