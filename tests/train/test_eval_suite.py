@@ -25,9 +25,9 @@ from qwen_tts_lit.synthesis.synthesizer import Utterance
 
 REPO = Path(__file__).resolve().parents[2]
 HELDOUT = REPO / "data" / "demo" / "heldout.jsonl"
-ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "seed", "wav", "real_wav", "hypothesis", "wer", "spk_sim",
-              "spk_sim_model", "rate_ratio", "words_per_second", "speech_seconds", "real_speech_seconds", "frames",
-              "real_frames", "max_new_tokens", "hit_max_tokens")  # fmt: skip
+ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "heldout_text", "seed", "wav", "real_wav", "hypothesis", "wer",
+              "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second", "speech_seconds", "real_speech_seconds",
+              "frames", "real_frames", "max_new_tokens", "hit_max_tokens")  # fmt: skip
 
 
 def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
