@@ -39,6 +39,7 @@ from qwen_tts_lit.files import shown, write_atomic
 from qwen_tts_lit.runs.folder import ABLATE_OVERLAY_FILE as OVERLAY_FILE
 from qwen_tts_lit.runs.folder import ABLATE_STATUS_FILE as STATUS_FILE
 from qwen_tts_lit.runs.folder import BEST_FILE, ROWS_FILE
+from qwen_tts_lit.runs.records import best_path
 
 GRID_KEYS = ("description", "base", "variants", "seeds", "args")
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # a folder name on every OS, no shell quoting needed
@@ -312,7 +313,7 @@ def ablate(
                           *(["--seeds", *map(str, seeds)] if seeds is not None else [])])  # fmt: skip
     for path in write_tables(grid, root, plans, command):
         say(f"wrote {shown(path)}")
-    missing = [p for p in plans if run_finished(p.folder) and not (p.folder / BEST_FILE).is_file()]
+    missing = [p for p in plans if run_finished(p.folder) and not best_path(p.folder).is_file()]
     if missing:
         say(f"note: {len(missing)} finished run(s) have no {BEST_FILE} (no EvalSuite in trainer.callbacks?), e.g. "
             f"{shown(missing[0].folder)}: their table cells are empty")  # fmt: skip

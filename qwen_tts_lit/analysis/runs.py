@@ -1,5 +1,6 @@
 """Run folders into pandas: one run (config, per-epoch metrics, evaluation rows, the chosen cell, ablate's status),
-or every run under a root with its variant and seed. The folder's files are named by :mod:`qwen_tts_lit.runs`."""
+or every run under a root with its variant and seed. The folder's files are named by :mod:`qwen_tts_lit.runs`, and
+the rows and the chosen cell are read by :mod:`qwen_tts_lit.runs.records` (old runs' rows read as new ones there)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,16 @@ from typing import Any
 import pandas as pd
 
 from qwen_tts_lit.metrics.selection import aggregate, select_best
-from qwen_tts_lit.runs.baselines import current_name
 from qwen_tts_lit.runs.config import max_epochs, read_config
 from qwen_tts_lit.runs.folder import (
     ABLATE_STATUS_FILE,
     BEST_FILE,
     CONFIG_FILE,
     METRICS_FILE,
-    ROWS_FILE,
     RUN_MARKERS,
     latest_version,
 )
+from qwen_tts_lit.runs.records import best_path, read_best, read_rows
 
 SEED_DIR = re.compile(r"seed_(-?\d+)$")
 BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail")
@@ -59,8 +59,9 @@ class Run:
         return self.rows[chosen]
 
 
-def read_json(path: Path) -> dict | None:
-    """A JSON file as a dict, or None when it is missing."""
+def read_status(run: Path) -> dict | None:
+    """ablate's status record of a run folder, or None when ablate did not start it."""
+    path = run / ABLATE_STATUS_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -89,13 +90,13 @@ def load_metrics(path: Path | str, per_epoch: bool = True) -> pd.DataFrame:
     return merged.reset_index()
 
 
-def load_rows(path: Path) -> pd.DataFrame:
-    """Evaluation rows as a DataFrame (empty when missing), with frame_ratio = frames / real_frames per row."""
-    if not path.is_file():
+def load_rows(run: Path | str) -> pd.DataFrame:
+    """A run folder's evaluation rows (``runs.records.read_rows``) as a DataFrame, empty when it has none, with
+    frame_ratio = frames / real_frames per row."""
+    records = read_rows(Path(run))
+    if not records:
         return pd.DataFrame(columns=["epoch", "lora_scale", "utt_id"])
-    rows = pd.read_json(path, lines=True)
-    if "baseline" in rows.columns:  # an older run's baseline names read as this version's ("icl" -> ...)
-        rows["baseline"] = rows["baseline"].map(lambda name: current_name(name) if isinstance(name, str) else name)
+    rows = pd.DataFrame.from_records(records)
     if {"frames", "real_frames"} <= set(rows.columns):
         rows["frame_ratio"] = rows["frames"] / rows["real_frames"].where(rows["real_frames"] > 0)
     return rows
@@ -110,9 +111,9 @@ def load_run(path: Path | str) -> Run:
         path=path,
         config=read_config(path),
         metrics=load_metrics(path / METRICS_FILE),
-        rows=load_rows(path / ROWS_FILE),
-        best=read_json(path / BEST_FILE),
-        status=read_json(path / ABLATE_STATUS_FILE),
+        rows=load_rows(path),
+        best=read_best(path),
+        status=read_status(path),
     )
 
 
@@ -137,13 +138,13 @@ def run_finished(path: Path | str) -> bool:
     """True when ablate recorded a successful exit, or (a run started elsewhere, e.g. by a cluster scheduler) when
     the run has a chosen cell and the evaluation reached the config's last epoch (it re-chooses every epoch)."""
     path = Path(path)
-    status = read_json(path / ABLATE_STATUS_FILE)
+    status = read_status(path)
     if status is not None:
         return status.get("status") == "done"
-    if not (path / BEST_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+    if not best_path(path).is_file() or not (path / CONFIG_FILE).is_file():
         return False
     last = max_epochs(read_config(path))
-    rows = load_rows(path / ROWS_FILE)
+    rows = load_rows(path)
     return last is None or (not rows.empty and int(rows["epoch"].max()) == last - 1)
 
 
@@ -204,8 +205,6 @@ def load_runs(root: Path | str) -> pd.DataFrame:
 
 def load_cells(runs: pd.DataFrame) -> pd.DataFrame:
     """Every (epoch, lora_scale) cell of every run in a :func:`load_runs` frame, with its variant and seed."""
-    frames = [
-        cells(load_rows(Path(r.path) / ROWS_FILE)).assign(variant=r.variant, seed=r.seed) for r in runs.itertuples()
-    ]
+    frames = [cells(load_rows(r.path)).assign(variant=r.variant, seed=r.seed) for r in runs.itertuples()]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "epoch"])

@@ -4,13 +4,17 @@ once (exit 2). Pure functions over the config as a dict (``LightningCLI``'s name
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.settings import EvalSettings
 from qwen_tts_lit.model.lora import LoraSpec
 from qwen_tts_lit.runs.config import callback_args, data_args, model_args
+from qwen_tts_lit.runs.folder import CHECKPOINT_DIR, EPOCH_CHECKPOINT, EPOCH_CHECKPOINT_NAME
 
 NO_LIMIT = -1  # Lightning's "no limit" for max_epochs and max_steps
 
@@ -86,10 +90,73 @@ def evaluation_problems(config: dict) -> list[str]:
     return bad
 
 
+def model_checkpoints(trainer: dict) -> list[tuple[int, dict]]:
+    """(position in ``trainer.callbacks``, init_args) of every ModelCheckpoint there, subclasses included."""
+    callbacks = trainer.get("callbacks") or []
+    found = []
+    for position, entry in enumerate(callbacks if isinstance(callbacks, list) else [callbacks]):
+        if not isinstance(entry, dict) or "class_path" not in entry:
+            continue
+        module, _, name = str(entry["class_path"]).rpartition(".")
+        cls = getattr(importlib.import_module(module), name, None) if module else None  # imported by the parser
+        if isinstance(cls, type) and issubclass(cls, ModelCheckpoint):
+            found.append((position, entry.get("init_args") or {}))
+    return found
+
+
+def saves_at_epoch_ends(init_args: dict) -> bool:
+    """Whether a ModelCheckpoint writes epoch checkpoints: it does unless it saves every n steps or by time (as
+    Lightning decides its triggers), which writes mid-epoch checkpoints (for a mid-epoch resume) instead."""
+    return not init_args.get("every_n_train_steps") and init_args.get("train_time_interval") is None
+
+
+def checkpoint_problems(trainer: dict) -> list[str]:
+    """ModelCheckpoint settings that would hide the epochs from ``saved_epochs`` (evaluate, export and the run's
+    closing lines find an epoch by its file ``checkpoints/epoch=NNN.ckpt``): a folder other than the run's, another
+    name for epoch checkpoints (fit names them itself), two callbacks writing the same names, or mid-epoch
+    checkpoints named like epoch checkpoints (a mid-epoch state would be taken for the epoch's end)."""
+    bad = []
+    epoch_wise = []
+    for position, init_args in model_checkpoints(trainer):
+        key = f"trainer.callbacks[{position}].init_args"
+        if init_args.get("dirpath") is not None:
+            bad.append(f"{key}.dirpath {init_args['dirpath']}: checkpoints are written into the run folder's "
+                       f"{CHECKPOINT_DIR}/, where evaluate, export and fit --resume find them; leave dirpath unset "
+                       "(the logger's save_dir and name choose where the run folder is)")  # fmt: skip
+        filename = init_args.get("filename")
+        if saves_at_epoch_ends(init_args):
+            epoch_wise.append(position)
+            if filename not in (None, EPOCH_CHECKPOINT_NAME):
+                bad.append(f"{key}.filename {filename}: fit names epoch checkpoints {EPOCH_CHECKPOINT_NAME}.ckpt "
+                           "itself (evaluate, export and fit --resume find an epoch by that name); leave filename "
+                           "unset")  # fmt: skip
+            continue
+        auto_insert = init_args.get("auto_insert_metric_name", True)
+        try:  # Lightning's own formatting, on a sample epoch and step
+            sample = ModelCheckpoint(filename=filename, auto_insert_metric_name=auto_insert)
+            name = sample.format_checkpoint_name({"epoch": 3, "step": 7})
+        except (KeyError, ValueError, IndexError) as error:
+            bad.append(f"{key}.filename {filename}: cannot be formatted ({error})")
+            continue
+        if EPOCH_CHECKPOINT.match(name):
+            bad.append(f"{key}.filename {filename}: this ModelCheckpoint saves mid-epoch (every_n_train_steps or "
+                       f"train_time_interval) but names its files as epoch checkpoints are named ({name}), so "
+                       "evaluate and export would take a mid-epoch state for the epoch's end; name them by the "
+                       "step, e.g. step={step}")  # fmt: skip
+    if len(epoch_wise) > 1:
+        listed = ", ".join(f"trainer.callbacks[{position}]" for position in epoch_wise)
+        bad.append(f"{listed}: {len(epoch_wise)} ModelCheckpoint callbacks save at epoch ends and would write the same "
+                   f"{EPOCH_CHECKPOINT_NAME}.ckpt files; keep one (its monitor and save_top_k choose the epochs it "
+                   "keeps)")  # fmt: skip
+    return bad
+
+
 def settings_problems(config: dict, subcommand: str) -> list[str]:
     """Every problem of a resolved fit/validate config, one message each (empty when it can run)."""
     bad = trainer_problems(config.get("trainer") or {}, subcommand)
     bad += model_problems(model_args(config)) + data_problems(data_args(config)) + evaluation_problems(config)
+    if subcommand == "fit":  # validate saves no checkpoint
+        bad += checkpoint_problems(config.get("trainer") or {})
     if subcommand == "validate" and not config.get("ckpt_path"):
         bad.append(
             "validate: give --ckpt_path RUN/checkpoints/epoch=NNN.ckpt (it measures a saved checkpoint; "

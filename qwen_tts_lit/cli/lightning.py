@@ -15,11 +15,12 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from qwen_tts_lit.cli.config_keys import KeyParser, parse_error_line, rename_flags, valid_keys
-from qwen_tts_lit.cli.fit_settings import settings_problems
+from qwen_tts_lit.cli.fit_settings import model_checkpoints, saves_at_epoch_ends, settings_problems
 from qwen_tts_lit.cli.run_folder import RUN_DIR_ENV, FitSession, SessionCallback, expand_resume
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
+from qwen_tts_lit.runs.folder import EPOCH_CHECKPOINT_NAME
 from qwen_tts_lit.train.checkpoint_io import AtomicCheckpointIO
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.train.progress import quiet_lightning, use_our_progress_bar
@@ -36,6 +37,18 @@ def precision_problem(precision: str, accelerator: str, cuda_available: bool, cu
             "compose configs/gpu/t4.yaml (float16 weights, precision 16-mixed) or use precision: 32-true"
         )
     return None
+
+
+def name_epoch_checkpoints(trainer) -> None:
+    """Every ModelCheckpoint of the config (``trainer``: its namespace) that saves at epoch ends writes
+    ``checkpoints/epoch=NNN.ckpt``, the one name ``saved_epochs`` reads: fit sets it (runs.folder owns the name; the
+    configs leave it unset, checkpoint_problems refuses another), with Lightning's metric-name insertion off, which
+    would make it ``epoch=epoch=000``. The saved config.yaml then says which name the run used."""
+    callbacks = trainer.callbacks if isinstance(trainer.callbacks, list) else [trainer.callbacks]
+    for position, init_args in model_checkpoints(trainer.as_dict()):
+        if saves_at_epoch_ends(init_args):
+            callbacks[position].init_args.filename = EPOCH_CHECKPOINT_NAME
+            callbacks[position].init_args.auto_insert_metric_name = False
 
 
 RESUME_HELP = (
@@ -113,6 +126,7 @@ class QwenTTSCLI(LightningCLI):
         problems = ([problem] if problem else []) + settings_problems(config.as_dict(), self.subcommand or "fit")
         if problems:
             raise UserError("\n".join(problems))
+        name_epoch_checkpoints(trainer)
         self.session.decide(self.subcommand or "fit", config)
 
     def instantiate_classes(self) -> None:
@@ -126,6 +140,11 @@ class QwenTTSCLI(LightningCLI):
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
         trainer = super().instantiate_trainer(**kwargs)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if trainer.checkpoint_callback is not None and not model_checkpoints(config.trainer.as_dict()):
+            # The config lists none, so this is Lightning's default one: its epochs are named as the config's are.
+            trainer.checkpoint_callback.filename = EPOCH_CHECKPOINT_NAME
+            trainer.checkpoint_callback.auto_insert_metric_name = False
         trainer.callbacks.append(SessionCallback(self.session))
         use_our_progress_bar(trainer)
         return trainer

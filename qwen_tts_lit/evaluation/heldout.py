@@ -146,7 +146,9 @@ def _copy_into_run(real: RealRecordings, run_dir: Path) -> None:
 
 
 def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
-    """The held-out sentences an earlier evaluation used, from its rows and the recordings copied into the run."""
+    """The held-out sentences an earlier evaluation used, from its rows (as ``runs.records.read_rows`` gives them)
+    and the recordings copied into the run: each sentence as written (``heldout_text``), which the Synthesizer
+    cleans again as it did then."""
     items: dict[str, HeldOut] = {}
     for row in rows:
         if row["utt_id"] not in items and row.get("real_wav"):
@@ -155,5 +157,5 @@ def heldout_from_rows(rows: list[dict], run_dir: Path) -> list[HeldOut]:
                 raise UserError(f"{audio}: real recording of '{row['utt_id']}' missing from the run folder")
             # A language the evaluation resolved is resolved again, by this evaluation's judges.
             given = row.get("language", AUTO) if row.get("language_source", "given") == "given" else AUTO
-            items[row["utt_id"]] = HeldOut(row["utt_id"], row["text"], audio, given, row.get("speaker"))
+            items[row["utt_id"]] = HeldOut(row["utt_id"], row["heldout_text"], audio, given, row.get("speaker"))
     return sorted(items.values(), key=lambda item: item.utt_id)

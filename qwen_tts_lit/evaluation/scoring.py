@@ -201,7 +201,9 @@ def save_clip(
     run_dir: Path, epoch: int, cell: Cell, utterance: Utterance, real: RealRecordings, baseline: str | None = None
 ) -> dict:
     """Write the clip under ``cell_dir(epoch, scale)`` (a baseline's under ``baseline_dir(mode)``); the row's
-    fields that say what was spoken and where."""
+    fields that say what was spoken and where. ``text`` is the text as spoken (``utterance.text``, the Synthesizer's
+    cleaning), the reference its error rate and speech rate are scored against, so a notebook recomputes them from
+    the row alone; ``heldout_text`` is the held-out transcript as written (tags and all), what a re-score speaks."""
     item = cell.item
     folder = run_dir / (baseline_dir(baseline) if baseline else cell_dir(epoch, utterance.lora_scale))
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,9 +212,9 @@ def save_clip(
     speaker = {"speaker": item.speaker} if item.speaker is not None else {}  # one voice: rows as they always were
     spoken = real.language_of(item)  # a sentence without a language: the one it was scored in, and how it was found
     language = item.language if spoken.source == "given" else spoken.name
-    return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": item.text,
-            "language": language, "language_source": spoken.source, **speaker, "prefix": cell.prefix,
-            "seed": utterance.seed,
+    return {"epoch": epoch, "lora_scale": utterance.lora_scale, "utt_id": item.utt_id, "text": utterance.text,
+            "heldout_text": item.text, "language": language, "language_source": spoken.source, **speaker,
+            "prefix": cell.prefix, "seed": utterance.seed,
             "wav": str(wav_path.relative_to(run_dir)),
             "real_wav": real.copies.get(item.utt_id), "seconds": utterance.wall_seconds,
             **({"baseline": baseline} if baseline else {})}  # fmt: skip

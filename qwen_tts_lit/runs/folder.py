@@ -16,7 +16,10 @@ HPARAMS_FILE = "hparams.yaml"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
-EPOCH_CHECKPOINT = re.compile(r"^epoch=(\d+)\.ckpt$")  # ModelCheckpoint(filename="epoch={epoch:03d}") in configs/
+# ModelCheckpoint's filename for the checkpoint of each epoch: fit sets it (cli/lightning.py), configs leave it unset,
+# and fit refuses another (cli/fit_settings.py), since saved_epochs finds an epoch's weights by this name only.
+EPOCH_CHECKPOINT_NAME = "epoch={epoch:03d}"
+EPOCH_CHECKPOINT = re.compile(r"^epoch=(\d+)\.ckpt$")  # the files EPOCH_CHECKPOINT_NAME gives
 EVAL_DIR = "eval"
 ROWS_FILE = f"{EVAL_DIR}/rows.jsonl"
 REAL_DIR = f"{EVAL_DIR}/real"

@@ -26,18 +26,25 @@ def cell_key(row: dict) -> tuple[int, float, str]:
 
 
 def read_rows(run_dir: Path) -> list[dict]:
-    """Every row of the run's evaluation (empty when there is none yet); a baseline row of an older run folder
-    gets its baseline's current name ("icl" -> "voice_clone_non_streaming"), so old and new rows read alike."""
+    """Every row of the run's evaluation (empty when there is none yet), as this version writes them
+    (:func:`as_current_row`), so old and new rows read alike. The one reader of the rows: the evaluation, export
+    and ``analysis`` (notebooks) all call it."""
     path = Path(run_dir) / ROWS_FILE
     if not path.is_file():
         return []
-    return [with_current_baseline(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [as_current_row(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
-def with_current_baseline(row: dict) -> dict:
-    """``row`` with its ``baseline`` (if any) under the name this version uses."""
+def as_current_row(row: dict) -> dict:
+    """``row`` read as this version writes it: a baseline under its current name ("icl" ->
+    "voice_clone_non_streaming"); a row written before ``heldout_text`` existed stored the held-out transcript as
+    written in ``text``, so that is its ``heldout_text`` too. Its ``text`` stays as stored: the cleaning that gives
+    the text as spoken belongs to the synthesis stage, above this layer, and an old row whose transcript had a
+    non-speech tag is recognisable by the tag (re-score it with ``evaluate`` to get the spoken text)."""
     if row.get("baseline"):
         row["baseline"] = current_name(str(row["baseline"]))
+    if "text" in row and "heldout_text" not in row:
+        row["heldout_text"] = row["text"]
     return row
 
 

@@ -63,6 +63,24 @@ def test_load_run_without_eval_outputs(tmp_path: Path):
         analysis.load_run(tmp_path / "missing")
 
 
+def test_old_rows_and_best_json_are_read_by_runs_records(tmp_path: Path):
+    """analysis reads a run's rows and best.json through runs.records, the one reader: rows of an earlier version
+    (no heldout_text, their text the transcript as written; a baseline named "icl") read as the evaluation reads
+    them, and a broken best.json is the one-line error naming the file, not a JSON traceback."""
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.runs.records import read_rows
+
+    old = [{k: v for k, v in eval_row(0, 1.0, "a", text="Hi <laugh> there.").items() if k != "heldout_text"}]
+    old += [eval_row(-1, 0.0, "a", baseline="icl")]
+    run = analysis.load_run(write_run(tmp_path / "run", old))
+    assert list(run.rows["heldout_text"]) == [row["heldout_text"] for row in read_rows(tmp_path / "run")]
+    assert list(run.rows["heldout_text"]) == ["Hi <laugh> there.", "text of a"]
+    assert list(run.rows["baseline"].fillna("")) == ["", "voice_clone_non_streaming"]
+    (tmp_path / "run" / "best.json").write_text("{")
+    with pytest.raises(UserError, match=r"run/best.json: unreadable"):
+        analysis.load_run(tmp_path / "run")
+
+
 def test_load_runs_parses_the_ablate_layout(tmp_path: Path):
     done, failed = {"status": "done", "returncode": 0, "command": "c"}, {"status": "failed", "returncode": 1}
     write_run(tmp_path / "a" / "seed_0", [eval_row(0, 1.0, "u", wer=0.2, frames=60)], status=done, seed=0)

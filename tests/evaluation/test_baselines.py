@@ -164,7 +164,7 @@ def test_an_old_run_folders_icl_rows_read_as_the_non_streaming_clone(tmp_path: P
     write_jsonl(run / "eval" / "rows.jsonl", old)
     named = {row.get("baseline") for row in read_rows(run)}
     assert named == {None, XVECTOR, VOICE_CLONE_NON_STREAMING}
-    assert set(load_rows(run / "eval" / "rows.jsonl")["baseline"].dropna()) == {XVECTOR, VOICE_CLONE_NON_STREAMING}
+    assert set(load_rows(run)["baseline"].dropna()) == {XVECTOR, VOICE_CLONE_NON_STREAMING}
 
     best = publish(run, [], SelectionRule())
     assert set(best["baselines"]) == {XVECTOR, VOICE_CLONE_NON_STREAMING}

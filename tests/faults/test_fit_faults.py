@@ -110,3 +110,69 @@ def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_runs_results(
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"error: {run}/eval/epoch=001/scale=1/") and "no space left on the device" in line
     assert "Traceback" not in err and tree_bytes(run) == before
+
+
+# ModelCheckpoint settings under which saved_epochs (evaluate, export) would find no epoch, and their lines.
+CHECKPOINT_OVERLAY = """
+trainer:
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {filename: "{epoch}-{val/score:.3f}", save_top_k: -1}
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {dirpath: /tmp/elsewhere, save_last: true}
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {filename: "epoch={epoch:03d}", auto_insert_metric_name: false, every_n_train_steps: 50}
+"""
+CHECKPOINT_LINES = (
+    "trainer.callbacks[0].init_args.filename {epoch}-{val/score:.3f}: fit names epoch checkpoints "
+    "epoch={epoch:03d}.ckpt itself",
+    "trainer.callbacks[1].init_args.dirpath /tmp/elsewhere: checkpoints are written into the run folder's checkpoints/",
+    "trainer.callbacks[2].init_args.filename epoch={epoch:03d}: this ModelCheckpoint saves mid-epoch "
+    "(every_n_train_steps or train_time_interval) but names its files as epoch checkpoints are named "
+    "(epoch=003.ckpt)",
+    "trainer.callbacks[0], trainer.callbacks[1]: 2 ModelCheckpoint callbacks save at epoch ends",
+)
+
+
+def test_a_checkpoint_name_evaluate_would_not_find_is_refused_before_anything_starts(
+    tmp_path, capsys, monkeypatch, run_cache
+):
+    """Another filename for epoch checkpoints, another folder, mid-epoch checkpoints named like epoch ones, two
+    callbacks writing the same names: each one line naming its config key, exit 2, no run folder."""
+    (tmp_path / "checkpoints.yaml").write_text(CHECKPOINT_OVERLAY)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    short = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0")
+    overlay = ("--config", tmp_path / "checkpoints.yaml", "--data.raw", DEMO_RAW)
+    assert main("fit", "--config", DEMO_CONFIG, *overlay, *short, *QUIET) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = lines[lines.index(next(x for x in lines if x.startswith("error: "))) :]
+    assert len(errors) == len(CHECKPOINT_LINES)
+    assert all(line.removeprefix("error: ").startswith(start)
+               for line, start in zip(errors, CHECKPOINT_LINES, strict=True))  # fmt: skip
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_fit_names_the_epoch_checkpoints_itself(tmp_path, capsys, monkeypatch, run_cache):
+    """The shipped demo config spells no checkpoint name: fit writes checkpoints/epoch=NNN.ckpt, saved_epochs finds
+    them, and the run's config.yaml records the name; a config without any ModelCheckpoint (Lightning's default
+    one) gets the same name."""
+    import yaml
+
+    from qwen_tts_lit.runs.folder import saved_epochs
+
+    assert "filename" not in DEMO_CONFIG.read_text()
+    monkeypatch.chdir(tmp_path)
+    short = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0")
+    assert main("fit", "--config", DEMO_CONFIG, "--data.raw", DEMO_RAW, *short, *QUIET) == 0
+    run = tmp_path / "runs" / "demo" / "version_0"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch=000.ckpt", "last.ckpt"]
+    assert list(saved_epochs(run)) == [0]
+    saved = yaml.safe_load((run / "config.yaml").read_text())["trainer"]["callbacks"][0]["init_args"]
+    assert (saved["filename"], saved["auto_insert_metric_name"]) == ("epoch={epoch:03d}", False)
+
+    no_checkpoint_callback = "trainer:\n  callbacks:\n    - class_path: qwen_tts_lit.callbacks.EvalSuite\n"
+    (tmp_path / "default.yaml").write_text(no_checkpoint_callback)
+    default = ("--config", DEMO_CONFIG, "--config", tmp_path / "default.yaml", "--data.raw", DEMO_RAW)
+    assert main("fit", *default, *short, *QUIET) == 0
+    assert sorted(p.name for p in (run.parent / "version_1" / "checkpoints").iterdir()) == ["epoch=000.ckpt"]

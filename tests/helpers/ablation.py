@@ -13,7 +13,8 @@ from qwen_tts_lit.metrics.selection import select_best
 def eval_row(epoch: int, scale: float, utt: str, **values) -> dict:
     """One eval/rows.jsonl row with plausible defaults; ``values`` override any field."""
     row = {
-        "epoch": epoch, "lora_scale": scale, "utt_id": utt, "text": f"text of {utt}", "hypothesis": f"text of {utt}",
+        "epoch": epoch, "lora_scale": scale, "utt_id": utt, "text": f"text of {utt}", "heldout_text": f"text of {utt}",
+        "hypothesis": f"text of {utt}",
         "wer": 0.1, "cer": 0.05, "spk_sim": 0.8, "spk_sim_model": 0.9, "rate_ratio": 1.0, "words_per_second": 3.0,
         "speech_seconds": 2.0, "real_speech_seconds": 2.0, "frames": 30, "real_frames": 30, "hit_max_tokens": False,
         "seed": 1234, "wav": f"eval/epoch={epoch:03d}/scale={scale:g}/{utt}.wav",

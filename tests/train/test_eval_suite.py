@@ -25,9 +25,9 @@ from qwen_tts_lit.synthesis.synthesizer import Utterance
 
 REPO = Path(__file__).resolve().parents[2]
 HELDOUT = REPO / "data" / "demo" / "heldout.jsonl"
-ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "seed", "wav", "real_wav", "hypothesis", "wer", "spk_sim",
-              "spk_sim_model", "rate_ratio", "words_per_second", "speech_seconds", "real_speech_seconds", "frames",
-              "real_frames", "max_new_tokens", "hit_max_tokens")  # fmt: skip
+ROW_FIELDS = ("epoch", "lora_scale", "utt_id", "text", "heldout_text", "seed", "wav", "real_wav", "hypothesis", "wer",
+              "spk_sim", "spk_sim_model", "rate_ratio", "words_per_second", "speech_seconds", "real_speech_seconds",
+              "frames", "real_frames", "max_new_tokens", "hit_max_tokens")  # fmt: skip
 
 
 def test_demo_fit_writes_rows_best_json_and_report(demo_run: Path):
@@ -315,3 +315,43 @@ def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
     real = RealRecordings([item], {"a": 1.0}, {"a": 1.0}, np.zeros(256, np.float32))
     row = metric_fields(item, utterance, real, Transcript("the train was late"), 0.9, None, [(0.0, 1.0)])
     assert row["wer"] == 0.0 and row["words_per_second"] == 4.0
+
+
+def test_a_rows_text_is_what_was_spoken_and_its_wer_recomputes_from_the_row(tiny_model, judges: Judges,
+                                                                            tmp_path: Path):  # fmt: skip
+    """A held-out transcript with a non-speech tag: its row's ``text`` is the text as spoken and scored, so WER
+    recomputed from the row alone (text, hypothesis, language) with the project's error rate is the row's ``wer``;
+    the transcript as written is ``heldout_text``. The real ``synthesize`` cleans and speaks each text; its audio is
+    then swapped for the sentence's real recording, since the tiny model's near-silence scores 1.0 against any
+    reference and could not tell the two texts apart (the last assert shows these clips do)."""
+    from dataclasses import replace
+
+    from qwen_tts_lit.analysis import load_rows
+    from qwen_tts_lit.evaluation.publish import publish
+    from qwen_tts_lit.evaluation.scoring import evaluate_epoch
+    from qwen_tts_lit.languages.rules import language_code
+    from qwen_tts_lit.metrics import SelectionRule, error_rate
+    from qwen_tts_lit.runs.records import read_rows
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    items = [replace(item, text=item.text.replace(" ", " [breath] ", 1), language="english")
+             for item in read_heldout(HELDOUT, limit=2)]  # fmt: skip
+    real = measure_real(items, judges)
+    recorded = {7 + i: sf.read(str(item.audio), dtype="float32")[0] for i, item in enumerate(items)}
+    synthesizer = Synthesizer(tiny_model, Voice(xvector=torch.randn(64, generator=torch.Generator().manual_seed(0))))
+    speak = synthesizer.synthesize
+
+    def speak_then_play_the_recording(texts, **kw):
+        return [replace(utterance, wav=recorded[utterance.seed]) for utterance in speak(texts, **kw)]
+
+    synthesizer.synthesize = speak_then_play_the_recording
+    rows = evaluate_epoch(synthesizer, judges, real, tmp_path, 0, [1.0], 7, 3, {None: synthesizer.voice.xvector})
+    publish(tmp_path, rows, SelectionRule())
+    stored = read_rows(tmp_path)
+    for row, item in zip(stored, items, strict=True):
+        recomputed = error_rate(row["text"], row["hypothesis"], language_code(row["language"]))
+        assert row["error_metric"] == "wer" and recomputed == row["wer"] == row["error_rate"]
+        assert row["text"] == Synthesizer.spoken_text(item.text).text == item.text.replace(" [breath]", "")
+        assert row["heldout_text"] == item.text and "[breath]" in item.text
+        assert error_rate(row["heldout_text"], row["hypothesis"], "en") != row["wer"]  # the tag would count
+    assert load_rows(tmp_path).drop(columns="frame_ratio").to_dict("records") == stored  # analysis reads the same
