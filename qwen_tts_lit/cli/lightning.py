@@ -16,6 +16,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from qwen_tts_lit.cli.config_keys import KeyParser, parse_error_line, rename_flags, valid_keys
 from qwen_tts_lit.cli.fit_settings import settings_problems
+from qwen_tts_lit.cli.import_policy import run_folder_policy
 from qwen_tts_lit.cli.run_folder import RUN_DIR_ENV, FitSession, SessionCallback, expand_resume
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
 from qwen_tts_lit.errors import UserError
@@ -151,13 +152,14 @@ def run_lightning(argv: list[str]) -> None:
     saved_argv, saved_run_dir = list(sys.argv), os.environ.get(RUN_DIR_ENV)
     session = FitSession()
     try:
-        if from_command_line:
-            # LightningCLI warns when given args that are also sys.argv, so it reads them itself; DDP processes that
-            # Lightning starts re-run sys.argv, so they get the expanded form too.
-            sys.argv = [sys.argv[0], *args]
-            QwenTTSCLI(args=None, session=session)
-        else:
-            QwenTTSCLI(args=args, session=session)
+        with run_folder_policy(args):  # a run folder's config imports no foreign class, wherever it names one
+            if from_command_line:
+                # LightningCLI warns when given args that are also sys.argv, so it reads them itself; DDP processes
+                # that Lightning starts re-run sys.argv, so they get the expanded form too.
+                sys.argv = [sys.argv[0], *args]
+                QwenTTSCLI(args=None, session=session)
+            else:
+                QwenTTSCLI(args=args, session=session)
     except BaseException as error:
         replacement = session.failure(error)
         if replacement is None:
