@@ -92,6 +92,17 @@ def test_fit_resume_refuses_a_crafted_checkpoint_and_a_foreign_config_class(craf
     assert not marker.exists()
 
 
+def test_fit_resume_of_a_crafted_checkpoint_goes_on_when_trusted(crafted, capsys):
+    """--trust-run holds for all three reads of ``fit --resume`` (the session's record, LightningCLI's merge of the
+    hyper-parameters, which hard-codes weights_only=True, and the Trainer's restore): the fit completes."""
+    run, marker = crafted
+    checkpoint = run / CHECKPOINT_DIR / "epoch=001.ckpt"
+    assert main("fit", "--resume", checkpoint, "--trust-run", "--trainer.enable_progress_bar", "false") == 0, (
+        capsys.readouterr().err[-2000:]
+    )
+    assert marker.exists()  # max_epochs 2 was reached at this checkpoint: restored, nothing more to train
+
+
 # ------------------------------------------------------------------------------------------- what we write
 
 
