@@ -10,6 +10,7 @@ traceback. Heavy imports (torch, qwen_tts, lightning) happen inside the handlers
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from qwen_tts_lit.cli.commands import COMMANDS, LIGHTNING_COMMANDS
 from qwen_tts_lit.cli.options import add_dataclass_arguments, class_help, from_namespace
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import storage_error
-from qwen_tts_lit.runs.checkpoints import TRUST_FLAG, trust_runs
+from qwen_tts_lit.runs.checkpoints import TRUST_ENV, TRUST_FLAG, trust_runs
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -59,19 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def dispatch(argv: list[str]) -> None:
+    trust_before = os.environ.get(TRUST_ENV)  # a DDP rank inherits the trust of the command that started it
     if TRUST_FLAG in argv:  # any subcommand: the user vouches for the run folders it reads (docs/sharing.md)
         if sys.argv[1:] == argv:
             sys.argv.remove(TRUST_FLAG)  # fit re-reads sys.argv (and DDP re-runs it): the flag travels as TRUST_ENV
         argv = [arg for arg in argv if arg != TRUST_FLAG]
         trust_runs()
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        from qwen_tts_lit.cli.lightning import run_lightning
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            from qwen_tts_lit.cli.lightning import run_lightning
 
-        run_lightning(argv)
-        return
-    args = build_parser().parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
-    command = COMMANDS[args.command]
-    command.handler(from_namespace(args, command.request))
+            run_lightning(argv)
+            return
+        args = build_parser().parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
+        command = COMMANDS[args.command]
+        command.handler(from_namespace(args, command.request))
+    finally:
+        if trust_before is None:  # the flag vouches for this command only: a notebook's next call is checked again
+            os.environ.pop(TRUST_ENV, None)
+        else:
+            os.environ[TRUST_ENV] = trust_before
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import signal
 import sys
 import warnings
 from argparse import ArgumentError
+from pathlib import Path
 
 import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -16,10 +17,12 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from qwen_tts_lit.cli.config_keys import KeyParser, parse_error_line, rename_flags, valid_keys
 from qwen_tts_lit.cli.fit_settings import model_checkpoints, saves_at_epoch_ends, settings_problems
+from qwen_tts_lit.cli.import_policy import run_folder_policy
 from qwen_tts_lit.cli.run_folder import RUN_DIR_ENV, FitSession, SessionCallback, expand_resume
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
+from qwen_tts_lit.runs.checkpoints import read_checkpoint, runs_trusted
 from qwen_tts_lit.runs.folder import EPOCH_CHECKPOINT_NAME
 from qwen_tts_lit.train.checkpoint_io import AtomicCheckpointIO
 from qwen_tts_lit.train.module import QwenTTSModule
@@ -108,11 +111,33 @@ class QwenTTSCLI(LightningCLI):
         """LightningCLI's reading of the checkpoint's hyper-parameters into the config; a failure is one line naming
         the checkpoint (the hyper-parameters of a checkpoint cannot be fixed by hand)."""
         try:
-            super()._parse_ckpt_path()
+            if runs_trusted():
+                self._merge_trusted_hyper_parameters()
+            else:
+                super()._parse_ckpt_path()
         except ArgumentError as error:
             checkpoint = self.config[self.config.subcommand].get("ckpt_path")
             line = parse_error_line(str(error), self.config.subcommand, valid_keys(self.parser))
             raise UserError(f"{checkpoint}: its hyper-parameters do not fit this version: {line}") from None
+
+    def _merge_trusted_hyper_parameters(self) -> None:
+        """Lightning 2.6.6's ``_parse_ckpt_path`` (pyproject pins it), reading the checkpoint as trusted: Lightning
+        hard-codes ``weights_only=True``, so with --trust-run a checkpoint holding other objects (which the session
+        has just unpickled) would fail there with torch's traceback."""
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = dict(read_checkpoint(ckpt_path, mmap=True).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write("Parsing of ckpt_path hyperparameters failed!\n")
+            raise
 
     def before_instantiate_classes(self) -> None:
         """Refuse settings that cannot work, all at once, before any folder exists or any weight loads; then decide
@@ -170,13 +195,14 @@ def run_lightning(argv: list[str]) -> None:
     saved_argv, saved_run_dir = list(sys.argv), os.environ.get(RUN_DIR_ENV)
     session = FitSession()
     try:
-        if from_command_line:
-            # LightningCLI warns when given args that are also sys.argv, so it reads them itself; DDP processes that
-            # Lightning starts re-run sys.argv, so they get the expanded form too.
-            sys.argv = [sys.argv[0], *args]
-            QwenTTSCLI(args=None, session=session)
-        else:
-            QwenTTSCLI(args=args, session=session)
+        with run_folder_policy(args):  # a run folder's config imports no foreign class, wherever it names one
+            if from_command_line:
+                # LightningCLI warns when given args that are also sys.argv, so it reads them itself; DDP processes
+                # that Lightning starts re-run sys.argv, so they get the expanded form too.
+                sys.argv = [sys.argv[0], *args]
+                QwenTTSCLI(args=None, session=session)
+            else:
+                QwenTTSCLI(args=args, session=session)
     except BaseException as error:
         replacement = session.failure(error)
         if replacement is None:

@@ -35,7 +35,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.evaluation.publish import result_lines
 from qwen_tts_lit.files import StorageError, remove_temporaries, shown, storage_error
-from qwen_tts_lit.runs.checkpoints import SavedAt, resume_checkpoint, saved_at, untrusted_classes, untrusted_code
+from qwen_tts_lit.runs.checkpoints import SavedAt, resume_checkpoint, saved_at, untrusted_class, untrusted_classes
 from qwen_tts_lit.runs.config import read_config
 from qwen_tts_lit.runs.folder import (
     CHECKPOINT_DIR,
@@ -82,9 +82,8 @@ def refuse_untrusted_config(run: Path) -> None:
         config = read_config(run)
     except (OSError, yaml.YAMLError) as error:
         raise UserError(f"{run / CONFIG_FILE}: cannot be read as YAML ({str(error).splitlines()[0]})") from None
-    foreign = untrusted_classes(config)
-    if foreign:
-        raise untrusted_code(run / CONFIG_FILE, f"the class {foreign[0]}")
+    for found in untrusted_classes(config)[:1]:
+        raise untrusted_class(run / CONFIG_FILE, found)
 
 
 def resume_target(value: str) -> tuple[Path, Path]:

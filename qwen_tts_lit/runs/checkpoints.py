@@ -9,8 +9,10 @@ A checkpoint is also a pickle, and a pickle can run code. Run folders are shared
 scratch, a downloaded ablation), so every checkpoint is loaded with torch's safe loader (``weights_only=True``):
 ours hold only tensors and plain values (dicts, lists, numbers, strings), which it accepts. Anything else is refused
 in one line naming the file and what it wanted to run, unless the user passed ``--trust-run`` (:func:`trust_runs`).
-The same rule covers the classes a run's ``config.yaml`` names when ``fit --resume`` instantiates them
-(:func:`untrusted_classes`). docs/sharing.md says what is safe to share.
+The same rule covers the classes a run's ``config.yaml`` names when ``fit --resume`` instantiates them, and those a
+checkpoint's hyper-parameters name, which LightningCLI merges into the config of ``fit``/``validate --ckpt_path``
+(:func:`untrusted_classes`); while LightningCLI parses a run folder's config, jsonargparse may import nothing outside
+:data:`TRUSTED_IMPORT_PATHS` (``cli/import_policy.py`` applies it). docs/sharing.md says what is safe to share.
 """
 
 from __future__ import annotations
@@ -33,7 +35,18 @@ from qwen_tts_lit.runs.folder import (
 
 TRUST_FLAG = "--trust-run"
 TRUST_ENV = "QWEN_TTS_LIT_TRUST_RUN"  # how the flag reaches the DDP processes Lightning starts
-TRUSTED_CLASS_PREFIXES = ("qwen_tts_lit.", "lightning.", "pytorch_lightning.", "torch.")
+TRUSTED_PACKAGES = ("qwen_tts_lit", "lightning", "pytorch_lightning", "torch")
+"""Packages whose classes a run folder may name without --trust-run: importing them runs nothing a fit of ours does
+not run anyway."""
+TRUSTED_CLASS_PREFIXES = tuple(f"{package}." for package in TRUSTED_PACKAGES)
+TRUSTED_CLASSES = ("transformers.Adafactor", "transformers.optimization.Adafactor")
+"""Single classes of other packages that a shipped config names (configs/gpu/24gb_full_sft.yaml's optimizer, under
+its import path and the one it is defined under, which jsonargparse checks too): a run trained from any shipped
+config resumes without the flag. Not all of ``transformers.``: some of its classes load models and tokenizers when
+instantiated, which init_args can point at remote code."""
+TRUSTED_IMPORT_PATHS = (*TRUSTED_PACKAGES, *TRUSTED_CLASSES)
+"""The same, as jsonargparse's import-path allowlist entries (an entry covers every path under it)."""
+CLASS_KEYS = ("class_path", "_class_path")  # jsonargparse's, and Lightning's in a checkpoint's hyper_parameters
 
 
 def trust_runs(trusted: bool = True) -> None:
@@ -62,25 +75,35 @@ def unsafe_global(error: BaseException) -> str | None:
     return next((g for g in found.groups() if g), None) if found else None
 
 
-def untrusted_classes(config: dict) -> list[str]:
-    """Every ``class_path`` of a run's config outside this project, Lightning and torch (empty when trusted)."""
+def is_trusted_class(name: str) -> bool:
+    """Whether a run folder may name the class ``name`` (``package.module.Class``) without --trust-run."""
+    return name.startswith(TRUSTED_CLASS_PREFIXES) or name in TRUSTED_CLASSES
+
+
+def untrusted_classes(config: object, key: str = "") -> list[tuple[str, str]]:
+    """(key, class) of every ``class_path`` (or Lightning's ``_class_path``) in a run's config or a checkpoint's
+    hyper-parameters outside the trusted ones, e.g. ``("trainer.callbacks[3].class_path", "mylab.Hook")``; empty
+    when trusted. Plain dotted strings are left to the import policy, which sees every import jsonargparse makes."""
     if runs_trusted():
         return []
-    found: list[str] = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            value = node.get("class_path")
-            if isinstance(value, str) and not value.startswith(TRUSTED_CLASS_PREFIXES):
-                found.append(value)
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(config)
+    found: list[tuple[str, str]] = []
+    if isinstance(config, dict):
+        for name, value in config.items():
+            inner = f"{key}.{name}" if key else str(name)
+            if name in CLASS_KEYS and isinstance(value, str):
+                found += [] if is_trusted_class(value) else [(inner, value)]
+            else:
+                found += untrusted_classes(value, inner)
+    elif isinstance(config, (list, tuple)):
+        for index, value in enumerate(config):
+            found += untrusted_classes(value, f"{key}[{index}]")
     return found
+
+
+def untrusted_class(path: Path | str, found: tuple[str, str]) -> UserError:
+    """The one line for a config or checkpoint naming a class outside the trusted ones."""
+    key, name = found
+    return untrusted_code(path, f"the class {name} (at {key})")
 
 
 def is_intact(path: Path | str) -> bool:
@@ -149,8 +172,13 @@ class SavedAt:
 
 
 def saved_at(path: Path | str) -> SavedAt:
-    """The progress recorded in a checkpoint; the tensors stay on disk."""
+    """The progress recorded in a checkpoint a fit or validate starts from; the tensors stay on disk. Its
+    hyper-parameters may name only trusted classes (unless trusted): LightningCLI merges them into the config it
+    instantiates, after this read and before anything else looks at them."""
     checkpoint = read_checkpoint(path, mmap=True)
+    for field in ("hyper_parameters", "datamodule_hyper_parameters"):
+        for found in untrusted_classes(checkpoint.get(field) or {}, field)[:1]:
+            raise untrusted_class(path, found)
     return SavedAt(int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0)))
 
 
