@@ -62,19 +62,14 @@ def open_voice(
 
 
 def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
-    from qwen_tts_lit.runs.choice import choose
-    from qwen_tts_lit.runs.config import read_config, trained_language_tag
-    from qwen_tts_lit.runs.folder import check_run_dir
-    from qwen_tts_lit.runs.records import read_best
-    from qwen_tts_lit.runs.weights import load_run
+    from qwen_tts_lit.runs.run import Run
 
-    run = check_run_dir(path)
-    choice = choose(read_best(run), epoch, None, run)  # the scale is the caller's (or the run's chosen one)
-    loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
-    language_tag = trained_language_tag(read_config(run))
+    run = Run.open(path)
+    choice = run.choose(epoch)  # the scale is the caller's (or the run's chosen one)
+    loaded = run.load(choice.epoch, device=device, base_model=base_model)
     voice = Voice(xvector=loaded.voice(speaker))
     return OpenedVoice(
-        loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, language_tag, list(choice.notes)
+        loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, run.language_tag, list(choice.notes)
     )
 
 
