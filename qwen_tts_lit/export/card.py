@@ -15,8 +15,8 @@ from qwen_tts_lit.model.layout import TAGGED, UNTAGGED, trained_prefixes
 from qwen_tts_lit.runs.choice import Choice
 from qwen_tts_lit.runs.folder import BEST_FILE, ROWS_FILE
 from qwen_tts_lit.runs.run import Run
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE
 from qwen_tts_lit.runs.weights import LoadedRun
+from qwen_tts_lit.speaker_file import SPEAKER_FILE
 from qwen_tts_lit.synthesis.presets import GenerationPreset
 
 

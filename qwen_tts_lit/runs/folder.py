@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from qwen_tts_lit.files import shown
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE, run_speakers, speaker_key, speaker_name_problem
+from qwen_tts_lit.speaker_file import SPEAKER_FILE, run_speakers, speaker_key, speaker_name_problem
 
 CONFIG_FILE = "config.yaml"
 HPARAMS_FILE = "hparams.yaml"

@@ -20,7 +20,7 @@ from qwen_tts_lit.runs.choice import Choice, choose
 from qwen_tts_lit.runs.config import callback_args, data_args, model_args, read_config, trained_language_tag
 from qwen_tts_lit.runs.folder import CHECKPOINT_DIR, saved_epochs
 from qwen_tts_lit.runs.records import read_best, read_rows
-from qwen_tts_lit.runs.speaker import read_voices, speaker_path
+from qwen_tts_lit.speaker_file import read_voices, speaker_path
 
 
 class Run:

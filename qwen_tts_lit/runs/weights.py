@@ -17,7 +17,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec, inject_lora
 from qwen_tts_lit.runs.checkpoints import read_checkpoint
 from qwen_tts_lit.runs.run import Run
-from qwen_tts_lit.runs.speaker import pick_voice
+from qwen_tts_lit.speaker_file import pick_voice
 from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
 

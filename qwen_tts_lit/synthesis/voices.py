@@ -76,7 +76,7 @@ def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None
 def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
     from peft import PeftModel
 
-    from qwen_tts_lit.runs.speaker import pick_voice, read_voices
+    from qwen_tts_lit.speaker_file import pick_voice, read_voices
     from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
     base = (

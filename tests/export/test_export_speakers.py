@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from qwen_tts_lit.data.dataset import load_voices
 from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE
 from qwen_tts_lit.runs.run import Run
-from qwen_tts_lit.runs.speaker import read_voices, write_speakers
+from qwen_tts_lit.speaker_file import read_voices, write_speakers
 
 EPOCH = 1
 NAMES = ["ann", "bob", "cleo"]

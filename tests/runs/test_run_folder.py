@@ -16,7 +16,7 @@ from qwen_tts_lit.runs.config import callback_args, data_args, model_args
 from qwen_tts_lit.runs.folder import relocated_state, saved_epochs
 from qwen_tts_lit.runs.records import merge_rows, read_best, read_rows, write_best, write_rows
 from qwen_tts_lit.runs.run import Run
-from qwen_tts_lit.runs.speaker import read_speaker, speaker_bytes, write_speaker
+from qwen_tts_lit.speaker_file import read_speaker, speaker_bytes, write_speaker
 
 
 def test_speaker_file_is_deterministic_and_readable_by_safetensors(tmp_path: Path):
