@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qwen_tts_lit.runs.folder import ADAPTER_CONFIG_FILE
+from qwen_tts_lit.export_folder import ADAPTER_CONFIG_FILE
 from qwen_tts_lit.runs.weights import LoadedRun
 from qwen_tts_lit.speaker_file import write_speaker, write_speakers
 

@@ -3,7 +3,6 @@ format and its card, atomically."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -15,8 +14,9 @@ from qwen_tts_lit.export.custom_voice import write_custom_voice
 from qwen_tts_lit.export.gguf import write_gguf_export
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.export.staging import check_output
+from qwen_tts_lit.export_folder import EXPORT_CARD_FILE, write_metadata
 from qwen_tts_lit.files import StorageError, staged_folder, storage_error, write_atomic
-from qwen_tts_lit.runs.folder import BEST_FILE, EXPORT_CARD_FILE, EXPORT_METADATA_FILE
+from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.runs.run import Run
 from qwen_tts_lit.synthesis.presets import GenerationPreset
 from qwen_tts_lit.upstream.loading import resolve_device
@@ -52,7 +52,7 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
                 write_gguf_export(loaded, choice.lora_scale, request.speaker_name, staging, preset)
             else:
                 write_adapter(loaded, staging)
-            write_atomic(staging / EXPORT_METADATA_FILE, json.dumps(metadata, indent=2) + "\n")  # marks it ours
+            write_metadata(staging, metadata)  # marks it ours
             write_atomic(staging / EXPORT_CARD_FILE, model_card(metadata))
     except Exception as error:  # the model files are written by torch / safetensors: name OUT, not their temporary
         failure = storage_error(error, output)

@@ -153,11 +153,3 @@ def export_command(run_dir: Path | str) -> str:
         return command
     speaker = speaker_key(name) if speaker_name_problem(speaker_key(name)) is None else FALLBACK_SPEAKER_NAME
     return f"{command} --speaker-name {shlex.quote(speaker)}"
-
-
-# An export folder (``export``): the official layout (config.json, model.safetensors, ...) or a PEFT adapter folder
-# (adapter_config.json, ...), plus our metadata and, for adapters, the speaker file. ``synthesize`` reads them back.
-EXPORT_METADATA_FILE = "qwen_tts_lit.json"
-EXPORT_CARD_FILE = "README.md"
-ADAPTER_CONFIG_FILE = "adapter_config.json"  # peft's name
-MODEL_CONFIG_FILE = "config.json"  # the official checkpoint layout's name

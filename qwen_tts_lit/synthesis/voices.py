@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.export_folder import ADAPTER_CONFIG_FILE, MODEL_CONFIG_FILE, read_metadata
 from qwen_tts_lit.model.layout import TAGGED, call_prefix, language_tag_mode, trained_prefixes
 from qwen_tts_lit.model.lora import UNSCALED
-from qwen_tts_lit.runs.folder import ADAPTER_CONFIG_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE, is_run_dir
+from qwen_tts_lit.runs.folder import is_run_dir
 from qwen_tts_lit.synthesis.synthesizer import Voice
 
 
@@ -49,8 +50,7 @@ def open_voice(
         return _open_run(path, epoch, device, base_model, speaker)
     if epoch is not None:
         raise UserError(f"--epoch: only for a run folder; {path} is an export")
-    meta_path = path / EXPORT_METADATA_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_metadata(path)
     if (path / ADAPTER_CONFIG_FILE).is_file():
         return _open_adapter(path, meta, device, base_model, speaker)
     if (path / MODEL_CONFIG_FILE).is_file():

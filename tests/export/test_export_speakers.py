@@ -17,7 +17,7 @@ from helpers.runs import copy_run, main
 from safetensors.torch import load_file
 
 from qwen_tts_lit.data.dataset import load_voices
-from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE
+from qwen_tts_lit.export_folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE
 from qwen_tts_lit.runs.run import Run
 from qwen_tts_lit.speaker_file import read_voices, write_speakers
 
