@@ -24,7 +24,7 @@ from qwen_tts_lit.model.layout import (
     layout_utterance,
 )
 from qwen_tts_lit.runs.folder import BEST_FILE
-from qwen_tts_lit.runs.speaker import read_speaker, read_voices
+from qwen_tts_lit.speaker_file import read_speaker, read_voices
 
 SPLITS = ("train", "val")
 # What fit needs held-out clips for, said by EvalSuite when it refuses a run without them (train/eval_suite.py) and by

@@ -28,10 +28,13 @@ from qwen_tts_lit.runs.records import (
 )
 
 
-def publish(run_dir: Path, new_rows: list[dict], rule: SelectionRule) -> dict | None:
+def publish(
+    run_dir: Path, new_rows: list[dict], rule: SelectionRule, old_rows: list[dict] | None = None
+) -> dict | None:
     """Write the merged rows, the chosen cell and the report; return the chosen cell (None while only zero-shot
-    baseline rows exist: nothing trained to choose yet)."""
-    rows = merge_rows(read_rows(run_dir), new_rows)
+    baseline rows exist: nothing trained to choose yet). ``old_rows``: the run's rows when the caller has read them
+    (an opened run), else they are read here."""
+    rows = merge_rows(read_rows(run_dir) if old_rows is None else old_rows, new_rows)
     best = select_best(rows, rule) if aggregate(rows) else None
     write_rows(run_dir, rows)
     if best is not None:

@@ -21,17 +21,15 @@ from qwen_tts_lit.evaluation.settings import EvalSettings, asr_problem
 from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.model.lora import evaluable_scales, has_lora
 from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONES
-from qwen_tts_lit.runs.config import callback_args, data_args, model_args, read_config, trained_language_tag
-from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, saved_epochs
-from qwen_tts_lit.runs.records import read_rows
-from qwen_tts_lit.runs.weights import load_epoch, load_run
+from qwen_tts_lit.runs.run import Run
+from qwen_tts_lit.runs.weights import load_epoch
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 from qwen_tts_lit.upstream.loading import resolve_device
 
 
-def run_settings(request: EvaluateRequest) -> EvalSettings:
+def run_settings(request: EvaluateRequest, run: Run) -> EvalSettings:
     """The run's EvalSuite settings (defaults where the run had none) with the request's changes applied."""
-    saved = EvalSettings.from_args(callback_args(read_config(request.run), "EvalSuite"))
+    saved = EvalSettings.from_args(run.eval_suite_args())
     return replace(
         saved.with_overrides(
             scales=request.scales, seed=request.seed, batch_size=request.batch_size, decoding=request.decoding
@@ -43,32 +41,33 @@ def run_settings(request: EvaluateRequest) -> EvalSettings:
 
 def rescore_run(request: EvaluateRequest) -> dict:
     """Synthesize and score the requested epochs x scales of a run; returns the new chosen cell."""
-    run = check_run_dir(request.run)
-    settings = run_settings(replace(request, run=run))
-    old_rows = read_rows(run)
+    run = Run.open(request.run)
+    settings = run_settings(request, run)
     if request.heldout is not None:
         items = read_heldout(request.heldout, request.num_utterances)
-    elif old_rows:
-        items = heldout_from_rows(old_rows, run)[: request.num_utterances or None]
+    elif run.rows:
+        items = heldout_from_rows(run.rows, run.path)[: request.num_utterances or None]
     else:
-        raise UserError(f"{run}: has no evaluation rows to take the held-out sentences from; give --heldout FILE.jsonl")
-    epochs = request.epochs_to_score(list(saved_epochs(run)))
+        raise UserError(
+            f"{run.path}: has no evaluation rows to take the held-out sentences from; give --heldout FILE.jsonl"
+        )
+    epochs = request.epochs_to_score(list(run.saved_epochs))
     for epoch in epochs:
-        checkpoint_path(run, epoch)  # every epoch checked before any work
+        run.checkpoint(epoch)  # every epoch checked before any work
     languages = {item.language for item in items}
-    problem = asr_problem(settings.judges, languages, str(request.heldout or run), ("--asr-model", "--no-asr"))
+    problem = asr_problem(settings.judges, languages, str(request.heldout or run.path), ("--asr-model", "--no-asr"))
     if problem:
         raise UserError(problem)
-    prefixes = trained_prefixes(trained_language_tag(read_config(run)))
-    check_prefixes(items, prefixes, str(request.heldout or run))
+    prefixes = trained_prefixes(run.language_tag)
+    check_prefixes(items, prefixes, str(request.heldout or run.path))
 
     judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
-    real = measure_real(items, judges, run)
+    real = measure_real(items, judges, run.path)
     new_rows: list[dict] = []
-    loaded = load_run(run, (epochs or list(saved_epochs(run)))[0], device=resolve_device(request.device))
+    loaded = run.load((epochs or list(run.saved_epochs))[0], device=resolve_device(request.device))
     scales = evaluable_scales(loaded.tts.model, settings.scales)
     if list(scales) != list(settings.scales):
-        print(f"{run}: fully fine-tuned (no adapters): scoring scale {scales[0]:g} only")
+        print(f"{run.path}: fully fine-tuned (no adapters): scoring scale {scales[0]:g} only")
     if request.baselines:
         new_rows += rescore_baselines(loaded, run, settings, judges, real, prefixes)
     for epoch in epochs:
@@ -76,25 +75,25 @@ def rescore_run(request: EvaluateRequest) -> dict:
             load_epoch(loaded, epoch)
         voices = loaded.voices or {None: loaded.xvector}
         synthesizer = Synthesizer(loaded.tts, Voice(xvector=next(iter(voices.values()))), decoding=settings.decoding)
-        new_rows += evaluate_epoch(synthesizer, judges, real, run, epoch, scales, settings.seed,
+        new_rows += evaluate_epoch(synthesizer, judges, real, run.path, epoch, scales, settings.seed,
                                    settings.max_new_tokens, voices, settings.batch_size,
                                    show_progress=True, prefixes=prefixes)  # fmt: skip
         print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
-    return publish(run, new_rows, settings.rule)
+    return publish(run.path, new_rows, settings.rule, old_rows=run.rows)
 
 
-def rescore_baselines(loaded, run, settings: EvalSettings, judges: Judges, real, prefixes) -> list[dict]:
+def rescore_baselines(loaded, run: Run, settings: EvalSettings, judges: Judges, real, prefixes) -> list[dict]:
     """The zero-shot baseline rows of a finished run: its adapters at scale 0 (the base model) with the x-vector,
     and the voice clones from the first clip of its prepared dataset when that can still be found."""
     if not has_lora(loaded.tts.model):
-        raise UserError(f"--baselines: {run} is fully fine-tuned; its base weights are not part of the run")
-    config = read_config(run)
-    prepared = prepared_dir_of(data_args(config), model_args(config).get("model"))
+        raise UserError(f"--baselines: {run.path} is fully fine-tuned; its base weights are not part of the run")
+    prepared = prepared_dir_of(run.data, run.model_source)
     if prepared is None and VOICE_CLONES & set(settings.baselines):
-        print(f"{run}: its prepared dataset is not here: no voice-clone baseline", flush=True)
+        print(f"{run.path}: its prepared dataset is not here: no voice-clone baseline", flush=True)
     reference = reference_clip(prepared) if prepared is not None else None
     voices = loaded.voices or {None: loaded.xvector}
-    rows = evaluate_baselines(loaded.tts, voices, reference, judges, real, run, settings.seed, settings.max_new_tokens,
+    rows = evaluate_baselines(loaded.tts, voices, reference, judges, real, run.path, settings.seed,
+                              settings.max_new_tokens,
                               settings.batch_size, True, prefixes,
                               settings.baselines or DEFAULT_BASELINES, settings.decoding)  # fmt: skip
     print(f"zero-shot baselines: {', '.join(sorted({r['baseline'] for r in rows}))} scored", flush=True)

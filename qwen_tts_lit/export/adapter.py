@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qwen_tts_lit.runs.folder import ADAPTER_CONFIG_FILE
-from qwen_tts_lit.runs.speaker import write_speaker, write_speakers
+from qwen_tts_lit.export_folder import ADAPTER_CONFIG_FILE
 from qwen_tts_lit.runs.weights import LoadedRun
+from qwen_tts_lit.speaker_file import write_speaker, write_speakers
 
 
 def write_adapter(loaded: LoadedRun, out: Path) -> None:

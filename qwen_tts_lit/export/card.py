@@ -8,26 +8,30 @@ import shlex
 from dataclasses import asdict
 from pathlib import Path
 
-from qwen_tts_lit.data.dataset import prepared_dir_of
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
 from qwen_tts_lit.export.request import MERGED_FORMATS, ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED, trained_prefixes
 from qwen_tts_lit.runs.choice import Choice
-from qwen_tts_lit.runs.config import data_args, model_args, read_config, trained_language_tag
-from qwen_tts_lit.runs.folder import ROWS_FILE
-from qwen_tts_lit.runs.records import best_path, read_rows
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE
+from qwen_tts_lit.runs.folder import BEST_FILE, ROWS_FILE
+from qwen_tts_lit.runs.run import Run
 from qwen_tts_lit.runs.weights import LoadedRun
+from qwen_tts_lit.speaker_file import SPEAKER_FILE
 from qwen_tts_lit.synthesis.presets import GenerationPreset
 
 
 def export_metadata(
-    request: ExportRequest, loaded: LoadedRun, choice: Choice, preset: GenerationPreset, best: dict | None
+    request: ExportRequest,
+    run: Run,
+    loaded: LoadedRun,
+    choice: Choice,
+    preset: GenerationPreset,
+    minutes: dict | None,
 ) -> dict:
-    """Everything the model card and ``synthesize`` need: provenance, scale, metrics, the exact command."""
-    metrics, source = metrics_for(loaded.run_dir, best, choice)
-    config = read_config(loaded.run_dir)
+    """Everything the model card and ``synthesize`` need: provenance, scale, metrics, the exact command.
+    ``minutes``: the prepared dataset's train/val minutes (:func:`data_minutes`), None when unknown."""
+    best = run.best
+    metrics, source = metrics_for(run, choice)
     return {
         "format": request.format,
         "base_model": loaded.base_model,
@@ -38,12 +42,12 @@ def export_metadata(
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
         "lora_scale_merged": request.format in MERGED_FORMATS,
-        "language_tag": trained_language_tag(config),
-        "trained_prefixes": list(trained_prefixes(trained_language_tag(config))),
+        "language_tag": run.language_tag,
+        "trained_prefixes": list(trained_prefixes(run.language_tag)),
         "metrics": metrics,
         "metrics_source": source,
-        "selection": (best or {}).get("reason") if source == best_path(loaded.run_dir).name else None,
-        "data_minutes": data_minutes(config),
+        "selection": (best or {}).get("reason") if source == BEST_FILE else None,
+        "data_minutes": minutes,
         "run": str(loaded.run_dir),
         "generation": asdict(preset),
         "command": export_command(request, choice),
@@ -69,21 +73,21 @@ def export_command(request: ExportRequest, choice: Choice) -> str:
     return shlex.join(args)
 
 
-def metrics_for(run_dir: Path, best: dict | None, choice: Choice) -> tuple[dict, str | None]:
+def metrics_for(run: Run, choice: Choice) -> tuple[dict, str | None]:
     """(metrics, their source): the chosen cell's when the run chose this cell, else this cell's aggregate of the
-    evaluation rows (the same rule code); ({}, None) when the cell was never evaluated."""
+    evaluation rows (the same rule code; read only then); ({}, None) when the cell was never evaluated."""
+    best = run.best
     if best is not None and int(best["epoch"]) == choice.epoch and float(best["lora_scale"]) == choice.lora_scale:
-        return dict(best.get("metrics") or {}), best_path(run_dir).name
-    for cell in aggregate(read_rows(run_dir)):
+        return dict(best.get("metrics") or {}), BEST_FILE
+    for cell in aggregate(run.rows):
         if cell["epoch"] == choice.epoch and cell["lora_scale"] == choice.lora_scale:
             metrics = {k: v for k, v in cell.items() if k not in ("epoch", "lora_scale")}
             return metrics, f"{ROWS_FILE} ({cell['n']} utterances)"
     return {}, None
 
 
-def data_minutes(config: dict) -> dict | None:
-    """Train/val minutes from the prepared dataset's report.json, when it can still be found."""
-    folder = prepared_dir_of(data_args(config), model_args(config).get("model"))
+def data_minutes(folder: Path | None) -> dict | None:
+    """Train/val minutes from a prepared dataset's report.json (``folder``: the run's, None when it is not here)."""
     report = folder / "report.json" if folder is not None else None
     if report is not None and report.is_file():
         return dict(json.loads(report.read_text()).get("minutes") or {}) or None
@@ -176,7 +180,7 @@ def _usage(fmt: str, name: str, meta: dict) -> str:
         return _gguf_usage(speakers[0] if speakers else name, speakers, calls, meta["generation"])
     if fmt == "custom_voice":
         which = f'"{speakers[0]}"' if speakers else f'"{name}"'
-        also = f' (or any of {", ".join(speakers)})' if len(speakers) > 1 else ""
+        also = f" (or any of {', '.join(speakers)})" if len(speakers) > 1 else ""
         lines = "\n".join(
             f'wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker={which}{extra})  # {why}{also}'
             for extra, why in calls

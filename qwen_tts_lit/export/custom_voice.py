@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.export_folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE
 from qwen_tts_lit.files import copy_file, copy_tree
 from qwen_tts_lit.model.lora import UNSCALED, merge_at_scale
-from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE
 from qwen_tts_lit.runs.weights import LoadedRun
 from qwen_tts_lit.synthesis.presets import GenerationPreset
 from qwen_tts_lit.upstream.compat import clean_saved_config

@@ -211,7 +211,7 @@ def write_gguf_export(loaded, scale: float, name: str | None, out: Path, preset)
     """``export --format gguf``: the custom_voice checkpoint written into a folder inside ``out`` (the staging
     folder), converted, then removed, so ``out`` holds the two GGUF files (and the card and metadata)."""
     from qwen_tts_lit.export.custom_voice import write_custom_voice
-    from qwen_tts_lit.runs.folder import MODEL_CONFIG_FILE
+    from qwen_tts_lit.export_folder import MODEL_CONFIG_FILE
     from qwen_tts_lit.upstream.loading import checkpoint_file
 
     _gguf()  # what can refuse is checked before the custom_voice is written: the package, the codec

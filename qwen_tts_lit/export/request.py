@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.runs.speaker import speaker_name_problem
+from qwen_tts_lit.speaker_file import speaker_name_problem
 
 FORMATS = ("custom_voice", "adapter", "gguf")
 MERGED_FORMATS = ("custom_voice", "gguf")  # the LoRA merged at the scale, the speakers in codec-embedding rows

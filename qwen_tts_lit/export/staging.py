@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.runs.folder import EXPORT_METADATA_FILE
+from qwen_tts_lit.export_folder import EXPORT_METADATA_FILE
 
 SHOWN_ENTRIES = 5
 

@@ -20,14 +20,16 @@ class Choice:
     notes: tuple[str, ...] = ()
 
 
-def choose(best: dict | None, epoch: int | None, lora_scale: float | None, run_dir: Path) -> Choice:
+def choose(
+    best: dict | None, epoch: int | None, lora_scale: float | None, run_dir: Path, saved: list[int] | None = None
+) -> Choice:
     """Explicit values win; else the run's chosen cell; the epoch is required when the run has none, the scale is
-    not (it is then the trained strength)."""
+    not (it is then the trained strength). ``saved``: the run's saved epochs when the caller has listed them."""
     source = best_path(run_dir).name
     notes = []
     if epoch is None:
         if best is None:
-            epochs = ", ".join(str(e) for e in saved_epochs(run_dir)) or "none"
+            epochs = ", ".join(str(e) for e in (saved_epochs(run_dir) if saved is None else saved)) or "none"
             raise UserError(
                 f"{best_path(run_dir)}: not found (the evaluation writes it), so pick a checkpoint yourself: "
                 f"--epoch N (saved epochs: {epochs}) and optionally --lora-scale S"

@@ -7,9 +7,8 @@ import re
 import shlex
 from pathlib import Path
 
-from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE, run_speakers, speaker_key, speaker_name_problem
+from qwen_tts_lit.speaker_file import SPEAKER_FILE, run_speakers, speaker_key, speaker_name_problem
 
 CONFIG_FILE = "config.yaml"
 HPARAMS_FILE = "hparams.yaml"
@@ -53,28 +52,9 @@ def saved_epochs(run_dir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def check_run_dir(run_dir: str | Path) -> Path:
-    """The run folder as a Path; UserError when it is missing or holds no epoch checkpoint."""
-    path = Path(run_dir).expanduser()
-    if not path.is_dir():
-        raise UserError(f"{path}: run folder not found (expected runs/NAME/version_N from `fit`)")
-    if not saved_epochs(path):
-        raise UserError(f"{path / CHECKPOINT_DIR}: no epoch=NNN.ckpt checkpoints; is this a finished run folder?")
-    return path
-
-
 def is_run_dir(path: Path) -> bool:
     """A folder ``fit`` wrote (it has a checkpoints folder), as opposed to an export."""
     return (Path(path) / CHECKPOINT_DIR).is_dir()
-
-
-def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    """``checkpoints/epoch=NNN.ckpt``; UserError listing the saved epochs when that one is not there."""
-    epochs = saved_epochs(run_dir)
-    if epoch not in epochs:
-        listed = ", ".join(str(e) for e in epochs) or "none"
-        raise UserError(f"{run_dir}: epoch {epoch} was not saved (saved epochs: {listed})")
-    return epochs[epoch]
 
 
 def latest_version(root: Path | str) -> Path | None:
@@ -176,11 +156,3 @@ def export_command(run_dir: Path | str) -> str:
         return command
     speaker = speaker_key(name) if speaker_name_problem(speaker_key(name)) is None else FALLBACK_SPEAKER_NAME
     return f"{command} --speaker-name {shlex.quote(speaker)}"
-
-
-# An export folder (``export``): the official layout (config.json, model.safetensors, ...) or a PEFT adapter folder
-# (adapter_config.json, ...), plus our metadata and, for adapters, the speaker file. ``synthesize`` reads them back.
-EXPORT_METADATA_FILE = "qwen_tts_lit.json"
-EXPORT_CARD_FILE = "README.md"
-ADAPTER_CONFIG_FILE = "adapter_config.json"  # peft's name
-MODEL_CONFIG_FILE = "config.json"  # the official checkpoint layout's name

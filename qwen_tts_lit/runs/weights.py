@@ -16,8 +16,8 @@ import torch
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec, inject_lora
 from qwen_tts_lit.runs.checkpoints import read_checkpoint
-from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path
-from qwen_tts_lit.runs.speaker import pick_voice, read_voices
+from qwen_tts_lit.runs.run import Run
+from qwen_tts_lit.speaker_file import pick_voice
 from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
 
@@ -34,6 +34,7 @@ class LoadedRun:
     base_model: str = ""
     finetune: str = "lora"
     voices: dict[str, torch.Tensor] = field(default_factory=dict)  # several speakers: name -> (D,)
+    run: Run | None = None  # the opened run folder (another epoch is swapped in without listing it again)
 
     def voice(self, speaker: str | None) -> torch.Tensor:
         """The x-vector to speak with: the run's one voice, or the named speaker of a several-speaker run."""
@@ -41,7 +42,7 @@ class LoadedRun:
 
 
 def load_run(
-    run_dir: str | Path,
+    run_dir: Run | str | Path,
     epoch: int,
     device: str = "cpu",
     dtype: str | None = None,
@@ -49,11 +50,11 @@ def load_run(
 ) -> LoadedRun:
     """Base checkpoint + the trained tensors of ``epoch`` + the speaker x-vector.
 
-    ``base_model`` overrides the checkpoint's own base model source (a run trained elsewhere); ``dtype`` overrides
-    the training dtype.
+    ``run_dir``: an opened run (:meth:`Run.load` passes itself) or its folder. ``base_model`` overrides the
+    checkpoint's own base model source (a run trained elsewhere); ``dtype`` overrides the training dtype.
     """
-    run = check_run_dir(run_dir)
-    path = checkpoint_path(run, epoch)
+    run = run_dir if isinstance(run_dir, Run) else Run.open(run_dir)
+    path = run.checkpoint(epoch)
     checkpoint = read_checkpoint(path)
     hp = dict(checkpoint.get("hyper_parameters", {}))
     info = checkpoint.get("qwen_tts_lit", {})
@@ -65,15 +66,16 @@ def load_run(
     peft_model = inject_lora(tts.model, LoraSpec.from_hparams(hp)) if finetune == "lora" else None
     _load_trained(peft_model if peft_model is not None else tts.model, checkpoint, path)
     xvector, voices = _voices(checkpoint, run)
-    return LoadedRun(tts, peft_model, xvector, epoch, run, hp, base, finetune, voices)
+    return LoadedRun(tts, peft_model, xvector, epoch, run.path, hp, base, finetune, voices, run)
 
 
 def load_epoch(loaded: LoadedRun, epoch: int) -> None:
     """Swap another epoch of the same run into ``loaded`` in place (the base weights stay in memory)."""
-    path = checkpoint_path(loaded.run_dir, epoch)
+    run = loaded.run if loaded.run is not None else Run.open(loaded.run_dir)
+    path = run.checkpoint(epoch)
     checkpoint = read_checkpoint(path)
     _load_trained(loaded.peft_model if loaded.peft_model is not None else loaded.tts.model, checkpoint, path)
-    (loaded.xvector, loaded.voices), loaded.epoch = _voices(checkpoint, loaded.run_dir), epoch
+    (loaded.xvector, loaded.voices), loaded.epoch = _voices(checkpoint, run), epoch
 
 
 def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
@@ -93,9 +95,10 @@ def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
     model.eval()
 
 
-def _voices(checkpoint: dict, run_dir: Path) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+def _voices(checkpoint: dict, run: Run) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """The checkpoint's own voices; the run folder's x-vector file only for a checkpoint that holds none."""
     if "xvector" in checkpoint:
         return checkpoint["xvector"].float(), {}
     if "voices" in checkpoint:
         return None, {name: vector.float() for name, vector in checkpoint["voices"].items()}
-    return read_voices(run_dir, "run folder (and the checkpoint holds no x-vector)")
+    return run.voices

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.export_folder import ADAPTER_CONFIG_FILE, MODEL_CONFIG_FILE, read_metadata
 from qwen_tts_lit.model.layout import TAGGED, call_prefix, language_tag_mode, trained_prefixes
 from qwen_tts_lit.model.lora import UNSCALED
-from qwen_tts_lit.runs.folder import ADAPTER_CONFIG_FILE, EXPORT_METADATA_FILE, MODEL_CONFIG_FILE, is_run_dir
+from qwen_tts_lit.runs.folder import is_run_dir
 from qwen_tts_lit.synthesis.synthesizer import Voice
 
 
@@ -49,8 +50,7 @@ def open_voice(
         return _open_run(path, epoch, device, base_model, speaker)
     if epoch is not None:
         raise UserError(f"--epoch: only for a run folder; {path} is an export")
-    meta_path = path / EXPORT_METADATA_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_metadata(path)
     if (path / ADAPTER_CONFIG_FILE).is_file():
         return _open_adapter(path, meta, device, base_model, speaker)
     if (path / MODEL_CONFIG_FILE).is_file():
@@ -62,26 +62,21 @@ def open_voice(
 
 
 def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
-    from qwen_tts_lit.runs.choice import choose
-    from qwen_tts_lit.runs.config import read_config, trained_language_tag
-    from qwen_tts_lit.runs.folder import check_run_dir
-    from qwen_tts_lit.runs.records import read_best
-    from qwen_tts_lit.runs.weights import load_run
+    from qwen_tts_lit.runs.run import Run
 
-    run = check_run_dir(path)
-    choice = choose(read_best(run), epoch, None, run)  # the scale is the caller's (or the run's chosen one)
-    loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
-    language_tag = trained_language_tag(read_config(run))
+    run = Run.open(path)
+    choice = run.choose(epoch)  # the scale is the caller's (or the run's chosen one)
+    loaded = run.load(choice.epoch, device=device, base_model=base_model)
     voice = Voice(xvector=loaded.voice(speaker))
     return OpenedVoice(
-        loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, language_tag, list(choice.notes)
+        loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, run.language_tag, list(choice.notes)
     )
 
 
 def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
     from peft import PeftModel
 
-    from qwen_tts_lit.runs.speaker import pick_voice, read_voices
+    from qwen_tts_lit.speaker_file import pick_voice, read_voices
     from qwen_tts_lit.upstream.loading import load_qwen3_tts
 
     base = (

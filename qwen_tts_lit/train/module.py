@@ -23,7 +23,7 @@ from qwen_tts_lit.model.step import (
     training_step_losses,
 )
 from qwen_tts_lit.model.trainable import make_trainable
-from qwen_tts_lit.runs.speaker import write_speaker, write_speakers
+from qwen_tts_lit.speaker_file import write_speaker, write_speakers
 from qwen_tts_lit.upstream.loading import check_model_source, load_qwen3_tts
 
 SEED_GUIDE_FULL_SFT_LR = 2e-6  # the seed guide's LR for 1.7B; community reports noise and lost EOS above it

@@ -145,7 +145,7 @@ def test_the_closing_export_hint_passes_exports_own_checks(name: str, voices: li
     from qwen_tts_lit.cli.options import from_namespace
     from qwen_tts_lit.export.request import ExportRequest
     from qwen_tts_lit.runs.folder import export_command
-    from qwen_tts_lit.runs.speaker import run_speakers, write_speaker, write_speakers
+    from qwen_tts_lit.speaker_file import run_speakers, write_speaker, write_speakers
 
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "runs" / name / "version_2"

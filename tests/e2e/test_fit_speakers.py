@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers.fit import DEMO_CONFIG, latest_run, run_cli
 
-from qwen_tts_lit.runs.speaker import read_voices
+from qwen_tts_lit.speaker_file import read_voices
 
 pytestmark = pytest.mark.slow
 

@@ -46,6 +46,21 @@ def test_new_scales_are_added_beside_the_old_rows(run_copy: Path):
     assert json.loads((run_copy / "best.json").read_text())["candidates"] == 5
 
 
+def test_evaluate_opens_the_run_once(run_copy: Path):
+    """evaluate lists the checkpoints once and reads the config and the epoch once: the run is opened once
+    (runs/run.py) and passed on, down to the merge of the new rows into the old."""
+    from helpers.reads import counting_reads
+
+    args = ["--epochs", "1", "--scales", "1.0", "--num-utterances", "1", "--no-asr"]
+    with counting_reads(run_copy) as reads:
+        assert main(["evaluate", "--run", str(run_copy), *args]) == 0
+    assert reads["list", "checkpoints"] == 1
+    assert reads["open", "config.yaml"] == 1 and reads["open", "checkpoints/epoch=001.ckpt"] == 1
+    # the rows: once when the run is opened, then twice after they are written, as the report's record of what it
+    # shows (publish writes it, evaluate's closing lines check it is not stale)
+    assert reads["open", "eval/rows.jsonl"] == 3
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -240,9 +241,30 @@ def test_demo_run_exports_by_best_json_then_speaks(demo_run: Path, tmp_path: Pat
     assert wav.is_file() and "from best.json" in capsys.readouterr().err
 
 
+def test_export_opens_the_run_once(demo_run: Path, tmp_path: Path):
+    """export reads each file of the run folder once and lists its checkpoints once: the run is opened once
+    (runs/run.py) and passed on. The cell asked for is not the chosen one, so the rows are read for its metrics."""
+    from helpers.reads import counting_reads
+
+    run = Path(shutil.copytree(demo_run, tmp_path / "run"))
+    epoch = 1 - json.loads((run / "best.json").read_text())["epoch"]
+    args = ("--epoch", epoch, "--output", tmp_path / "out", "--speaker-name", "demo", "--format", "adapter")
+    with counting_reads(run) as reads:
+        assert main("export", "--run", run, *args) == 0
+    assert dict(reads) == {
+        ("list", "checkpoints"): 1,
+        ("open", f"checkpoints/epoch={epoch:03d}.ckpt"): 1,
+        ("open", "config.yaml"): 1,
+        ("open", "best.json"): 1,
+        ("open", "eval/rows.jsonl"): 1,
+        ("open", "speaker.safetensors"): 1,
+    }
+
+
 def test_metrics_of_another_cell_come_from_the_rows(tmp_path: Path):
     from qwen_tts_lit.export.card import metrics_for
     from qwen_tts_lit.runs.choice import Choice
+    from qwen_tts_lit.runs.run import Run
 
     rows = [
         {"epoch": 1, "lora_scale": 0.5, "wer": w, "spk_sim": 0.5, "rate_ratio": 1.0, "hit_max_tokens": h}
@@ -251,11 +273,13 @@ def test_metrics_of_another_cell_come_from_the_rows(tmp_path: Path):
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     best = {"epoch": 0, "lora_scale": 0.5, "metrics": {"wer": 0.1}}
-    metrics, source = metrics_for(tmp_path, best, Choice(1, 0.5))
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    run = Run(tmp_path, {})  # the records alone: no checkpoint is read
+    metrics, source = metrics_for(run, Choice(1, 0.5))
     assert metrics["wer"] == pytest.approx(0.3) and metrics["eos_fail"] == 0.5 and metrics["n"] == 2
     assert source == "eval/rows.jsonl (2 utterances)"
-    assert metrics_for(tmp_path, best, Choice(0, 0.5)) == ({"wer": 0.1}, "best.json")
-    assert metrics_for(tmp_path, best, Choice(2, 0.5)) == ({}, None)
+    assert metrics_for(run, Choice(0, 0.5)) == ({"wer": 0.1}, "best.json")
+    assert metrics_for(run, Choice(2, 0.5)) == ({}, None)
 
 
 def test_full_finetune_run_exports_its_weights_and_has_no_adapter(run: Path, tmp_path: Path, capsys):

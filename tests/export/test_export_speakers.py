@@ -17,8 +17,9 @@ from helpers.runs import copy_run, main
 from safetensors.torch import load_file
 
 from qwen_tts_lit.data.dataset import load_voices
-from qwen_tts_lit.runs.folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE, checkpoint_path
-from qwen_tts_lit.runs.speaker import read_voices, write_speakers
+from qwen_tts_lit.export_folder import EXPORT_CARD_FILE, EXPORT_METADATA_FILE
+from qwen_tts_lit.runs.run import Run
+from qwen_tts_lit.speaker_file import read_voices, write_speakers
 
 EPOCH = 1
 NAMES = ["ann", "bob", "cleo"]
@@ -35,7 +36,7 @@ def voices(prepared_speakers: Path) -> dict[str, torch.Tensor]:
 def run(demo_run: Path, voices, tmp_path_factory) -> Path:
     target = copy_run(demo_run, tmp_path_factory.mktemp("speakers_run") / "version_0")
     for epoch in (0, 1):
-        path = checkpoint_path(target, epoch)
+        path = Run.open(target).checkpoint(epoch)
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         del checkpoint["xvector"]
         checkpoint["voices"] = voices

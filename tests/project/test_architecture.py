@@ -1,5 +1,6 @@
 """The layout is a contract: imports flow one way between the stage packages, Lightning stays in the training
-packages, run-folder file names are spelled only in ``runs/``, and nothing points outside the repository."""
+packages, run-folder file names are spelled only in ``runs/`` (the speaker file's only in ``speaker_file.py``, an
+export folder's only in ``export_folder.py``), and nothing points outside the repository."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "qwen_tts_lit"
 # docs/architecture.md: a module imports only from its own layer or a lower one.
 LAYERS = {
-    "errors": 0, "files": 0, "cache": 0, "audio": 0, "languages": 0,
+    "errors": 0, "files": 0, "cache": 0, "audio": 0, "languages": 0, "speaker_file": 0, "export_folder": 0,
     "upstream": 1,
     "model": 2, "metrics": 2,
     "runs": 3,
@@ -25,7 +26,9 @@ LAYERS = {
     "cli": 10, "__main__": 10,
 }  # fmt: skip
 LIGHTNING_ALLOWED = ("train/", "callbacks/", "cli/", "data/datamodule.py")
-RUN_FOLDER_NAMES = re.compile(r"best\.json|rows\.jsonl|speaker\.safetensors")
+RUN_FOLDER_NAMES = re.compile(r"best\.json|rows\.jsonl")
+SPEAKER_FILE_NAME = re.compile(r"speaker\.safetensors")  # shared by prepared datasets, runs and adapter exports
+EXPORT_FOLDER_NAMES = re.compile(r"qwen_tts_lit\.json|adapter_config\.json")  # written by export/, read by synthesis/
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 
@@ -69,12 +72,23 @@ def test_lightning_only_where_training_happens(path: Path):
     assert not uses or relative.startswith(LIGHTNING_ALLOWED), uses
 
 
-def test_run_folder_file_names_are_spelled_only_in_runs():
-    spelled = [
-        f"{p.relative_to(PACKAGE)}:{n}" for p in MODULES if stage(p) != "runs"
-        for n, line in enumerate(p.read_text().splitlines(), 1) if RUN_FOLDER_NAMES.search(line)
+def _spelled(pattern: re.Pattern, owners: tuple[str, ...]) -> list[str]:
+    return [
+        f"{p.relative_to(PACKAGE)}:{n}" for p in MODULES if stage(p) not in owners
+        for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)
     ]  # fmt: skip
-    assert spelled == []
+
+
+def test_run_folder_file_names_are_spelled_only_in_runs():
+    assert _spelled(RUN_FOLDER_NAMES, ("runs",)) == []
+
+
+def test_the_speaker_file_name_is_spelled_only_in_its_module():
+    assert _spelled(SPEAKER_FILE_NAME, ("speaker_file",)) == []
+
+
+def test_export_folder_names_are_spelled_only_in_their_module():
+    assert _spelled(EXPORT_FOLDER_NAMES, ("export_folder",)) == []
 
 
 def test_no_comment_points_outside_the_repository():

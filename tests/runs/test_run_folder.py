@@ -13,9 +13,10 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec
 from qwen_tts_lit.runs.choice import choose
 from qwen_tts_lit.runs.config import callback_args, data_args, model_args
-from qwen_tts_lit.runs.folder import check_run_dir, checkpoint_path, relocated_state, saved_epochs
+from qwen_tts_lit.runs.folder import relocated_state, saved_epochs
 from qwen_tts_lit.runs.records import merge_rows, read_best, read_rows, write_best, write_rows
-from qwen_tts_lit.runs.speaker import read_speaker, speaker_bytes, write_speaker
+from qwen_tts_lit.runs.run import Run
+from qwen_tts_lit.speaker_file import read_speaker, speaker_bytes, write_speaker
 
 
 def test_speaker_file_is_deterministic_and_readable_by_safetensors(tmp_path: Path):
@@ -49,14 +50,14 @@ def _run(tmp_path: Path, epochs=(0, 2)) -> Path:
 def test_saved_epochs_and_checkpoint_paths(tmp_path: Path):
     run = _run(tmp_path)
     assert list(saved_epochs(run)) == [0, 2]
-    assert checkpoint_path(run, 2).name == "epoch=002.ckpt"
+    assert Run.open(run).checkpoint(2).name == "epoch=002.ckpt"
     with pytest.raises(UserError, match=r"epoch 1 was not saved \(saved epochs: 0, 2\)"):
-        checkpoint_path(run, 1)
+        Run.open(run).checkpoint(1)
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no epoch=NNN.ckpt"):
-        check_run_dir(tmp_path / "empty")
+        Run.open(tmp_path / "empty")
     with pytest.raises(UserError, match="run folder not found"):
-        check_run_dir(tmp_path / "nowhere")
+        Run.open(tmp_path / "nowhere")
 
 
 def test_a_moved_checkpoint_folder_keeps_its_record_under_the_new_path():

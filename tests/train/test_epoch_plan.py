@@ -22,7 +22,7 @@ from qwen_tts_lit.data.dataset import load_xvector, read_manifest
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.model.layout import LanguageTagPlan
 from qwen_tts_lit.model.lora import LoraSpec
-from qwen_tts_lit.runs.speaker import write_speakers
+from qwen_tts_lit.speaker_file import write_speakers
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.upstream.loading import load_config
 

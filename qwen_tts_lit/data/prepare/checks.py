@@ -23,7 +23,7 @@ from qwen_tts_lit.data.prepare.problems import Problem
 from qwen_tts_lit.data.prepare.sources import RawRow
 from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns
 from qwen_tts_lit.languages import count_words, has_speakable, resolve_language
-from qwen_tts_lit.runs.speaker import speaker_key, speaker_name_problem
+from qwen_tts_lit.speaker_file import speaker_key, speaker_name_problem
 
 # An id becomes a file name (audio/<id>.wav) on any file system: letters and digits of any script (NFC), marks
 # after the first character, '.', '_', '-'; no separators or control characters; not a Windows device name.

@@ -6,7 +6,7 @@ raises :class:`~qwen_tts_lit.errors.UserError` (exit code 2) listing them all wh
 
     DIR/audio/<id>.wav        cleaned 24 kHz mono 16-bit PCM, a whole number of 80 ms codec frames
     DIR/codes/<id>.npy        (num_frames, 16) int64 codes of exactly that audio
-    DIR/<speaker file>        the x-vector (runs.speaker: tensor ``xvector``, (D,) float32) + metadata ``source``;
+    DIR/<speaker file>        the x-vector (speaker_file: tensor ``xvector``, (D,) float32) + metadata ``source``;
                               with several speakers one x-vector per speaker (``xvectors`` (S, D), names in order)
     DIR/train.jsonl, val.jsonl, report.json, report.txt, prepare_config.json
     DIR/.cache/codes/         codes by hash of (audio, tokenizer): a re-run or resumed run encodes only what is new
@@ -40,7 +40,7 @@ from qwen_tts_lit.data.prepare.report import build_report, report_bytes, summary
 from qwen_tts_lit.data.prepare.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import remove_temporaries, unwritable, wav_bytes, write_atomic
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE, speaker_bytes, speaker_key, speakers_bytes
+from qwen_tts_lit.speaker_file import SPEAKER_FILE, speaker_bytes, speaker_key, speakers_bytes
 from qwen_tts_lit.upstream.loading import load_config, resolve_device, resolve_model_source, supported_languages
 
 FORMAT = "qwen_tts_lit.prepared/v1"

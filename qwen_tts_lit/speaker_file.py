@@ -1,12 +1,15 @@
-"""The speaker x-vector file, in safetensors plus string metadata: one voice or several.
+"""The speaker x-vector file (``speaker.safetensors``), in safetensors plus string metadata: one voice or several;
+and the speaker ids it holds (how a name is stored, which names are valid).
 
 - One voice (format ``qwen_tts_lit.speaker/v1``): one float32 tensor ``xvector`` (D,).
 - Several voices (format ``qwen_tts_lit.speaker/v2``): one float32 tensor ``xvectors`` (S, D), row i the x-vector
   of the i-th name of the metadata ``speakers`` (a JSON list). A one-voice file reads as it always did.
 
 The same file sits in a prepared dataset (computed once by ``prepare``), in every run folder (what the run trained
-with) and in an adapter export. It is written with a fixed key order, so the same vector gives the same bytes in
-every process (``safetensors``' own writer orders metadata by a hash map, which broke byte-identical resumes).
+with) and in an adapter export, so data, train, export and synthesis all read or write it: it sits in the lowest
+layer (beside ``files``, whose atomic write it uses) rather than in any one of them. It is written with a fixed key
+order, so the same vector gives the same bytes in every process (``safetensors``' own writer orders metadata by a
+hash map, which broke byte-identical resumes).
 """
 
 from __future__ import annotations
