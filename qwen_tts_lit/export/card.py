@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qwen_tts_lit.data.dataset import prepared_dir_of
+from qwen_tts_lit.data.prepare.outputs import REPORT_JSON
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
 from qwen_tts_lit.export.request import MERGED_FORMATS, ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
@@ -84,7 +85,7 @@ def metrics_for(run_dir: Path, best: dict | None, choice: Choice) -> tuple[dict,
 def data_minutes(config: dict) -> dict | None:
     """Train/val minutes from the prepared dataset's report.json, when it can still be found."""
     folder = prepared_dir_of(data_args(config), model_args(config).get("model"))
-    report = folder / "report.json" if folder is not None else None
+    report = folder / REPORT_JSON if folder is not None else None
     if report is not None and report.is_file():
         return dict(json.loads(report.read_text()).get("minutes") or {}) or None
     return None

@@ -27,6 +27,10 @@ LAYERS = {
 LIGHTNING_ALLOWED = ("train/", "callbacks/", "cli/", "data/datamodule.py")
 RUN_FOLDER_NAMES = re.compile(r"best\.json|rows\.jsonl|speaker\.safetensors")
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+# The prepared-dataset contract (docs/architecture.md): its file and folder names have one owner.
+PREPARED_OWNER = PACKAGE / "data" / "prepare" / "outputs.py"
+PREPARED_NAMES = re.compile(r"(train|val)\.jsonl|report\.(json|txt)|prepare_config\.json|^(audio|codes)/")
+PREPARED_DIRS = ("audio", "codes")
 
 
 def stage(path: Path) -> str:
@@ -75,6 +79,32 @@ def test_run_folder_file_names_are_spelled_only_in_runs():
         for n, line in enumerate(p.read_text().splitlines(), 1) if RUN_FOLDER_NAMES.search(line)
     ]  # fmt: skip
     assert spelled == []
+
+
+def prepared_names_spelled(path: Path) -> list[str]:
+    """Where a module spells a prepared-dataset name in code: a string (or f-string part) naming one of its files,
+    or a path join ``folder / "audio"`` / ``folder / "codes"``. Docstrings and comments may name them."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.value) for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }  # fmt: skip
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            if PREPARED_NAMES.search(node.value):
+                found.append(f"line {node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant):
+            if node.right.value in PREPARED_DIRS:
+                found.append(f"line {node.lineno}: / {node.right.value!r}")
+    return found
+
+
+def test_prepared_dataset_names_are_spelled_only_by_their_owner():
+    spelled = [f"{p.relative_to(PACKAGE)} {where}" for p in MODULES if p != PREPARED_OWNER
+               for where in prepared_names_spelled(p)]  # fmt: skip
+    assert spelled == []
+    assert prepared_names_spelled(PREPARED_OWNER), "the owner spells them: the check looks for the right thing"
 
 
 def test_no_comment_points_outside_the_repository():

@@ -3,7 +3,8 @@
 Modules, in the order the data passes through them: :mod:`~.options` (every knob, documented once),
 :mod:`~.sources` (JSONL / folder / LJSpeech readers), :mod:`~.checks` (every problem of every row, located),
 :mod:`~.problems`, :mod:`~.text` and :mod:`~.audio` (pure cleaning), :mod:`~.codec` (12 Hz codes, cached; the
-x-vector), :mod:`~.report` and :mod:`~.pipeline` (the two phases, atomic writes).
+x-vector), :mod:`~.report`, :mod:`~.outputs` (the output folder's file names and readers: the contract training,
+evaluation and export read) and :mod:`~.pipeline` (the two phases, atomic writes).
 
 ``PrepareOptions`` and ``prepare`` are importable from here; they load on first use, so that reading the options
 (``--help``) does not import torch.

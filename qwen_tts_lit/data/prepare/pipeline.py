@@ -2,14 +2,9 @@
 
 Two phases. :func:`check_input` reads and measures every row and collects every problem; it writes nothing, and
 raises :class:`~qwen_tts_lit.errors.UserError` (exit code 2) listing them all when any is an error. Only then does
-:func:`write_dataset` load the model and write DIR:
-
-    DIR/audio/<id>.wav        cleaned 24 kHz mono 16-bit PCM, a whole number of 80 ms codec frames
-    DIR/codes/<id>.npy        (num_frames, 16) int64 codes of exactly that audio
-    DIR/<speaker file>        the x-vector (runs.speaker: tensor ``xvector``, (D,) float32) + metadata ``source``;
-                              with several speakers one x-vector per speaker (``xvectors`` (S, D), names in order)
-    DIR/train.jsonl, val.jsonl, report.json, report.txt, prepare_config.json
-    DIR/.cache/codes/         codes by hash of (audio, tokenizer): a re-run or resumed run encodes only what is new
+:func:`write_dataset` load the model and write DIR, laid out as :mod:`~qwen_tts_lit.data.prepare.outputs` says. The
+speaker file holds the x-vector (runs.speaker: tensor ``xvector``, (D,) float32) + metadata ``source``; with several
+speakers one x-vector per speaker (``xvectors`` (S, D), names in order).
 
 An input whose rows name several speakers (a ``speaker`` field, or a folder per speaker) is checked per speaker
 (each needs clips to train on and held-out clips; a speaker with little speech is warned about), split per speaker,
@@ -35,18 +30,30 @@ from qwen_tts_lit.data.prepare import codec
 from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, CleanAudio, clean_audio, pcm16_to_float
 from qwen_tts_lit.data.prepare.checks import Clip, Reference, check_references, check_rows, read_val_list
 from qwen_tts_lit.data.prepare.options import PrepareOptions
+from qwen_tts_lit.data.prepare.outputs import (
+    AUDIO_DIR,
+    CACHE_DIR,
+    CODES_DIR,
+    CONFIG,
+    FORMAT,
+    OUTPUT_FILES,
+    REPORT_JSON,
+    REPORT_TXT,
+    SPEAKER_FILE,
+    TRAIN_MANIFEST,
+    VAL_MANIFEST,
+    audio_path,
+    clip_files,
+    codes_path,
+)
 from qwen_tts_lit.data.prepare.problems import UNPARSED, Problem, format_problems
 from qwen_tts_lit.data.prepare.report import build_report, report_bytes, summary_text
 from qwen_tts_lit.data.prepare.sources import detect_format, read_rows
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import remove_temporaries, unwritable, wav_bytes, write_atomic
-from qwen_tts_lit.runs.speaker import SPEAKER_FILE, speaker_bytes, speaker_key, speakers_bytes
+from qwen_tts_lit.runs.speaker import speaker_bytes, speaker_key, speakers_bytes
 from qwen_tts_lit.upstream.loading import load_config, resolve_device, resolve_model_source, supported_languages
 
-FORMAT = "qwen_tts_lit.prepared/v1"
-CACHE_DIR = ".cache"
-# Removed at the start of a write and written at its end; train.jsonl, the file the trainer opens, is last.
-OUTPUT_FILES = ("train.jsonl", "prepare_config.json", "val.jsonl", "report.txt", "report.json", SPEAKER_FILE)
 # Under this much speech a speaker of a several-speaker input is warned about (the seed guide asks 10-30 min for one
 # voice; a few minutes still give a recognisable but unstable voice).
 SPEAKER_WARN_MINUTES = 3.0
@@ -104,7 +111,7 @@ def _output_problem(output: Path) -> Problem | None:
     message = unwritable(output)
     if message:
         return Problem(str(output), None, "--output", message, "bad_output")
-    ours = (output / "prepare_config.json").is_file() or (output / CACHE_DIR).is_dir()
+    ours = (output / CONFIG).is_file() or (output / CACHE_DIR).is_dir()
     if output.is_dir() and any(output.iterdir()) and not ours:
         message = "is not empty and holds no earlier prepare output; choose a new or empty directory"
         return Problem(str(output), None, "--output", message, "bad_output")
@@ -285,7 +292,7 @@ def _prepare_dirs(output: Path) -> tuple[Path, Path, Path]:
     (output / CACHE_DIR).mkdir(exist_ok=True)  # marks DIR as a prepare output before anything else is written
     for name in OUTPUT_FILES:
         (output / name).unlink(missing_ok=True)
-    dirs = output / "audio", output / "codes", output / CACHE_DIR / "codes"
+    dirs = output / AUDIO_DIR, output / CODES_DIR, output / CACHE_DIR / CODES_DIR
     for directory in (output, *dirs):
         directory.mkdir(exist_ok=True)
         remove_temporaries(directory)  # from a killed run
@@ -306,8 +313,7 @@ def _entry(clip: Clip, pcm: np.ndarray, speech_samples: int, rate: int, several:
         "text": clip.text,
         "language": clip.language,
         **speaker,
-        "audio": f"audio/{clip.id}.wav",
-        "codes": f"codes/{clip.id}.npy",
+        **clip_files(clip.id),
         "num_frames": len(pcm) // FRAME_SAMPLES,
         "duration_s": len(pcm) / rate,
         "speech_samples": speech_samples,  # the recording as recorded, before the appended silence
@@ -318,7 +324,7 @@ def _entry(clip: Clip, pcm: np.ndarray, speech_samples: int, rate: int, several:
 
 def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, fingerprint: str) -> tuple[dict, dict]:
     """Clean, write and encode every clip in length-sorted batches; return (manifest entries, train x-vectors)."""
-    audio_dir, codes_dir, cache_dir = dirs
+    cache_dir = dirs[2]
     speech_tokenizer, rate = model.model.speech_tokenizer, options.sample_rate
     cache = codec.CodeCache(cache_dir, fingerprint)
     if plan.speaker_references is None:
@@ -347,8 +353,8 @@ def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, finger
                 entry = _entry(clip, item.pcm, item.speech_samples, rate, plan.speaker_references is not None)
                 if clip_codes.shape[0] != entry["num_frames"]:
                     raise RuntimeError(f"{clip.id}: {clip_codes.shape[0]} frames for {entry['num_frames']} of audio")
-                write_if_changed(audio_dir / f"{clip.id}.wav", wav_bytes(item.pcm, rate))
-                write_if_changed(codes_dir / f"{clip.id}.npy", codec.npy_bytes(clip_codes))
+                write_if_changed(audio_path(options.output, entry), wav_bytes(item.pcm, rate))
+                write_if_changed(codes_path(options.output, entry), codec.npy_bytes(clip_codes))
                 entries[clip.id] = entry
                 if need_xvector[clip.id] and clip.id not in plan.val_ids:
                     speech = pcm16_to_float(item.pcm[: item.speech_samples])
@@ -440,15 +446,15 @@ def write_dataset(plan: Plan, model, options: PrepareOptions) -> Path:
         # Not where DIR is nor whether bars were drawn: a copied or moved DIR keeps a matching config.
         "options": {k: v for k, v in options.to_json().items() if k not in ("output", "progress")},
     }
-    _remove_strays(dirs[0], {f"{key}.wav" for key in entries})
-    _remove_strays(dirs[1], {f"{key}.npy" for key in entries})
+    _remove_strays(dirs[0], {audio_path(output, entry).name for entry in entries.values()})
+    _remove_strays(dirs[1], {codes_path(output, entry).name for entry in entries.values()})
     files = {
         SPEAKER_FILE: speaker_file,
-        "report.json": report_bytes(report),
-        "report.txt": summary_text(report).encode(),
-        "val.jsonl": _jsonl_bytes(splits["val"]),
-        "prepare_config.json": (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode(),
-        "train.jsonl": _jsonl_bytes(splits["train"]),  # last: its presence means DIR is complete
+        REPORT_JSON: report_bytes(report),
+        REPORT_TXT: summary_text(report).encode(),
+        VAL_MANIFEST: _jsonl_bytes(splits["val"]),
+        CONFIG: (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode(),
+        TRAIN_MANIFEST: _jsonl_bytes(splits["train"]),  # last: its presence means DIR is complete
     }
     for name, data in files.items():
         write_atomic(output / name, data)
