@@ -301,7 +301,7 @@ def test_a_very_long_file_is_refused_from_its_header_without_reading_it(tmp_path
     ],
 )  # fmt: skip
 def test_ids_are_unicode_letters_safe_on_every_file_system(given: str, problem: str | None):
-    from qwen_tts_lit.data.prepare.checks import id_problem
+    from qwen_tts_lit.data.prepare.ids import id_problem
 
     found = id_problem(given)
     assert found == problem if problem is None else found.startswith(problem)
@@ -312,7 +312,7 @@ def test_file_names_in_any_script_give_their_ids(tmp_path, tiny_dir):
     usable with a warning, and ids differing only in case collide (one file on macOS and Windows)."""
     import unicodedata
 
-    from qwen_tts_lit.data.prepare.checks import safe_id
+    from qwen_tts_lit.data.prepare.ids import safe_id
 
     raw = tmp_path / "pairs"
     for stem in ("你好", unicodedata.normalize("NFD", "café"), "take 1: best?"):

@@ -81,6 +81,64 @@ def test_run_folder_file_names_are_spelled_only_in_runs():
     assert spelled == []
 
 
+def module_name(path: Path) -> str:
+    """qwen_tts_lit/data/prepare/ids.py -> qwen_tts_lit.data.prepare.ids (a package is its __init__.py)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports, function-local imports included (``from pkg import mod`` is mod)."""
+    names = {module_name(p): p for p in MODULES}
+    graph = {}
+    for name, path in names.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in names else node.module
+                          for a in node.names}  # fmt: skip
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+        graph[name] = {m for m in found if m in names and m != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan): modules that import each other, however
+    indirectly. A package importing its own submodules lazily (``__getattr__``) is not one: they never import it."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycle():
+    """An import inside a function to dodge a circle still is one: modules that need each other are one job (or
+    share a rule that wants its own module, as the id rules did)."""
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check works
+    assert import_cycles(import_graph()) == []
+
+
 def prepared_names_spelled(path: Path) -> list[str]:
     """Where a module spells a prepared-dataset name in code: a string (or f-string part) naming one of its files,
     or a path join ``folder / "audio"`` / ``folder / "codes"``. Docstrings and comments may name them."""
