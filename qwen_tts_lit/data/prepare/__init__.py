@@ -5,7 +5,8 @@ Modules, in the order the data passes through them: :mod:`~.options` (every knob
 :mod:`~.checks` (every problem of every row, located),
 :mod:`~.problems`, :mod:`~.text` and :mod:`~.audio` (pure cleaning), :mod:`~.codec` (12 Hz codes, cached; the
 x-vector), :mod:`~.report`, :mod:`~.outputs` (the output folder's file names and readers: the contract training,
-evaluation and export read) and :mod:`~.pipeline` (the two phases, atomic writes).
+evaluation and export read), :mod:`~.plan` (the check phase), :mod:`~.write` (each clip cleaned, encoded and
+written), :mod:`~.speakers` (the x-vectors) and :mod:`~.pipeline` (the order of the two phases).
 
 ``PrepareOptions`` and ``prepare`` are importable from here; they load on first use, so that reading the options
 (``--help``) does not import torch.
