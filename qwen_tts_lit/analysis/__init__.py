@@ -2,7 +2,8 @@
 the notebooks import (``from qwen_tts_lit.analysis import load_run, load_runs, ablation_table, ...``).
 
 :mod:`~.runs` (one run or a root of runs), :mod:`~.tables` (mean ± std over seeds; Markdown, LaTeX, CSV),
-:mod:`~.plots`, :mod:`~.ablate` and :mod:`~.request` (the command). The names below load their module on first
+:mod:`~.plots`, :mod:`~.grid` (the grid format), :mod:`~.ablate` (running a grid) and :mod:`~.request` (the
+command). The names below load their module on first
 use, so reading ``ablate``'s options (``--help``) imports neither pandas nor matplotlib.
 """
 

@@ -33,6 +33,7 @@ def make_tiny(request: MakeTinyRequest) -> None:
 
 
 def prepare(options: PrepareOptions) -> None:
+    from qwen_tts_lit.data.prepare.outputs import REPORT_TXT
     from qwen_tts_lit.data.prepare.pipeline import prepare as run
     from qwen_tts_lit.files import StorageError
 
@@ -43,7 +44,7 @@ def prepare(options: PrepareOptions) -> None:
         raise Interrupted(f"prepare: interrupted; {again}") from error
     except StorageError as error:
         raise StorageError(f"{error}; then {again}") from error
-    print((output / "report.txt").read_text(), end="")
+    print((output / REPORT_TXT).read_text(), end="")
     print(output)
 
 

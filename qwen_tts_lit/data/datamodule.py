@@ -11,6 +11,7 @@ import torch
 from qwen_tts_lit.cache import build_lock
 from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_voices, prepared_cache_dir
 from qwen_tts_lit.data.loader import PlanLoader
+from qwen_tts_lit.data.prepare.outputs import TRAIN_MANIFEST, is_prepared
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.languages import model_languages
@@ -54,9 +55,9 @@ class QwenTTSDataModule(L.LightningDataModule):
         super().__init__()
         if prepared_dir is None and raw is None:
             raise UserError("data: give prepared_dir (a prepared dataset) or raw (input to prepare on first use)")
-        if raw is None and not (Path(prepared_dir).expanduser() / "train.jsonl").is_file():
+        if raw is None and not is_prepared(Path(prepared_dir).expanduser()):
             raise UserError(
-                f"data.prepared_dir: {prepared_dir} holds no train.jsonl; run `python -m qwen_tts_lit prepare "
+                f"data.prepared_dir: {prepared_dir} holds no {TRAIN_MANIFEST}; run `python -m qwen_tts_lit prepare "
                 f"--input RAW --output {prepared_dir} --model MODEL` first, or give data.raw to prepare on first use"
             )
         if raw is not None and not Path(raw).expanduser().exists():
@@ -87,10 +88,10 @@ class QwenTTSDataModule(L.LightningDataModule):
         """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached). Two fits
         started together on an empty cache: the second waits for the first one's build and reuses it."""
         model = resolve_model_source(self.model)  # builds the tiny checkpoint here, on rank 0, before setup
-        if self.raw is None or (self.root / "train.jsonl").is_file():
+        if self.raw is None or is_prepared(self.root):
             return
         with build_lock(self.root):
-            if not (self.root / "train.jsonl").is_file():  # another process may have finished while this one waited
+            if not is_prepared(self.root):  # another process may have finished while this one waited
                 from qwen_tts_lit.data.prepare import PrepareOptions, prepare
 
                 prepare(PrepareOptions(input=self.raw, output=str(self.root), model=model))

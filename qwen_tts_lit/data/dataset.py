@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +11,8 @@ import numpy as np
 import torch
 
 from qwen_tts_lit.cache import cache_root
+from qwen_tts_lit.data.prepare.outputs import audio_path, codes_path, manifest_path, read_config, read_manifest
 from qwen_tts_lit.data.sampler import ItemRef
-from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.languages import AUTO
 from qwen_tts_lit.model.layout import (
     LanguageTagPlan,
     SpecialIds,
@@ -26,7 +24,6 @@ from qwen_tts_lit.model.layout import (
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.speaker_file import read_speaker, read_voices
 
-SPLITS = ("train", "val")
 # What fit needs held-out clips for, said by EvalSuite when it refuses a run without them (train/eval_suite.py) and by
 # prepare when it holds none out (data/prepare/report.py): one text, so the warning names the same ways out.
 # (A heldout file does not replace them: the evaluation runs in the validation loop, which goes over val.jsonl.)
@@ -35,30 +32,6 @@ NO_EVALUATION = (
     "(--val-fraction or --val-list; it needs at least 2 clips; fit validates on them even when EvalSuite has a "
     "heldout file), or train without evaluation: --trainer.limit_val_batches 0 (then export with --epoch N)"
 )
-
-
-def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mode: str = "off") -> list[dict]:
-    """Rows of a prepared ``train.jsonl`` / ``val.jsonl``. With ``languages`` (the model's codec language ids), every
-    row's ``language`` must be one of them: ``tag_mode`` lays some rows out with their language in the prefix."""
-    if not path.is_file():
-        raise UserError(f"{path}: prepared manifest not found; run `python -m qwen_tts_lit prepare` first")
-    rows = []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        for field in ("id", "text", "codes", "num_frames"):
-            if field not in row:
-                raise UserError(f"{path}:{line_number}: field {field!r} missing; re-run prepare")
-        language = str(row.get("language", AUTO)).lower()
-        if languages is not None and language not in languages:
-            raise UserError(
-                f"{path}:{line_number}: field 'language' is {language!r}, but data.language_tag={tag_mode} needs one "
-                f"of {', '.join(sorted(languages))}; re-run prepare with --default-language NAME (or a language per "
-                "row), or set data.language_tag: 'off'"
-            )
-        rows.append(row)
-    return rows
 
 
 def prepared_cache_dir(raw: str, model: str) -> Path:
@@ -85,12 +58,11 @@ def reference_clip(prepared_dir: Path) -> tuple[np.ndarray, str]:
     from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, unpadded_length
 
     prepared_dir = Path(prepared_dir)
-    row = read_manifest(prepared_dir / "train.jsonl")[0]
-    audio, rate = sf.read(str(prepared_dir / row["audio"]), dtype="float32")  # prepare writes 24 kHz mono
+    row = read_manifest(manifest_path(prepared_dir, "train"))[0]
+    audio, rate = sf.read(str(audio_path(prepared_dir, row)), dtype="float32")  # prepare writes 24 kHz mono
     if "speech_samples" in row:
         return audio[: int(row["speech_samples"])], row["text"]
-    config_path = prepared_dir / "prepare_config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = read_config(prepared_dir)
     trailing_s = float(config.get("options", {}).get("trailing_silence_s", 1.0))  # prepare's default then and now
     frame = int(config.get("frame_samples", FRAME_SAMPLES))
     return audio[: unpadded_length(audio, round(trailing_s * rate), frame)], row["text"]
@@ -134,7 +106,7 @@ class PreparedSplit(torch.utils.data.Dataset):
         tags = tags or LanguageTagPlan()
         self.root = Path(prepared_dir)
         checked = None if tags.mode == "off" else dict(language_ids or {})
-        self.rows = read_manifest(self.root / f"{split}.jsonl", checked, tags.mode)
+        self.rows = read_manifest(manifest_path(self.root, split), checked, tags.mode)
         self.tokenizer, self.special = tokenizer, special
         self.language_ids, self.tags, self.tags_per_epoch = dict(language_ids or {}), tags, tags_per_epoch
 
@@ -153,7 +125,7 @@ class PreparedSplit(torch.utils.data.Dataset):
     def __getitem__(self, ref: int | ItemRef) -> Item:
         index = ref.index if isinstance(ref, ItemRef) else ref
         row = self.rows[index]
-        codes = torch.from_numpy(np.load(self.root / row["codes"]).astype(np.int64))  # (N, G)
+        codes = torch.from_numpy(np.load(codes_path(self.root, row)).astype(np.int64))  # (N, G)
         prompt_ids = self.tokenizer(assistant_prompt(row["text"]))["input_ids"]
         epoch = ref.epoch if isinstance(ref, ItemRef) and self.tags_per_epoch else 0
         tagged = self.tags.tagged(str(row["id"]), epoch)

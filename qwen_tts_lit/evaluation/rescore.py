@@ -22,7 +22,7 @@ from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.model.lora import evaluable_scales, has_lora
 from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONES
 from qwen_tts_lit.runs.run import Run
-from qwen_tts_lit.runs.weights import load_epoch
+from qwen_tts_lit.runs.weights import load_epoch, load_run
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 from qwen_tts_lit.upstream.loading import resolve_device
 
@@ -64,7 +64,7 @@ def rescore_run(request: EvaluateRequest) -> dict:
     judges = Judges(replace(settings.judges, asr_device=resolve_device(settings.judges.asr_device)))
     real = measure_real(items, judges, run.path)
     new_rows: list[dict] = []
-    loaded = run.load((epochs or list(run.saved_epochs))[0], device=resolve_device(request.device))
+    loaded = load_run(run, (epochs or list(run.saved_epochs))[0], device=resolve_device(request.device))
     scales = evaluable_scales(loaded.tts.model, settings.scales)
     if list(scales) != list(settings.scales):
         print(f"{run.path}: fully fine-tuned (no adapters): scoring scale {scales[0]:g} only")

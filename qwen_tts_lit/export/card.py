@@ -8,6 +8,7 @@ import shlex
 from dataclasses import asdict
 from pathlib import Path
 
+from qwen_tts_lit.data.prepare.outputs import REPORT_JSON
 from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
 from qwen_tts_lit.export.request import MERGED_FORMATS, ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
@@ -88,7 +89,7 @@ def metrics_for(run: Run, choice: Choice) -> tuple[dict, str | None]:
 
 def data_minutes(folder: Path | None) -> dict | None:
     """Train/val minutes from a prepared dataset's report.json (``folder``: the run's, None when it is not here)."""
-    report = folder / "report.json" if folder is not None else None
+    report = folder / REPORT_JSON if folder is not None else None
     if report is not None and report.is_file():
         return dict(json.loads(report.read_text()).get("minutes") or {}) or None
     return None

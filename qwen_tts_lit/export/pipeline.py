@@ -18,6 +18,7 @@ from qwen_tts_lit.export_folder import EXPORT_CARD_FILE, write_metadata
 from qwen_tts_lit.files import StorageError, staged_folder, storage_error, write_atomic
 from qwen_tts_lit.runs.folder import BEST_FILE
 from qwen_tts_lit.runs.run import Run
+from qwen_tts_lit.runs.weights import load_run
 from qwen_tts_lit.synthesis.presets import GenerationPreset
 from qwen_tts_lit.upstream.loading import resolve_device
 
@@ -37,7 +38,7 @@ def export(request: ExportRequest, preset: GenerationPreset | None = None) -> Pa
         print(f"export: warning: {run.path / BEST_FILE} says no cell passed its filters ({best.get('reason')})",
               file=sys.stderr)  # fmt: skip
     request.check_speakers(run.speakers)  # before the weights load
-    loaded = run.load(choice.epoch, resolve_device(request.device), "float32", request.base_model)
+    loaded = load_run(run, choice.epoch, resolve_device(request.device), "float32", request.base_model)
     request.check_speakers(list(loaded.voices))  # what the epoch itself holds
     if request.format == "adapter" and loaded.peft_model is None:
         raise UserError(f"{run.path}: a full fine-tuning run has no adapter; use --format custom_voice")

@@ -6,7 +6,8 @@ x-vector file, which checkpoints are intact (a CRC pass over every epoch, so onl
 open -> choose -> build -> write, and passes the opened run on instead of its path, so no step reads a file again.
 
 The run-folder errors a verb can meet before any work (no such folder, no epoch saved, an epoch not saved) are
-raised here, each one line naming the folder. Torch only where an epoch's weights are loaded (:meth:`Run.load`).
+raised here, each one line naming the folder. No torch here: an epoch's weights are loaded by
+``runs.weights.load_run``, which takes the opened run.
 """
 
 from __future__ import annotations
@@ -105,9 +106,3 @@ class Run:
     def choose(self, epoch: int | None = None, lora_scale: float | None = None) -> Choice:
         """The epoch and scale to use: the explicit ones, else the run's chosen cell (:func:`runs.choice.choose`)."""
         return choose(self.best, epoch, lora_scale, self.path, list(self.saved_epochs))
-
-    def load(self, epoch: int, device: str = "cpu", dtype: str | None = None, base_model: str | None = None):
-        """The base model with ``epoch``'s trained tensors and voices (:func:`runs.weights.load_run`)."""
-        from qwen_tts_lit.runs.weights import load_run  # torch and upstream: not needed to open a run
-
-        return load_run(self, epoch, device=device, dtype=dtype, base_model=base_model)

@@ -50,7 +50,7 @@ def load_run(
 ) -> LoadedRun:
     """Base checkpoint + the trained tensors of ``epoch`` + the speaker x-vector.
 
-    ``run_dir``: an opened run (:meth:`Run.load` passes itself) or its folder. ``base_model`` overrides the
+    ``run_dir``: an opened run (the verbs pass the one they opened) or its folder. ``base_model`` overrides the
     checkpoint's own base model source (a run trained elsewhere); ``dtype`` overrides the training dtype.
     """
     run = run_dir if isinstance(run_dir, Run) else Run.open(run_dir)

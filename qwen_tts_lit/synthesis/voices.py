@@ -10,7 +10,7 @@ from pathlib import Path
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.export_folder import ADAPTER_CONFIG_FILE, MODEL_CONFIG_FILE, read_metadata
 from qwen_tts_lit.model.layout import TAGGED, call_prefix, language_tag_mode, trained_prefixes
-from qwen_tts_lit.model.lora import UNSCALED
+from qwen_tts_lit.model.lora import UNSCALED, has_lora
 from qwen_tts_lit.runs.folder import is_run_dir
 from qwen_tts_lit.synthesis.synthesizer import Voice
 
@@ -22,9 +22,15 @@ class OpenedVoice:
     tts: object
     voice: Voice
     default_scale: float
-    scalable: bool  # False for a merged custom_voice export: its scale is baked in
     language_tag: str = "off"  # the run's data.language_tag: which codec prefixes (calls) it was trained on
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def scalable(self) -> bool:
+        """Whether another LoRA scale can be asked for: the model has adapters (a run's LoRA epoch, an adapter
+        export). A full fine-tune has none, a custom_voice export has its scale merged in. Read off the model, so
+        it cannot disagree with what will speak."""
+        return has_lora(self.tts.model)
 
     def untrained_layout(self, language: str | None) -> str | None:
         """Why speaking with ``language`` uses a codec prefix this model never trained on; None when it did."""
@@ -63,14 +69,13 @@ def open_voice(
 
 def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
     from qwen_tts_lit.runs.run import Run
+    from qwen_tts_lit.runs.weights import load_run
 
     run = Run.open(path)
     choice = run.choose(epoch)  # the scale is the caller's (or the run's chosen one)
-    loaded = run.load(choice.epoch, device=device, base_model=base_model)
+    loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
     voice = Voice(xvector=loaded.voice(speaker))
-    return OpenedVoice(
-        loaded.tts, voice, choice.lora_scale, loaded.peft_model is not None, run.language_tag, list(choice.notes)
-    )
+    return OpenedVoice(loaded.tts, voice, choice.lora_scale, run.language_tag, list(choice.notes))
 
 
 def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, speaker: str | None) -> OpenedVoice:
@@ -90,7 +95,7 @@ def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, s
     tts = load_qwen3_tts(base, "float32", "sdpa", device)
     PeftModel.from_pretrained(tts.model, str(path)).eval()  # injects the adapters into tts.model in place
     scale = float(meta.get("lora_scale", UNSCALED))
-    return OpenedVoice(tts, Voice(xvector=xvector), scale, True, language_tag_mode(meta.get("language_tag")))
+    return OpenedVoice(tts, Voice(xvector=xvector), scale, language_tag_mode(meta.get("language_tag")))
 
 
 def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None) -> OpenedVoice:
@@ -110,4 +115,4 @@ def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None)
     tts = load_qwen3_tts(str(path), "float32", "sdpa", device)
     notes = [f"lora_scale {meta['lora_scale']:g} is merged into this export"] if "lora_scale" in meta else []
     tag = language_tag_mode(meta.get("language_tag"))
-    return OpenedVoice(tts, Voice(speaker=speaker), UNSCALED, False, tag, notes)
+    return OpenedVoice(tts, Voice(speaker=speaker), UNSCALED, tag, notes)

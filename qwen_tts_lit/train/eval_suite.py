@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from qwen_tts_lit.data.dataset import NO_EVALUATION, reference_clip
+from qwen_tts_lit.data.prepare.outputs import manifest_path
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
@@ -107,7 +108,7 @@ class EvalSuite(L.Callback):
         manifests = [self._heldout_manifest(trainer)]
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "root"):
-            manifests.append(Path(datamodule.root) / "val.jsonl")  # the validation loop runs over this split
+            manifests.append(manifest_path(datamodule.root, "val"))  # the validation loop runs over this split
         heldout = {}
         for manifest in dict.fromkeys(manifests):
             try:
@@ -187,7 +188,7 @@ class EvalSuite(L.Callback):
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "root"):
             raise UserError("EvalSuite: give `heldout` (a JSONL of sentences with real recordings)")
-        return Path(datamodule.root) / "val.jsonl"
+        return manifest_path(datamodule.root, "val")
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
         self._load_judges(trainer, run_dir)

@@ -145,7 +145,8 @@ def optimizer_factory(spec) -> Callable:
 
 def longest_clip_frames(data: dict, model: str) -> int | None:
     """Frames of the longest training clip, when the config's prepared data is here (else None)."""
-    from qwen_tts_lit.data.dataset import prepared_cache_dir, read_manifest
+    from qwen_tts_lit.data.dataset import prepared_cache_dir
+    from qwen_tts_lit.data.prepare.outputs import manifest_path, read_manifest
 
     if data.get("prepared_dir"):
         root = Path(data["prepared_dir"]).expanduser()
@@ -153,7 +154,7 @@ def longest_clip_frames(data: dict, model: str) -> int | None:
         root = prepared_cache_dir(data["raw"], model)
     else:
         return None
-    manifest = root / "train.jsonl"
+    manifest = manifest_path(root, "train")
     if not manifest.is_file():
         return None
     return max((int(row["num_frames"]) for row in read_manifest(manifest)), default=None)

@@ -13,7 +13,7 @@ import yaml
 from helpers.ablation import eval_row, write_run
 
 from qwen_tts_lit import cli
-from qwen_tts_lit.analysis.ablate import load_grid
+from qwen_tts_lit.analysis.grid import load_grid
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_GRIDS = sorted(REPO.glob("configs/**/grid_*.yaml"))
@@ -166,7 +166,7 @@ def test_finished_runs_are_skipped_failures_reported_and_tabled(tmp_path: Path, 
 
 
 def test_multi_seed_row_command_loops_over_the_seed_overlays(tmp_path: Path, monkeypatch):
-    from qwen_tts_lit.analysis.ablate import plan_runs, variant_commands
+    from qwen_tts_lit.analysis.grid import plan_runs, variant_commands
 
     monkeypatch.chdir(tmp_path)
     commands = variant_commands(plan_runs(load_grid(make_grid(tmp_path)), Path("out")))

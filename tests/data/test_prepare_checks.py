@@ -246,7 +246,7 @@ def test_bad_options_and_missing_input(tmp_path, capsys, tiny_dir):
 
 def test_demo_manifest_has_no_errors_only_fixes(tmp_path, tiny_dir):
     """The shipped corpus is dirty on purpose, but only with dirt that has a safe fix."""
-    from qwen_tts_lit.data.prepare.pipeline import PrepareOptions, check_input
+    from qwen_tts_lit.data.prepare.plan import PrepareOptions, check_input
 
     plan = check_input(PrepareOptions(DEMO_RAW / "train_raw.jsonl", tmp_path / "out", str(tiny_dir), progress=False))
     assert len(plan.clips) == 48 and plan.dropped == []
@@ -254,7 +254,7 @@ def test_demo_manifest_has_no_errors_only_fixes(tmp_path, tiny_dir):
 
 
 def _plan(tmp_path: Path, rows: list[dict], tiny_dir: Path, **options):
-    from qwen_tts_lit.data.prepare.pipeline import PrepareOptions, check_input
+    from qwen_tts_lit.data.prepare.plan import PrepareOptions, check_input
 
     manifest = write_jsonl(tmp_path / "m.jsonl", rows)
     return check_input(PrepareOptions(manifest, tmp_path / "out", str(tiny_dir), progress=False, **options))
@@ -301,7 +301,7 @@ def test_a_very_long_file_is_refused_from_its_header_without_reading_it(tmp_path
     ],
 )  # fmt: skip
 def test_ids_are_unicode_letters_safe_on_every_file_system(given: str, problem: str | None):
-    from qwen_tts_lit.data.prepare.checks import id_problem
+    from qwen_tts_lit.data.prepare.ids import id_problem
 
     found = id_problem(given)
     assert found == problem if problem is None else found.startswith(problem)
@@ -312,13 +312,13 @@ def test_file_names_in_any_script_give_their_ids(tmp_path, tiny_dir):
     usable with a warning, and ids differing only in case collide (one file on macOS and Windows)."""
     import unicodedata
 
-    from qwen_tts_lit.data.prepare.checks import safe_id
+    from qwen_tts_lit.data.prepare.ids import safe_id
 
     raw = tmp_path / "pairs"
     for stem in ("你好", unicodedata.normalize("NFD", "café"), "take 1: best?"):
         write_wav(raw / f"{stem}.wav", tone(1.0))
         (raw / f"{stem}.txt").write_text("Hello there.\n")
-    from qwen_tts_lit.data.prepare.pipeline import PrepareOptions, check_input
+    from qwen_tts_lit.data.prepare.plan import PrepareOptions, check_input
 
     plan = check_input(PrepareOptions(raw, tmp_path / "out", str(tiny_dir), progress=False, rate_outlier_factor=0))
     assert sorted(clip.id for clip in plan.clips) == sorted(["你好", "café", "take_1_best_"])

@@ -9,7 +9,7 @@ import pytest
 
 from qwen_tts_lit.data.prepare import audio as ac
 from qwen_tts_lit.data.prepare.options import PrepareOptions
-from qwen_tts_lit.data.prepare.pipeline import split_val
+from qwen_tts_lit.data.prepare.plan import split_val
 from qwen_tts_lit.data.prepare.text import (
     DEFAULT_TAG_PATTERNS,
     clean_text,

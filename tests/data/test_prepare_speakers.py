@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from qwen_tts_lit import cli
 from qwen_tts_lit.data.prepare import PrepareOptions, prepare
-from qwen_tts_lit.data.prepare.pipeline import check_input
+from qwen_tts_lit.data.prepare.plan import check_input
 from qwen_tts_lit.speaker_file import read_speaker, read_voices
 
 # sha256 of the demo corpus's manifests: the bytes of commit 82ece14 (before several speakers existed) plus, since

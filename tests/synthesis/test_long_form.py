@@ -265,8 +265,22 @@ def test_bad_sources(exports, run: Path, tmp_path: Path, capsys):
 def test_untrained_layout_is_named(mode, language, warned):
     from qwen_tts_lit.synthesis.voices import OpenedVoice
 
-    problem = OpenedVoice(None, Voice(speaker="demo"), 1.0, False, mode).untrained_layout(language)
+    problem = OpenedVoice(None, Voice(speaker="demo"), 1.0, language_tag=mode).untrained_layout(language)
     assert (problem is None) if warned is None else (warned in problem)
+
+
+def test_whether_a_voice_can_be_scaled_is_read_off_its_model(tiny_dir: Path):
+    """One derivation (model.lora.has_lora), not a flag each opener sets: a model without adapters (a full
+    fine-tune, a merged custom_voice export) cannot take another scale, and the same voice can once adapters are in."""
+    from qwen_tts_lit.model.lora import inject_lora
+    from qwen_tts_lit.synthesis.voices import OpenedVoice
+    from qwen_tts_lit.upstream.loading import load_qwen3_tts
+
+    tts = load_qwen3_tts(str(tiny_dir), "float32", "sdpa", "cpu")
+    opened = OpenedVoice(tts, Voice(speaker="demo"), 1.0)
+    assert opened.scalable is False
+    inject_lora(tts.model)
+    assert opened.scalable is True
 
 
 def test_untrained_language_warns_and_strict_refuses(exports, tmp_path: Path, capsys):

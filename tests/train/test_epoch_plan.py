@@ -18,7 +18,8 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
-from qwen_tts_lit.data.dataset import load_xvector, read_manifest
+from qwen_tts_lit.data.dataset import load_xvector
+from qwen_tts_lit.data.prepare.outputs import read_manifest
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.model.layout import LanguageTagPlan
 from qwen_tts_lit.model.lora import LoraSpec

@@ -7,7 +7,6 @@ each clip again, so memory stays bounded by one batch whatever the corpus size.
 
 from __future__ import annotations
 
-import re
 import statistics
 import struct
 import unicodedata
@@ -18,6 +17,7 @@ import numpy as np
 
 from qwen_tts_lit.audio import as_mono, decoder_quiet
 from qwen_tts_lit.data.prepare.audio import FRAME_SAMPLES, SILENT_DB, peak_db, speech_bounds
+from qwen_tts_lit.data.prepare.ids import id_problem, safe_id
 from qwen_tts_lit.data.prepare.options import MAX_FILE_SECONDS, PrepareOptions
 from qwen_tts_lit.data.prepare.problems import Problem
 from qwen_tts_lit.data.prepare.sources import RawRow
@@ -25,11 +25,6 @@ from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns
 from qwen_tts_lit.languages import count_words, has_speakable, resolve_language
 from qwen_tts_lit.speaker_file import speaker_key, speaker_name_problem
 
-# An id becomes a file name (audio/<id>.wav) on any file system: letters and digits of any script (NFC), marks
-# after the first character, '.', '_', '-'; no separators or control characters; not a Windows device name.
-ID_MAX_CHARS, ID_MAX_BYTES = 128, 200  # 200 UTF-8 bytes + ".wav" stays under every file system's 255-byte limit
-ID_PUNCTUATION = "._-"
-RESERVED_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 TRIM_WARN_S = 0.5  # trimming less than this is ordinary edge silence, not worth a warning
 WIDEBAND_RATE = 16000  # below it a recording is telephone band (8 kHz: nothing above 4 kHz)
 RATE_CHECK_MIN_CLIPS = 5  # a median over fewer clips (of one language) means little
@@ -158,33 +153,6 @@ def cleaned_duration(speech_s: float, opts: PrepareOptions) -> float:
     """Duration after resampling, padding and rounding up to whole codec frames (what the write phase produces)."""
     samples = round(speech_s * opts.sample_rate) + round(opts.trailing_silence_s * opts.sample_rate)
     return -(-samples // FRAME_SAMPLES) * FRAME_SAMPLES / opts.sample_rate
-
-
-def _id_char_ok(char: str, first: bool) -> bool:
-    category = unicodedata.category(char)
-    return category[0] in "LN" or (not first and (category[0] == "M" or char in ID_PUNCTUATION))
-
-
-def id_problem(value: str) -> str | None:
-    """Why ``value`` (NFC) cannot be a file name on every file system, or None."""
-    if not value or not all(_id_char_ok(c, i == 0) for i, c in enumerate(value)):
-        return "letters and digits of any script, then also '.', '_', '-'"
-    if len(value) > ID_MAX_CHARS or len(value.encode("utf-8")) > ID_MAX_BYTES:
-        return f"at most {ID_MAX_CHARS} characters and {ID_MAX_BYTES} UTF-8 bytes"
-    if value.endswith("."):
-        return "no '.' at the end (Windows drops it)"
-    if value.split(".")[0].casefold() in RESERVED_NAMES:
-        return "a reserved device name on Windows"
-    return None
-
-
-def safe_id(stem: str) -> str:
-    """A file-name-safe id from a file name: NFC, other characters become '_', reserved names get a '_'."""
-    chars = [c if _id_char_ok(c, False) else "_" for c in unicodedata.normalize("NFC", stem)]
-    clean = re.sub(r"_+", "_", "".join(chars)).lstrip(ID_PUNCTUATION)[:ID_MAX_CHARS].rstrip(".") or "clip"
-    while len(clean.encode("utf-8")) > ID_MAX_BYTES:
-        clean = clean[:-1]
-    return clean + "_" if clean.split(".")[0].casefold() in RESERVED_NAMES else clean
 
 
 def _clip_id(raw: RawRow) -> tuple[str | None, Problem | None]:

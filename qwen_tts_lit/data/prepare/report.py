@@ -12,6 +12,7 @@ from collections import Counter
 import numpy as np
 
 from qwen_tts_lit.data.dataset import NO_EVALUATION
+from qwen_tts_lit.data.prepare.outputs import VAL_MANIFEST
 from qwen_tts_lit.data.prepare.problems import Problem, sort_key
 
 
@@ -100,7 +101,7 @@ def summary_text(report: dict) -> str:
         f"Dropped: {clips['dropped']} row(s)" + (f": {', '.join(dropped)}" if dropped else ""),
     ]
     if not clips["val"]:  # fit refuses such a dataset later (EvalSuite.setup): say it now, with the same ways out
-        lines.append(f"warning: no clip is held out for validation (val.jsonl is empty); {NO_EVALUATION}")
+        lines.append(f"warning: no clip is held out for validation ({VAL_MANIFEST} is empty); {NO_EVALUATION}")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from qwen_tts_lit.data.prepare.ids import safe_id
 from qwen_tts_lit.data.prepare.problems import UNPARSED, Problem
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile decodes
@@ -188,8 +189,6 @@ def read_folder(folder: Path) -> tuple[list[RawRow], list[Problem]]:
 
 def read_speaker_folders(root: Path) -> tuple[list[RawRow], list[Problem]]:
     """One :func:`read_folder` per sub-folder; the folder name is the speaker (checked with the other rows)."""
-    from qwen_tts_lit.data.prepare.checks import safe_id
-
     rows, problems = [], []
     for folder in _visible(root):
         if not folder.is_dir():
