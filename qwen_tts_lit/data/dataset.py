@@ -31,7 +31,7 @@ SPLITS = ("train", "val")
 # (A heldout file does not replace them: the evaluation runs in the validation loop, which goes over val.jsonl.)
 NO_EVALUATION = (
     f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
-    "(--val-fraction or --val-list; it needs at least 2 clips; fit validates on them even when EvalSuite has a "
+    "(--val_fraction or --val_list; it needs at least 2 clips; fit validates on them even when EvalSuite has a "
     "heldout file), or train without evaluation: --trainer.limit_val_batches 0 (then export with --epoch N)"
 )
 
@@ -53,7 +53,7 @@ def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mo
         if languages is not None and language not in languages:
             raise UserError(
                 f"{path}:{line_number}: field 'language' is {language!r}, but data.language_tag={tag_mode} needs one "
-                f"of {', '.join(sorted(languages))}; re-run prepare with --default-language NAME (or a language per "
+                f"of {', '.join(sorted(languages))}; re-run prepare with --default_language NAME (or a language per "
                 "row), or set data.language_tag: 'off'"
             )
         rows.append(row)

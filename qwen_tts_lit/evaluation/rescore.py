@@ -56,7 +56,9 @@ def rescore_run(request: EvaluateRequest) -> dict:
     for epoch in epochs:
         checkpoint_path(run, epoch)  # every epoch checked before any work
     languages = {item.language for item in items}
-    problem = asr_problem(settings.judges, languages, str(request.heldout or run), ("--asr-model", "--no-asr"))
+    problem = asr_problem(
+        settings.judges, languages, str(request.heldout or run), ("--judges.asr_model", "--judges.asr false")
+    )
     if problem:
         raise UserError(problem)
     prefixes = trained_prefixes(trained_language_tag(read_config(run)))

@@ -41,7 +41,7 @@ from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector, language_code
 
 FORMAT = "qwen_tts_lit.segment/v1"
-REFERENCE_SECONDS = 60.0  # of --speaker-reference read for its embedding
+REFERENCE_SECONDS = 60.0  # of --speaker_reference read for its embedding
 
 
 @dataclass
