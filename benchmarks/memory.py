@@ -4,7 +4,7 @@
     python benchmarks/memory.py --sizes 1.7b    # one model
     python benchmarks/memory.py --validate      # the estimate vs a real run of a 2-layer, real-width 1.7B (CPU)
 
-Each row is exactly `python -m qwen_tts_lit estimate-memory --config ...` on the shipped configs (the row says
+Each row is exactly `python -m qwen_tts_lit estimate-memory --fit_config ...` on the shipped configs (the row says
 which), at a batch size and clip length: the training step's live tensors at its peak (exact, computed on fake
 tensors), then "card" adds the allocator's margin (15 %), the CUDA context (0.5 GiB) and the evaluation's ASR judge
 at its published peak. "previous" rows are the recipe as it was before (float32 weights, foreach AdamW), written
@@ -58,11 +58,11 @@ def table(sizes: list[str]) -> None:
         for size in sizes:
             for training, extra, batch, seconds in rows(size, str(previous)):
                 configs = [RECIPE, MODELS[size], *extra]
-                request = EstimateMemoryRequest(config=tuple(configs), clip_seconds=seconds, batch_size=batch)
+                request = EstimateMemoryRequest(fit_config=tuple(configs), clip_seconds=seconds, batch_size=batch)
                 report = estimate_fit_config(resolved_fit_config(configs), request)
                 judge = sum(item.bytes for item in report.on_card if item.name.startswith("ASR"))
-                shown = " ".join(f"--config {c if c != str(previous) else 'PREVIOUS'}" for c in configs)
-                command = f"`estimate-memory {shown} --batch-size {batch} --clip-seconds {seconds:g}`"
+                shown = " ".join(f"--fit_config {c if c != str(previous) else 'PREVIOUS'}" for c in configs)
+                command = f"`estimate-memory {shown} --batch_size {batch} --clip_seconds {seconds:g}`"
                 print(f"| {size.upper()} | {training} | {batch} | {seconds:g} s | {report.estimate.peak / GIB:.2f} | "
                       f"{report.estimate.phase} | {report.total / GIB:.1f} | {judge / GIB:.1f} | {command} |",
                       flush=True)  # fmt: skip

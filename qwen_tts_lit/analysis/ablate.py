@@ -82,7 +82,7 @@ def write_tables(grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_comman
         f"Produced by `{ablate_command}`. Each row: the (epoch, lora_scale) that each seed's {BEST_FILE} selected",
         "and its metrics there, as mean ± sample std over seeds (n = finished runs); frames/real = generated frames",
         "/ the real recording's frames in that cell. The command beside a row reproduces its runs (the",
-        f"seed_S/{OVERLAY_FILE} overlays it names are written by ablate, also with --dry-run).",
+        f"seed_S/{OVERLAY_FILE} overlays it names are written by ablate, also with --dry_run).",
     ]
     if not evaluated:
         header += ["", f"No run has evaluation outputs ({BEST_FILE}, {ROWS_FILE}): is EvalSuite in trainer.callbacks?"]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from qwen_tts_lit.cli.commands import COMMANDS, LIGHTNING_COMMANDS
-from qwen_tts_lit.cli.options import add_dataclass_arguments, class_help, from_namespace
+from qwen_tts_lit.cli.parser import class_help, parse_request
 from qwen_tts_lit.errors import RunFailed, UserError
 from qwen_tts_lit.files import storage_error
 from qwen_tts_lit.runs.checkpoints import TRUST_ENV, TRUST_FLAG, trust_runs
@@ -46,16 +46,18 @@ def message(error: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The list of subcommands (``--help``, and an unknown name refused with the choices): each subcommand's options
+    are its own parser's (jsonargparse: :mod:`~qwen_tts_lit.cli.parser`, LightningCLI for fit and validate)."""
     parser = argparse.ArgumentParser(
         prog="python -m qwen_tts_lit",
         description="Fine-tune Qwen3-TTS on one voice, correctly, and pick the best checkpoint by measurement.",
+        epilog="python -m qwen_tts_lit SUBCOMMAND --help lists its options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     for name, help_text in LIGHTNING_COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by LightningCLI
+        sub.add_parser(name, help=help_text, add_help=False)
     for name, command in COMMANDS.items():
-        summary, description = class_help(command.request)
-        add_dataclass_arguments(sub.add_parser(name, help=summary, description=description), command.request)
+        sub.add_parser(name, help=class_help(command.request)[0], add_help=False)
     return parser
 
 
@@ -72,9 +74,11 @@ def dispatch(argv: list[str]) -> None:
 
             run_lightning(argv)
             return
-        args = build_parser().parse_args(argv)  # argparse exits 2 with the list of subcommands on an unknown one
-        command = COMMANDS[args.command]
-        command.handler(from_namespace(args, command.request))
+        if not argv or argv[0] not in COMMANDS:
+            build_parser().parse_args(argv)  # --help, or exit 2 with the list of subcommands on an unknown one
+            return
+        command = COMMANDS[argv[0]]
+        command.handler(parse_request(argv[0], command.request, argv[1:]))
     finally:
         if trust_before is None:  # the flag vouches for this command only: a notebook's next call is checked again
             os.environ.pop(TRUST_ENV, None)

@@ -101,10 +101,10 @@ def estimate_memory(request: EstimateMemoryRequest) -> None:
     from qwen_tts_lit.model.memory import phases
     from qwen_tts_lit.train.memory import estimate_fit_config, format_report, training_setup
 
-    for path in request.config:
+    for path in request.fit_config:
         if not path.is_file():
-            raise UserError(f"--config {path}: file not found")
-    config = resolved_fit_config([str(path) for path in request.config])
+            raise UserError(f"--fit_config {path}: file not found")
+    config = resolved_fit_config([str(path) for path in request.fit_config])
     if request.batch_size is not None:  # the flag replaces the config's value, so that one is not checked
         config = {**config, "data": {**config["data"], "batch_size": request.batch_size}}
     problems = settings_problems(config, "fit")  # fit's own checks: a config fit refuses is not estimated
@@ -114,7 +114,7 @@ def estimate_memory(request: EstimateMemoryRequest) -> None:
     with tqdm(total=total, desc="tracing the training step on fake tensors", unit="phase") as bar:
         report = estimate_fit_config(config, request, progress=lambda phase: (bar.set_postfix_str(phase), bar.update()))
     print(format_report(report))
-    configs = " ".join(f"--config {path}" for path in request.config)
+    configs = " ".join(f"--config {path}" for path in request.fit_config)
     print(f"next: python -m qwen_tts_lit fit {configs}  (docs/memory.md explains each line)")
 
 

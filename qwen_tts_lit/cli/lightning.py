@@ -15,9 +15,10 @@ import torch
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from qwen_tts_lit.cli.config_keys import KeyParser, parse_error_line, rename_flags, valid_keys
+from qwen_tts_lit.cli.config_keys import KeyParser, parse_error_line, rename_flags
 from qwen_tts_lit.cli.fit_settings import model_checkpoints, saves_at_epoch_ends, settings_problems
 from qwen_tts_lit.cli.import_policy import run_folder_policy
+from qwen_tts_lit.cli.parse_errors import valid_keys
 from qwen_tts_lit.cli.run_folder import RUN_DIR_ENV, FitSession, SessionCallback, expand_resume
 from qwen_tts_lit.data.datamodule import QwenTTSDataModule
 from qwen_tts_lit.errors import UserError

@@ -29,7 +29,7 @@ from qwen_tts_lit.speaker_file import read_speaker, read_voices
 # (A heldout file does not replace them: the evaluation runs in the validation loop, which goes over val.jsonl.)
 NO_EVALUATION = (
     f"without held-out sentences fit never evaluates and writes no {BEST_FILE}. Hold out clips when preparing "
-    "(--val-fraction or --val-list; it needs at least 2 clips; fit validates on them even when EvalSuite has a "
+    "(--val_fraction or --val_list; it needs at least 2 clips; fit validates on them even when EvalSuite has a "
     "heldout file), or train without evaluation: --trainer.limit_val_batches 0 (then export with --epoch N)"
 )
 

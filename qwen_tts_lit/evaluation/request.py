@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import typing
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Literal
+
+import docstring_parser
+
+from qwen_tts_lit.evaluation.settings import JudgeSettings
+from qwen_tts_lit.metrics.selection import SelectionRule
+
+
+def changes_of(settings: type, name: str) -> type:
+    """A frozen dataclass with every field of the settings dataclass ``settings``, each optional and None by default
+    (None: keep the run's value), documented by the same docstrings: the settings own their names, types and help;
+    this only makes each of them optional. jsonargparse reads the help from the class docstring's Args section (a
+    made class has no source for attribute docstrings)."""
+    hints, parsed = typing.get_type_hints(settings), docstring_parser.parse_from_object(settings)
+    docs = {param.arg_name: " ".join((param.description or "").split()) for param in parsed.params}
+    made = make_dataclass(
+        name,
+        [(item.name, hints[item.name] | None, field(default=None)) for item in dataclasses.fields(settings)],
+        frozen=True,
+    )
+    made.__module__ = __name__  # so that pickling and jsonargparse's import path find it here
+    args = "".join(f"    {item.name}: {docs.get(item.name, '')}\n" for item in dataclasses.fields(settings))
+    made.__doc__ = f"{parsed.short_description} Each default: the run's.\n\nArgs:\n{args}"
+    return made
+
+
+JudgeChanges = changes_of(JudgeSettings, "JudgeChanges")
+RuleChanges = changes_of(SelectionRule, "RuleChanges")
+
+
+def _given(changes) -> dict:
+    return {item.name: getattr(changes, item.name) for item in dataclasses.fields(changes)
+            if getattr(changes, item.name) is not None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,28 +69,10 @@ class EvaluateRequest:
     baselines: bool = False
     """Score the base model zero-shot (x-vector only, and cloning in context from the first training clip) and add
     those rows alone: the epochs' rows are kept as they are unless --epochs names some to score again."""
-    no_asr: bool = False
-    """Score without ASR: no WER/CER (null in the rows); the rule ranks on the other metrics and says so."""
-    asr_model: str | None = None
-    """faster-whisper model name or folder, e.g. large-v3 (default: the run's judge)."""
-    asr_device: str | None = None
-    """cpu, cuda or auto (default: the run's)."""
-    asr_compute_type: str | None = None
-    """int8 on CPU, float16 on GPU (default: the run's)."""
-    asr_beam_size: int | None = None
-    """ASR beam width (default: the run's)."""
-    asr_language: str | None = None
-    """Spoken language for ASR (default: the run's)."""
-    model_speaker_sim: bool | None = None
-    """Also score spk_sim_model with the model's own speaker encoder (default: the run's)."""
-    primary: str | None = None
-    """Rule: the metric to optimise (error_rate, wer, cer, spk_sim, ...; default: the run's)."""
-    rate_tolerance: float | None = None
-    """Rule: the largest |rate_ratio - 1| (default: the run's)."""
-    max_eos_fail: float | None = None
-    """Rule: the largest share of runaway generations (default: the run's)."""
-    speaker_aggregate: Literal["mean", "worst"] | None = None
-    """Rule, several speakers: a cell's figure is the mean over speakers or the worst speaker's (default: the run's)."""
+    judges: JudgeChanges = field(default_factory=JudgeChanges)
+    """Judges, spelled as in a fit config's EvalSuite (--judges.asr_model large-v3); each default: the run's."""
+    rule: RuleChanges = field(default_factory=RuleChanges)
+    """Rule, spelled as in a fit config's EvalSuite (--rule.primary cer); each default: the run's."""
     device: str = field(default="cpu", metadata={"metavar": "DEVICE"})
     """Device for the TTS model: cpu, cuda, cuda:N or auto."""
 
@@ -69,10 +84,9 @@ class EvaluateRequest:
         return [] if self.baselines else list(saved)
 
     def judge_overrides(self) -> dict:
-        names = ("asr_model", "asr_device", "asr_compute_type", "asr_beam_size", "asr_language", "model_speaker_sim")
-        overrides = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        return overrides | ({"asr": False} if self.no_asr else {})
+        """The judge settings given, to replace the run's (``dataclasses.replace(saved.judges, **...)``)."""
+        return _given(self.judges)
 
     def rule_overrides(self) -> dict:
-        names = ("primary", "rate_tolerance", "max_eos_fail", "speaker_aggregate")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        """The rule settings given, to replace the run's."""
+        return _given(self.rule)

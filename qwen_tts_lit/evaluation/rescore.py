@@ -55,7 +55,9 @@ def rescore_run(request: EvaluateRequest) -> dict:
     for epoch in epochs:
         run.checkpoint(epoch)  # every epoch checked before any work
     languages = {item.language for item in items}
-    problem = asr_problem(settings.judges, languages, str(request.heldout or run.path), ("--asr-model", "--no-asr"))
+    problem = asr_problem(
+        settings.judges, languages, str(request.heldout or run.path), ("--judges.asr_model", "--judges.asr false")
+    )
     if problem:
         raise UserError(problem)
     prefixes = trained_prefixes(run.language_tag)

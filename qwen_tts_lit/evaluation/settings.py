@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, fields, replace
 
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.metrics.selection import SelectionRule
-from qwen_tts_lit.model.lora import check_lora_scale
 from qwen_tts_lit.runs.baselines import (
     BASELINES,
     DEFAULT_BASELINES,
@@ -107,6 +106,9 @@ class EvalSettings:
 
     def problems(self) -> list[str]:
         """Every setting that cannot work, one message each (empty when fine)."""
+        from qwen_tts_lit.model.lora import check_lora_scale  # here: model/lora.py loads torch, and evaluate's
+        # --help reads these settings (its --judges.* and --rule.* options)
+
         bad = [] if self.scales else ["EvalSuite.scales: give at least one LoRA strength"]
         for scale in self.scales:
             try:

@@ -64,13 +64,13 @@ def _speaker_index(names: list[str], fmt: str) -> dict[str, int]:
 def export_command(request: ExportRequest, choice: Choice) -> str:
     """The command that reproduces this export, with the epoch and scale spelled out."""
     args = ["python", "-m", "qwen_tts_lit", "export", "--run", str(request.run), "--epoch", str(choice.epoch)]
-    args += ["--lora-scale", f"{choice.lora_scale:g}", "--output", str(request.output)]
-    args += ["--speaker-name", request.speaker_name] if request.speaker_name else []
+    args += ["--lora_scale", f"{choice.lora_scale:g}", "--output", str(request.output)]
+    args += ["--speaker_name", request.speaker_name] if request.speaker_name else []
     args += ["--format", request.format]
     if request.keep_speaker_encoder:
-        args.append("--keep-speaker-encoder")
+        args += ["--keep_speaker_encoder", "true"]
     if request.base_model:
-        args += ["--base-model", request.base_model]
+        args += ["--base_model", request.base_model]
     return shlex.join(args)
 
 
@@ -144,7 +144,7 @@ def _sampling(fmt: str, generation: dict) -> str:
     if fmt == "gguf":  # synthesize speaks with the official classes, which read no GGUF
         return presets
     return f"""{presets} Long texts: use
-`python -m qwen_tts_lit synthesize --model THIS_FOLDER --text-file F --output out.wav` (sentence chunks, one seed
+`python -m qwen_tts_lit synthesize --model THIS_FOLDER --text_file F --output out.wav` (sentence chunks, one seed
 and one speaker embedding for all, runaway chunks retried)."""
 
 

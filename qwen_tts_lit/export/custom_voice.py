@@ -35,7 +35,7 @@ def merged_model(loaded: LoadedRun, scale: float) -> torch.nn.Module:
     """The plain ``Qwen3TTSForConditionalGeneration`` with the adapters merged at ``scale``."""
     if loaded.peft_model is None:
         if scale != UNSCALED:
-            raise UserError(f"--lora-scale {scale}: a full fine-tuning run has no adapter strength to scale")
+            raise UserError(f"--lora_scale {scale}: a full fine-tuning run has no adapter strength to scale")
         return loaded.tts.model
     return merge_at_scale(loaded.peft_model, scale)
 

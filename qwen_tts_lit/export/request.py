@@ -54,25 +54,25 @@ class ExportRequest:
             raise UserError(f"--format {self.format!r}: choose {', '.join(FORMATS)}")
         if self.keep_speaker_encoder and self.format != "custom_voice":
             raise UserError(
-                "--keep-speaker-encoder: only for --format custom_voice (an adapter never holds base weights)"
+                "--keep_speaker_encoder: only for --format custom_voice (an adapter never holds base weights)"
             )
         if self.speaker_name is not None:
             check_speaker_name(self.speaker_name)
 
     def check_speakers(self, speakers: list[str]) -> None:
-        """The run's speakers ([] for one voice) against --speaker-name."""
+        """The run's speakers ([] for one voice) against --speaker_name."""
         if speakers and self.speaker_name is not None:
             raise UserError(
-                f"--speaker-name {self.speaker_name}: {self.run} has speakers {', '.join(speakers)}, exported "
-                "under these names; leave --speaker-name out"
+                f"--speaker_name {self.speaker_name}: {self.run} has speakers {', '.join(speakers)}, exported "
+                "under these names; leave --speaker_name out"
             )
         if not speakers and self.speaker_name is None:
-            raise UserError("--speaker-name: required (the speaker id the exported voice is called by)")
+            raise UserError("--speaker_name: required (the speaker id the exported voice is called by)")
 
 
 def check_speaker_name(name: str) -> str:
     """Lower-case letters and digits of any script, then '_' and '-' (a dict key upstream lower-cases on lookup)."""
     problem = speaker_name_problem(name or "")
     if problem is not None:
-        raise UserError(f"--speaker-name {name!r}: {problem}")
+        raise UserError(f"--speaker_name {name!r}: {problem}")
     return name

@@ -35,9 +35,9 @@ def check_output(output: Path, force: bool, protected: list[Path]) -> Path:
         return output
     if not (output / EXPORT_METADATA_FILE).is_file():
         raise UserError(
-            f"--output {output}: is not empty and is not an export ({listing(output)}); --force replaces only a "
+            f"--output {output}: is not empty and is not an export ({listing(output)}); --force true replaces only a "
             f"folder an earlier export wrote (it holds {EXPORT_METADATA_FILE}): choose another folder"
         )
     if not force:
-        raise UserError(f"--output {output}: holds an earlier export; pass --force to replace it")
+        raise UserError(f"--output {output}: holds an earlier export; pass --force true to replace it")
     return output

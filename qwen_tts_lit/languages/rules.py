@@ -32,7 +32,7 @@ SIMPLIFY_LANGUAGES = frozenset({"zh", "yue"})
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 HANGUL = "\uac00-\ud7a3"  # precomposed Hangul syllable blocks: one spoken syllable each
 
-# Typographic quotes and their ASCII forms: prepare writes transcripts with these (``--ascii-quotes``) and scoring
+# Typographic quotes and their ASCII forms: prepare writes transcripts with these (``--ascii_quotes``) and scoring
 # compares apostrophes through the same characters, so "Don’t" is one spelling everywhere.
 SINGLE_QUOTES = "\u2018\u2019\u201a\u201b\u2032"
 DOUBLE_QUOTES = "\u201c\u201d\u201e\u201f\u2033"

@@ -8,36 +8,50 @@ selection rule. The language rules they read (text normalisation, word counting,
 scored by) are ``qwen_tts_lit.languages``'s.
 """
 
-from qwen_tts_lit.metrics.eos import eos_fail_rate
-from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, filter_misses, rank, score, select_best
-from qwen_tts_lit.metrics.speaker_sim import (
-    EmbeddingSimilarity,
-    SpeakerSimilarity,
-    cosine_similarity,
-    mean_embedding,
-)
-from qwen_tts_lit.metrics.speech_rate import (
-    PAUSE_S,
-    SpeechDetector,
-    VadStream,
-    articulated_seconds,
-    bridged,
-    pace_ratio,
-    rate_ratio,
-    span_seconds,
-    units_per_second,
-    words_per_second,
-)
-from qwen_tts_lit.metrics.wer import (
-    ASR,
-    ErrorRate,
-    Transcript,
-    Word,
-    char_error_rate,
-    english_only_asr,
-    error_rate,
-    word_error_rate,
-)
+import importlib
+
+# Each name from the module that owns it, imported on first use (PEP 562): the judges load torch, while the settings
+# and the rule are read by the command line's parsers, whose --help stays instant.
+_OWNERS = {
+    "ASR": "qwen_tts_lit.metrics.wer",
+    "EmbeddingSimilarity": "qwen_tts_lit.metrics.speaker_sim",
+    "ErrorRate": "qwen_tts_lit.metrics.wer",
+    "PAUSE_S": "qwen_tts_lit.metrics.speech_rate",
+    "SelectionRule": "qwen_tts_lit.metrics.selection",
+    "SpeakerSimilarity": "qwen_tts_lit.metrics.speaker_sim",
+    "SpeechDetector": "qwen_tts_lit.metrics.speech_rate",
+    "Transcript": "qwen_tts_lit.metrics.wer",
+    "VadStream": "qwen_tts_lit.metrics.speech_rate",
+    "Word": "qwen_tts_lit.metrics.wer",
+    "aggregate": "qwen_tts_lit.metrics.selection",
+    "articulated_seconds": "qwen_tts_lit.metrics.speech_rate",
+    "bridged": "qwen_tts_lit.metrics.speech_rate",
+    "char_error_rate": "qwen_tts_lit.metrics.wer",
+    "cosine_similarity": "qwen_tts_lit.metrics.speaker_sim",
+    "english_only_asr": "qwen_tts_lit.metrics.wer",
+    "eos_fail_rate": "qwen_tts_lit.metrics.eos",
+    "error_rate": "qwen_tts_lit.metrics.wer",
+    "filter_misses": "qwen_tts_lit.metrics.selection",
+    "mean_embedding": "qwen_tts_lit.metrics.speaker_sim",
+    "pace_ratio": "qwen_tts_lit.metrics.speech_rate",
+    "rank": "qwen_tts_lit.metrics.selection",
+    "rate_ratio": "qwen_tts_lit.metrics.speech_rate",
+    "score": "qwen_tts_lit.metrics.selection",
+    "select_best": "qwen_tts_lit.metrics.selection",
+    "span_seconds": "qwen_tts_lit.metrics.speech_rate",
+    "units_per_second": "qwen_tts_lit.metrics.speech_rate",
+    "word_error_rate": "qwen_tts_lit.metrics.wer",
+    "words_per_second": "qwen_tts_lit.metrics.speech_rate",
+}
+
+
+def __getattr__(name: str):
+    if name not in _OWNERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_OWNERS[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ASR",

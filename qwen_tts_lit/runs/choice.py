@@ -32,7 +32,7 @@ def choose(
             epochs = ", ".join(str(e) for e in (saved_epochs(run_dir) if saved is None else saved)) or "none"
             raise UserError(
                 f"{best_path(run_dir)}: not found (the evaluation writes it), so pick a checkpoint yourself: "
-                f"--epoch N (saved epochs: {epochs}) and optionally --lora-scale S"
+                f"--epoch N (saved epochs: {epochs}) and optionally --lora_scale S"
             )
         epoch = int(best["epoch"])
         notes.append(f"epoch {epoch} from {source}")
@@ -42,5 +42,5 @@ def choose(
             notes.append(f"lora_scale {lora_scale:g} from {source} (chosen for epoch {int(best['epoch'])})")
         else:
             lora_scale = UNSCALED
-            notes.append(f"lora_scale {UNSCALED:g} (as trained): no {source} and no --lora-scale")
-    return Choice(int(epoch), check_lora_scale(lora_scale, "--lora-scale"), tuple(notes))
+            notes.append(f"lora_scale {UNSCALED:g} (as trained): no {source} and no --lora_scale")
+    return Choice(int(epoch), check_lora_scale(lora_scale, "--lora_scale"), tuple(notes))

@@ -145,7 +145,7 @@ FALLBACK_SPEAKER_NAME = "voice"
 
 def export_command(run_dir: Path | str) -> str:
     """An ``export`` command that runs as printed on this run folder. A run of several speakers exports every voice
-    under the name it was prepared with, and export refuses ``--speaker-name`` for it; a one-voice run needs one, so
+    under the name it was prepared with, and export refuses ``--speaker_name`` for it; a one-voice run needs one, so
     the command proposes the run's name (``runs/NAME/version_N``) as the speaker id, made lower-case, or
     :data:`FALLBACK_SPEAKER_NAME` when that name is not a valid id."""
     run_dir = Path(run_dir)
@@ -155,4 +155,4 @@ def export_command(run_dir: Path | str) -> str:
     if run_speakers(run_dir):
         return command
     speaker = speaker_key(name) if speaker_name_problem(speaker_key(name)) is None else FALLBACK_SPEAKER_NAME
-    return f"{command} --speaker-name {shlex.quote(speaker)}"
+    return f"{command} --speaker_name {shlex.quote(speaker)}"

@@ -61,7 +61,7 @@ def load_run(
     base = base_model or info.get("base_model") or hp.get("model")
     finetune = info.get("finetune") or hp.get("finetune", "lora")
     if not base:
-        raise UserError(f"{path}: names no base model; pass the base checkpoint explicitly (--base-model)")
+        raise UserError(f"{path}: names no base model; pass the base checkpoint explicitly (--base_model)")
     tts = load_qwen3_tts(base, dtype or hp.get("dtype", "float32"), hp.get("attn_implementation", "sdpa"), device)
     peft_model = inject_lora(tts.model, LoraSpec.from_hparams(hp)) if finetune == "lora" else None
     _load_trained(peft_model if peft_model is not None else tts.model, checkpoint, path)
@@ -90,7 +90,7 @@ def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
         shown = ", ".join(result.unexpected_keys[:3])
         raise UserError(
             f"{path}: {len(result.unexpected_keys)} saved tensors do not fit the base model with this LoRA config "
-            f"(e.g. {shown}); was the run trained on another base model? (--base-model)"
+            f"(e.g. {shown}); was the run trained on another base model? (--base_model)"
         )
     model.eval()
 

@@ -73,8 +73,8 @@ def speak_chunks(
     if failed and not keep_runaway:
         lines = [f"chunk {i + 1} ({t[:60]!r}): seeds {seeds} all reached {cap} frames" for i, t, seeds, cap in failed]
         raise RunawayError(
-            "no EOS within the frame cap, nothing written:\n  " + "\n  ".join(lines) + "\nraise --max-new-tokens, "
-            "add --retries, or pass --keep-runaway to keep the capped audio"
+            "no EOS within the frame cap, nothing written:\n  " + "\n  ".join(lines) + "\nraise --max_new_tokens, "
+            "add --retries, or pass --keep_runaway true to keep the capped audio"
         )
     return results
 
@@ -118,12 +118,12 @@ def check_request(request: SynthesizeRequest) -> list[str]:
     if problem:
         raise UserError(f"--output {request.output}: {problem}")
     if request.lora_scale is not None:
-        check_lora_scale(request.lora_scale, "--lora-scale")
-    for name, value in (("--max-new-tokens", request.max_new_tokens), ("--chunk-chars", request.chunk_chars)):
+        check_lora_scale(request.lora_scale, "--lora_scale")
+    for name, value in (("--max_new_tokens", request.max_new_tokens), ("--chunk_chars", request.chunk_chars)):
         if value is not None and value < 1:
             raise UserError(f"{name} {value}: must be >= 1")
     if request.retries < 0 or request.pause_seconds < 0:
-        raise UserError("--retries and --pause-seconds must be >= 0")
+        raise UserError("--retries and --pause_seconds must be >= 0")
     # Chunks are cut from what the Synthesizer will speak (its cleaning, per paragraph: blank lines still end chunks).
     cleaned = [Synthesizer.spoken_text(part) for part in re.split(r"\n\s*\n", request.spoken_text())]
     tags = [tag for part in cleaned for tag in part.tags]
@@ -145,7 +145,7 @@ def synthesize_to_wav(request: SynthesizeRequest, progress=None) -> tuple[Path, 
     opened = open_voice(request.model, request.epoch, request.device, request.base_model, request.speaker)
     scale = opened.default_scale if request.lora_scale is None else request.lora_scale
     if request.lora_scale is not None and not opened.scalable and request.lora_scale != UNSCALED:
-        raise UserError(f"--lora-scale: {request.model} has its scale merged in; export again with --lora-scale")
+        raise UserError(f"--lora_scale: {request.model} has its scale merged in; export again with --lora_scale")
     problem = opened.untrained_layout(request.language)
     if problem and request.strict:
         raise UserError(f"{request.model}: {problem} (--strict refuses it)")

@@ -18,7 +18,7 @@ class SynthesizeRequest:
 
     The text is split at sentence boundaries into chunks, each spoken with the same seed and the same speaker
     embedding, and joined with a short pause. A chunk that reaches the frame cap without EOS is retried with seed+1,
-    seed+2, ...; if all retries run away nothing is written and the exit code is 1 (--keep-runaway keeps the capped
+    seed+2, ...; if all retries run away nothing is written and the exit code is 1 (--keep_runaway keeps the capped
     audio and says so).
     """
 
@@ -27,7 +27,7 @@ class SynthesizeRequest:
     output: Path
     """Output .wav (24 kHz, 16-bit; written atomically)."""
     text: str | None = None
-    """The text to speak (or --text-file)."""
+    """The text to speak (or --text_file)."""
     text_file: Path | None = None
     """UTF-8 text file to speak (blank lines end paragraphs)."""
     lora_scale: float | None = None
@@ -64,12 +64,12 @@ class SynthesizeRequest:
             object.__setattr__(self, "text_file", Path(self.text_file))
 
     def spoken_text(self) -> str:
-        """The text to speak: --text, or the contents of --text-file (exactly one of them)."""
+        """The text to speak: --text, or the contents of --text_file (exactly one of them)."""
         if (self.text is None) == (self.text_file is None):
-            raise UserError("give exactly one of --text and --text-file")
+            raise UserError("give exactly one of --text and --text_file")
         if self.text is not None:
             return self.text
         try:
             return self.text_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"--text-file {self.text_file}: cannot read it ({error})") from error
+            raise UserError(f"--text_file {self.text_file}: cannot read it ({error})") from error

@@ -90,7 +90,7 @@ def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, s
         or json.loads((path / ADAPTER_CONFIG_FILE).read_text()).get("base_model_name_or_path")
     )
     if not base:
-        raise UserError(f"{path}: names no base model; pass --base-model")
+        raise UserError(f"{path}: names no base model; pass --base_model")
     xvector = pick_voice(*read_voices(path, "adapter export"), speaker, path)
     tts = load_qwen3_tts(base, "float32", "sdpa", device)
     PeftModel.from_pretrained(tts.model, str(path)).eval()  # injects the adapters into tts.model in place

@@ -21,8 +21,9 @@ class EstimateMemoryRequest:
     tensor of the step (the allocator's margin, the CUDA context) and the other models the run puts on the card.
     """
 
-    config: tuple[Path, ...] = field(metadata={"metavar": "CFG", "repeatable": True})
-    """The fit config files, in order (composed exactly as `fit --config A --config B` composes them)."""
+    fit_config: tuple[Path, ...] = field(metadata={"metavar": "CFG", "repeatable": True})
+    """The fit config files, in order (composed exactly as `fit --config A --config B` composes them); given
+    several times, the files add up: --fit_config A --fit_config B."""
     clip_seconds: float | None = None
     """Longest clip in seconds: every row of a micro-batch is padded to it (default: the longest clip of the
     config's prepared training data when it is here, else 20); at most 300, the longest file prepare accepts."""
@@ -32,15 +33,15 @@ class EstimateMemoryRequest:
     """Clips per micro-batch (default: the config's data.batch_size)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "config", tuple(Path(p) for p in self.config))
+        object.__setattr__(self, "fit_config", tuple(Path(p) for p in self.fit_config))
         if self.clip_seconds is not None and not self.clip_seconds > 0:
-            raise UserError(f"--clip-seconds {self.clip_seconds}: must be > 0")
+            raise UserError(f"--clip_seconds {self.clip_seconds}: must be > 0")
         if self.clip_seconds is not None and not self.clip_seconds <= MAX_FILE_SECONDS:  # inf too
             raise UserError(
-                f"--clip-seconds {self.clip_seconds}: no training clip can be that long: prepare refuses files over "
+                f"--clip_seconds {self.clip_seconds}: no training clip can be that long: prepare refuses files over "
                 f"{MAX_FILE_SECONDS:g} s (and warns past {LONG_CLIP_S:g} s, where the 12 Hz decoder drops samples); "
                 f"give at most {MAX_FILE_SECONDS:g}"
             )
         for name in ("text_tokens", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
+                raise UserError(f"--{name} {getattr(self, name)}: must be >= 1")

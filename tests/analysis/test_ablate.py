@@ -56,7 +56,7 @@ def test_shipped_grids_load(grid: Path):
 def test_dry_run_prints_the_exact_commands_and_runs_nothing(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     make_grid(tmp_path)
-    assert main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry-run") == 0
+    assert main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry_run", "true") == 0
     printed = capsys.readouterr().out.splitlines()
     fit = "python -m qwen_tts_lit fit --config configs/base.yaml"
     assert printed == [
@@ -68,7 +68,7 @@ def test_dry_run_prints_the_exact_commands_and_runs_nothing(tmp_path: Path, monk
     written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert written == [f"{v}/seed_{s}/ablate.yaml" for v in ("corrected", "shift") for s in (0, 1)]  # nothing ran
 
-    assert main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry-run", "--seeds", "7") == 0
+    assert main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry_run", "true", "--seeds", "7") == 0
     assert capsys.readouterr().out.splitlines()[1] == f"{fit} --config configs/shift.yaml --config " + (
         "out/shift/seed_7/ablate.yaml --trainer.max_epochs=1"
     )
@@ -79,7 +79,7 @@ def test_dry_run_skips_finished_runs(tmp_path: Path, monkeypatch, capsys):
     make_grid(tmp_path)
     write_run(tmp_path / "out" / "corrected" / "seed_0", status={"status": "done", "returncode": 0})
     write_run(tmp_path / "out" / "shift" / "seed_1", status={"status": "failed", "returncode": 1})  # runs again
-    main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry-run")
+    main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry_run", "true")
     captured = capsys.readouterr()
     assert [line.split("--config ")[-1].split()[0] for line in captured.out.splitlines()] == [
         "out/corrected/seed_1/ablate.yaml", "out/shift/seed_0/ablate.yaml", "out/shift/seed_1/ablate.yaml",
@@ -91,7 +91,7 @@ def test_run_overlay_puts_every_logger_and_both_seeds_into_the_run_folder(tmp_pa
     """Composed on a base with two loggers, the overlay moves both (a CLI override would move only the last)."""
     monkeypatch.chdir(tmp_path)
     make_grid(tmp_path)
-    main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry-run", "--seeds", "5")
+    main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry_run", "true", "--seeds", "5")
     command = capsys.readouterr().out.splitlines()[0].split()
     assert main(*command[3:], "--print_config") == 0
     config = yaml.safe_load(capsys.readouterr().out)
@@ -120,7 +120,7 @@ def test_run_overlay_puts_every_logger_and_both_seeds_into_the_run_folder(tmp_pa
 def test_bad_grid_exits_2_naming_file_line_and_key(tmp_path: Path, monkeypatch, capsys, overrides, message):
     monkeypatch.chdir(tmp_path)
     make_grid(tmp_path, **overrides)
-    assert main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry-run") == 2
+    assert main("ablate", "--grid", "grid.yaml", "--root", "out", "--dry_run", "true") == 2
     assert re.search(message, capsys.readouterr().err), message
     assert not (tmp_path / "out").exists()
 

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from qwen_tts_lit.cli import main
-from qwen_tts_lit.cli.config_keys import RENAMED_KEYS, closest_keys, rename_keys
+from qwen_tts_lit.cli.config_keys import RENAMED_KEYS, rename_keys
+from qwen_tts_lit.cli.parse_errors import closest_keys
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "demo.yaml"

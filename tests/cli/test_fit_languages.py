@@ -73,7 +73,7 @@ def test_a_chinese_run_finishes_and_says_how_it_chose(chinese_run: Path):
 
 def test_its_export_card_names_both_calls(chinese_run: Path, tmp_path: Path):
     out = tmp_path / "cv"
-    assert main("export", "--run", chinese_run, "--output", out, "--speaker-name", "zh") == 0
+    assert main("export", "--run", chinese_run, "--output", out, "--speaker_name", "zh") == 0
     meta = json.loads((out / "qwen_tts_lit.json").read_text())
     assert meta["language_tag"] == "mixed" and meta["trained_prefixes"] == ["untagged", "tagged"]
     card = (out / "README.md").read_text()

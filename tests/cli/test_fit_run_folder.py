@@ -134,15 +134,14 @@ def test_validate_writes_beside_the_run_labelled_with_the_checkpoints_epoch(
     [("demo", [], "demo"), ("My Voice", [], "voice"), ("Ünï", [], "ünï"), ("demo", ["ann", "bob"], None)],
 )
 def test_the_closing_export_hint_passes_exports_own_checks(name: str, voices: list[str], speaker, tmp_path: Path,
-                                                           monkeypatch):  # fmt: skip
+                                                           monkeypatch, capsys):  # fmt: skip
     """fit's last line proposes an export command; parsed by export's own parser, it passes export's checks of the
-    flags and of the run's speakers (several speakers: no --speaker-name, which export refuses for them)."""
+    flags and of the run's speakers (several speakers: no --speaker_name, which export refuses for them)."""
     import shlex
 
     import numpy as np
 
-    from qwen_tts_lit.cli.app import build_parser
-    from qwen_tts_lit.cli.options import from_namespace
+    from qwen_tts_lit.cli.parser import parse_request
     from qwen_tts_lit.export.request import ExportRequest
     from qwen_tts_lit.runs.folder import export_command
     from qwen_tts_lit.speaker_file import run_speakers, write_speaker, write_speakers
@@ -156,7 +155,8 @@ def test_the_closing_export_hint_passes_exports_own_checks(name: str, voices: li
         write_speaker(run, np.ones(4, dtype=np.float32))
     command = shlex.split(export_command(run))
     assert command[:4] == ["python", "-m", "qwen_tts_lit", "export"]
-    request = from_namespace(build_parser().parse_args(command[3:]), ExportRequest)
+    request = parse_request("export", ExportRequest, command[4:])
+    assert "note:" not in capsys.readouterr().err  # spelled as export spells its options now
     request.check()
     request.check_speakers(run_speakers(run))
     assert request.run == Path("runs") / name / "version_2" and request.speaker_name == speaker

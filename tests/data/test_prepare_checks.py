@@ -80,7 +80,7 @@ CASES = [
         lambda d: {"audio": str(write_wav(d / "long.wav", tone(7.0))), "text": "A long one."},
         "audio",
         "too long",
-        ["--max-seconds", "6", "--rate-outlier-factor", "0"],
+        ["--max_seconds", "6", "--rate_outlier_factor", "0"],
     ),
     ("missing_ref_audio", lambda d: {**good(5), "ref_audio": "missing_ref.wav"}, "ref_audio", "file not found", []),
     (
@@ -171,7 +171,7 @@ def test_all_problems_are_reported_at_once(tmp_path, capsys, tiny_dir):
 def test_strict_turns_every_fix_into_an_error(tmp_path, capsys, tiny_dir):
     rows = demo_rows()
     manifest = write_jsonl(tmp_path / "m.jsonl", [rows[0], rows[3], rows[19], rows[36]])  # 16 kHz, tag, stereo, text
-    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir, "--strict")
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir, "--strict", "true")
     assert code == 2 and "--strict" in err
     assert f"{manifest}:1: audio: 16000 Hz, resampled to 24000 Hz" in err
     assert f"{manifest}:2: text: removed non-speech tag(s) <laugh>" in err
@@ -209,7 +209,7 @@ def test_val_list_with_unknown_id(tmp_path, capsys, tiny_dir):
     manifest = write_jsonl(tmp_path / "m.jsonl", [good(0), good(1)])
     val_list = tmp_path / "val.txt"
     val_list.write_text("# held out\nutt_001\nutt_999\n")
-    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir, "--val-list", str(val_list))
+    code, err = run_prepare(capsys, manifest, tmp_path / "out", tiny_dir, "--val_list", str(val_list))
     assert code == 2 and f"{val_list}:3: id: 'utt_999' is not an id" in err
 
 
@@ -235,10 +235,10 @@ def test_a_checkpoint_without_speaker_encoder_is_refused(tmp_path, capsys, tiny_
 
 
 def test_bad_options_and_missing_input(tmp_path, capsys, tiny_dir):
-    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--val-fraction", "1.5")
-    assert code == 2 and "--val-fraction: must be in [0, 1)" in err
-    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--max-seconds", "1200")
-    assert code == 2 and "--max-seconds: at most 300 (a clip is encoded in one piece, in memory that grows" in err
+    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--val_fraction", "1.5")
+    assert code == 2 and "--val_fraction: must be in [0, 1)" in err
+    code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir, "--max_seconds", "1200")
+    assert code == 2 and "--max_seconds: at most 300 (a clip is encoded in one piece, in memory that grows" in err
     code, err = run_prepare(capsys, tmp_path / "none.jsonl", tmp_path / "out", tiny_dir)
     assert code == 2 and f"{tmp_path / 'none.jsonl'}: input not found" in err
     assert not (tmp_path / "out").exists()
@@ -271,7 +271,7 @@ def test_a_telephone_band_reference_warns(tmp_path, tiny_dir):
 
 
 def test_a_very_long_file_is_refused_from_its_header_without_reading_it(tmp_path, tiny_dir):
-    """--max-seconds has a ceiling and a longer file is refused before a sample is read: memory stays bounded
+    """--max_seconds has a ceiling and a longer file is refused before a sample is read: memory stays bounded
     (a 20-minute clip once took 6.6 GB to encode)."""
     import tracemalloc
 
@@ -332,7 +332,7 @@ def test_a_dataset_with_nothing_held_out_is_warned_about_at_prepare(tmp_path, ti
     """prepare said nothing, and fit refused the dataset later (EvalSuite.setup): the same text, now at prepare."""
     manifest = write_jsonl(tmp_path / "raw.jsonl", [good(0), good(1)])
     code = cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "none"), "--model", str(tiny_dir),
-                     "--no-progress", "--val-fraction", "0"])  # fmt: skip
+                     "--progress", "false", "--val_fraction", "0"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "warning: no clip is held out for validation (val.jsonl is empty); " in out
     from qwen_tts_lit.data.dataset import NO_EVALUATION  # fit's refusal names the same ways out
@@ -340,7 +340,7 @@ def test_a_dataset_with_nothing_held_out_is_warned_about_at_prepare(tmp_path, ti
     assert f"(val.jsonl is empty); {NO_EVALUATION}" in out
     assert "warning: no clip is held out" in (tmp_path / "none" / "report.txt").read_text()
     code = cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "one"), "--model", str(tiny_dir),
-                     "--no-progress", "--val-fraction", "0.5"])  # fmt: skip
+                     "--progress", "false", "--val_fraction", "0.5"])  # fmt: skip
     assert code == 0 and "held out" not in capsys.readouterr().out  # one clip held out: nothing to say
 
 

@@ -156,9 +156,9 @@ def test_clean_audio_scales_a_float_peak_above_full_scale():
 
 def test_option_ranges_are_checked_together():
     bad = PrepareOptions("r", "o", "m", val_fraction=1.0, min_seconds=5, max_seconds=2, batch_size=0).check()
-    assert any("--val-fraction" in m for m in bad)
-    assert any("--max-seconds" in m for m in bad)
-    assert any("--batch-size" in m for m in bad)
+    assert any("--val_fraction" in m for m in bad)
+    assert any("--max_seconds" in m for m in bad)
+    assert any("--batch_size" in m for m in bad)
     assert PrepareOptions("r", "o", "m").check() == []
 
 

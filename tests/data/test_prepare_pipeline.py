@@ -1,5 +1,5 @@
 """prepare end to end on the tiny checkpoint: the demo corpus through the CLI, a killed run resumed byte-identically,
-the three input formats, re-runs, --skip-bad, and what the x-vector and the codes are."""
+the three input formats, re-runs, --skip_bad, and what the x-vector and the codes are."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ sys.exit(main(sys.argv[1:]))
 def test_killed_run_resumes_to_byte_identical_output(tmp_path, tiny_dir):
     manifest = write_jsonl(tmp_path / "m.jsonl", demo_rows()[:10])
     killed, clean = tmp_path / "killed", tmp_path / "uninterrupted"
-    args = ["prepare", "--input", str(manifest), "--output", str(killed), "--model", str(tiny_dir), "--batch-size", "2"]
+    args = ["prepare", "--input", str(manifest), "--output", str(killed), "--model", str(tiny_dir), "--batch_size", "2"]
     env = {**os.environ, "KILL_AFTER_PUTS": "3"}
     result = subprocess.run([sys.executable, "-c", KILLED_RUN, *args], env=env, capture_output=True, timeout=300)
     assert result.returncode == -9, result.stderr.decode()
@@ -159,7 +159,7 @@ def test_ctrl_c_then_rerun_gives_the_same_output(tmp_path, tiny_dir, monkeypatch
             raise KeyboardInterrupt
 
     monkeypatch.setattr(codec.CodeCache, "put", put_then_interrupt)
-    args = ["prepare", "--input", str(manifest), "--model", str(tiny_dir), "--batch-size", "2", "--no-progress"]
+    args = ["prepare", "--input", str(manifest), "--model", str(tiny_dir), "--batch_size", "2", "--progress", "false"]
     assert cli.main([*args, "--output", str(tmp_path / "a")]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "prepare: interrupted; run the same command again to resume (finished clips are reused, the output is the same)"
@@ -252,6 +252,6 @@ def test_model_tiny_means_the_cached_tiny_checkpoint(tmp_path, monkeypatch, caps
     monkeypatch.setenv("QWEN_TTS_LIT_CACHE", str(tmp_path / "cache"))
     manifest = write_jsonl(tmp_path / "raw.jsonl", demo_rows()[:4])
     assert cli.main(["prepare", "--input", str(manifest), "--output", str(tmp_path / "out"), "--model", "tiny",
-                     "--no-progress", "--val-fraction", "0.25"]) == 0  # fmt: skip
+                     "--progress", "false", "--val_fraction", "0.25"]) == 0  # fmt: skip
     assert list((tmp_path / "cache").glob("tiny-*/speech_tokenizer/config.json"))
     assert len(read_jsonl(tmp_path / "out" / "train.jsonl")) + len(read_jsonl(tmp_path / "out" / "val.jsonl")) == 4

@@ -93,12 +93,12 @@ def _rows(tmp_path: Path, speakers: list[str | None], **extra) -> Path:
     "speakers, extra, words",
     [
         (["ann", "ann", "bob"], [], "speaker 'bob': 1 train + 0 held-out clip(s)"),
-        (["ann", "ann", "bob", "bob"], ["--val-fraction", "0.0"], None),  # evaluation off: no held-out clip needed
+        (["ann", "ann", "bob", "bob"], ["--val_fraction", "0.0"], None),  # evaluation off: no held-out clip needed
         (["ann", "Ann", "bob", "bob"], [], "'Ann' and 'ann' are one speaker 'ann'"),
         (["ann", "ann", "b b", "b b"], [], "'b b' cannot be a speaker name"),
         (["ann", "ann", None, "bob", "bob"], [], ":3: speaker: missing"),
-        (["ann", "ann", "bob", "bob"], ["--ref-audio", "REF"], "--ref-audio: one recording cannot be"),
-        (["ann", "ann", "bob", "bob"], ["--speaker-source", "ref_audio"], "no row of speaker 'ann' has ref_audio"),
+        (["ann", "ann", "bob", "bob"], ["--ref_audio", "REF"], "--ref_audio: one recording cannot be"),
+        (["ann", "ann", "bob", "bob"], ["--speaker_source", "ref_audio"], "no row of speaker 'ann' has ref_audio"),
     ],
     ids=["too_few_clips", "no_val_needed", "collision", "bad_name", "missing_speaker", "one_ref", "no_ref"],
 )

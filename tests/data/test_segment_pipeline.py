@@ -45,7 +45,7 @@ def segmented(recordings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     output = tmp_path_factory.mktemp("segmented") / "out"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert main(["segment", "--input", str(recordings[0]), "--output", str(output), "--no-progress"]) == 0
+        assert main(["segment", "--input", str(recordings[0]), "--output", str(output), "--progress", "false"]) == 0
     return output, printed.getvalue()
 
 
@@ -181,7 +181,7 @@ def test_the_edited_sheet_round_trips_without_transcribing_again(segmented, resu
 
     monkeypatch.setattr(ASR, "transcribe_words", no_model)
     monkeypatch.setattr(SpeakerSimilarity, "embed", no_model)
-    args = ["segment", "--input", str(recordings[0]), "--output", str(output), "--no-progress"]
+    args = ["segment", "--input", str(recordings[0]), "--output", str(output), "--progress", "false"]
     assert main(args) == 0
     manifest = {row["id"]: row for row in read_jsonl(output / "train_raw.jsonl")}
     assert manifest[ids["a2"]]["text"] == "She left her blue umbrella on the bus near the old station."
@@ -197,7 +197,7 @@ def test_the_edited_sheet_round_trips_without_transcribing_again(segmented, resu
     assert main(args) == 0  # the edits live in the sheet: another run changes nothing
     assert tree_bytes(output) == before
 
-    assert main([*args, "--margin-seconds", "0.1"]) == 2  # other cuts: the edited clips are gone, nothing written
+    assert main([*args, "--margin_seconds", "0.1"]) == 2  # other cuts: the edited clips are gone, nothing written
     assert tree_bytes(output) == before
 
 

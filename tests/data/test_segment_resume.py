@@ -71,7 +71,7 @@ sys.exit(main(sys.argv[1:]))
 @pytest.mark.slow  # a whole segment run in a subprocess, killed and resumed: 32 s, a fifth of the fast lane
 def test_a_killed_run_resumes_to_byte_identical_output(voice_memo: Path, tmp_path: Path):
     killed, clean = tmp_path / "killed", tmp_path / "uninterrupted"
-    args = ["segment", "--input", str(voice_memo), "--no-progress"]
+    args = ["segment", "--input", str(voice_memo), "--progress", "false"]
     env = {**os.environ, "KILL_AFTER_PUTS": "2"}
     result = subprocess.run([sys.executable, "-c", KILLED_RUN, *args, "--output", str(killed)], env=env,
                             capture_output=True, timeout=300)  # fmt: skip
@@ -92,12 +92,12 @@ def test_a_killed_run_resumes_to_byte_identical_output(voice_memo: Path, tmp_pat
         (["--language", "de"], "the ASR model tiny.en (the bundled default) is English-only; pass --asr"),
         (["--language", "sw"], "Qwen3-TTS does not speak it; it speaks en (english), zh (chinese)"),
         (["--asr", "/nonexistent/whisper-model"], "--asr /nonexistent/whisper-model: cannot load"),
-        (["--max-seconds", "30"], "--max-seconds: must be above --min-seconds (2.0) and below 24"),
+        (["--max_seconds", "30"], "--max_seconds: must be above --min_seconds (2.0) and below 24"),
     ],
 )
 def test_what_cannot_work_fails_at_start_with_exit_2(voice_memo, tmp_path, capsys, extra, message):
     output = tmp_path / "out"
-    assert main(["segment", "--input", str(voice_memo), "--output", str(output), "--no-progress", *extra]) == 2
+    assert main(["segment", "--input", str(voice_memo), "--output", str(output), "--progress", "false", *extra]) == 2
     assert message in capsys.readouterr().err
     assert not output.exists()
 
@@ -120,7 +120,7 @@ def test_a_row_deleted_from_the_sheet_means_drop(voice_memo: Path, tmp_path: Pat
     import json
 
     output = tmp_path / "out"
-    args = ["segment", "--input", str(voice_memo), "--output", str(output), "--no-progress"]
+    args = ["segment", "--input", str(voice_memo), "--output", str(output), "--progress", "false"]
     assert main(args) == 0
     sheet = output / "review.csv"
     rows = list(csv.DictReader(sheet.open(newline="")))

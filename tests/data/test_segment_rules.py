@@ -192,7 +192,7 @@ def test_the_dominant_speaker_is_the_majority_and_a_reference_overrides_it():
     assert np.dot(reference, VOICE) > 0.95
     clips = [clip(i, embedding=e) for i, e in enumerate(main + guests)]
     assert [v.status for v in decide(clips, FILTERS)] == [KEEP] * 6 + [REVIEW] * 3
-    flipped = decide(clips, FILTERS, reference=OTHER)  # --speaker-reference: the guest is the target voice
+    flipped = decide(clips, FILTERS, reference=OTHER)  # --speaker_reference: the guest is the target voice
     assert [v.status for v in flipped] == [REVIEW] * 6 + [KEEP] * 3
 
 
@@ -251,8 +251,8 @@ def test_recording_ids_are_file_names_and_collisions_are_refused(tmp_path: Path)
 
 def test_options_out_of_range_are_named():
     bad = SegmentRequest(input=("x.wav",), output="o", max_seconds=30.0, vad_threshold=1.5, rate_factor=1.0).check()
-    assert any(m.startswith("--max-seconds") and "24" in m for m in bad)
-    assert any(m.startswith("--vad-threshold") for m in bad) and any(m.startswith("--rate-factor") for m in bad)
+    assert any(m.startswith("--max_seconds") and "24" in m for m in bad)
+    assert any(m.startswith("--vad_threshold") for m in bad) and any(m.startswith("--rate_factor") for m in bad)
     assert SegmentRequest(input=("x.wav",), output="o").check() == []
 
 

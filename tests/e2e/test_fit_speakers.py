@@ -53,10 +53,10 @@ def test_a_fit_of_several_speakers_trains_and_evaluates_every_voice(prepared_spe
     assert best["metrics"]["wer"] == pytest.approx(worst)
     assert "<h2>By speaker</h2>" in (run / "report.html").read_text()
 
-    # The closing hint's export command runs as printed and exports every voice (export refuses --speaker-name here).
+    # The closing hint's export command runs as printed and exports every voice (export refuses --speaker_name here).
     (hint,) = [line.split("export: ", 1)[1] for line in fit.stderr.splitlines() if line.startswith("  export: ")]
     command = shlex.split(hint)
-    assert command[:4] == ["python", "-m", "qwen_tts_lit", "export"] and "--speaker-name" not in command
+    assert command[:4] == ["python", "-m", "qwen_tts_lit", "export"] and "--speaker_name" not in command
     run_cli(tmp_path, *command[3:], cache=fit_cache)
     exported = tmp_path / command[command.index("--output") + 1]
     assert json.loads((exported / "config.json").read_text())["talker_config"]["spk_id"].keys() == set(voices)

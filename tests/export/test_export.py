@@ -34,7 +34,7 @@ def run(demo_run_copy: Path) -> Path:
 def custom_voice(run: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exports") / "custom_voice"
     assert (
-        main("export", "--run", run, "--epoch", EPOCH, "--lora-scale", SCALE, "--output", out, "--speaker-name", "demo")
+        main("export", "--run", run, "--epoch", EPOCH, "--lora_scale", SCALE, "--output", out, "--speaker_name", "demo")
         == 0
     )
     return out
@@ -43,7 +43,7 @@ def custom_voice(run: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def adapter(run: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exports") / "adapter"
-    args = ("--epoch", EPOCH, "--lora-scale", SCALE, "--output", out, "--speaker-name", "demo", "--format", "adapter")
+    args = ("--epoch", EPOCH, "--lora_scale", SCALE, "--output", out, "--speaker_name", "demo", "--format", "adapter")
     assert main("export", "--run", run, *args) == 0
     return out
 
@@ -122,7 +122,7 @@ def test_model_card_names_base_epoch_scale_data_and_command(custom_voice: Path, 
     card = (custom_voice / "README.md").read_text()
     for needle in ("`tiny`", "| epoch | 1 |", "0.5 (merged into the weights)", "min train", 'speaker="demo"'):
         assert needle in card, needle
-    assert f"--run {run} --epoch 1 --lora-scale 0.5" in card
+    assert f"--run {run} --epoch 1 --lora_scale 0.5" in card
     meta = json.loads((custom_voice / "qwen_tts_lit.json").read_text())
     assert meta["format"] == "custom_voice" and meta["epoch"] == 1 and meta["lora_scale"] == 0.5
     assert meta["data_minutes"]["train"] > 0  # found the demo's prepared report.json
@@ -177,7 +177,7 @@ def test_adapter_card_says_runtimes_need_it_merged_and_its_merge_command_runs(ad
 
 def test_keep_speaker_encoder_keeps_it_and_it_reloads_as_base(run: Path, tmp_path: Path, loaded):
     out = tmp_path / "cv_keep"
-    args = ("--epoch", 0, "--output", out, "--speaker-name", "demo", "--keep-speaker-encoder")
+    args = ("--epoch", 0, "--output", out, "--speaker_name", "demo", "--keep_speaker_encoder", "true")
     assert main("export", "--run", run, *args) == 0
     weights = load_file(str(out / "model.safetensors"))
     base = loaded.tts.model.speaker_encoder.state_dict()
@@ -220,7 +220,7 @@ def test_best_json_picks_epoch_scale_and_metrics(demo_run: Path, tmp_path: Path,
     best = {"epoch": 0, "lora_scale": 0.35, "metrics": {"wer": 0.25, "spk_sim": 0.8}, "rule": {}}
     run = copy_run(demo_run, tmp_path / "run", best=best)
     out = tmp_path / "out"
-    assert main("export", "--run", run, "--output", out, "--speaker-name", "amy", "--format", "adapter") == 0
+    assert main("export", "--run", run, "--output", out, "--speaker_name", "amy", "--format", "adapter") == 0
     meta = json.loads((out / "qwen_tts_lit.json").read_text())
     assert (meta["epoch"], meta["lora_scale"], meta["metrics"]) == (0, 0.35, best["metrics"])
     assert meta["metrics_source"] == "best.json" and "| wer | 0.25 |" in (out / "README.md").read_text()
@@ -231,12 +231,12 @@ def test_demo_run_exports_by_best_json_then_speaks(demo_run: Path, tmp_path: Pat
     """The README path: a finished demo run (its EvalSuite wrote best.json) -> export -> synthesize -> wav."""
     best = json.loads((demo_run / "best.json").read_text())
     out = tmp_path / "voice"
-    assert main("export", "--run", demo_run, "--output", out, "--speaker-name", "demo") == 0
+    assert main("export", "--run", demo_run, "--output", out, "--speaker_name", "demo") == 0
     meta = json.loads((out / "qwen_tts_lit.json").read_text())
     assert (meta["epoch"], meta["lora_scale"]) == (best["epoch"], best["lora_scale"])
     assert meta["metrics"]["wer"] == best["metrics"]["wer"] and "Selection:" in (out / "README.md").read_text()
     wav = tmp_path / "hello.wav"
-    args = ("--text", "Hello there. Bye.", "--max-new-tokens", 3, "--keep-runaway", "--output", wav)
+    args = ("--text", "Hello there. Bye.", "--max_new_tokens", 3, "--keep_runaway", "true", "--output", wav)
     assert main("synthesize", "--model", out, *args) == 0
     assert wav.is_file() and "from best.json" in capsys.readouterr().err
 
@@ -292,11 +292,11 @@ def test_full_finetune_run_exports_its_weights_and_has_no_adapter(run: Path, tmp
     checkpoint["qwen_tts_lit"]["finetune"] = checkpoint["hyper_parameters"]["finetune"] = "full"
     torch.save(checkpoint, path)
     out = tmp_path / "out"
-    assert main("export", "--run", full, "--epoch", 0, "--output", out, "--speaker-name", "a") == 0
+    assert main("export", "--run", full, "--epoch", 0, "--output", out, "--speaker_name", "a") == 0
     assert torch.equal(load_file(str(out / "model.safetensors"))["talker.codec_head.weight"], head)
-    args = ("--epoch", 0, "--output", tmp_path / "o2", "--speaker-name", "a")
+    args = ("--epoch", 0, "--output", tmp_path / "o2", "--speaker_name", "a")
     assert "has no adapter" in _fails(capsys, "--run", full, *args, "--format", "adapter")
-    assert "no adapter strength" in _fails(capsys, "--run", full, *args, "--lora-scale", "0.5")
+    assert "no adapter strength" in _fails(capsys, "--run", full, *args, "--lora_scale", "0.5")
 
 
 def test_data_minutes_look_where_the_datamodule_prepares():
@@ -316,26 +316,26 @@ def _fails(capsys, *args) -> str:
 
 
 def test_missing_run(tmp_path: Path, capsys):
-    err = _fails(capsys, "--run", tmp_path / "nope", "--output", tmp_path / "o", "--speaker-name", "a", "--epoch", 0)
+    err = _fails(capsys, "--run", tmp_path / "nope", "--output", tmp_path / "o", "--speaker_name", "a", "--epoch", 0)
     assert "run folder not found" in err and not (tmp_path / "o").exists()
 
 
 def test_epoch_not_saved_lists_the_saved_ones(run: Path, tmp_path: Path, capsys):
-    err = _fails(capsys, "--run", run, "--epoch", 7, "--output", tmp_path / "o", "--speaker-name", "a")
+    err = _fails(capsys, "--run", run, "--epoch", 7, "--output", tmp_path / "o", "--speaker_name", "a")
     assert "epoch 7 was not saved (saved epochs: 0, 1)" in err and not (tmp_path / "o").exists()
 
 
 def test_no_best_json_needs_an_epoch(run: Path, tmp_path: Path, capsys):
-    err = _fails(capsys, "--run", run, "--output", tmp_path / "o", "--speaker-name", "a")
+    err = _fails(capsys, "--run", run, "--output", tmp_path / "o", "--speaker_name", "a")
     assert "best.json: not found" in err and "--epoch N (saved epochs: 0, 1)" in err
 
 
 @pytest.mark.parametrize("scale", ["-1", "2.5"])
 def test_scale_out_of_range(run: Path, tmp_path: Path, capsys, scale: str):
     err = _fails(
-        capsys, "--run", run, "--epoch", 0, "--lora-scale", scale, "--output", tmp_path / "o", "--speaker-name", "a"
+        capsys, "--run", run, "--epoch", 0, "--lora_scale", scale, "--output", tmp_path / "o", "--speaker_name", "a"
     )
-    assert f"--lora-scale {float(scale)}: must be in [0, 2]" in err
+    assert f"--lora_scale {float(scale)}: must be in [0, 2]" in err
 
 
 def test_force_replaces_only_an_earlier_export(run: Path, tmp_path: Path, capsys):
@@ -344,39 +344,39 @@ def test_force_replaces_only_an_earlier_export(run: Path, tmp_path: Path, capsys
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "keep.txt").write_text("mine")
-    args = ("--run", run, "--epoch", 0, "--speaker-name", "a", "--format", "adapter")
-    err = _fails(capsys, *args, "--output", mine, "--force")
-    assert f"--output {mine}: is not empty and is not an export (keep.txt); --force replaces only" in err
+    args = ("--run", run, "--epoch", 0, "--speaker_name", "a", "--format", "adapter")
+    err = _fails(capsys, *args, "--output", mine, "--force", "true")
+    assert f"--output {mine}: is not empty and is not an export (keep.txt); --force true replaces only" in err
     assert (mine / "keep.txt").read_text() == "mine"
 
     out = tmp_path / "o"
     out.mkdir()
     (out / "qwen_tts_lit.json").write_text("{}")  # an earlier export (its metadata file)
     (out / "adapter_model.safetensors").write_bytes(b"old")
-    assert "holds an earlier export; pass --force to replace it" in _fails(capsys, *args, "--output", out)
+    assert "holds an earlier export; pass --force true to replace it" in _fails(capsys, *args, "--output", out)
     killed = tmp_path / ".o.partial-999999999-abc"  # a killed export's staging folder (no such process)
     killed.mkdir()
     (killed / "model.safetensors").write_bytes(b"gigabytes at real size")
-    assert main("export", *args, "--output", out, "--force") == 0
+    assert main("export", *args, "--output", out, "--force", "true") == 0
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").read_bytes() != b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "o"]  # no staging, old copy or killed leftover
 
 
 def test_force_never_replaces_the_run_itself(run: Path, capsys):
-    err = _fails(capsys, "--run", run, "--epoch", 0, "--output", run.parent, "--speaker-name", "a", "--force")
+    err = _fails(capsys, "--run", run, "--epoch", 0, "--output", run.parent, "--speaker_name", "a", "--force", "true")
     assert "contains" in err and (run / "checkpoints").is_dir()
 
 
 @pytest.mark.parametrize("name", ["", "Amy", "a b", "-x"])
 def test_bad_speaker_name(run: Path, tmp_path: Path, capsys, name: str):
-    assert "--speaker-name" in _fails(
-        capsys, "--run", run, "--epoch", 0, "--output", tmp_path / "o", f"--speaker-name={name}"
+    assert "--speaker_name" in _fails(
+        capsys, "--run", run, "--epoch", 0, "--output", tmp_path / "o", f"--speaker_name={name}"
     )
 
 
 def test_keep_speaker_encoder_is_for_custom_voice_only(run: Path, tmp_path: Path, capsys):
-    args = ("--epoch", 0, "--output", tmp_path / "o", "--speaker-name", "a", "--format", "adapter")
-    assert "only for --format custom_voice" in _fails(capsys, "--run", run, *args, "--keep-speaker-encoder")
+    args = ("--epoch", 0, "--output", tmp_path / "o", "--speaker_name", "a", "--format", "adapter")
+    assert "only for --format custom_voice" in _fails(capsys, "--run", run, *args, "--keep_speaker_encoder", "true")
 
 
 def test_interrupted_export_leaves_nothing(run: Path, tmp_path: Path, monkeypatch):
@@ -389,6 +389,6 @@ def test_interrupted_export_leaves_nothing(run: Path, tmp_path: Path, monkeypatc
     monkeypatch.setattr(export_module, "write_adapter", crash)
     out = tmp_path / "o"
     assert (
-        main("export", "--run", run, "--epoch", 0, "--output", out, "--speaker-name", "a", "--format", "adapter") == 1
+        main("export", "--run", run, "--epoch", 0, "--output", out, "--speaker_name", "a", "--format", "adapter") == 1
     )
     assert list(tmp_path.iterdir()) == []

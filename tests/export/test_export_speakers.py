@@ -82,9 +82,9 @@ def test_the_adapter_export_carries_every_x_vector_and_synthesize_picks_one(run:
     assert single is None and list(found) == NAMES and all(torch.equal(found[n], voices[n]) for n in NAMES)
     for model in (run, out, custom_voice):
         wav = tmp_path / f"{model.name}.wav"
-        args = ("synthesize", "--model", model, "--text", "Hello there.", "--max-new-tokens", 8, "--retries", 0)
+        args = ("synthesize", "--model", model, "--text", "Hello there.", "--max_new_tokens", 8, "--retries", 0)
         args += ("--epoch", EPOCH) if model == run else ()
-        assert main(*args, "--speaker", "bob", "--keep-runaway", "--output", wav) == 0, capsys.readouterr().err
+        assert main(*args, "--speaker", "bob", "--keep_runaway", "true", "--output", wav) == 0, capsys.readouterr().err
         assert sf.info(str(wav)).samplerate == 24000
         capsys.readouterr()
         assert main(*args, "--output", tmp_path / "none.wav") == 2  # several speakers: --speaker is needed
@@ -94,13 +94,13 @@ def test_the_adapter_export_carries_every_x_vector_and_synthesize_picks_one(run:
 
 
 def test_speaker_name_is_refused_for_a_run_of_several(run: Path, tmp_path: Path, capsys):
-    assert main("export", "--run", run, "--epoch", EPOCH, "--output", tmp_path / "o", "--speaker-name", "x") == 2
+    assert main("export", "--run", run, "--epoch", EPOCH, "--output", tmp_path / "o", "--speaker_name", "x") == 2
     assert "has speakers ann, bob, cleo" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_evaluate_rescores_each_speaker_and_chooses_by_the_worst(run: Path, prepared_speakers: Path):
-    args = ("--epochs", EPOCH, "--scales", 1.0, "--heldout", prepared_speakers / "val.jsonl", "--num-utterances", 1)
-    assert main("evaluate", "--run", run, *args, "--speaker-aggregate", "worst") == 0
+    args = ("--epochs", EPOCH, "--scales", 1.0, "--heldout", prepared_speakers / "val.jsonl", "--num_utterances", 1)
+    assert main("evaluate", "--run", run, *args, "--rule.speaker_aggregate", "worst") == 0
     rows = [json.loads(line) for line in (run / "eval" / "rows.jsonl").read_text().splitlines()]
     assert sorted(row["speaker"] for row in rows) == NAMES
     best = json.loads((run / "best.json").read_text())

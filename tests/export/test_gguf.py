@@ -147,7 +147,7 @@ def test_an_unknown_tensor_is_named(tmp_path: Path, export: Path):
 
 @pytest.fixture(scope="module")
 def wide_base(tiny_dir: Path, export: Path, tmp_path_factory) -> Path:
-    """The tiny base with the wide codec: what ``--base-model`` points the demo run's export at."""
+    """The tiny base with the wide codec: what ``--base_model`` points the demo run's export at."""
     base = tmp_path_factory.mktemp("wide_base") / "tiny"
     shutil.copytree(tiny_dir, base, ignore=shutil.ignore_patterns("speech_tokenizer"))
     shutil.copytree(export / "speech_tokenizer", base / "speech_tokenizer")
@@ -159,8 +159,8 @@ def test_export_format_gguf_writes_the_pair_the_runtime_speaks(
     demo_run_copy: Path, wide_base: Path, tmp_path: Path, capsys
 ):
     out = tmp_path / "served"
-    args = ("--epoch", "1", "--lora-scale", "0.5", "--speaker-name", "demo", "--format", "gguf")
-    assert main("export", "--run", demo_run_copy, "--output", out, "--base-model", wide_base, *args) == 0
+    args = ("--epoch", "1", "--lora_scale", "0.5", "--speaker_name", "demo", "--format", "gguf")
+    assert main("export", "--run", demo_run_copy, "--output", out, "--base_model", wide_base, *args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "codec.gguf", "qwen_tts_lit.json", "talker.gguf"]
     meta = json.loads((out / "qwen_tts_lit.json").read_text())
     assert meta["format"] == "gguf" and meta["lora_scale_merged"] and meta["speaker_row"] == 3000
@@ -184,7 +184,7 @@ def test_export_format_gguf_writes_the_pair_the_runtime_speaks(
 @pytest.mark.usefixtures("run_cache")
 def test_export_format_gguf_refuses_the_tiny_codec_before_writing(demo_run_copy: Path, tmp_path: Path, capsys):
     out = tmp_path / "served"
-    args = ("--epoch", "1", "--speaker-name", "demo", "--format", "gguf")
+    args = ("--epoch", "1", "--speaker_name", "demo", "--format", "gguf")
     assert main("export", "--run", demo_run_copy, "--output", out, *args) == 2
     assert "decoder_config.decoder_dim 32: qwentts.cpp" in capsys.readouterr().err
     assert not out.exists()

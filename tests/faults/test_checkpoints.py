@@ -97,7 +97,7 @@ def test_a_random_file_given_to_lightning_spelling_is_named(tmp_path: Path, caps
 def test_export_of_a_damaged_epoch_names_the_file(demo_run: Path, tmp_path: Path, capsys, run_cache):
     run = _run_with_damaged_last(demo_run, tmp_path / "version_0")
     (run / "checkpoints" / "epoch=001.ckpt").write_bytes(b"PK\x03\x04 cut")
-    args = ("--run", run, "--epoch", 1, "--output", tmp_path / "out", "--speaker-name", "demo")
+    args = ("--run", run, "--epoch", 1, "--output", tmp_path / "out", "--speaker_name", "demo")
     assert main("export", *args) == 2
     err = capsys.readouterr().err
     assert f"{run}/checkpoints/epoch=001.ckpt: is damaged or not a checkpoint" in err and "intact epochs" in err

@@ -24,7 +24,7 @@ def _earlier_export(out: Path) -> Path:
 
 
 def _export(run: Path, out: Path) -> int:
-    args = ("--epoch", 1, "--speaker-name", "demo", "--format", "adapter", "--force")
+    args = ("--epoch", 1, "--speaker_name", "demo", "--format", "adapter", "--force", "true")
     return main("export", "--run", run, "--output", out, *args)
 
 
@@ -60,7 +60,7 @@ def _failure_line(capsys) -> str:
 
 def _export_custom_voice(run: Path, out: Path) -> int:
     """The custom_voice format copies the base folder's files (speech_tokenizer/: 7.6 MB on the tiny model)."""
-    return main("export", "--run", run, "--output", out, "--epoch", 1, "--speaker-name", "demo", "--force")
+    return main("export", "--run", run, "--output", out, "--epoch", 1, "--speaker_name", "demo", "--force", "true")
 
 
 def test_export_whose_model_copy_fills_a_tmpfs_is_one_line(demo_run: Path, tmp_path: Path, capsys):

@@ -18,7 +18,7 @@ def _manifest(tmp_path: Path) -> Path:
 
 
 def _prepare(manifest: Path, output: Path, tiny_dir: Path) -> int:
-    args = ["--input", str(manifest), "--output", str(output), "--model", str(tiny_dir), "--no-progress"]
+    args = ["--input", str(manifest), "--output", str(output), "--model", str(tiny_dir), "--progress", "false"]
     return cli.main(["prepare", *args])
 
 

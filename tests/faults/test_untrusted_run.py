@@ -57,7 +57,7 @@ def _refused(capsys, path_part: str, wanted: str) -> None:
 
 def test_export_refuses_a_crafted_checkpoint_and_trust_loads_it(crafted, tmp_path, capsys):
     run, marker = crafted
-    args = ("export", "--run", run, "--epoch", 1, "--speaker-name", "demo", "--format", "adapter")
+    args = ("export", "--run", run, "--epoch", 1, "--speaker_name", "demo", "--format", "adapter")
     assert main(*args, "--output", tmp_path / "out") == 2
     _refused(capsys, "epoch=001.ckpt", "system")
     assert not marker.exists() and not (tmp_path / "out").exists()
@@ -68,10 +68,10 @@ def test_export_refuses_a_crafted_checkpoint_and_trust_loads_it(crafted, tmp_pat
 def test_synthesize_and_evaluate_from_a_run_refuse_it(crafted, tmp_path, capsys):
     run, marker = crafted
     out = tmp_path / "a.wav"
-    assert main("synthesize", "--model", run, "--epoch", 1, "--text", "Hi.", "--max-new-tokens", 2,
+    assert main("synthesize", "--model", run, "--epoch", 1, "--text", "Hi.", "--max_new_tokens", 2,
                 "--output", out) == 2  # fmt: skip
     _refused(capsys, "epoch=001.ckpt", "system")
-    assert main("evaluate", "--run", run, "--epochs", "1", "--scales", "1.0", "--num-utterances", "1") == 2
+    assert main("evaluate", "--run", run, "--epochs", "1", "--scales", "1.0", "--num_utterances", "1") == 2
     _refused(capsys, "epoch=001.ckpt", "system")
     assert not marker.exists() and not out.exists()
 

@@ -26,7 +26,7 @@ SENTENCES = (
 
 
 def write_speaker_corpus(folder: Path, speakers: tuple[str, ...] = ("ann", "bob", "cleo")) -> Path:
-    """Four clips per speaker (at the default --val-fraction each speaker has one held out); returns the manifest."""
+    """Four clips per speaker (at the default --val_fraction each speaker has one held out); returns the manifest."""
     rows = []
     for name in speakers:
         for i, text in enumerate(SENTENCES):

@@ -106,7 +106,7 @@ def test_choice_explicit_wins_then_best_then_trained_strength(tmp_path: Path):
     assert choose(None, 0, None, run).lora_scale == 1.0
     with pytest.raises(UserError, match=r"--epoch N \(saved epochs: 0, 2\)"):
         choose(None, None, None, run)
-    with pytest.raises(UserError, match=r"--lora-scale 2.5: must be in \[0, 2\]"):
+    with pytest.raises(UserError, match=r"--lora_scale 2.5: must be in \[0, 2\]"):
         choose(best, None, 2.5, run)
 
 

@@ -133,7 +133,7 @@ def run(demo_run_copy: Path) -> Path:
 def exports(run: Path, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("exports")
     for fmt in ("custom_voice", "adapter"):
-        args = ("--epoch", 1, "--lora-scale", 0.5, "--output", root / fmt, "--speaker-name", "demo", "--format", fmt)
+        args = ("--epoch", 1, "--lora_scale", 0.5, "--output", root / fmt, "--speaker_name", "demo", "--format", fmt)
         assert main("export", "--run", run, *args) == 0
     return {"custom_voice": root / "custom_voice", "adapter": root / "adapter"}
 
@@ -173,7 +173,7 @@ def test_the_three_sources_speak_alike(exports, run: Path, tmp_path: Path):
 
 def test_cli_writes_the_wav_and_reports_runaways(exports, tmp_path: Path, capsys):
     out = tmp_path / "cli.wav"
-    args = ("--text", "Hello there. Bye now.", "--max-new-tokens", 3, "--retries", 1, "--keep-runaway")
+    args = ("--text", "Hello there. Bye now.", "--max_new_tokens", 3, "--retries", 1, "--keep_runaway", "true")
     assert main("synthesize", "--model", exports["custom_voice"], *args, "--output", out) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out) and sf.info(str(out)).samplerate == 24000
@@ -182,7 +182,7 @@ def test_cli_writes_the_wav_and_reports_runaways(exports, tmp_path: Path, capsys
 
 def test_cli_runaway_after_retries_exits_1_and_writes_nothing(exports, tmp_path: Path, capsys):
     out = tmp_path / "never.wav"
-    args = ("--text", "Hello there.", "--max-new-tokens", 1, "--retries", 1, "--seed", 3)
+    args = ("--text", "Hello there.", "--max_new_tokens", 1, "--retries", 1, "--seed", 3)
     assert main("synthesize", "--model", exports["adapter"], *args, "--output", out) == 1
     assert not out.exists()
     assert "seeds [3, 4] all reached 1 frames" in capsys.readouterr().err
@@ -192,7 +192,7 @@ def test_text_file_input(exports, tmp_path: Path):
     text = tmp_path / "in.txt"
     text.write_text("First paragraph.\n\nSecond one.", encoding="utf-8")
     out = tmp_path / "f.wav"
-    args = ("--text-file", text, "--max-new-tokens", 2, "--keep-runaway", "--output", out, "--pause-seconds", 0)
+    args = ("--text_file", text, "--max_new_tokens", 2, "--keep_runaway", "true", "--output", out, "--pause_seconds", 0)
     assert main("synthesize", "--model", exports["adapter"], *args) == 0
     assert sf.info(str(out)).frames == 2 * 2 * 1920  # two paragraphs = two chunks of 2 frames, no pause
 
@@ -200,10 +200,8 @@ def test_text_file_input(exports, tmp_path: Path):
 def test_run_with_best_json_needs_no_epoch(demo_run: Path, tmp_path: Path, capsys):
     run = copy_run(demo_run, tmp_path / "run", best={"epoch": 0, "lora_scale": 0.5, "metrics": {}})
     out = tmp_path / "b.wav"
-    assert (
-        main("synthesize", "--model", run, "--text", "Hi.", "--max-new-tokens", 2, "--keep-runaway", "--output", out)
-        == 0
-    )
+    capped = ("--max_new_tokens", 2, "--keep_runaway", "true")
+    assert main("synthesize", "--model", run, "--text", "Hi.", *capped, "--output", out) == 0
     assert "epoch 0 from best.json" in capsys.readouterr().err and out.is_file()
 
 
@@ -215,10 +213,10 @@ def test_run_with_best_json_needs_no_epoch(demo_run: Path, tmp_path: Path, capsy
     [
         (("--text", "   "), "the text is empty"),
         (("--text", "?!..."), "'?!...' has no words (no letter or digit): nothing to say"),
-        (("--text", "Hi.", "--lora-scale", "-0.5"), "--lora-scale -0.5: must be in [0, 2]"),
-        (("--text", "Hi.", "--lora-scale", "3"), "--lora-scale 3.0: must be in [0, 2]"),
-        (("--text", "Hi.", "--max-new-tokens", "0"), "--max-new-tokens 0: must be >= 1"),
-        (("--text", "Hi.", "--chunk-chars", "0"), "--chunk-chars 0: must be >= 1"),
+        (("--text", "Hi.", "--lora_scale", "-0.5"), "--lora_scale -0.5: must be in [0, 2]"),
+        (("--text", "Hi.", "--lora_scale", "3"), "--lora_scale 3.0: must be in [0, 2]"),
+        (("--text", "Hi.", "--max_new_tokens", "0"), "--max_new_tokens 0: must be >= 1"),
+        (("--text", "Hi.", "--chunk_chars", "0"), "--chunk_chars 0: must be >= 1"),
     ],
 )
 def test_bad_text_and_numbers(exports, tmp_path: Path, capsys, args, message):
@@ -241,9 +239,9 @@ def test_bad_sources(exports, run: Path, tmp_path: Path, capsys):
         (("--model", tmp_path / "nope", "--text", "Hi."), "folder not found"),
         (("--model", run, "--text", "Hi."), "best.json: not found"),
         (("--model", run, "--epoch", 9, "--text", "Hi."), "epoch 9 was not saved (saved epochs: 0, 1)"),
-        (("--model", exports["custom_voice"], "--text", "Hi.", "--lora-scale", 0.3), "has its scale merged in"),
+        (("--model", exports["custom_voice"], "--text", "Hi.", "--lora_scale", 0.3), "has its scale merged in"),
         (("--model", exports["adapter"], "--epoch", 1, "--text", "Hi."), "--epoch: only for a run folder"),
-        (("--model", exports["adapter"], "--text-file", tmp_path / "missing.txt"), "cannot read it"),
+        (("--model", exports["adapter"], "--text_file", tmp_path / "missing.txt"), "cannot read it"),
         (("--model", tmp_path, "--text", "Hi."), "neither a run folder"),
     ]
     for args, message in cases:
@@ -286,11 +284,11 @@ def test_whether_a_voice_can_be_scaled_is_read_off_its_model(tiny_dir: Path):
 def test_untrained_language_warns_and_strict_refuses(exports, tmp_path: Path, capsys):
     """The demo trains with the language omitted: --language english warns (exit 0), --strict refuses (exit 2)."""
     out = tmp_path / "l.wav"
-    args = ("--model", exports["custom_voice"], "--text", "Hi.", "--language", "english", "--max-new-tokens", 2)
-    assert main("synthesize", *args, "--keep-runaway", "--output", out) == 0
+    args = ("--model", exports["custom_voice"], "--text", "Hi.", "--language", "english", "--max_new_tokens", 2)
+    assert main("synthesize", *args, "--keep_runaway", "true", "--output", out) == 0
     assert "warning: --language english: trained with data.language_tag off" in capsys.readouterr().err
     out.unlink()
-    assert main("synthesize", *args, "--strict", "--output", out) == 2
+    assert main("synthesize", *args, "--strict", "true", "--output", out) == 2
     assert "(--strict refuses it)" in capsys.readouterr().err and not out.exists()
 
 
@@ -299,7 +297,7 @@ def test_text_is_cleaned_as_prepare_cleans_transcripts(exports, tmp_path: Path, 
 
     assert clean_spoken_text("\u201cHello\u201d <laugh>  there [breath].").text == '"Hello" there.'
     out = tmp_path / "c.wav"
-    args = ("--text", "Hello <laugh> there.", "--max-new-tokens", 2, "--keep-runaway", "--output", out)
+    args = ("--text", "Hello <laugh> there.", "--max_new_tokens", 2, "--keep_runaway", "true", "--output", out)
     assert main("synthesize", "--model", exports["adapter"], *args) == 0
     assert "removed non-speech tags ['<laugh>'] (as prepare does)" in capsys.readouterr().err
 
@@ -309,7 +307,8 @@ def test_a_read_only_output_folder_is_refused_before_anything_is_synthesized(run
     from helpers.faults import mounted_tmpfs
 
     with mounted_tmpfs(tmp_path / "disk", "1m", read_only=True) as disk:
-        args = ("--epoch", 1, "--text", LONG, "--max-new-tokens", 4, "--keep-runaway", "--output", disk / "o.wav")
+        capped = ("--max_new_tokens", 4, "--keep_runaway", "true")
+        args = ("--epoch", 1, "--text", LONG, *capped, "--output", disk / "o.wav")
         assert main("synthesize", "--model", run, *args) == 2
     err = capsys.readouterr().err
     assert f"error: --output {disk / 'o.wav'}: {disk} is not writable (a read-only file system" in err

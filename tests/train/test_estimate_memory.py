@@ -45,7 +45,9 @@ def test_the_clip_length_comes_from_the_prepared_data(prepared_demo):
 
 def test_estimate_memory_prints_the_peak_by_category(repo_root, monkeypatch, capsys):
     monkeypatch.chdir(repo_root)
-    assert main(["estimate-memory", "--config", "configs/demo.yaml", "--clip-seconds", "2", "--batch-size", "1"]) == 0
+    assert (
+        main(["estimate-memory", "--fit_config", "configs/demo.yaml", "--clip_seconds", "2", "--batch_size", "1"]) == 0
+    )
     out = capsys.readouterr().out
     lines = {line[:62].strip(): line[62:].split() for line in out.splitlines() if "GiB" in line}
     parts = ["frozen weights", "trained weights", "gradients", "optimizer state", "optimizer temporaries",
@@ -58,24 +60,30 @@ def test_estimate_memory_prints_the_peak_by_category(repo_root, monkeypatch, cap
 
 
 def test_a_missing_config_is_a_user_error(tmp_path, capsys):
-    assert main(["estimate-memory", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert main(["estimate-memory", "--fit_config", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: file not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", [["--clip-seconds", "0"], ["--batch-size", "0"]])
+@pytest.mark.parametrize("bad", [["--clip_seconds", "0"], ["--batch_size", "0"]])
 def test_impossible_sizes_are_refused(bad, capsys):
-    assert main(["estimate-memory", "--config", "configs/demo.yaml", *bad]) == 2
+    assert main(["estimate-memory", "--fit_config", "configs/demo.yaml", *bad]) == 2
 
 
-def test_config_files_compose_as_fit_composes_them():
-    """``--config A --config B`` keeps both files, in order (a plain list flag kept only the last one, so the
-    1.7B recipe was estimated as the bare model overlay: float32, no autocast, no accumulation)."""
-    from qwen_tts_lit.cli.app import build_parser
-    from qwen_tts_lit.cli.options import from_namespace
+def test_config_files_compose_as_fit_composes_them(capsys):
+    """``--fit_config A --fit_config B`` keeps both files, in order (a plain list flag kept only the last one, so the
+    1.7B recipe was estimated as the bare model overlay: float32, no autocast, no accumulation); the older
+    ``--config A --config B C`` (fit configs, before --config was every subcommand's own file) still reads so."""
+    from qwen_tts_lit.cli.parser import parse_request
     from qwen_tts_lit.train.request import EstimateMemoryRequest
 
-    args = build_parser().parse_args(["estimate-memory", "--config", RECIPE[0], "--config", RECIPE[1], "c.yaml"])
-    assert from_namespace(args, EstimateMemoryRequest).config == tuple(map(Path, [*RECIPE, "c.yaml"]))
+    today = ["--fit_config", RECIPE[0], "--fit_config", RECIPE[1], "--fit_config", "c.yaml"]
+    request = parse_request("estimate-memory", EstimateMemoryRequest, today)
+    assert request.fit_config == tuple(map(Path, [*RECIPE, "c.yaml"])) and capsys.readouterr().err == ""
+    older = parse_request(
+        "estimate-memory", EstimateMemoryRequest, ["--config", RECIPE[0], "--config", RECIPE[1], "c.yaml"]
+    )
+    assert older.fit_config == request.fit_config
+    assert "note: --config configs/recipe.yaml is an older spelling, read as --fit_config" in capsys.readouterr().err
 
 
 def test_a_config_fit_refuses_is_refused_with_fits_own_line(repo_root, tmp_path, monkeypatch, capsys):
@@ -83,7 +91,7 @@ def test_a_config_fit_refuses_is_refused_with_fits_own_line(repo_root, tmp_path,
     monkeypatch.chdir(repo_root)
     overlay = tmp_path / "zero.yaml"
     overlay.write_text("data:\n  batch_size: 0\n")
-    assert main(["estimate-memory", "--config", "configs/demo.yaml", "--config", str(overlay)]) == 2
+    assert main(["estimate-memory", "--fit_config", "configs/demo.yaml", "--fit_config", str(overlay)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: data.batch_size 0: must be >= 1" and "Traceback" not in err
     from qwen_tts_lit.cli.fit_settings import settings_problems
@@ -93,12 +101,12 @@ def test_a_config_fit_refuses_is_refused_with_fits_own_line(repo_root, tmp_path,
 
 
 def test_a_clip_longer_than_prepare_accepts_is_refused(repo_root, monkeypatch, capsys):
-    """--clip-seconds 100000 printed 1981 GiB: no training clip can be longer than prepare's file limit."""
+    """--clip_seconds 100000 printed 1981 GiB: no training clip can be longer than prepare's file limit."""
     from qwen_tts_lit.data.prepare.options import MAX_FILE_SECONDS
 
     monkeypatch.chdir(repo_root)
-    for seconds in ("100000", "inf", str(MAX_FILE_SECONDS + 1)):
-        assert main(["estimate-memory", "--config", "configs/demo.yaml", "--clip-seconds", seconds]) == 2
+    for seconds in ("100000", ".inf", str(MAX_FILE_SECONDS + 1)):  # .inf: infinity as YAML (jsonargparse) spells it
+        assert main(["estimate-memory", "--fit_config", "configs/demo.yaml", "--clip_seconds", seconds]) == 2
         err = capsys.readouterr().err
-        assert f"--clip-seconds {float(seconds)}: no training clip can be that long" in err
+        assert f"--clip_seconds {float(seconds.replace('.inf', 'inf'))}: no training clip can be that long" in err
         assert f"give at most {MAX_FILE_SECONDS:g}" in err and len(err.strip().splitlines()) == 1

@@ -201,7 +201,7 @@ def _check_language(
     language = (raw.language or opts.default_language).strip().lower()  # upstream compares languages lowercased
     if languages is None or language in languages:  # None: the model config is unreadable, reported elsewhere
         return language, None
-    field = "language" if raw.language else "--default-language"
+    field = "language" if raw.language else "--default_language"
     message = f"{language!r} is not supported by the model (one of {', '.join(languages)})"
     return None, Problem(raw.file, raw.line, field, message, "bad_language")
 
@@ -235,9 +235,9 @@ def check_row(
 def _duration_problems(raw: RawRow, speech_s: float, opts: PrepareOptions) -> list[Problem]:
     at, duration = (raw.file, raw.line, "audio"), cleaned_duration(speech_s, opts)
     if speech_s < opts.min_seconds:
-        return [Problem(*at, f"too short: {speech_s:.2f} s of speech (--min-seconds {opts.min_seconds})", "too_short")]
+        return [Problem(*at, f"too short: {speech_s:.2f} s of speech (--min_seconds {opts.min_seconds})", "too_short")]
     if duration > opts.max_seconds:
-        message = f"too long: {duration:.1f} s after cleaning (--max-seconds {opts.max_seconds}); split it"
+        message = f"too long: {duration:.1f} s after cleaning (--max_seconds {opts.max_seconds}); split it"
         return [Problem(*at, message, "too_long")]
     if duration > opts.long_warning_seconds:
         message = f"{duration:.1f} s after cleaning: the 12 Hz decoder drops samples past about 24 s"
@@ -342,7 +342,7 @@ def _of_language(clip: Clip, by_language: dict[str, list[Clip]]) -> str:
 def read_val_list(path: Path, known: set[str]) -> tuple[list[str], list[Problem]]:
     """Ids listed in ``path`` (one per line, ``#`` comments); unknown ids are errors."""
     if not path.is_file():
-        return [], [Problem(str(path), None, "--val-list", "file not found", "bad_val_list")]
+        return [], [Problem(str(path), None, "--val_list", "file not found", "bad_val_list")]
     ids, problems = [], []
     for line, content in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         value = content.split("#", 1)[0].strip()
@@ -372,9 +372,9 @@ def check_references(
         return [], []
     if opts.ref_audio is not None and speaker is not None:
         message = "one recording cannot be the x-vector of several speakers; give each speaker's rows a ref_audio"
-        return [], [Problem("--ref-audio", None, None, message, "bad_option")]
+        return [], [Problem("--ref_audio", None, None, message, "bad_option")]
     if opts.ref_audio is not None:
-        places = {str(opts.ref_audio): ("--ref-audio", None, None, opts.ref_audio)}
+        places = {str(opts.ref_audio): ("--ref_audio", None, None, opts.ref_audio)}
     else:
         places = {}
         for raw in rows:
@@ -382,8 +382,8 @@ def check_references(
                 places[raw.ref_audio] = (raw.file, raw.line, "ref_audio", raw.ref_audio_path)
     if not places and opts.speaker_source == "ref_audio":
         whose = "no row" if speaker is None else f"no row of speaker {speaker!r}"
-        message = f"--speaker-source ref_audio, but {whose} has ref_audio and --ref-audio is not set"
-        return [], [Problem("--speaker-source", None, None, message, "missing_ref_audio")]
+        message = f"--speaker_source ref_audio, but {whose} has ref_audio and --ref_audio is not set"
+        return [], [Problem("--speaker_source", None, None, message, "missing_ref_audio")]
     references, problems = [], []
     for given, (file, line, field, path) in places.items():
         facts, notes = probe_audio(path, opts)

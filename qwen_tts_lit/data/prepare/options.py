@@ -17,7 +17,7 @@ from qwen_tts_lit.data.prepare.text import DEFAULT_TAG_PATTERNS
 
 LONG_CLIP_S = 24.0  # the 12 Hz decoder's chunked_decode drops samples past ~300 frames (upstream #223)
 # A clip is read, cleaned and encoded in one piece, in memory that grows with its length (docs/prepare.md,
-# "Checks"): longer files are refused from their header before a sample is read, and --max-seconds stays below it.
+# "Checks"): longer files are refused from their header before a sample is read, and --max_seconds stays below it.
 MAX_FILE_SECONDS = 300.0
 
 
@@ -104,22 +104,22 @@ class PrepareOptions:
                 bad.append(f"{flag(name)}: must be >= 0, got {getattr(self, name)}")
         if not self.max_seconds > self.min_seconds:
             bad.append(
-                f"--max-seconds: must be greater than --min-seconds ({self.min_seconds}), got {self.max_seconds}"
+                f"--max_seconds: must be greater than --min_seconds ({self.min_seconds}), got {self.max_seconds}"
             )
         if self.max_seconds > MAX_FILE_SECONDS:
             bad.append(
-                f"--max-seconds: at most {MAX_FILE_SECONDS:g} (a clip is encoded in one piece, in memory that grows "
+                f"--max_seconds: at most {MAX_FILE_SECONDS:g} (a clip is encoded in one piece, in memory that grows "
                 f"with its length; split longer recordings), got {self.max_seconds}"
             )
         if not 0 <= self.val_fraction < 1:
-            bad.append(f"--val-fraction: must be in [0, 1), got {self.val_fraction}")
+            bad.append(f"--val_fraction: must be in [0, 1), got {self.val_fraction}")
         if not self.trim_threshold_db < 0 or not math.isfinite(self.trim_threshold_db):
-            bad.append(f"--trim-threshold-db: must be a negative dBFS level, got {self.trim_threshold_db}")
+            bad.append(f"--trim_threshold_db: must be a negative dBFS level, got {self.trim_threshold_db}")
         for name in ("batch_size", "sample_rate"):
             if getattr(self, name) < 1:
                 bad.append(f"{flag(name)}: must be >= 1, got {getattr(self, name)}")
         if self.rate_outlier_factor and self.rate_outlier_factor <= 1:
-            bad.append(f"--rate-outlier-factor: must be 0 (off) or > 1, got {self.rate_outlier_factor}")
+            bad.append(f"--rate_outlier_factor: must be 0 (off) or > 1, got {self.rate_outlier_factor}")
         return bad
 
     def to_json(self) -> dict:
@@ -132,4 +132,4 @@ class PrepareOptions:
 
 def flag(name: str) -> str:
     """The command-line spelling of an option name."""
-    return "--" + name.replace("_", "-")
+    return "--" + name

@@ -84,7 +84,7 @@ def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mo
         if languages is not None and language not in languages:
             raise UserError(
                 f"{path}:{line_number}: field 'language' is {language!r}, but data.language_tag={tag_mode} needs one "
-                f"of {', '.join(sorted(languages))}; re-run prepare with --default-language NAME (or a language per "
+                f"of {', '.join(sorted(languages))}; re-run prepare with --default_language NAME (or a language per "
                 "row), or set data.language_tag: 'off'"
             )
         rows.append(row)

@@ -55,7 +55,7 @@ def prepare(options: PrepareOptions) -> Path:
     model = codec.load_model(options.model, resolve_device(options.device))
     rate = model.model.speech_tokenizer.get_input_sample_rate()
     if rate != options.sample_rate:
-        raise UserError(f"--sample-rate {options.sample_rate}: the speech tokenizer of {options.model} reads {rate} Hz")
+        raise UserError(f"--sample_rate {options.sample_rate}: the speech tokenizer of {options.model} reads {rate} Hz")
     return write_dataset(plan, model, options)
 
 

@@ -85,7 +85,7 @@ def _model_problems(options: PrepareOptions) -> tuple[object | None, list[Proble
         problems.append(Problem(options.model, None, "--model", message, "bad_model"))
     elif config.speaker_encoder_config.sample_rate != options.sample_rate:
         message = f"the model works at {config.speaker_encoder_config.sample_rate} Hz"
-        problems.append(Problem("--sample-rate", None, None, message, "bad_option"))
+        problems.append(Problem("--sample_rate", None, None, message, "bad_option"))
     return config, problems
 
 
@@ -107,7 +107,7 @@ def _resolve(problems: list[Problem], options: PrepareOptions) -> tuple[list[Pro
     fatal = [p for p in errors if p.row is None or not options.skip_bad]
     if fatal:
         strict = " (--strict: every automatic fix counts as an error)" if options.strict else ""
-        hint = "Fix them" + ("" if options.skip_bad else ", or pass --skip-bad to drop the rows that have them")
+        hint = "Fix them" + ("" if options.skip_bad else ", or pass --skip_bad true to drop the rows that have them")
         header = f"{len(fatal)} problem(s) in the input{strict}; nothing was written. {hint}:"
         raise UserError(format_problems(fatal, header))
     dropped_rows = {p.row for p in errors}
@@ -145,8 +145,8 @@ def check_input(options: PrepareOptions) -> Plan:
         for clip in clips:
             clip.speaker = speaker_key(clip.speaker)
         kept = {clip.speaker for clip in clips}
-        for name in sorted(set(speaker_references) - kept):  # --skip-bad dropped every row of this speaker
-            message = f"speaker {name!r}: every row was dropped (--skip-bad); the model will not have this voice"
+        for name in sorted(set(speaker_references) - kept):  # --skip_bad dropped every row of this speaker
+            message = f"speaker {name!r}: every row was dropped (--skip_bad); the model will not have this voice"
             warnings.append(Problem(str(options.input), None, "speaker", message, "speaker_dropped", True))
         speaker_references = {name: refs for name, refs in speaker_references.items() if name in kept}
     if not options.val_list:
@@ -173,7 +173,7 @@ def _speaker_references(rows, options: PrepareOptions) -> tuple[dict[str, list[R
     found, problems = {}, []
     for name in sorted(by_speaker):
         found[name], more = check_references(by_speaker[name], options, name)
-        problems += [p for p in more if p not in problems]  # --ref-audio is refused once, not once per speaker
+        problems += [p for p in more if p not in problems]  # --ref_audio is refused once, not once per speaker
     return found, problems
 
 
@@ -189,7 +189,7 @@ def _split(clips: list[Clip], options: PrepareOptions, several: bool) -> set[str
 
 
 def _check_per_speaker(clips: list[Clip], val_ids: set[str], options: PrepareOptions) -> None:
-    """Every speaker needs clips to train on, and held-out clips unless evaluation is off (--val-fraction 0)."""
+    """Every speaker needs clips to train on, and held-out clips unless evaluation is off (--val_fraction 0)."""
     counts: dict[str, list[int]] = {}
     for clip in clips:
         counts.setdefault(clip.speaker, [0, 0])[clip.id in val_ids] += 1
@@ -201,7 +201,7 @@ def _check_per_speaker(clips: list[Clip], val_ids: set[str], options: PrepareOpt
             bad.append(f"  speaker {name!r}: {train} train + {val} held-out clip(s): {lacking}")
     if bad:
         hint = "give each speaker at least 2 usable clips" + (
-            " and list some of each speaker's ids in --val-list" if options.val_list else ""
+            " and list some of each speaker's ids in --val_list" if options.val_list else ""
         )
         raise UserError("\n".join([f"{len(bad)} speaker(s) cannot be trained and evaluated; {hint}:", *bad]))
 

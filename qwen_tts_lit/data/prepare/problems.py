@@ -1,7 +1,7 @@
 """One record type for everything ``prepare`` finds wrong with its input, so all problems are reported at once.
 
 A problem is either an error (the row cannot be used as is) or a warning (a safe fix was applied). ``--strict``
-turns warnings into errors; ``--skip-bad`` drops the rows that have errors instead of failing.
+turns warnings into errors; ``--skip_bad`` drops the rows that have errors instead of failing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Problem:
     fixable: bool = False
     """True when a safe fix was applied (a warning); False for an error."""
     row: int | None = None
-    """Index of the row it belongs to (``--skip-bad`` drops that row); :data:`UNPARSED` for a line that never became
+    """Index of the row it belongs to (``--skip_bad`` drops that row); :data:`UNPARSED` for a line that never became
     a row (dropping it means skipping the line); None for problems that dropping rows cannot solve."""
 
     def location(self) -> str:

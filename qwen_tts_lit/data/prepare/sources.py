@@ -74,7 +74,7 @@ def read_rows(path: Path, input_format: str) -> tuple[list[RawRow], list[Problem
     if fmt == "speaker_folders" and path.is_dir():
         return read_speaker_folders(path)
     message = f"cannot read as {fmt!r}" if fmt else "cannot tell the format (expected .jsonl, .csv or a folder)"
-    return [], [Problem(str(path), None, None, f"{message}; pass --input-format", "bad_input")]
+    return [], [Problem(str(path), None, None, f"{message}; pass --input_format", "bad_input")]
 
 
 def _resolve(base: Path, given: str) -> Path:

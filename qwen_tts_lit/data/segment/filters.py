@@ -18,22 +18,22 @@ from qwen_tts_lit.metrics import cosine_similarity, mean_embedding
 KEEP, REVIEW, DROP = "keep", "review", "drop"
 STATUSES = (KEEP, REVIEW, DROP)
 REASONS: dict[str, tuple[str, str]] = {
-    "no_speech": (DROP, "no words heard, or the ASR's no-speech probability is above --max-no-speech-prob (music, "
+    "no_speech": (DROP, "no words heard, or the ASR's no-speech probability is above --max_no_speech_prob (music, "
                         "noise, silence)"),
-    "repetitive": (DROP, "the transcript repeats itself (compression ratio above --max-compression-ratio): Whisper "
+    "repetitive": (DROP, "the transcript repeats itself (compression ratio above --max_compression_ratio): Whisper "
                          "hallucinating over noise or music"),
-    "too_short": (DROP, "shorter than --min-seconds and no neighbour to merge with (an isolated word or a burst)"),
+    "too_short": (DROP, "shorter than --min_seconds and no neighbour to merge with (an isolated word or a burst)"),
     "duplicate": (DROP, "the same words as an earlier clip (a repeated intro, or the same recording given twice)"),
     "unsupported_language": (DROP, "spoken in a language Qwen3-TTS does not speak"),
-    "other_speaker": (REVIEW, "speaker similarity to the dominant voice (or --speaker-reference) below "
-                              "--min-speaker-similarity: another voice, or voices over each other"),
+    "other_speaker": (REVIEW, "speaker similarity to the dominant voice (or --speaker_reference) below "
+                              "--min_speaker_similarity: another voice, or voices over each other"),
     "other_language": (REVIEW, "detected language differs from the recording set's main language"),
-    "low_confidence": (REVIEW, "ASR mean token log-probability below --min-avg-logprob: the transcript may be wrong"),
-    "rate_outlier": (REVIEW, "words per second more than --rate-factor away from the median clip: a transcript "
+    "low_confidence": (REVIEW, "ASR mean token log-probability below --min_avg_logprob: the transcript may be wrong"),
+    "rate_outlier": (REVIEW, "words per second more than --rate_factor away from the median clip: a transcript "
                              "that misses or invents words, or unusual speech"),
-    "too_quiet": (REVIEW, "speech quieter than --quiet-db"),
-    "clipped": (REVIEW, "more than --max-clipped-fraction of the samples at full scale (distorted)"),
-    "forced_cut": (REVIEW, "cut inside speech (no pause within --max-seconds): listen to its ends"),
+    "too_quiet": (REVIEW, "speech quieter than --quiet_db"),
+    "clipped": (REVIEW, "more than --max_clipped_fraction of the samples at full scale (distorted)"),
+    "forced_cut": (REVIEW, "cut inside speech (no pause within --max_seconds): listen to its ends"),
     "word_at_cut": (REVIEW, "transcribing across a cut made inside speech, the ASR hears a word that spans it: the "
                             "word is split between two clips"),
 }  # fmt: skip

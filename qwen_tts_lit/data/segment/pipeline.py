@@ -42,7 +42,7 @@ from qwen_tts_lit.languages import AUTO, QWEN_LANGUAGES, is_auto, language_code
 from qwen_tts_lit.metrics import ASR, SpeakerSimilarity, SpeechDetector
 
 FORMAT = "qwen_tts_lit.segment/v1"
-REFERENCE_SECONDS = 60.0  # of --speaker-reference read for its embedding
+REFERENCE_SECONDS = 60.0  # of --speaker_reference read for its embedding
 
 
 @dataclass

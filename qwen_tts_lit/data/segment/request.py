@@ -16,7 +16,7 @@ class SegmentRequest:
     """cut long recordings into transcribed clips at pauses, flag the bad ones, write a manifest for prepare
 
     Reads every recording in blocks (any length, bounded memory), finds speech with silero-vad, cuts clips of
-    --min-seconds to --max-seconds inside pauses (a margin of silence kept at each edge; a run of speech without a
+    --min_seconds to --max_seconds inside pauses (a margin of silence kept at each edge; a run of speech without a
     pause is cut at its quietest point and flagged), transcribes each clip with faster-whisper, and gives each clip a
     status (keep / review / drop) with its reasons. Writes 24 kHz clips, review.html and review.csv (edit status and
     text there, then run the same command again: nothing is transcribed twice), the manifest train_raw.jsonl of the
@@ -52,7 +52,7 @@ class SegmentRequest:
     vad_threshold: float = 0.5
     """silero-vad speech probability above which a 32 ms frame is speech."""
     min_speaker_similarity: float = 0.75
-    """Review a clip whose resemblyzer similarity to the dominant voice (or --speaker-reference) is below this."""
+    """Review a clip whose resemblyzer similarity to the dominant voice (or --speaker_reference) is below this."""
     speaker_reference: Path | None = None
     """A recording of the target voice; default: the voice of most clips (the dominant speaker)."""
     min_avg_logprob: float = -1.0
@@ -87,20 +87,20 @@ class SegmentRequest:
                 bad.append(f"{flag(name)}: must be >= 0, got {getattr(self, name)}")
         if not self.min_seconds < self.max_seconds < LONG_CLIP_S:
             bad.append(
-                f"--max-seconds: must be above --min-seconds ({self.min_seconds}) and below {LONG_CLIP_S:g} (the 12 Hz "
+                f"--max_seconds: must be above --min_seconds ({self.min_seconds}) and below {LONG_CLIP_S:g} (the 12 Hz "
                 f"decoder drops samples past ~{LONG_CLIP_S:g} s), got {self.max_seconds}"
             )
         elif self.max_seconds - 2 * self.margin_seconds < self.min_seconds / 2:
             bad.append(
-                f"--margin-seconds: {self.margin_seconds} leaves too little speech in a {self.max_seconds} s clip"
+                f"--margin_seconds: {self.margin_seconds} leaves too little speech in a {self.max_seconds} s clip"
             )
         for name in ("vad_threshold", "max_no_speech_prob", "max_clipped_fraction"):
             if not 0 < getattr(self, name) < 1:
                 bad.append(f"{flag(name)}: must be between 0 and 1, got {getattr(self, name)}")
         if not -1 <= self.min_speaker_similarity <= 1:
-            bad.append(f"--min-speaker-similarity: a cosine, between -1 and 1, got {self.min_speaker_similarity}")
+            bad.append(f"--min_speaker_similarity: a cosine, between -1 and 1, got {self.min_speaker_similarity}")
         if not self.rate_factor > 1:
-            bad.append(f"--rate-factor: must be > 1, got {self.rate_factor}")
+            bad.append(f"--rate_factor: must be > 1, got {self.rate_factor}")
         if self.asr_beam_size < 1:
-            bad.append(f"--asr-beam-size: must be >= 1, got {self.asr_beam_size}")
+            bad.append(f"--asr_beam_size: must be >= 1, got {self.asr_beam_size}")
         return bad
