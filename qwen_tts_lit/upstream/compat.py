@@ -17,6 +17,8 @@ import sys
 import types
 from pathlib import Path
 
+from qwen_tts_lit.upstream import transformers5
+
 _STUB_MODULES = ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi")
 
 
@@ -71,12 +73,14 @@ def ensure_qwen_tts_importable() -> None:
 def import_qwen_tts():
     """Import and return the ``qwen_tts`` package, quieting its flash-attn banner."""
     ensure_qwen_tts_importable()
+    transformers5.before_import()
     with open(os.devnull, "w") as devnull:
         saved, sys.stdout = sys.stdout, devnull
         try:
             import qwen_tts
         finally:
             sys.stdout = saved
+    transformers5.after_import()
     return qwen_tts
 
 
