@@ -282,6 +282,37 @@ def config_rope_scaling_saved(config_classes) -> bool:
     return True
 
 
+@_once
+def generate_cache_keyword(model_classes) -> bool:
+    """5.25: ``generate`` hands the KV cache to ``forward`` as ``cache=`` and takes the next step's from
+    ``outputs["cache"]``; upstream's talker and code predictor take and return ``past_key_values``. The cache then
+    lands in ``**kwargs``, ignored, and every step attends only to itself (silently: the codes differ from frame 0).
+    Translate at both ends: ``cache`` becomes ``past_key_values`` on the way in, and the returned
+    ``past_key_values`` is what generate carries to the next step."""
+    from transformers import GenerationMixin
+
+    if "cache" not in inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters:
+        return False
+    for cls in model_classes:
+        forward, update = cls.forward, cls._update_model_kwargs_for_generation
+
+        @functools.wraps(forward)
+        def forward_(self, *args, _original=forward, **kwargs):
+            if "cache" in kwargs:
+                kwargs["past_key_values"] = kwargs.pop("cache")
+            return _original(self, *args, **kwargs)
+
+        @functools.wraps(update)
+        def update_(self, outputs, model_kwargs, *args, _original=update, **kwargs):
+            model_kwargs = _original(self, outputs, model_kwargs, *args, **kwargs)
+            if getattr(outputs, "past_key_values", None) is not None:
+                model_kwargs["cache"] = outputs.past_key_values
+            return model_kwargs
+
+        cls.forward, cls._update_model_kwargs_for_generation = forward_, update_
+    return True
+
+
 def before_import() -> None:
     """The patches that must be in place before ``import qwen_tts``."""
     decorator_check_model_inputs()
@@ -299,6 +330,11 @@ def after_import() -> None:
     rope_buffers_initialised([tts_model, codec_model])
     tied_weights_mapping([tts_model, codec_model])
     mask_keywords([tts_model, codec_model])
+    talker, predictor = (
+        tts_model.Qwen3TTSTalkerForConditionalGeneration,
+        tts_model.Qwen3TTSTalkerCodePredictorModelForConditionalGeneration,
+    )
+    generate_cache_keyword([talker, predictor])
     from qwen_tts.inference.qwen3_tts_tokenizer import Qwen3TTSTokenizer
 
     speech_tokenizer_from_auto(Qwen3TTSTokenizer)
