@@ -278,7 +278,10 @@ def _write_checkpoint(target: Path) -> None:
     model, speech_model = build_models()
     model.save_pretrained(target)
     clean_saved_config(target)
-    Qwen3TTSProcessor(tokenizer=build_text_tokenizer()).save_pretrained(target)
+    tokenizer = build_text_tokenizer()
+    Qwen3TTSProcessor(tokenizer=tokenizer).save_pretrained(target)
+    if not (target / "vocab.json").is_file():  # transformers 5 saves tokenizer.json alone; released checkpoints
+        tokenizer.backend_tokenizer.model.save(str(target))  # (and 4.57) also ship vocab.json + merges.txt
     (target / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2) + "\n")
     speech_dir = target / "speech_tokenizer"
     speech_model.save_pretrained(speech_dir)

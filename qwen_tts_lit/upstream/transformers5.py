@@ -282,13 +282,26 @@ def config_rope_scaling_saved(config_classes) -> bool:
     return True
 
 
+def _cache_position(kwargs):
+    """What 4.57's ``generate`` passed as ``cache_position``: the positions of this step's tokens in the cache."""
+    import torch
+
+    inputs = kwargs.get("inputs_embeds")
+    inputs = kwargs["input_ids"] if inputs is None else inputs
+    seen = kwargs["past_key_values"].get_seq_length()
+    return torch.arange(seen, seen + inputs.shape[1], device=inputs.device)
+
+
 @_once
 def generate_cache_keyword(model_classes) -> bool:
     """5.25: ``generate`` hands the KV cache to ``forward`` as ``cache=`` and takes the next step's from
     ``outputs["cache"]``; upstream's talker and code predictor take and return ``past_key_values``. The cache then
     lands in ``**kwargs``, ignored, and every step attends only to itself (silently: the codes differ from frame 0).
     Translate at both ends: ``cache`` becomes ``past_key_values`` on the way in, and the returned
-    ``past_key_values`` is what generate carries to the next step."""
+    ``past_key_values`` is what generate carries to the next step. 5.25's ``generate`` also stopped passing
+    ``cache_position``; the talker reads it to tell prefill from decoding, and without it a padded batch (an
+    evaluation's generate) recomputes its mRoPE positions over the whole mask at every step and crashes ("size of
+    tensor a (65) must match ... (33)"). It is restored as 4.57 computed it."""
     from transformers import GenerationMixin
 
     if "cache" not in inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters:
@@ -300,6 +313,8 @@ def generate_cache_keyword(model_classes) -> bool:
         def forward_(self, *args, _original=forward, **kwargs):
             if "cache" in kwargs:
                 kwargs["past_key_values"] = kwargs.pop("cache")
+            if kwargs.get("cache_position") is None and kwargs.get("past_key_values") is not None:
+                kwargs["cache_position"] = _cache_position(kwargs)
             return _original(self, *args, **kwargs)
 
         @functools.wraps(update)
