@@ -10,8 +10,38 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 
+# The transformers versions this project is tested on (CI runs both ends: .ci/run, docs/transformers.md). The same
+# range is pyproject.toml's dependency; a version outside it gets one warning line when qwen_tts is first imported.
+TESTED_RANGE = (">=4.57.3", "<5.26")
+TESTED_VERSIONS = ("4.57.3", "5.25.0")
 APPLIED: list[str] = []  # names of the patches this process applied, in order (for tests and docs/transformers.md)
+_warned: list[str] = []
+
+
+def in_tested_range(version: str) -> bool:
+    """Whether ``version`` (of transformers) is inside :data:`TESTED_RANGE`."""
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(",".join(TESTED_RANGE)).contains(version, prereleases=True)
+
+
+def warn_if_untested(version: str | None = None) -> bool:
+    """One line on stderr, once per process, when the installed transformers is outside the tested range."""
+    if version is None:
+        import transformers
+
+        version = transformers.__version__
+    if in_tested_range(version) or _warned:
+        return False
+    _warned.append(version)
+    print(
+        f"warning: transformers {version} is outside the range qwen_tts_lit is tested with "
+        f"(transformers{','.join(TESTED_RANGE)}); see docs/transformers.md",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _once(patch):
@@ -328,8 +358,26 @@ def generate_cache_keyword(model_classes) -> bool:
     return True
 
 
+# Every patch, in the order applied (docs/transformers.md has a row for each; tests/upstream/test_transformers5.py
+# removes each in turn and shows what breaks).
+PATCHES = (
+    "decorator_check_model_inputs",
+    "config_pad_token_id",
+    "config_rope_scaling_saved",
+    "rope_default_entry",
+    "rope_buffers_initialised",
+    "tied_weights_mapping",
+    "mask_keywords",
+    "generate_cache_keyword",
+    "speech_tokenizer_from_auto",
+    "codec_encoder_halves",
+    "codec_encoder_key_renaming",
+)
+
+
 def before_import() -> None:
-    """The patches that must be in place before ``import qwen_tts``."""
+    """The tested-range warning, and the patches that must be in place before ``import qwen_tts``."""
+    warn_if_untested()
     decorator_check_model_inputs()
 
 

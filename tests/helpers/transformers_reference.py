@@ -92,9 +92,9 @@ def fit_steps(tiny_dir: Path, prepared: Path, root: Path) -> dict[str, list[floa
     data = QwenTTSDataModule(prepared_dir=str(prepared), model=str(tiny_dir), batch_size=4)
     record = Record()
     trainer = L.Trainer(
-        accelerator="cpu", max_steps=FIT_STEPS, accumulate_grad_batches=2, limit_val_batches=0, logger=False, callbacks=[record],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
-        deterministic=True,
+        accelerator="cpu", max_steps=FIT_STEPS, accumulate_grad_batches=2, limit_val_batches=0, logger=False,
+        callbacks=[record], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=root, deterministic=True,
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
     return {"losses": record.losses, "grad_norms": record.grad_norms}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers.transformers_reference import (
     REFERENCE,
     REFERENCE_VERSION,
