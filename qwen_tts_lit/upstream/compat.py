@@ -3,8 +3,9 @@
 1. ``qwen_tts`` imports ``torchaudio.compliance.kaldi`` at module level for its 25 Hz tokenizer, which the 12 Hz
    path never calls. PyPI's torchaudio is a CUDA build that cannot load beside CPU torch, so when the real module
    fails to import we register an empty stand-in; calling into it raises a clear error instead of a mystery.
-2. ``save_pretrained`` writes ``model_type`` into ``speaker_encoder_config``, which ``Qwen3TTSSpeakerEncoderConfig``
-   then refuses on reload; :func:`clean_saved_config` removes it from a written config.json.
+2. ``save_pretrained`` writes ``model_type`` (and under transformers 5 ``dtype``) into ``speaker_encoder_config``,
+   which ``Qwen3TTSSpeakerEncoderConfig`` then refuses on reload; :func:`clean_saved_config` removes them.
+3. Transformers 5: :mod:`qwen_tts_lit.upstream.transformers5` patches what 5.x breaks, around the import below.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import sys
 import types
 from pathlib import Path
+
+from qwen_tts_lit.upstream import transformers5
 
 _STUB_MODULES = ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi")
 
@@ -71,18 +74,23 @@ def ensure_qwen_tts_importable() -> None:
 def import_qwen_tts():
     """Import and return the ``qwen_tts`` package, quieting its flash-attn banner."""
     ensure_qwen_tts_importable()
+    transformers5.before_import()
     with open(os.devnull, "w") as devnull:
         saved, sys.stdout = sys.stdout, devnull
         try:
             import qwen_tts
         finally:
             sys.stdout = saved
+    transformers5.after_import()
     return qwen_tts
 
 
 def clean_saved_config(model_dir: str | Path) -> None:
-    """Drop the ``speaker_encoder_config.model_type`` key that breaks reloading a saved checkpoint."""
+    """Drop the keys of ``speaker_encoder_config`` that break reloading a saved checkpoint: ``model_type`` (every
+    version writes it) and ``dtype`` (transformers 5 writes the loading dtype into each sub-config of a loaded
+    model); ``Qwen3TTSSpeakerEncoderConfig`` takes neither."""
     path = Path(model_dir) / "config.json"
     config = json.loads(path.read_text())
-    if config.get("speaker_encoder_config", {}).pop("model_type", None) is not None:
+    speaker = config.get("speaker_encoder_config", {})
+    if [speaker.pop(key) for key in ("model_type", "dtype") if key in speaker]:
         path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

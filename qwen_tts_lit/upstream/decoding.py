@@ -96,8 +96,10 @@ def _static(compiled: bool):
 def _keep_2d_mask(prepare):
     def prepare_inputs(*args, attention_mask=None, **kwargs):
         inputs = prepare(*args, attention_mask=attention_mask, **kwargs)
-        if attention_mask is not None and attention_mask.ndim == 2:
-            inputs["attention_mask"] = attention_mask  # (B, T so far): the talker's RoPE positions read it
+        if attention_mask is None or attention_mask.ndim == 2:
+            # (B, T so far): the talker's RoPE positions read it. None stays None: transformers 5.25 builds a 4-D
+            # mask even when generate was given none (the streaming layout), which 4.57 did not.
+            inputs["attention_mask"] = attention_mask
         return inputs
 
     return prepare_inputs

@@ -175,6 +175,7 @@ def recipe_fingerprint() -> str:
         generation=GENERATION_CONFIG,
         text=TOKENIZER_TRAINING_TEXT,
         specials=TEXT_SPECIAL_TOKENS,
+        codec_init=("redrawn per module in name order", CODEC_INIT_STD),
     )
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -211,6 +212,30 @@ def build_text_tokenizer():
     )
 
 
+CODEC_INIT_STD = 0.02  # the codec's initializer_range: what transformers' init draws its random tensors with
+
+
+def _redraw_codec(speech_model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Redraw the codec's random weights ourselves, module by module in name order, from the distributions
+    transformers 4.57 draws them from (Mimi's encoder convolutions: kaiming-normal weights, uniform biases; every
+    other linear or convolution weight: normal(0, 0.02)). 4.57 and 5.x use those distributions but draw in a
+    different order (5.x walks sub-models first), so one seed gave two codecs and prepare's codes depended on the
+    transformers version. Constant tensors (norms, zeros, layer scales) are the same in both and stay."""
+    convolutions = (torch.nn.Conv1d, torch.nn.ConvTranspose1d)
+    with torch.no_grad():
+        for name, module in sorted(speech_model.named_modules()):
+            weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+            if not isinstance(module, (torch.nn.Linear, *convolutions)) or weight is None:
+                continue
+            if isinstance(module, convolutions) and name.startswith("encoder."):
+                torch.nn.init.kaiming_normal_(weight, generator=generator)
+                if bias is not None and not torch.all(bias == 0):
+                    bound = (module.groups / (module.in_channels * module.kernel_size[0])) ** 0.5
+                    bias.copy_(torch.rand(bias.shape, generator=generator) * 2 * bound - bound)
+            else:
+                weight.copy_(torch.randn(weight.shape, generator=generator) * CODEC_INIT_STD)
+
+
 def _randomise_codebooks(speech_model: torch.nn.Module, generator: torch.Generator) -> None:
     """Codebooks are zero-initialised upstream, which would encode every frame to code 0; fill them with noise."""
     for name, tensor in speech_model.state_dict(keep_vars=True).items():
@@ -240,6 +265,7 @@ def build_models():
     torch.manual_seed(TINY_SEED)
     model = Qwen3TTSForConditionalGeneration(config).eval()
     speech_model = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**SPEECH_TOKENIZER_CONFIG)).eval()
+    _redraw_codec(speech_model, torch.Generator().manual_seed(TINY_SEED + 1))
     _randomise_codebooks(speech_model, torch.Generator().manual_seed(TINY_SEED))
     return model, speech_model
 
@@ -252,7 +278,10 @@ def _write_checkpoint(target: Path) -> None:
     model, speech_model = build_models()
     model.save_pretrained(target)
     clean_saved_config(target)
-    Qwen3TTSProcessor(tokenizer=build_text_tokenizer()).save_pretrained(target)
+    tokenizer = build_text_tokenizer()
+    Qwen3TTSProcessor(tokenizer=tokenizer).save_pretrained(target)
+    if not (target / "vocab.json").is_file():  # transformers 5 saves tokenizer.json alone; released checkpoints
+        tokenizer.backend_tokenizer.model.save(str(target))  # (and 4.57) also ship vocab.json + merges.txt
     (target / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2) + "\n")
     speech_dir = target / "speech_tokenizer"
     speech_model.save_pretrained(speech_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import GenerationMixin
 from transformers.cache_utils import DynamicCache, StaticCache
 
 from qwen_tts_lit.errors import UserError
@@ -81,7 +82,11 @@ def test_static_cache_gives_the_dynamic_caches_codes(tts, xvector, preset):
     # whole batch (allocated once, reset for every frame), not one per frame as the dynamic path allocates.
     assert {type(c) for caches in static_caches.values() for c in caches} == {StaticCache}
     assert len({id(c) for c in static_caches["talker"]}) == 1
-    assert len({id(c) for c in static_caches["predictor"]}) == 1
+    # transformers 4.57's generate keeps a static cache on the module and resets it (``_get_cache``); 5.x allocates
+    # a fresh one per call by design, so there the predictor's is one per frame, as the dynamic path's
+    # (docs/transformers.md: the same codes, the allocation saving is 4.57's).
+    keeps_cache = hasattr(GenerationMixin, "_get_cache")
+    assert len({id(c) for c in static_caches["predictor"]}) == (1 if keeps_cache else max(CAPS) + 1)
     assert len({id(c) for c in dynamic_caches["predictor"]}) == max(CAPS) + 1  # one per talker decode step
 
 
