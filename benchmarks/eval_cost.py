@@ -45,9 +45,9 @@ from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.scoring import Cell, metric_fields, save_clip
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
 from qwen_tts_lit.metrics import ASR, EmbeddingSimilarity, SpeakerSimilarity, SpeechDetector, cosine_similarity
+from qwen_tts_lit.metrics.asr import ASR_RATE
 from qwen_tts_lit.metrics.audio import is_silent
 from qwen_tts_lit.metrics.speech_rate import VAD_RATE, _import_silero_vad
-from qwen_tts_lit.metrics.wer import ASR_RATE
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.folder import METRICS_FILE
 from qwen_tts_lit.runs.records import read_rows, write_rows

@@ -38,7 +38,7 @@ from qwen_tts_lit.metrics import (
     units_per_second,
     words_per_second,
 )
-from qwen_tts_lit.metrics.wer import Transcript
+from qwen_tts_lit.metrics.asr import Transcript
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONE, VOICE_CLONES, XVECTOR, requested_name

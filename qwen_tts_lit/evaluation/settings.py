@@ -160,7 +160,7 @@ def asr_problem(
     an English-only model asked for another language. None when it can (or ASR is off). ``settings``: how the
     user names the model setting and the opt-out (a config's, or ``evaluate``'s flags)."""
     from qwen_tts_lit.languages import is_auto, language_code
-    from qwen_tts_lit.metrics.wer import english_only_asr
+    from qwen_tts_lit.metrics.asr import english_only_asr
 
     codes = {language_code(judges.asr_language if is_auto(lang) else lang) or "detect" for lang in languages}
     other = sorted(codes - {"en"})

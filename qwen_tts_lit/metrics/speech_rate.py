@@ -23,8 +23,8 @@ import numpy as np
 
 from qwen_tts_lit.audio import resample
 from qwen_tts_lit.languages import DEFAULT_LANGUAGE, count_words
+from qwen_tts_lit.metrics.asr import Word
 from qwen_tts_lit.metrics.audio import is_silent
-from qwen_tts_lit.metrics.wer import Word
 
 VAD_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
 VAD_FRAME = 512  # samples per speech probability at 16 kHz (32 ms)

@@ -146,7 +146,7 @@ def evaluate(truth: dict, records: list[dict]) -> dict:
     """How a segment run did against the truth: for every sentence the clips that contain it whole and the clips
     that overlap it (a clean cut: exactly one of each, the same), its transcript's WER; the passage's clips and the
     WER of their joined transcripts; corpus WERs (errors / reference words)."""
-    from qwen_tts_lit.metrics.wer import edit_counts
+    from qwen_tts_lit.metrics.error_rates import edit_counts
 
     sentences, passage = {}, None
     for recording in ("interview", "memo"):

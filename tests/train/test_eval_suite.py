@@ -306,7 +306,7 @@ def test_a_held_out_text_is_scored_as_the_synthesizer_spoke_it():
     words either: the reference of WER and speech rate is the utterance's text (with item.text: WER 0.2, 5 words/s)."""
     from qwen_tts_lit.evaluation.heldout import HeldOut, RealRecordings
     from qwen_tts_lit.evaluation.scoring import metric_fields
-    from qwen_tts_lit.metrics.wer import Transcript
+    from qwen_tts_lit.metrics.asr import Transcript
     from qwen_tts_lit.synthesis.synthesizer import Synthesizer
 
     item = HeldOut("a", "The train <laugh> was late.", Path("a.wav"), "english")

