@@ -20,6 +20,8 @@ _EXPORTS = {
     "load_rows": "runs",
     "load_run": "runs",
     "load_runs": "runs",
+    "load_sentences": "runs",
+    "chosen_sentences": "runs",
     "run_finished": "runs",
     "select_best": "runs",
     "ablation_table": "tables",

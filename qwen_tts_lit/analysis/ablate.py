@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen_tts_lit.analysis.grid import OVERLAY_FILE, Grid, RunPlan, load_grid, plan_runs, run_overlay, variant_commands
-from qwen_tts_lit.analysis.runs import load_runs, run_finished
+from qwen_tts_lit.analysis.runs import load_runs, load_sentences, run_finished
 from qwen_tts_lit.analysis.tables import ablation_table, table_csv, table_latex, table_markdown
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown, write_atomic
@@ -70,7 +70,8 @@ def write_tables(grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_comman
     runs = runs[runs["path"].map(lambda p: shown(Path(p)) in planned)] if not runs.empty else runs
     order = {variant: i for i, variant in enumerate(grid.variants)}
     runs = runs.sort_values(["variant", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)
-    table = ablation_table(runs)
+    sentences = load_sentences(runs) if not runs.empty else None
+    table = ablation_table(runs, sentences=sentences)  # the reference: the grid's first variant
     commands = variant_commands(plans)
     failed = runs[runs["status"] == "failed"] if not runs.empty else runs
     notes = [f"- failed: {r.variant} seed {r.seed} (exit {r.returncode}; log: {shown(Path(r.path))}/{LOG_FILE})"
@@ -80,9 +81,13 @@ def write_tables(grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_comman
         f"# Ablation: {grid.description or shown(grid.path)}",
         "",
         f"Produced by `{ablate_command}`. Each row: the (epoch, lora_scale) that each seed's {BEST_FILE} selected",
-        "and its metrics there, as mean ± sample std over seeds (n = finished runs); frames/real = generated frames",
-        "/ the real recording's frames in that cell. The command beside a row reproduces its runs (the",
-        f"seed_S/{OVERLAY_FILE} overlays it names are written by ablate, also with --dry_run).",
+        "(mean ± sample std over seeds; n = finished runs) and its metrics there: the mean over seeds with its 95 %",
+        "interval [low, high] over the held-out sentences (each sentence's figure averaged over the seeds; sentences",
+        "= how many); Δ = the paired difference from the first variant (per seed and sentence, averaged over seeds",
+        "per sentence) with its 95 % interval and the two-sided p of an exact sign-flip test over sentences",
+        "(docs/uncertainty.md). frames/real = generated frames / the real recording's frames in that cell. The",
+        f"command beside a row reproduces its runs (the seed_S/{OVERLAY_FILE} overlays it names are written by",
+        "ablate, also with --dry_run).",
     ]
     if not evaluated:
         header += ["", f"No run has evaluation outputs ({BEST_FILE}, {ROWS_FILE}): is EvalSuite in trainer.callbacks?"]

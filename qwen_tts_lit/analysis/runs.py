@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from qwen_tts_lit.metrics.selection import aggregate, select_best
+from qwen_tts_lit.metrics.evidence import per_sentence
+from qwen_tts_lit.metrics.selection import aggregate, as_records, select_best
 from qwen_tts_lit.runs.config import max_epochs, read_config
 from qwen_tts_lit.runs.folder import (
     ABLATE_STATUS_FILE,
@@ -26,6 +27,9 @@ from qwen_tts_lit.runs.folder import (
 from qwen_tts_lit.runs.records import best_path, read_best, read_rows
 
 SEED_DIR = re.compile(r"seed_(-?\d+)$")
+# The chosen cell's figures that have a value per held-out sentence (epoch and lora_scale have one per run).
+SENTENCE_METRICS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error",
+                    "words_per_second", "eos_fail", "frame_ratio")  # fmt: skip
 BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail")
 
 
@@ -149,7 +153,9 @@ def run_finished(path: Path | str) -> bool:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    """The chosen cell of a run as flat columns: epoch, lora_scale, its metrics, frame_ratio, status."""
+    """The chosen cell of a run as flat columns: epoch, lora_scale, its metrics (with ``<metric>_low`` / ``_high`` /
+    ``_sentences``, its 95 % interval over held-out sentences, where the chosen cell records one), frame_ratio,
+    status."""
     status = run.status or {}
     summary: dict[str, Any] = {
         "status": status.get("status", "done" if run_finished(run.path) else "incomplete"),
@@ -167,6 +173,12 @@ def run_summary(run: Run) -> dict[str, Any]:
     if best is not None:
         summary |= {"epoch": best["epoch"], "lora_scale": best["lora_scale"], "passed_filters": best["passed_filters"]}
         summary |= {k: (math.nan if v is None else v) for k, v in best["metrics"].items() if k in BEST_METRICS}
+        for name, interval in (best.get("intervals") or {}).items():  # an older chosen cell has none
+            if name in BEST_METRICS:
+                summary |= {
+                    f"{name}_{end}": math.nan if interval[end] is None else interval[end] for end in ("low", "high")
+                }
+                summary[f"{name}_sentences"] = interval["n"]
         chosen = run.best_rows() if run.best is not None else run.rows[
             (run.rows["epoch"] == best["epoch"]) & (run.rows["lora_scale"] == best["lora_scale"])
         ]  # fmt: skip
@@ -208,3 +220,29 @@ def load_cells(runs: pd.DataFrame) -> pd.DataFrame:
     frames = [cells(load_rows(r.path)).assign(variant=r.variant, seed=r.seed) for r in runs.itertuples()]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "epoch"])
+
+
+def chosen_sentences(run: Run, metrics: tuple[str, ...] = SENTENCE_METRICS) -> pd.DataFrame:
+    """The chosen cell's figures per held-out sentence (``sentence``: "speaker/utt_id", or utt_id for one voice),
+    one row per sentence (its rows under several codec prefixes averaged); empty without a chosen cell. The chosen
+    cell is the run's recorded one, else the rule's over the rows (as :func:`run_summary`)."""
+    best = run.best if run.best is not None or run.rows.empty else select_best(run.rows)
+    if best is None:
+        return pd.DataFrame(columns=["sentence"])
+    chosen = (int(best["epoch"]), float(best["lora_scale"]))
+    rows = [row for row in as_records(run.rows)
+            if not row.get("baseline") and (int(row["epoch"]), float(row["lora_scale"])) == chosen]  # fmt: skip
+    columns: dict[str, dict] = {name: per_sentence(rows, name) for name in metrics}
+    keys = list(dict.fromkeys(key for values in columns.values() for key in values))
+    table = pd.DataFrame({name: [values.get(key, math.nan) for key in keys] for name, values in columns.items()})
+    table.insert(0, "sentence", ["/".join(part for part in key if part) for key in keys])
+    return table
+
+
+def load_sentences(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run's chosen cell per held-out sentence (:func:`chosen_sentences`) with its variant and seed: what the
+    ablation table's intervals and paired differences are computed from. Only finished runs (status "done")."""
+    done = runs[runs["status"].eq("done")] if "status" in runs else runs
+    frames = [chosen_sentences(load_run(r.path)).assign(variant=r.variant, seed=r.seed) for r in done.itertuples()]
+    frames = [frame for frame in frames if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "sentence"])

@@ -45,19 +45,42 @@ def _fmt(value, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
 
-def _cell_text(cell: dict) -> str:
+def _with_interval(value, interval: dict | None, pattern: str) -> str:
+    """``0.123 [0.101, 0.150]`` when the metric has an interval (the chosen cell's record), else the value alone."""
+    if value is None or not interval or interval.get("low") is None:
+        return _fmt(value, pattern)
+    return f"{pattern.format(value)} [{pattern.format(interval['low'])}, {pattern.format(interval['high'])}]"
+
+
+def _cell_text(cell: dict, intervals: dict | None = None) -> str:
+    """A cell's metrics, each with its 95 % interval over held-out sentences when ``intervals`` has it, and n."""
+    intervals = intervals or {}
     errors_measured = any(cell.get(name) is not None for name in ERROR_METRICS)
     lines = [] if errors_measured else ["WER/CER n/a"]
-    lines += [f"{label} {_fmt(cell.get(name), pattern)}" for name, label, pattern in CELL_METRICS
+    lines += [f"{label} {_with_interval(cell.get(name), intervals.get(name), pattern)}"
+              for name, label, pattern in CELL_METRICS
               if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
-    return "<br>".join(lines)
+    sentences = max((i.get("n") or 0 for i in intervals.values()), default=0)
+    return "<br>".join(lines + ([f"<span class='note'>n={sentences} sentences</span>"] if sentences else []))
 
 
-def grid_table(cells: list[dict], best: dict | None) -> str:
-    """Epochs down, scales across; each cell shows its metrics, the chosen one highlighted."""
+def cell_intervals(best: dict | None, speaker: str | None = None) -> dict[tuple, dict]:
+    """(epoch, lora_scale) -> each metric's interval, as the chosen cell records them (none in an older record);
+    ``speaker``: that speaker's own."""
+    found = {}
+    for cell in (best or {}).get("cells") or []:
+        own = cell.get("intervals") if speaker is None else (cell.get("intervals_by_speaker") or {}).get(speaker)
+        found[(cell["epoch"], float(cell["lora_scale"]))] = own or {}
+    return found
+
+
+def grid_table(cells: list[dict], best: dict | None, intervals: dict[tuple, dict] | None = None) -> str:
+    """Epochs down, scales across; each cell shows its metrics (with ``intervals``: (epoch, scale) -> each metric's
+    95 % interval), the chosen one highlighted."""
     epochs = sorted({c["epoch"] for c in cells})
     scales = sorted({c["lora_scale"] for c in cells})
     by_key = {(c["epoch"], c["lora_scale"]): c for c in cells}
+    intervals = intervals or {}
     head = "".join(f"<th>scale {s:g}</th>" for s in scales)
     lines = [f"<table><tr><th>epoch</th>{head}</tr>"]
     for epoch in epochs:
@@ -66,7 +89,8 @@ def grid_table(cells: list[dict], best: dict | None) -> str:
             cell = by_key.get((epoch, scale))
             chosen = best is not None and (best["epoch"], best["lora_scale"]) == (epoch, scale)
             css = ' class="chosen"' if chosen else ""
-            tds.append(f"<td{css}>{_cell_text(cell) if cell else ''}{' &#9733;' if chosen else ''}</td>")
+            text = _cell_text(cell, intervals.get((epoch, float(scale)))) if cell else ""
+            tds.append(f"<td{css}>{text}{' &#9733;' if chosen else ''}</td>")
         lines.append(f"<tr><th>{epoch}</th>{''.join(tds)}</tr>")
     return "\n".join(lines) + "</table>"
 
@@ -101,7 +125,7 @@ def speaker_tables(cells: list[dict], best: dict | None) -> list[str]:
     for name in names:
         own = [{"epoch": c["epoch"], "lora_scale": c["lora_scale"], **c["by_speaker"][name]}
                for c in cells if name in c.get("by_speaker", {})]  # fmt: skip
-        parts += [f"<h3>{html.escape(name)}</h3>", grid_table(own, best)]
+        parts += [f"<h3>{html.escape(name)}</h3>", grid_table(own, best, cell_intervals(best, name))]
     return parts
 
 
@@ -144,12 +168,20 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
             f"<p><b>Chosen: epoch {best['epoch']}, lora_scale {best['lora_scale']:g}</b>{verdict}. "
             f"Rule: {html.escape(best.get('reason', ''))}.</p>"
         )
-    parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best)]
+        sure = (best.get("confidence") or {}).get("summary")
+        if sure:  # how sure the choice is, on the first screen (absent from an older chosen cell)
+            parts.append(f"<p><b>How sure:</b> {html.escape(sure)}</p>")
+    parts += ["<h2>Epochs &times; scales</h2>", grid_table(cells, best, cell_intervals(best))]
+    if best is not None and best.get("cells"):
+        parts.append("<p class='note'>[low, high]: 95 % interval of the mean over the held-out sentences "
+                     "(studentized bootstrap; docs/uncertainty.md); n = sentences.</p>")  # fmt: skip
     baselines = baseline_cells(rows)
     if baselines:  # the base model, zero-shot: what fine-tuning has to beat
         heads = "".join(f"<th>{html.escape(baseline_label(mode))}<br><code>{html.escape(mode)}</code></th>"
                         for mode in baselines)  # fmt: skip
-        texts = "".join(f"<td>{_cell_text(cell)}</td>" for cell in baselines.values())
+        recorded = (best or {}).get("baselines") or {}
+        texts = "".join(f"<td>{_cell_text(cell, (recorded.get(mode) or {}).get('intervals'))}</td>"
+                        for mode, cell in baselines.items())  # fmt: skip
         versus = f"<p>{html.escape(best['vs_baseline'])}</p>" if best and best.get("vs_baseline") else ""
         parts += [
             "<h2>Zero-shot baselines (the base model, before training)</h2>",

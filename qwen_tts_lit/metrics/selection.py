@@ -6,7 +6,13 @@ away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|
 ``primary`` [error_rate: each row's language decides, CER for Chinese, Japanese, Korean and Cantonese, WER
 otherwise]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher is
 better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes the
-filters the same order is applied to all cells and the result says ``passed_filters: false``.
+filters the same order is applied to all cells and the result says ``passed_filters: false``. With ``conservative``
+[off], the choice is then the cell with the fewest epochs (then the lowest scale) among those that the paired test
+over the held-out sentences cannot tell apart from that best one (``metrics.evidence``).
+
+The chosen cell also says how sure it is (``metrics.evidence``, docs/uncertainty.md): every cell and baseline carries
+each metric's mean, 95 % interval and n (held-out sentences), and ``confidence`` holds the paired difference of the
+primary between the chosen cell and the runner-up, and the best zero-shot baseline.
 
 A metric that could not be computed for a row is None there (a JSON null) and is left out of its cell's mean; the
 chosen cell counts such rows (``unscored_rows``). When no row has the primary at all (ASR switched off), the rule
@@ -25,9 +31,11 @@ the chosen cell from :func:`select_best` (what the run folder records) is the au
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
+
+from qwen_tts_lit.metrics.evidence import cell_intervals, confidence, conservative_pick, row_value
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
 DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
@@ -64,6 +72,9 @@ class SelectionRule:
     """Keep only cells better on the primary than the best zero-shot baseline (when the run has baseline rows)."""
     speaker_aggregate: Literal["mean", "worst"] = "mean"
     """Several speakers: a cell's metric is the mean over speakers, or the worst speaker's value."""
+    conservative: bool = False
+    """Among the cells the held-out sentences cannot tell apart from the best on the primary (their paired 95 %
+    interval includes 0), choose the one with the fewest epochs, then the lowest scale."""
 
     def __post_init__(self) -> None:
         if self.speaker_aggregate not in ("mean", "worst"):
@@ -86,14 +97,6 @@ def mean(values: Iterable[Any]) -> float | None:
     """Mean of the values that are present (None and NaN are skipped); None when none are."""
     present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return sum(present) / len(present) if present else None
-
-
-def row_value(row: Mapping[str, Any], name: str) -> Any:
-    """A row's metric; ``error_rate`` of rows written before it existed is their wer, else their cer (scoring wrote
-    only one of them)."""
-    if name == "error_rate" and row.get("error_rate") is None:
-        return row.get("wer") if row.get("wer") is not None else row.get("cer")
-    return row.get(name)
 
 
 def aggregate(rows: Any, speaker_aggregate: str = "mean") -> list[dict[str, Any]]:
@@ -281,7 +284,10 @@ def versus_baseline(cell: Mapping[str, Any], zero_shot: Mapping[str, Any], rule:
 def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, Any]:
     """The chosen cell as a JSON-serialisable dict (the run folder records it): epoch, lora_scale, metrics, rule,
     ranked_by (the primary, or what replaced a primary no row has), unscored_rows, candidates, passed_filters
-    (False: no cell passed, chosen by the primary among all), failed_filters, reason, score."""
+    (False: no cell passed, chosen by the primary among all), failed_filters, reason, score; and how sure it is:
+    intervals (each metric's mean, low, high, n over held-out sentences; per speaker in intervals_by_speaker), the
+    same for each baseline and under cells for every cell, confidence (the primary's paired difference from the
+    runner-up and the best zero-shot baseline)."""
     cells = aggregate(rows, rule.speaker_aggregate)
     if not cells:
         raise ValueError("select_best: no evaluation rows")
@@ -289,7 +295,9 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     baselines = baseline_cells(rows, rule.speaker_aggregate)
     zero_shot = rank(list(baselines.values()), rule)[0] if baselines else None
     passing = [cell for cell in cells if not filter_misses(cell, rule, zero_shot)]
-    best = rank(passing or cells, rule)[0]
+    ranked = rank(passing or cells, rule)
+    members = cell_rows(rows)
+    best, alike = conservative_pick(ranked, members, rule.primary) if asked.conservative else (ranked[0], 1)
     filters = [f"eos_fail <= {rule.max_eos_fail}"] if rule.max_eos_fail is not None else []
     filters += [f"|rate_ratio - 1| <= {rule.rate_tolerance}"] if rule.rate_tolerance is not None else []
     filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
@@ -302,7 +310,15 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
         reason = f"no cell passed ({pool}): {direction} {rule.primary} among all"
     if rule.primary != asked.primary:
         reason = f"{asked.primary} was not measured for any row (no ASR judge?), so ranked by {rule.primary}: {reason}"
+    if asked.conservative:
+        reason += (f"; conservative: the fewest epochs, then the lowest scale, of {alike} cell(s) the sentences "
+                   f"cannot tell apart on {rule.primary} from the best, epoch {ranked[0]['epoch']} x "
+                   f"{ranked[0]['lora_scale']:g}")  # fmt: skip
     metrics = {k: v for k, v in best.items() if k not in ("epoch", "lora_scale")}
+    runner_up = next((cell for cell in ranked if cell is not best), None)
+    sure = confidence(best, runner_up, zero_shot, members, rule.primary, DIRECTIONS[rule.primary])
+    shown = [*cells, *baselines.values()]  # every cell and baseline, with each metric's interval
+    evidence = dict(zip(map(id, shown), cell_intervals([members(cell) for cell in shown]), strict=True))
     return plain(
         {
             "epoch": best["epoch"],
@@ -319,8 +335,29 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
             "reason": reason,
             "baselines": {
                 mode: {k: v for k, v in cell.items() if k not in ("epoch", "lora_scale", "baseline")}
+                | evidence[id(cell)]
                 for mode, cell in baselines.items()
             },
             "vs_baseline": versus_baseline(best, zero_shot, rule) if zero_shot is not None else None,
+            **evidence[id(best)],
+            "confidence": sure,
+            "cells": [
+                {"epoch": cell["epoch"], "lora_scale": cell["lora_scale"], **evidence[id(cell)]} for cell in cells
+            ],
         }
     )
+
+
+def cell_rows(rows: Any) -> Callable[[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """cell -> its rows (a trained cell's by epoch and scale, a baseline's by name), from one pass over ``rows``."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for row in as_records(rows):
+        baseline = row.get("baseline")
+        key = ("baseline", str(baseline)) if baseline else (int(row["epoch"]), float(row["lora_scale"]))
+        groups.setdefault(key, []).append(row)
+
+    def members(cell: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        baseline = cell.get("baseline")
+        return groups.get(("baseline", baseline) if baseline else (cell["epoch"], float(cell["lora_scale"])), [])
+
+    return members

@@ -5,6 +5,7 @@ The end-to-end grid on the demo model is in test_ablate_demo.py (slow)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -151,15 +152,15 @@ def test_finished_runs_are_skipped_failures_reported_and_tabled(tmp_path: Path, 
     assert json.loads((stale / "ablate.json").read_text())["returncode"] == 2
 
     markdown = (tmp_path / "out" / "ablation.md").read_text()
-    assert "| corrected | 1 | 1.0 | 1.00 | 0.250 |" in markdown
-    assert "| shift | 0 (1 failed) | – |" in markdown and "- failed: shift seed 0 (exit 2;" in markdown
+    assert "| corrected | 1 | 2 | 1.0 | 1.00 | 0.250 [0.250, 0.250] |" in markdown  # n, sentences, epoch, ...
+    assert "| shift | 0 (1 failed) | 0 | – |" in markdown and "- failed: shift seed 0 (exit 2;" in markdown
     fit = "python -m qwen_tts_lit fit --config configs/base.yaml"
     assert f"`{fit} --config configs/shift.yaml --config out/shift/seed_0/ablate.yaml --trainer.max_epochs=1`" in (
         markdown
     )
     assert "ablate --grid grid.yaml --root out`" in markdown
     tex, csv = (tmp_path / "out" / "ablation.tex").read_text(), (tmp_path / "out" / "ablation.csv").read_text()
-    assert r"corrected & 1 & 1.0 & 1.00 & 0.250" in tex and "shift,0,1," in csv
+    assert r"corrected & 1 & 2 & 1.0 & 1.00 & 0.250 [0.250, 0.250]" in tex and "shift,0,1," in csv
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "ablation.csv", "ablation.md", "ablation.tex", "corrected", "shift",
     ]  # fmt: skip
@@ -174,3 +175,61 @@ def test_multi_seed_row_command_loops_over_the_seed_overlays(tmp_path: Path, mon
         "for s in 0 1; do python -m qwen_tts_lit fit --config configs/base.yaml --config configs/shift.yaml "
         "--config out/shift/seed_$s/ablate.yaml --trainer.max_epochs=1; done"
     )
+
+
+def test_the_tables_give_intervals_over_sentences_and_paired_differences(tmp_path: Path, monkeypatch):
+    """Known answer through ablate (every run finished, so nothing is run): "shift" plants +0.1 WER on each of 8
+    sentences for each of 3 seeds and no change in similarity; the tables find the first and not the second, with
+    the interval and the paired difference the statistics give on the seed-averaged sentences (the oracle)."""
+    import numpy as np
+    import pandas as pd
+
+    from qwen_tts_lit.metrics.uncertainty import mean_interval, paired_difference
+
+    monkeypatch.chdir(tmp_path)
+    make_grid(tmp_path, seeds=[0, 1, 2])
+    rng = np.random.default_rng(4)
+    difficulty, done = rng.gamma(1.0, 0.1, 8), {"status": "done", "returncode": 0, "seconds": 1.0, "command": "c"}
+    wer: dict[str, np.ndarray] = {}
+    sim: dict[str, np.ndarray] = {}
+    for variant, shift in (("corrected", 0.0), ("shift", 0.1)):
+        wer[variant] = difficulty + shift + rng.normal(0, 0.01, (3, 8))  # (seed, sentence)
+        sim[variant] = 0.8 + rng.normal(0, 0.02, (3, 8))
+        for seed in range(3):
+            rows = [eval_row(0, 1.0, f"u{i}", wer=wer[variant][seed, i], spk_sim=sim[variant][seed, i])
+                    for i in range(8)]  # fmt: skip
+            write_run(tmp_path / "out" / variant / f"seed_{seed}", rows, status=done, max_epochs=1, seed=seed)
+    assert main("ablate", "--grid", "grid.yaml", "--root", "out") == 0
+
+    table = pd.read_csv(tmp_path / "out" / "ablation.csv").set_index("variant")
+    expected = mean_interval(wer["shift"].mean(axis=0))
+    assert table.loc["shift", "sentences"] == 8 and table.loc["shift", "n"] == 3
+    assert (table.loc["shift", "wer_low"], table.loc["shift", "wer_high"]) == pytest.approx(
+        (expected.low, expected.high)
+    )
+    gap = paired_difference(dict(enumerate((wer["shift"] - wer["corrected"]).mean(axis=0))), dict.fromkeys(range(8), 0))
+    shift = table.loc["shift"]
+    assert (shift["d_wer_mean"], shift["d_wer_low"], shift["d_wer_high"], shift["d_wer_p"]) == pytest.approx(
+        (gap.interval.mean, gap.interval.low, gap.interval.high, gap.p_value)
+    )
+    assert shift["d_wer_low"] > 0 and shift["d_wer_p"] == pytest.approx(2 / 2**8)  # found, at the exact floor
+    assert shift["d_spk_sim_low"] < 0 < shift["d_spk_sim_high"] and shift["d_spk_sim_p"] > 0.05  # none planted
+    assert math.isnan(table.loc["corrected", "d_wer_mean"])  # the reference
+
+    markdown = (tmp_path / "out" / "ablation.md").read_text()
+    head = next(line for line in markdown.splitlines() if line.startswith("| variant"))
+    assert head == "| variant | n | sentences | epoch | scale | WER | SIM | rate_ratio | eos_fail | frames/real | " + (
+        "ΔWER vs corrected | ΔSIM vs corrected | command |"
+    )
+    row = next(line for line in markdown.splitlines() if line.startswith("| shift |"))
+    assert f"| {shift['wer_mean']:.3f} [{expected.low:.3f}, {expected.high:.3f}] |" in row
+    assert f"| {gap.interval.mean:+.3f} [{gap.interval.low:+.3f}, {gap.interval.high:+.3f}] p=0.0078 |" in row
+    assert row.endswith("--config out/shift/seed_$s/ablate.yaml --trainer.max_epochs=1; done` |")  # its command
+    assert "| corrected | 3 | 8 |" in markdown and "| reference | reference |" in markdown
+    from qwen_tts_lit.analysis import load_runs
+
+    runs = load_runs(tmp_path / "out")  # a notebook's view: each run's chosen cell with its interval
+    assert ((runs["wer_low"] < runs["wer"]) & (runs["wer"] < runs["wer_high"])).all()
+    assert (runs["wer_sentences"] == 8).all()
+    tex = (tmp_path / "out" / "ablation.tex").read_text()
+    assert r"$\Delta$WER vs corrected" in tex and "p=0.0078" in tex and "\n% for s in 0 1 2; do python" in tex

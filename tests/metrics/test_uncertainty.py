@@ -14,6 +14,7 @@ from scipy import stats
 from qwen_tts_lit.metrics.uncertainty import (
     format_difference,
     mean_interval,
+    mean_intervals,
     paired_difference,
     sign_flip_p_value,
     unit_means,
@@ -139,3 +140,34 @@ def test_a_95_percent_interval_over_8_sentences_covers_the_true_mean_about_95_pe
     # measured over 1,000 trials: 0.948 (normal), 0.933 (skewed); Student's t gives 0.854 on the skewed data
     low, high = binomial_bounds(0.94, trials)
     assert low <= covered / trials <= high, covered
+
+
+def test_equal_values_drawn_n_times_are_no_spread_despite_rounding():
+    """At n = 3 (the demo's sentences) 1 resample in 9 draws one value three times; its standard deviation is
+    rounding (3 v / 3 != v for most v), not 0, and its t of about 1e15 once dragged the lower bound to -1e15."""
+    values = [5.9144672031287815, 4.979936545384519, 3.7512511096655845]
+    ours = mean_interval(values)
+    assert min(values) - 1 < ours.low < ours.mean < ours.high < max(values) + 1
+    assert np.std([values[0]] * 3, ddof=1) > 0  # the rounding that caused it
+
+
+def test_the_batched_intervals_are_mean_interval_one_by_one():
+    """Mixed lengths, ties (error rates of 0), no spread, one value, none, repeats: the same answers."""
+    rng = np.random.default_rng(2)
+    samples = [ERRORS, [1.0, 2.0], [3.0], [], [2.0, 2.0, 2.0], [0.1, 0.2, 0.1], [0, 0, 0, 0, 0, 1, 0, 0], ERRORS]
+    samples += [list(rng.gamma(0.5, 0.1, n)) for n in (3, 5, 8, 8, 40)] + [list(rng.normal(0, 1, 40))]
+    samples += [list(rng.normal(5, 1, 3)) for _ in range(70)]  # more than one chunk of one length
+    for together, alone in zip(mean_intervals(samples), map(mean_interval, samples), strict=True):
+        assert (together.n, together.mean) == (alone.n, alone.mean)
+        if alone.low is None:
+            assert together.low is None and together.high is None
+        else:
+            width = max(alone.high - alone.low, 1e-12)
+            assert together.low == pytest.approx(alone.low, abs=1e-9 * width)
+            assert together.high == pytest.approx(alone.high, abs=1e-9 * width)
+
+
+def test_a_difference_names_what_n_counts():
+    difference = paired_difference({i: v + 0.1 for i, v in enumerate(ERRORS)}, dict(enumerate(ERRORS)))
+    assert format_difference(difference, units="sentences").endswith("(n=8 sentences, p=0.0078)")
+    assert format_difference(difference).endswith("(n=8, p=0.0078)")
