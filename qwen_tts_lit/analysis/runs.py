@@ -26,7 +26,8 @@ from qwen_tts_lit.runs.folder import (
 from qwen_tts_lit.runs.records import best_path, read_best, read_rows
 
 SEED_DIR = re.compile(r"seed_(-?\d+)$")
-BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail")
+BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail",
+                "dnsmos_ovrl")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -273,8 +273,9 @@ def test_rows_without_speakers_aggregate_as_before():
     (cell,) = aggregate(rows)
     assert cell["wer"] == pytest.approx(0.25) and "by_speaker" not in cell
     assert list(cell) == ["epoch", "lora_scale", "n", "error_rate", "wer", "cer", "spk_sim", "spk_sim_model",
-                          "rate_ratio", "rate_ratio_vad", "units_per_second", "words_per_second", "rate_error",
-                          "eos_fail"]  # fmt: skip
+                          "rate_ratio", "rate_ratio_vad", "units_per_second", "words_per_second", "dnsmos_sig",
+                          "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "real_dnsmos_sig", "real_dnsmos_bak",
+                          "real_dnsmos_ovrl", "real_dnsmos_p808", "rate_error", "eos_fail"]  # fmt: skip
 
 
 def test_the_report_has_a_speaker_dimension():
