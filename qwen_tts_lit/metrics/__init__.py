@@ -4,8 +4,9 @@ Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper; 
 stamps and confidences), :class:`SpeakerSimilarity` (resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder,
 e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length),
 :class:`DNSMOS` (naturalness; any other plugs in as a :class:`NaturalnessJudge`). Pure functions: WER/CER,
-articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS failure rate and the selection rule. The language rules they read (text normalisation, word counting, which error metric a language is
-scored by) are ``qwen_tts_lit.languages``'s.
+articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS failure rate and the selection rule. The
+language rules they read (text normalisation, word counting, which error metric a language is scored by) are
+``qwen_tts_lit.languages``'s.
 """
 
 import importlib
