@@ -4,6 +4,7 @@
     python benchmarks/eval_cost.py --uncapped       # the same with each text's own frame cap instead of demo's 40
     python benchmarks/eval_cost.py --run runs/demo/version_0   # the epoch costs an existing run logged
     python benchmarks/eval_cost.py --asr-model large-v3 --device cuda --compute-type float16   # a real run's judge
+    python benchmarks/eval_cost.py --naturalness    # what the DNSMOS judge adds to each epoch of the demo fit
 
 1. Judges, per clip, on the 8 real held-out recordings (data/demo/heldout): each library's own per-clip call (what
    evaluation did before: faster-whisper's sequential ``transcribe``, resemblyzer's ``embed_utterance``, silero's
@@ -15,6 +16,11 @@
    generate call per sentence, every judge once per clip, ``time/eval_seconds_sequential``). Both run inside the
    same epoch of the same process, so machine load hits them alike; the ratio divides by the epoch's
    ``time/train_epoch_seconds``. The re-created path writes into a scratch folder, never the run's.
+3. ``--naturalness``: the DNSMOS judge per clip (speechmos's per-clip ``dnsmos.run`` against our batched call) and,
+   in one demo fit, what it adds to each epoch's evaluation: :class:`NaturalnessCost` times the EvalSuite's own
+   naturalness judges again on the epoch's clips (read back from the run folder: the same call on the same audio),
+   and on as many clips of real speech (the held-out recordings in turn: the demo's tiny model speaks silence, which
+   DNSMOS scores without running), over ``time/eval_seconds``; and the real recordings' scoring, once per run.
 
 Prints figures; asserts nothing (tests never time).
 """
@@ -55,6 +61,7 @@ from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
 REPO = Path(__file__).resolve().parents[1]
+NATURALNESS_METRICS = ("time/naturalness_seconds", "time/naturalness_speech_seconds", "time/naturalness_real_seconds")
 HELDOUT = REPO / "data" / "demo"
 SEQUENTIAL_METRIC = "time/eval_seconds_sequential"
 
@@ -198,24 +205,94 @@ class SequentialEvaluation(L.Callback):
         pl_module.log(SEQUENTIAL_METRIC, time.perf_counter() - started, on_epoch=True, rank_zero_only=True)
 
 
-def demo_overlay(workdir: Path, uncapped: bool) -> Path:
-    """An overlay of demo.yaml's callbacks with SequentialEvaluation after the EvalSuite (and, uncapped, the
-    EvalSuite's frame cap from each text instead of 40)."""
+def naturalness_seconds(judges: Judges, wavs: list[np.ndarray], sr: int, batch_size: int) -> float:
+    """Seconds the naturalness judges take on ``wavs``, ``batch_size`` clips per call as the evaluation calls them."""
+    started = time.perf_counter()
+    for judge in judges.naturalness:
+        for start in range(0, len(wavs), batch_size):
+            judge.score_batch(wavs[start : start + batch_size], sr)
+    return time.perf_counter() - started
+
+
+class NaturalnessCost(L.Callback):
+    """After the EvalSuite (list it after it): its naturalness judges timed again on this epoch's clips, as
+    ``time/naturalness_seconds``, and on as many clips of real speech (``time/naturalness_speech_seconds``); at
+    the first evaluation also on the real recordings (``time/naturalness_real_seconds``, once per run)."""
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from qwen_tts_lit.train.eval_suite import EvalSuite
+
+        suite = next(c for c in trainer.callbacks if isinstance(c, EvalSuite))
+        if trainer.sanity_checking or not suite.due(trainer):
+            return
+        run_dir, judges, batch = Path(trainer.log_dir), suite._judges, suite.settings.batch_size
+        rows = [r for r in read_rows(run_dir) if r["epoch"] == trainer.current_epoch and not r.get("baseline")]
+        clips = [sf.read(str(run_dir / r["wav"]), dtype="float32")[0] for r in rows]
+        real = {r["real_wav"]: sf.read(str(run_dir / r["real_wav"]), dtype="float32") for r in rows}
+        speech = [resample(wav, rate, SAMPLE_RATE) for wav, rate in real.values()]
+        speech = [speech[i % len(speech)] for i in range(len(clips))]
+        values = {NATURALNESS_METRICS[0]: naturalness_seconds(judges, clips, SAMPLE_RATE, batch),
+                  NATURALNESS_METRICS[1]: naturalness_seconds(judges, speech, SAMPLE_RATE, batch)}  # fmt: skip
+        if trainer.current_epoch == 0:
+            values[NATURALNESS_METRICS[2]] = sum(naturalness_seconds(judges, [wav], rate, batch)
+                                                 for wav, rate in real.values())  # fmt: skip
+        for name, value in values.items():
+            pl_module.log(name, value, on_epoch=True, rank_zero_only=True)
+
+
+def naturalness_costs(run_dir: Path) -> None:
+    """Per evaluated epoch: evaluation seconds, what the naturalness judges added, and on speech."""
+    records = [r for r in csv.DictReader((run_dir / METRICS_FILE).open()) if r.get(NATURALNESS_METRICS[0])]
+    evals = {r["epoch"]: float(r["time/eval_seconds"]) for r in csv.DictReader((run_dir / METRICS_FILE).open())
+             if r.get("time/eval_seconds")}  # fmt: skip
+    rows = [r for r in read_rows(run_dir) if not r.get("baseline")]
+    per_epoch = len([r for r in rows if r["epoch"] == 0])
+    print(f"\nNaturalness (DNSMOS) per epoch in {run_dir}: {per_epoch} clips per epoch, frame cap "
+          f"{rows[0].get('max_new_tokens')}")  # fmt: skip
+    print(f"{'epoch':>5} {'eval s':>7} {'DNSMOS s':>9} {'share':>6} {'on speech s':>12} {'share if speech':>16}")
+    for r in records:
+        eval_s, added, speech = evals[r["epoch"]], float(r[NATURALNESS_METRICS[0]]), float(r[NATURALNESS_METRICS[1]])
+        print(f"{r['epoch']:>5} {eval_s:7.2f} {added:9.3f} {added / eval_s:6.1%} {speech:12.2f} "
+              f"{speech / (eval_s - added + speech):16.1%}")  # fmt: skip
+    once = [float(r[NATURALNESS_METRICS[2]]) for r in records if r.get(NATURALNESS_METRICS[2])]
+    if once:
+        print(f"once per run, the {len({r['utt_id'] for r in rows})} real recordings: {once[0]:.2f} s")
+
+
+def dnsmos_clip_costs(judges: Judges, repeats: int) -> None:
+    """Per-clip ms of DNSMOS on the real held-out recordings: speechmos's per-clip ``dnsmos.run`` and our batch."""
+    from speechmos import dnsmos
+
+    from qwen_tts_lit.metrics.dnsmos import DNSMOS_RATE, windows
+
+    wavs = [resample(wav, rate, DNSMOS_RATE) for _, wav, rate in heldout_clips()]
+    judge = judges.naturalness[0]
+    before = per_clip_ms(lambda: [dnsmos.run(np.clip(w, -1, 1), DNSMOS_RATE) for w in wavs], len(wavs), repeats)
+    after = per_clip_ms(lambda: judge.score_batch(wavs, DNSMOS_RATE), len(wavs), repeats)
+    cut = sum(len(windows(w)) for w in wavs)
+    window_ms = after * len(wavs) / cut
+    print(f"DNSMOS on {len(wavs)} real held-out clips ({cut} windows of 9.01 s), {repeats} repeats: per clip "
+          f"{before:.0f} ms (speechmos), batched {after:.0f} ms/clip, {window_ms:.0f} ms per window")  # fmt: skip
+
+
+def demo_overlay(workdir: Path, uncapped: bool, naturalness: bool = False) -> Path:
+    """An overlay of demo.yaml's callbacks with SequentialEvaluation (or, ``naturalness``, NaturalnessCost) after
+    the EvalSuite (and, uncapped, the EvalSuite's frame cap from each text instead of 40)."""
     demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     callbacks = demo["trainer"]["callbacks"]
     for callback in callbacks:
         if callback["class_path"].endswith("EvalSuite") and uncapped:
             callback["init_args"]["max_new_tokens"] = None
-    callbacks.append({"class_path": "eval_cost.SequentialEvaluation"})
+    callbacks.append({"class_path": f"eval_cost.{'NaturalnessCost' if naturalness else 'SequentialEvaluation'}"})
     overlay = workdir / "eval_cost.yaml"
     overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}))
     return overlay
 
 
-def train_demo(workdir: Path, epochs: int, uncapped: bool) -> Path:
+def train_demo(workdir: Path, epochs: int, uncapped: bool, naturalness: bool = False) -> Path:
     """``fit --config configs/demo.yaml`` plus the overlay, in ``workdir``; its run folder."""
     command = [sys.executable, "-m", "qwen_tts_lit", "fit", "--config", str(REPO / "configs" / "demo.yaml"),
-               "--config", str(demo_overlay(workdir, uncapped)), "--data.raw",
+               "--config", str(demo_overlay(workdir, uncapped, naturalness)), "--data.raw",
                str(HELDOUT / "raw" / "train_raw.jsonl"), "--trainer.max_epochs", str(epochs),
                "--trainer.enable_progress_bar", "false"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
@@ -270,7 +347,14 @@ def main() -> None:
     parser.add_argument("--uncapped", action="store_true", help="frame cap from each text, not demo.yaml's 40")
     parser.add_argument("--run", type=Path, help="run folder to read epoch costs from (default: train the demo)")
     parser.add_argument("--skip-judges", action="store_true", help="only the fit")
+    parser.add_argument("--naturalness", action="store_true", help="what the DNSMOS judge adds (section 3)")
     args = parser.parse_args()
+    if args.naturalness:
+        if not args.skip_judges:
+            dnsmos_clip_costs(Judges(JudgeSettings(asr=False)), args.repeats)
+        with tempfile.TemporaryDirectory() as workdir:
+            naturalness_costs(args.run or train_demo(Path(workdir), args.epochs, args.uncapped, naturalness=True))
+        return
     if not args.skip_judges:
         settings = JudgeSettings(
             asr_model=args.asr_model,

@@ -29,8 +29,9 @@ from qwen_tts_lit.runs.records import best_path, read_best, read_rows
 SEED_DIR = re.compile(r"seed_(-?\d+)$")
 # The chosen cell's figures that have a value per held-out sentence (epoch and lora_scale have one per run).
 SENTENCE_METRICS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error",
-                    "words_per_second", "eos_fail", "frame_ratio")  # fmt: skip
-BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail")
+                    "words_per_second", "eos_fail", "frame_ratio", "dnsmos_ovrl")  # fmt: skip
+BEST_METRICS = ("wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error", "words_per_second", "eos_fail",
+                "dnsmos_ovrl")  # fmt: skip
 
 
 @dataclass(frozen=True)

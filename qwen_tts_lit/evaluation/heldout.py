@@ -1,6 +1,6 @@
 """The held-out sentences an evaluation speaks, and what their real recordings give once per run (speech seconds,
-length, the reference voice, the language of a sentence that names none); copies of the recordings go into the run
-folder so the report is self-contained."""
+length, the reference voice, the language of a sentence that names none, how natural they sound); copies of the
+recordings go into the run folder so the report is self-contained."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ class RealRecordings:
     voices: dict[str, np.ndarray] = field(default_factory=dict)  # several speakers: each one's mean embedding
     articulated: dict[str, float] = field(default_factory=dict)  # ASR words within VAD speech; empty: ASR off
     languages: dict[str, SpokenLanguage] = field(default_factory=dict)  # utt_id -> how its clips are scored
+    naturalness: dict[str, dict[str, float]] = field(default_factory=dict)  # utt_id -> each naturalness judge's
 
     def language_of(self, item: HeldOut) -> SpokenLanguage:
         """The language every clip of ``item`` is transcribed, counted and scored in, and what its row records:
@@ -100,13 +101,16 @@ def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None 
     for item in items:
         wav, rate = sf.read(str(item.audio), dtype="float32", always_2d=True)
         clips[item.utt_id] = (wav.mean(axis=1), rate)
-    segments, embeddings, words, detected = {}, {}, {}, {}
+    segments, embeddings, words, detected, natural = {}, {}, {}, {}, {}
     spoken = {item.utt_id: "" if is_auto(item.language) else item.language for item in items}
     for rate in sorted({rate for _, rate in clips.values()}):
         ids = [utt_id for utt_id, (_, r) in clips.items() if r == rate]
         wavs = [clips[utt_id][0] for utt_id in ids]
         segments |= dict(zip(ids, judges.vad.segments_batch(wavs, rate), strict=True))
         embeddings |= dict(zip(ids, judges.speaker.embed_batch(wavs, rate), strict=True))
+        for judge in judges.naturalness:  # what a cell's naturalness is read against
+            for utt_id, scores in zip(ids, judge.score_batch(wavs, rate), strict=True):
+                natural.setdefault(utt_id, {}).update(scores)
         for language in dict.fromkeys(spoken[i] for i in ids) if judges.asr is not None else ():
             own = [i for i in ids if spoken[i] == language]
             heard = judges.asr.transcripts_batch([clips[i][0] for i in own], rate, language)
@@ -126,7 +130,7 @@ def measure_real(items: Sequence[HeldOut], judges: Judges, run_dir: Path | None 
                             "(check the recording, its language, and judges.asr_model)")  # fmt: skip
     seconds = {utt_id: len(wav) / rate for utt_id, (wav, rate) in clips.items()}
     real = RealRecordings(list(items), speech, seconds, mean_embedding([embeddings[i.utt_id] for i in items]),
-                          articulated=articulated, languages=languages)  # fmt: skip
+                          articulated=articulated, languages=languages, naturalness=natural)  # fmt: skip
     for name in sorted({item.speaker for item in items if item.speaker is not None}):
         real.voices[name] = mean_embedding([embeddings[i.utt_id] for i in items if i.speaker == name])
     if run_dir is not None:

@@ -1,6 +1,7 @@
-"""The progress bar of one epoch's evaluation: cells x sentences, once per step (synthesis, ASR, speaker, VAD), on
-stderr. Disabled, it costs nothing and prints nothing. On anything but a terminal (a log file) it is a line per
-finished step instead: tqdm's redraws there are carriage returns and, below Lightning's bars, ``ESC[A`` cursor moves."""
+"""The progress bar of one epoch's evaluation: cells x sentences, once per step (synthesis, ASR, speaker, VAD,
+naturalness), on stderr. Disabled, it costs nothing and prints nothing. On anything but a terminal (a log file) it is a
+line per finished step instead: tqdm's redraws there are carriage returns and, below Lightning's bars, ``ESC[A``
+cursor moves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
-STEPS = ("synthesis", "ASR", "speaker", "VAD")
+STEPS = ("synthesis", "ASR", "speaker", "VAD", "naturalness")  # naturalness: only with a naturalness judge
 
 
 class EvalProgress:

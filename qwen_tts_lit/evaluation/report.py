@@ -19,10 +19,14 @@ CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", 
                 ("rate_ratio", "rate", "{:.2f}"), ("rate_ratio_vad", "rate (VAD)", "{:.2f}"),
                 ("eos_fail", "EOS fail", "{:.0%}"))  # fmt: skip
 ERROR_METRICS = ("wer", "cer")  # a cell shows the one(s) its rows' languages use; neither: not measured (no ASR)
+# Shown beside the real recordings' own score, and only where measured (the judge can be off).
+NATURALNESS_METRICS = (("dnsmos_ovrl", "OVRL", "{:.2f}"), ("dnsmos_sig", "SIG", "{:.2f}"),
+                       ("dnsmos_p808", "P.808", "{:.2f}"))  # fmt: skip
 PREFIX_LABELS = {UNTAGGED: "language omitted (generate_custom_voice(text, speaker))",
                  TAGGED: 'explicit language (language="English", ...)'}  # fmt: skip
 PLOTTED = (("error_rate", "WER / CER by language (lower is better)"), ("spk_sim", "speaker similarity"),
-           ("rate_ratio", "rate ratio (1 = real)"))  # fmt: skip
+           ("rate_ratio", "rate ratio (1 = real)"), ("dnsmos_ovrl", "naturalness: DNSMOS OVRL (1-5)"))  # fmt: skip
+REAL_LEVEL = {"dnsmos_ovrl": "real_dnsmos_ovrl"}  # a panel's level of the real recordings, drawn as a solid line
 BASELINES_NOTE = (
     "zero-shot x-vector: the training x-vector alone, adapters at scale 0, spoken exactly as the cells are; "
     "zero-shot voice clone (default streaming): generate_voice_clone(text, ref_audio, ref_text) as users call it, "
@@ -60,8 +64,16 @@ def _cell_text(cell: dict, intervals: dict | None = None) -> str:
     lines += [f"{label} {_with_interval(cell.get(name), intervals.get(name), pattern)}"
               for name, label, pattern in CELL_METRICS
               if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
+    lines += [f"{label} {_naturalness(cell, name, pattern)}" for name, label, pattern in NATURALNESS_METRICS
+              if cell.get(name) is not None]  # fmt: skip
     sentences = max((i.get("n") or 0 for i in intervals.values()), default=0)
     return "<br>".join(lines + ([f"<span class='note'>n={sentences} sentences</span>"] if sentences else []))
+
+
+def _naturalness(record: dict, name: str, pattern: str) -> str:
+    """ "2.31 (real 3.05)": a naturalness score beside its real recordings' (a cell's or a row's)."""
+    real = record.get(f"real_{name}")
+    return _fmt(record.get(name), pattern) + (f" (real {pattern.format(real)})" if real is not None else "")
 
 
 def cell_intervals(best: dict | None, speaker: str | None = None) -> dict[tuple, dict]:
@@ -108,8 +120,9 @@ def sentence_table(rows: list[dict]) -> str:
         cap = ", hit the cap" if row.get("hit_max_tokens") else ""
         who = f"<b>{html.escape(row['speaker'])}</b>: " if row.get("speaker") else ""
         metric = row.get("error_metric") or "wer"
+        natural = f", OVRL {_naturalness(row, 'dnsmos_ovrl', '{:.2f}')}" if row.get("dnsmos_ovrl") is not None else ""
         scores = (f"{metric.upper()} {_fmt(row.get(metric), '{:.2f}')}, SIM {_fmt(row.get('spk_sim'), '{:.2f}')}, "
-                  f"rate {_fmt(row.get('rate_ratio'), '{:.2f}')}{cap}")  # fmt: skip
+                  f"rate {_fmt(row.get('rate_ratio'), '{:.2f}')}{natural}{cap}")  # fmt: skip
         prefix = f" <i>[{PREFIX_LABELS[row['prefix']]}]</i>" if row.get("prefix", UNTAGGED) != UNTAGGED else ""
         lines.append(
             f"<tr><td>{who}{html.escape(row['text'])}{prefix}</td><td>{_audio(row.get('real_wav'))}</td>"
@@ -130,15 +143,17 @@ def speaker_tables(cells: list[dict], best: dict | None) -> list[str]:
 
 
 def plots_svg(cells: list[dict], baselines: dict[str, dict] | None = None) -> str:
-    """WER, SIM and rate ratio against epoch, one line per scale, the zero-shot baselines as dashed levels, as one
-    inline SVG."""
+    """WER, SIM, rate ratio and naturalness (when measured) against epoch, one line per scale, the zero-shot
+    baselines as dashed levels and the real recordings' naturalness as a solid one, as one inline SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 2.8), layout="constrained")
-    for axis, (name, title) in zip(axes, PLOTTED, strict=True):
+    plotted = [(name, title) for name, title in PLOTTED
+               if name not in REAL_LEVEL or any(c.get(name) is not None for c in cells)]  # fmt: skip
+    figure, axes = plt.subplots(1, len(plotted), figsize=(4 * len(plotted), 2.8), layout="constrained")
+    for axis, (name, title) in zip(axes, plotted, strict=True):
         for scale in sorted({c["lora_scale"] for c in cells}):
             points = sorted((c["epoch"], c[name]) for c in cells if c["lora_scale"] == scale and c[name] is not None)
             if points:
@@ -146,6 +161,10 @@ def plots_svg(cells: list[dict], baselines: dict[str, dict] | None = None) -> st
         for style, (mode, baseline) in zip(("--", ":", "-."), (baselines or {}).items(), strict=False):
             if baseline.get(name) is not None:
                 axis.axhline(baseline[name], color="gray", linestyle=style, label=baseline_label(mode))
+        real = [c[REAL_LEVEL[name]] for c in cells if c.get(REAL_LEVEL.get(name)) is not None]
+        if real:  # every cell speaks the same sentences: one level
+            axis.axhline(sum(real) / len(real), color="black", label="real recordings")
+            axis.legend(fontsize=7)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("epoch")
     axes[0].legend(title="lora_scale", fontsize=8)
@@ -206,7 +225,9 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
         f"pauses of {PAUSE_S} s or more left out, over the real recording's (ASR word time stamps within VAD "
         "speech; 1 = same pace, above 1 slower, below 1 faster; the VAD's alone without ASR). rate (VAD): the "
         "older cross-check, VAD speech seconds over the real recording's, which under-reads pace. "
-        "EOS fail: share of generations that hit the token cap.</p>"
+        "EOS fail: share of generations that hit the token cap. OVRL, SIG, P.808: naturalness, DNSMOS's predicted "
+        "listener ratings (1 bad .. 5 excellent; P.835 overall and speech signal, P.808), each beside the real "
+        "recordings' own score; a silent clip scores 1.</p>"
     )
     if cells:
         parts += ["<h2>Metrics by epoch</h2>", plots_svg(cells, baselines)]

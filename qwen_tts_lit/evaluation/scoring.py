@@ -10,7 +10,7 @@ batches are fixed by the settings (rows sentence by sentence, each sentence's sc
 against that speaker's real recordings), so the same settings give byte-identical audio, in training and when
 ``evaluate`` re-scores an epoch; a row's codes do not depend on its batch at all, only batched float rounding
 could. The judges then score all of the epoch's clips per call: ASR (one transcription per clip, with word time
-stamps: the text for WER/CER, the words for the speech rate), speaker, VAD.
+stamps: the text for WER/CER, the words for the speech rate), speaker, VAD, naturalness (DNSMOS).
 """
 
 from __future__ import annotations
@@ -132,9 +132,22 @@ def score_utterances(
     hypotheses = each_group("ASR", transcripts)
     similarities = each_group("speaker", speakers)
     speech = each_group("VAD", lambda group: judges.vad.segments_batch([wavs[i] for i in group], SAMPLE_RATE))
-    fields = zip(items, utterances, hypotheses, similarities, speech, strict=True)
-    return [metric_fields(item, utt, real, heard, sim, own, segments)
-            for item, utt, heard, (sim, own), segments in fields]  # fmt: skip
+    natural = [dict.fromkeys(judges.naturalness_fields) for _ in wavs]  # null where a judge is off
+    for judge in judges.naturalness:
+        scores = each_group("naturalness", lambda group, judge=judge: judge.score_batch([wavs[i] for i in group],
+                                                                                        SAMPLE_RATE))  # fmt: skip
+        for own, score in zip(natural, scores, strict=True):
+            own.update(score)
+    fields = zip(items, utterances, hypotheses, similarities, speech, natural, strict=True)
+    return [metric_fields(item, utt, real, heard, sim, own, segments) | naturalness_fields(item, scores, real)
+            for item, utt, heard, (sim, own), segments, scores in fields]  # fmt: skip
+
+
+def naturalness_fields(item: HeldOut, scores: dict, real: RealRecordings) -> dict:
+    """A row's naturalness scores and, beside each, its real recording's (``real_`` + the name): the cell reads
+    "naturalness vs the real recording" from one row."""
+    measured = real.naturalness.get(item.utt_id, {})
+    return scores | {f"real_{name}": measured.get(name) for name in scores}
 
 
 def metric_fields(

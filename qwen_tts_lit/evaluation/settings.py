@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.metrics.selection import SelectionRule
+from qwen_tts_lit.metrics.selection import DNSMOS_FIELDS, SelectionRule
 from qwen_tts_lit.runs.baselines import (
     BASELINES,
     DEFAULT_BASELINES,
@@ -47,6 +47,10 @@ class JudgeSettings:
     """Device for the resemblyzer speaker encoder (None: asr_device; "auto": cuda when visible)."""
     model_speaker_sim: bool = True
     """Also score speaker similarity with the model's own speaker encoder (spk_sim_model)."""
+    dnsmos: bool = True
+    """Score naturalness with DNSMOS (Microsoft's models, bundled by speechmos: offline): rows get dnsmos_sig,
+    dnsmos_bak, dnsmos_ovrl (P.835) and dnsmos_p808, 1-5, higher is better, and real_dnsmos_* of their real
+    recording; False: all null. On the speaker judge's device (a GPU only with onnxruntime-gpu)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,17 @@ class EvalSettings:
         bad += [problem] if problem else []
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
-        return bad
+        return bad + self._naturalness_problems()
+
+    def _naturalness_problems(self) -> list[str]:
+        """A rule that ranks or gates on DNSMOS needs the DNSMOS judge (else every cell would miss the metric)."""
+        if self.judges.dnsmos:
+            return []
+        rule = self.rule
+        named = [f"rule.{key} {name}" for key, names in (("primary", (rule.primary,)), ("tie_break", rule.tie_break))
+                 for name in names if name in DNSMOS_FIELDS]  # fmt: skip
+        named += [f"rule.min_dnsmos_ovrl {rule.min_dnsmos_ovrl}"] if rule.min_dnsmos_ovrl is not None else []
+        return [f"EvalSuite.{what}: needs the DNSMOS judge, which judges.dnsmos: false switches off" for what in named]
 
     @classmethod
     def from_args(cls, args: dict | None) -> EvalSettings:

@@ -2,10 +2,11 @@
 
 Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper; :class:`Transcript` with word time
 stamps and confidences), :class:`SpeakerSimilarity` (resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder,
-e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length). Pure
-functions: WER/CER, articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS failure rate and the
-selection rule. The language rules they read (text normalisation, word counting, which error metric a language is
-scored by) are ``qwen_tts_lit.languages``'s.
+e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length),
+:class:`DNSMOS` (naturalness; any other plugs in as a :class:`NaturalnessJudge`). Pure functions: WER/CER,
+articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS failure rate and the selection rule. The
+language rules they read (text normalisation, word counting, which error metric a language is scored by) are
+``qwen_tts_lit.languages``'s.
 """
 
 import importlib
@@ -14,7 +15,9 @@ import importlib
 # and the rule are read by the command line's parsers, whose --help stays instant.
 _OWNERS = {
     "ASR": "qwen_tts_lit.metrics.asr",
+    "DNSMOS": "qwen_tts_lit.metrics.dnsmos",
     "EmbeddingSimilarity": "qwen_tts_lit.metrics.speaker_sim",
+    "NaturalnessJudge": "qwen_tts_lit.metrics.dnsmos",
     "PAUSE_S": "qwen_tts_lit.metrics.speech_rate",
     "SelectionRule": "qwen_tts_lit.metrics.selection",
     "SpeakerSimilarity": "qwen_tts_lit.metrics.speaker_sim",
@@ -54,8 +57,10 @@ def __getattr__(name: str):
 
 __all__ = [
     "ASR",
+    "DNSMOS",
     "PAUSE_S",
     "EmbeddingSimilarity",
+    "NaturalnessJudge",
     "SelectionRule",
     "SpeakerSimilarity",
     "SpeechDetector",

@@ -2,7 +2,8 @@
 
 The rule (:class:`SelectionRule`, defaults in brackets): average each cell's rows; keep the cells that do not run
 away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|rate_ratio - 1| <= rate_tolerance``
-[0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]); among those take the lowest
+[0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]) and natural (``dnsmos_ovrl >=
+min_dnsmos_ovrl`` [off], DNSMOS's overall MOS, 1-5); among those take the lowest
 ``primary`` [error_rate: each row's language decides, CER for Chinese, Japanese, Korean and Cantonese, WER
 otherwise]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher is
 better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes the
@@ -39,9 +40,14 @@ from qwen_tts_lit.metrics.evidence import cell_intervals, confidence, conservati
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
 DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
-              "spk_sim_model": 1}  # fmt: skip
+              "spk_sim_model": 1, "dnsmos_ovrl": 1, "dnsmos_sig": 1, "dnsmos_bak": 1, "dnsmos_p808": 1}  # fmt: skip
+# The DNSMOS judge's row fields (metrics/dnsmos.py writes them; named here, where the rule and the parsers read them
+# without loading numpy).
+DNSMOS_FIELDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
+# A cell's naturalness beside its sentences' real recordings' (real_*): "naturalness vs the real recording".
 MEAN_FIELDS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_ratio_vad",
-               "units_per_second", "words_per_second")  # fmt: skip
+               "units_per_second", "words_per_second", *DNSMOS_FIELDS,
+               *(f"real_{name}" for name in DNSMOS_FIELDS))  # fmt: skip
 FALLBACKS = ("spk_sim", "spk_sim_model", "rate_error", "eos_fail")  # ranked on, in turn, when the primary is absent
 EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 - 0.85 = 0.15000000000000002
 
@@ -52,9 +58,10 @@ class SelectionRule:
 
     primary: str = "error_rate"
     """Metric to optimise: error_rate (each row's CER or WER, by its language), wer, cer, spk_sim, spk_sim_model,
-    rate_error or eos_fail (direction is built in)."""
+    rate_error, eos_fail, or a naturalness score: dnsmos_ovrl, dnsmos_sig, dnsmos_bak, dnsmos_p808 (direction is
+    built in)."""
     tie_break: tuple[str, ...] = ("spk_sim",)
-    """Metrics that order cells tied on the primary, in turn."""
+    """Metrics that order cells tied on the primary, in turn (any the primary may be, e.g. [spk_sim, dnsmos_ovrl])."""
     max_eos_fail: float | None = 0.0
     """Largest share of generations allowed to hit the token cap; None disables the filter."""
     rate_tolerance: float | None = 0.15
@@ -62,6 +69,9 @@ class SelectionRule:
     articulated speech, > 1 slower; docs/speech_rate.md); None disables the filter."""
     min_spk_sim: float | None = None
     """Smallest allowed mean spk_sim; None (default) disables the filter."""
+    min_dnsmos_ovrl: float | None = None
+    """Smallest allowed mean dnsmos_ovrl (DNSMOS P.835 overall MOS, 1-5; needs judges.dnsmos); None (default)
+    disables the filter."""
     tie_tolerance: float = 0.0
     """Cells whose primary is within this of the best count as tied (e.g. 0.01 = one point of WER)."""
     filter_penalty: float = 2.0
@@ -171,6 +181,7 @@ def filter_misses(
         ("eos_fail", cell.get("eos_fail"), rule.max_eos_fail, 1),
         ("rate_error", cell.get("rate_error"), rule.rate_tolerance, 1),
         ("spk_sim", cell.get("spk_sim"), rule.min_spk_sim, -1),
+        ("dnsmos_ovrl", cell.get("dnsmos_ovrl"), rule.min_dnsmos_ovrl, -1),
         ("baseline", badness(cell, rule.primary), beat, 1),
     )
     misses = {}
@@ -275,7 +286,7 @@ def _is_nan(value: Any) -> bool:
 
 def versus_baseline(cell: Mapping[str, Any], zero_shot: Mapping[str, Any], rule: SelectionRule) -> str:
     """ "chosen cell vs best zero-shot (voice_clone): error_rate -0.050, spk_sim +0.020" (chosen minus zero-shot)."""
-    names = dict.fromkeys((rule.primary, "error_rate", "spk_sim"))
+    names = dict.fromkeys((rule.primary, "error_rate", "spk_sim", "dnsmos_ovrl"))
     parts = [f"{name} {cell[name] - zero_shot[name]:+.3f}" for name in names
              if cell.get(name) is not None and zero_shot.get(name) is not None]  # fmt: skip
     return f"chosen cell vs best zero-shot ({zero_shot['baseline']}): {', '.join(parts) or 'no common metric'}"
@@ -301,6 +312,7 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     filters = [f"eos_fail <= {rule.max_eos_fail}"] if rule.max_eos_fail is not None else []
     filters += [f"|rate_ratio - 1| <= {rule.rate_tolerance}"] if rule.rate_tolerance is not None else []
     filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
+    filters += [f"dnsmos_ovrl >= {rule.min_dnsmos_ovrl}"] if rule.min_dnsmos_ovrl is not None else []
     filters += [f"{rule.primary} better than zero-shot"] if rule.beat_baseline and zero_shot is not None else []
     direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
     pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"

@@ -6,8 +6,8 @@ together (``batch_size`` sentences x scales per generate call) and judged togeth
 sentences, per step) shows on stderr when the trainer shows its own. Rank 0 does the work (the judges load once per
 run and stay loaded); the numbers are broadcast so every rank logs the same values. Outputs in the run folder:
 the evaluation rows, the synthesized audio, the chosen cell and the listening report (``runs``); metrics ``val/wer``,
-``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail`` and ``val/score`` (this epoch's best scale; monitor
-``val/score`` with mode max), ``val/best_scale`` and the same per scale under ``val_scale/NAME@S``.
+``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail``, ``val/dnsmos_ovrl`` and ``val/score`` (this epoch's best
+scale; monitor ``val/score`` with mode max), ``val/best_scale`` and the same per scale under ``val_scale/NAME@S``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from qwen_tts_lit.runs.baselines import VOICE_CLONES
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
-LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail")
+LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl")
 DEFAULTS = EvalSettings()
 
 

@@ -35,7 +35,7 @@ CLIPS = [
 
 @pytest.fixture(scope="module")
 def judges(multilingual_whisper: Path) -> Judges:
-    return Judges(JudgeSettings(asr_model=str(multilingual_whisper)))  # everything else as evaluation's defaults
+    return Judges(JudgeSettings(asr_model=str(multilingual_whisper), dnsmos=False))  # the rest: the defaults
 
 
 @pytest.fixture(scope="module")

@@ -273,8 +273,9 @@ def test_rows_without_speakers_aggregate_as_before():
     (cell,) = aggregate(rows)
     assert cell["wer"] == pytest.approx(0.25) and "by_speaker" not in cell
     assert list(cell) == ["epoch", "lora_scale", "n", "error_rate", "wer", "cer", "spk_sim", "spk_sim_model",
-                          "rate_ratio", "rate_ratio_vad", "units_per_second", "words_per_second", "rate_error",
-                          "eos_fail"]  # fmt: skip
+                          "rate_ratio", "rate_ratio_vad", "units_per_second", "words_per_second", "dnsmos_sig",
+                          "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "real_dnsmos_sig", "real_dnsmos_bak",
+                          "real_dnsmos_ovrl", "real_dnsmos_p808", "rate_error", "eos_fail"]  # fmt: skip
 
 
 def test_the_report_has_a_speaker_dimension():
@@ -285,3 +286,48 @@ def test_the_report_has_a_speaker_dimension():
     assert "<h2>By speaker</h2>" in page and "<h3>ann</h3>" in page and "<h3>bob</h3>" in page
     assert "the worst over speakers" in page and "WER 0.400" in page and "<b>bob</b>: the cat sat" in page
     assert "By speaker" not in render_report(cell_rows(0, 1.0, 0.2), None)
+
+
+def natural_rows(epoch: int, wer: float, ovrl: float | None, real: float = 3.0, n: int = 4) -> list[dict]:
+    """A cell's rows with DNSMOS OVRL ``ovrl`` (None: the judge was off) beside their real recordings' ``real``."""
+    return [row | {"dnsmos_ovrl": ovrl, "real_dnsmos_ovrl": None if ovrl is None else real}
+            for row in cell_rows(epoch, 1.0, wer, n=n)]  # fmt: skip
+
+
+def test_naturalness_is_a_gate_a_primary_and_a_tie_break():
+    """Epoch 0 is the most intelligible but unnatural (OVRL 1.5), epoch 1 a little worse on WER and natural (3.1)."""
+    rows = natural_rows(0, 0.10, 1.5) + natural_rows(1, 0.12, 3.1)
+    assert select_best(rows)["epoch"] == 0  # off by default: WER decides
+    gated = select_best(rows, SelectionRule(min_dnsmos_ovrl=2.5))
+    assert gated["epoch"] == 1 and "dnsmos_ovrl >= 2.5" in gated["reason"] and gated["passing"] == 1
+    assert select_best(rows, SelectionRule(primary="dnsmos_ovrl"))["epoch"] == 1  # higher is better
+    tied = SelectionRule(tie_tolerance=0.05, tie_break=("dnsmos_ovrl", "spk_sim"))
+    assert select_best(rows, tied)["epoch"] == 1
+    assert filter_misses(aggregate(rows)[0], SelectionRule(min_dnsmos_ovrl=2.5)) == {"dnsmos_ovrl": pytest.approx(1.0)}
+    metrics = gated["metrics"]
+    assert metrics["dnsmos_ovrl"] == pytest.approx(3.1) and metrics["real_dnsmos_ovrl"] == pytest.approx(3.0)
+
+
+def test_a_gate_on_a_naturalness_nobody_measured_fails_every_cell_and_is_refused_in_the_settings():
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
+
+    rows = natural_rows(0, 0.10, None) + natural_rows(1, 0.12, None)
+    assert not select_best(rows, SelectionRule(min_dnsmos_ovrl=2.5))["passed_filters"]  # missing is a miss
+    off = JudgeSettings(dnsmos=False)
+    with pytest.raises(UserError, match=r"EvalSuite.rule.min_dnsmos_ovrl 2.5: needs the DNSMOS judge"):
+        EvalSettings(judges=off, rule=SelectionRule(min_dnsmos_ovrl=2.5))
+    with pytest.raises(UserError, match=r"EvalSuite.rule.tie_break dnsmos_ovrl: needs the DNSMOS judge"):
+        EvalSettings(judges=off, rule=SelectionRule(tie_break=("spk_sim", "dnsmos_ovrl")))
+    assert EvalSettings(rule=SelectionRule(primary="dnsmos_p808")).rule.primary == "dnsmos_p808"  # judge on
+
+
+def test_the_report_shows_naturalness_beside_the_real_recordings_only_where_measured():
+    from qwen_tts_lit.evaluation.report import render_report
+
+    rows = natural_rows(0, 0.10, 2.25, real=3.0) + natural_rows(1, 0.12, 2.75, real=3.0)
+    page = render_report(rows, select_best(rows))
+    assert "OVRL 2.25 (real 3.00)" in page and "OVRL 2.75 (real 3.00)" in page
+    assert "<!-- naturalness: DNSMOS OVRL (1-5) -->" in page and "<!-- real recordings -->" in page  # the plot's
+    plain = render_report(cell_rows(0, 1.0, 0.2), None)
+    assert "OVRL" not in plain.split("<p class='note'>")[0] and "naturalness: DNSMOS" not in plain

@@ -135,7 +135,7 @@ def row_ratios(judges: Judges, texts: list[str], reference: list[Path], changed:
 
 @pytest.fixture(scope="module")
 def judges() -> Judges:
-    return Judges(JudgeSettings(model_speaker_sim=False))  # bundled tiny.en, int8, beam 5; silero-vad
+    return Judges(JudgeSettings(model_speaker_sim=False, dnsmos=False))  # bundled tiny.en, int8, beam 5; silero-vad
 
 
 @needs_espeak_sox
