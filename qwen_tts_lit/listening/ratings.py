@@ -118,6 +118,10 @@ def read_key(path: Path | str) -> Key:
     trials = {}
     for position, entry in enumerate(data["trials"]):
         trial = _checked_trial(path, position, entry, stimuli)
+        if str(entry["trial"]) in trials:  # the CSVs name trials by id: two with one id could not be told apart
+            raise _key_error(path, f"trials[{position}].trial", f"{entry['trial']!r} is the id of an earlier trial")
+        if design in PAIRED_DESIGNS and len(trial.stimuli) != 2:
+            raise _key_error(path, f"trials[{position}].stimuli", f"a {design} trial plays two files (A and B)")
         trials[str(entry["trial"])] = trial
     return Key(path, str(data["test_id"]), design, scale, systems, stimuli, trials)
 

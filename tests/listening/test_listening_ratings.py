@@ -153,6 +153,8 @@ def test_key_mistakes_are_named(tmp_path):
         (lambda k: k.update(scale={"min": 5, "max": 1}), "field scale"),
         (lambda k: k["trials"][0]["stimuli"].append("x.wav"), "trials[0].stimuli: 'x.wav'"),
         (lambda k: next(iter(k["stimuli"].values())).update(system="ghost"), "is not one of the systems"),
+        (lambda k: k["trials"][1].update(trial=k["trials"][0]["trial"]), "trials[1].trial: .* an earlier trial"),
+        (lambda k: k.update(design="cmos", scale={"min": -3, "max": 3}), "trials[0].stimuli: a cmos trial plays two"),
     ]:
         broken = json.loads(json.dumps(key))
         change(broken)
