@@ -2,6 +2,7 @@
 the notebooks import (``from qwen_tts_lit.analysis import load_run, load_runs, ablation_table, ...``).
 
 :mod:`~.runs` (one run or a root of runs), :mod:`~.tables` (mean ± std over seeds; Markdown, LaTeX, CSV),
+:mod:`~.listening` (a listening test's results),
 :mod:`~.plots`, :mod:`~.grid` (the grid format), :mod:`~.ablate` (running a grid) and :mod:`~.request` (the
 command). The names below load their module on first
 use, so reading ``ablate``'s options (``--help``) imports neither pandas nor matplotlib.
@@ -24,6 +25,7 @@ _EXPORTS = {
     "chosen_sentences": "runs",
     "run_finished": "runs",
     "select_best": "runs",
+    "listening_results": "listening",
     "ablation_table": "tables",
     "table_csv": "tables",
     "table_latex": "tables",
