@@ -154,6 +154,21 @@ def base_effects(baseline_rows: Sequence[Mapping], probes: Sequence[Probe]) -> d
     return found
 
 
+def preset_effects(rows: Sequence[Mapping], probes: Sequence[Probe]) -> dict[str, dict[str, float]]:
+    """{utt_id: {probe name: the preset speaker's effect}} from rows that carry them (the x-vector baseline's)."""
+    found: dict[str, dict[str, float]] = {}
+    for row in rows:
+        own = {p.name: row[preset_field(p.name)] for p in probes if row.get(preset_field(p.name)) is not None}
+        if own:
+            found[str(row["utt_id"])] = own
+    return found
+
+
+def probe_only(effects: Mapping[str, Mapping[str, float]], probes: Sequence[Probe]) -> dict[str, dict[str, float]]:
+    """{utt_id: {probe name: effect}} of :func:`probe_effects`' fields (what ``attach`` takes as a reference)."""
+    return {utt: {p.name: fields[effect_field(p.name)] for p in probes} for utt, fields in effects.items()}
+
+
 def attach(
     rows: list[dict],
     effects: Mapping[str, Mapping[str, float]],
@@ -166,17 +181,23 @@ def attach(
     measured: its effects, the base model's effect on that sentence (``reference``: {utt_id: {probe: effect}}; for
     the zero-shot rows themselves, their own effect) and the preset speaker's (``presets``, same shape). Rows are
     updated in place and returned. A row of several codec prefixes per sentence: each gets the same effects (the
-    probe speaks the untagged prefix)."""
+    probe speaks the untagged prefix). A value that could not be measured is None (a JSON null), as every metric
+    of a row."""
     for row in rows:
         own = effects.get(str(row["utt_id"]))
         if own is None or not math.isclose(float(row["lora_scale"]), float(lora_scale)):
             continue
-        row.update(own)
+        fields = dict(own)
         base = (reference or {}).get(str(row["utt_id"]), {})
         preset = (presets or {}).get(str(row["utt_id"]), {})
         for probe in probes:
-            row[base_field(probe.name)] = base.get(probe.name, own.get(effect_field(probe.name)) if
-                                                   row.get("baseline") else None)  # fmt: skip
+            own_effect = own.get(effect_field(probe.name)) if row.get("baseline") else None
+            fields[base_field(probe.name)] = base.get(probe.name, own_effect)
             if preset:
-                row[preset_field(probe.name)] = preset.get(probe.name)
+                fields[preset_field(probe.name)] = preset.get(probe.name)
+        row.update({name: _measured(value) for name, value in fields.items()})
     return rows
+
+
+def _measured(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)

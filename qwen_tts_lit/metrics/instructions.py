@@ -182,13 +182,14 @@ def _present(value: Any) -> bool:
 
 def cell_retention(cell: Mapping[str, Any]) -> dict[str, Any]:
     """A cell's retention fields from its mean effects (``MEAN_FIELDS`` averaged over its sentences): per probe the
-    retention and, where NaN, why; the worst probe's as ``instruct_retention``. Empty for a cell without probe rows.
+    retention and, where NaN, why; the worst probe's as ``instruct_retention``. Empty for a cell without probe
+    fields.
     The ratio of the means (not the mean of per-sentence ratios): one sentence whose base effect is near 0 cannot
     blow it up."""
     out: dict[str, Any] = {}
     for probe in PROBES:
-        if not _present(cell.get(effect_field(probe.name))) and not _present(cell.get(base_field(probe.name))):
-            continue  # not probed
+        if effect_field(probe.name) not in cell and base_field(probe.name) not in cell:
+            continue  # not probed (a probed cell has the fields, None where nothing could be measured)
         value, why = retention(cell.get(effect_field(probe.name)), cell.get(base_field(probe.name)), probe.measure)
         out[retention_field(probe.name)] = value
         if why:

@@ -137,3 +137,18 @@ def test_pace_through_the_asr_and_vad_judges() -> None:
     ).values()
     assert speaker.calls == 1 and set(fields) == {effect_field(k) for k in ("slow", "fast", "pace")}
     assert math.log(2.0) < fields[effect_field("pace")] < math.log(2.9)  # 2.6x espeak-ng's words per minute
+
+
+def test_settings_refuse_what_cannot_work() -> None:
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.settings import EvalSettings, InstructProbeSettings
+
+    assert not EvalSettings().instruct_probe.enabled  # off by default
+    with pytest.raises(UserError, match="rule.min_instruct_retention 0.5: needs the instruction probe"):
+        EvalSettings(rule=SelectionRule(min_instruct_retention=0.5))
+    with pytest.raises(UserError, match="needs the 'xvector' baseline"):
+        EvalSettings(instruct_probe=InstructProbeSettings(enabled=True), baselines=("voice_clone",))
+    with pytest.raises(UserError, match=r"instruct_probe.sentences 0: must be >= 1(.|\n)*'loud' not among"):
+        EvalSettings(instruct_probe=InstructProbeSettings(sentences=0, probes=("loud",)))
+    parsed = EvalSettings.from_args({"instruct_probe": {"enabled": True, "scales": [1.0, 0.5], "probes": ["pace"]}})
+    assert parsed.instruct_probe == InstructProbeSettings(enabled=True, scales=(0.5, 1.0), probes=("pace",))
