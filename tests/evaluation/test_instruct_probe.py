@@ -55,7 +55,8 @@ def effects(measures: ProbeMeasures) -> dict:
 
 def cell(effects: dict, epoch: int, wer: float, reference: dict, baseline: str | None = None) -> list[dict]:
     rows = [{"epoch": epoch, "lora_scale": 1.0, "utt_id": s.utt_id, "wer": wer, "error_rate": wer, "spk_sim": 0.8,
-             "rate_ratio": 1.0, "hit_max_tokens": False, **({"baseline": baseline} if baseline else {})}
+             "rate_ratio": 1.0, "hit_max_tokens": False, "text": s.text, "wav": f"{s.utt_id}.wav",
+             **({"baseline": baseline} if baseline else {})}
             for s in SENTENCES]  # fmt: skip
     return attach(rows, effects, 1.0, PROBES, reference)
 
@@ -121,6 +122,13 @@ def test_the_rule_gates_and_ranks_on_retention(effects: dict) -> None:
     # Without probe rows the gate fails every cell, and says so.
     plain = [{k: v for k, v in row.items() if not k.startswith("instruct_")} for row in rows]
     assert not select_best(plain, SelectionRule(min_instruct_retention=0.5))["passed_filters"]
+    # The report shows it per cell, and the chosen cell's sentence per probe.
+    from qwen_tts_lit.evaluation.report import render_report
+
+    page = render_report(rows, gated)
+    assert page.count("instructions kept 1.00") >= 1 and "instructions kept 0.00" in page
+    assert "retained 1.00 of the base model&#x27;s slow-vs-fast effect" in page
+    assert "Instructions kept" not in render_report(plain, select_best(plain))
 
 
 def test_pace_through_the_asr_and_vad_judges() -> None:
