@@ -201,3 +201,28 @@ def attach(
 
 def _measured(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
+
+
+def preset_field_name(name: str) -> str:
+    """The field of a preset speaker's similarity to its own zero-shot voice."""
+    return f"preset_{name}_sim"
+
+
+def presets_kept(
+    speaker_judge, before: Mapping[str, Sequence[np.ndarray]], after: Mapping[str, Sequence[np.ndarray]], sr: int
+) -> dict[str, float]:
+    """Whether a fine-tune left the checkpoint's preset speakers (CustomVoice's nine) as they were: for each preset,
+    the mean speaker similarity of its clips at the chosen cell (``after``: {preset: clips}) to its own zero-shot
+    voice (``before``: its clips at scale 0, the held-out sentences; their mean embedding is the reference, as the
+    real recordings' is for the new voice). ``speaker_judge``: the run's ``SpeakerSimilarity`` (or any judge with
+    ``embed_batch``). {``preset_<name>_sim``: value}; a preset missing from ``after`` is left out."""
+    from qwen_tts_lit.metrics.speaker_sim import cosine_similarity, mean_embedding
+
+    kept = {}
+    for name, clips in before.items():
+        if name not in after or not clips or not after[name]:
+            continue
+        reference = mean_embedding(speaker_judge.embed_batch(list(clips), sr))
+        values = [cosine_similarity(e, reference) for e in speaker_judge.embed_batch(list(after[name]), sr)]
+        kept[preset_field_name(name)] = float(np.mean(values))
+    return kept

@@ -131,14 +131,19 @@ def test_the_rule_gates_and_ranks_on_retention(effects: dict) -> None:
     assert "Instructions kept" not in render_report(plain, select_best(plain))
 
 
-def test_pace_through_the_asr_and_vad_judges() -> None:
-    """The pace probe as evaluation runs it with the ASR judge: faster-whisper's words within silero-vad's speech
-    (``metrics.speech_rate.articulated_seconds``), pauses cut out."""
+@pytest.fixture(scope="module")
+def judges():
     from qwen_tts_lit.evaluation.judges import Judges
     from qwen_tts_lit.evaluation.settings import JudgeSettings
+
+    return Judges(JudgeSettings(dnsmos=False, model_speaker_sim=False))
+
+
+def test_pace_through_the_asr_and_vad_judges(judges) -> None:
+    """The pace probe as evaluation runs it with the ASR judge: faster-whisper's words within silero-vad's speech
+    (``metrics.speech_rate.articulated_seconds``), pauses cut out."""
     from qwen_tts_lit.metrics.instructions import probes_named
 
-    judges = Judges(JudgeSettings(dnsmos=False, model_speaker_sim=False))
     speaker = EspeakSpeaker(INSTRUCTIONS)
     (fields,) = probe_effects(
         speaker, SENTENCES, probes_named(["pace"]), ProbeMeasures(judges.asr, judges.vad)
@@ -160,3 +165,22 @@ def test_settings_refuse_what_cannot_work() -> None:
         EvalSettings(instruct_probe=InstructProbeSettings(sentences=0, probes=("loud",)))
     parsed = EvalSettings.from_args({"instruct_probe": {"enabled": True, "scales": [1.0, 0.5], "probes": ["pace"]}})
     assert parsed.instruct_probe == InstructProbeSettings(enabled=True, scales=(0.5, 1.0), probes=("pace",))
+
+
+def test_presets_kept_compares_each_preset_with_its_own_zero_shot_voice(judges) -> None:
+    """Two "presets" (espeak-ng voices), each speaking the sentences at scale 0 and at the chosen cell: one kept (the
+    same voice, at another pitch setting of the same speaker), one damaged (it became the other voice)."""
+    from helpers.espeak_voice import ESPEAK_RATE, espeak
+
+    from qwen_tts_lit.evaluation.instruct_probe import presets_kept
+
+    texts = ["The morning train was late again.", "She left her blue umbrella on the bus.",
+             "We planted three apple trees last spring."]  # fmt: skip
+    ann = [espeak(t, "en-us") for t in texts]
+    cleo = [espeak(t, "en-us+f3") for t in texts]
+    kept = presets_kept(judges.speaker, {"ann": ann, "cleo": cleo},
+                        {"ann": [espeak(t, "en-us", pitch=55) for t in texts], "cleo": ann}, ESPEAK_RATE)  # fmt: skip
+    assert set(kept) == {"preset_ann_sim", "preset_cleo_sim"}
+    assert kept["preset_ann_sim"] > 0.85  # espeak's same voice: 0.83-0.90 across sentences (FACTS 5)
+    assert kept["preset_cleo_sim"] < kept["preset_ann_sim"] - 0.1  # the damaged preset reads lower
+    assert presets_kept(judges.speaker, {"ann": ann}, {}, ESPEAK_RATE) == {}
