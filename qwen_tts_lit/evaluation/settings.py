@@ -64,10 +64,11 @@ class InstructProbeSettings:
 
     enabled: bool = False
     """Run the probe (off by default: it needs an instruction-following model and costs generations)."""
-    every_n_epochs: int = 2
-    """Probe every N evaluated epochs' cells (epochs whose number is a multiple of N); the base model is probed
-    once, with the zero-shot baselines. With the defaults the probe costs at most a quarter of the evaluation it
-    rides on (benchmarks/eval_cost.py --instruct-probe)."""
+    every_n_epochs: int = 3
+    """Probe the cells of every Nth epoch (epochs 3, 6, ... by default; the last one is not forced); the base model
+    is probed once, with the zero-shot baselines. A probed epoch's probe costs about half its evaluation with the
+    defaults, so every 3rd keeps it under a quarter of evaluation on average (benchmarks/eval_cost.py
+    --instruct-probe); 1 probes every epoch."""
     scales: tuple[float, ...] | None = None
     """LoRA strengths probed in a probed epoch; None: the epoch's best scale by the rule (one cell per epoch: the
     cell that would be chosen). A gate on retention (rule.min_instruct_retention) passes only probed cells."""
