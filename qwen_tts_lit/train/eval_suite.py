@@ -6,12 +6,14 @@ together (``batch_size`` sentences x scales per generate call) and judged togeth
 sentences, per step) shows on stderr when the trainer shows its own. Rank 0 does the work (the judges load once per
 run and stay loaded); the numbers are broadcast so every rank logs the same values. Outputs in the run folder:
 the evaluation rows, the synthesized audio, the chosen cell and the listening report (``runs``); metrics ``val/wer``,
-``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail``, ``val/dnsmos_ovrl`` and ``val/score`` (this epoch's best
-scale; monitor ``val/score`` with mode max), ``val/best_scale`` and the same per scale under ``val_scale/NAME@S``.
+``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail``, ``val/dnsmos_ovrl``, ``val/instruct_retention`` (a probed
+cell's) and ``val/score`` (this epoch's best scale; monitor ``val/score`` with mode max), ``val/best_scale`` and the
+same per scale under ``val_scale/NAME@S``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import replace
@@ -47,7 +49,7 @@ from qwen_tts_lit.runs.baselines import VOICE_CLONES, XVECTOR
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
-LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl")
+LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl", "instruct_retention")
 DEFAULTS = EvalSettings()
 
 
@@ -292,7 +294,8 @@ class EvalSuite(L.Callback):
         if best["score"] is not None:  # None: no metric the rule can rank on was measured
             values["val/score"] = best["score"]
         for cell in summary["cells"]:
-            values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED if cell[n] is not None}
+            values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED
+                       if cell.get(n) is not None and not math.isnan(cell[n])}  # fmt: skip
         values |= {"time/eval_seconds": summary["eval_seconds"], "time/train_epoch_seconds": train_seconds}
         for name, value in values.items():
             pl_module.log(name, float(value), on_epoch=True, sync_dist=False, rank_zero_only=False)
