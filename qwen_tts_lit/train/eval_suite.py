@@ -165,18 +165,23 @@ class EvalSuite(L.Callback):
                                   settings.seed, settings.max_new_tokens, settings.batch_size,
                                   trainer.progress_bar_callback is not None, self._prefixes(trainer),
                                   settings.baselines, settings.decoding)  # fmt: skip
-        if settings.instruct_probe.enabled:  # the reference: the base model's effects, on the x-vector baseline rows
-            voice_rows = [row for row in rows if row.get("baseline") == XVECTOR]
-            (scale,) = evaluable_scales(pl_module.wrapper.model, [0.0])
-            presets = [str(name) for name in pl_module.wrapper.model.get_supported_speakers() or ()]
-            preset = None  # the base model with a voice it was built with (CustomVoice's first preset)
-            if presets:
-                preset = self._probe(Synthesizer(pl_module.wrapper, Voice(speaker=presets[0]),
-                                                 decoding=settings.decoding), [], [scale], [])  # fmt: skip
-            self._probe(Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))),
-                                    decoding=settings.decoding), voice_rows, [scale], voice_rows,
-                        presets=preset)  # fmt: skip
+        if settings.instruct_probe.enabled:
+            self._probe_base(pl_module, rows, voices)
         publish(run_dir, rows, settings.rule)
+
+    def _probe_base(self, pl_module: L.LightningModule, rows: list[dict], voices: dict) -> None:
+        """The probe's reference: the base model's effects with the new voice, written into the x-vector baseline's
+        rows (and, for a base with preset speakers, its first preset's effects beside them)."""
+        voice_rows = [row for row in rows if row.get("baseline") == XVECTOR]
+        (scale,) = evaluable_scales(pl_module.wrapper.model, [0.0])
+        presets = [str(name) for name in pl_module.wrapper.model.get_supported_speakers() or ()]
+        speaker, decoding = next(iter(voices)), self.settings.decoding
+        preset = None  # the base model with a voice it was built with (CustomVoice's first preset)
+        if presets:
+            preset_speaker = Synthesizer(pl_module.wrapper, Voice(speaker=presets[0]), decoding=decoding)
+            preset = self._probe(preset_speaker, [], [scale], [], speaker=speaker)
+        new_voice = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))), decoding=decoding)
+        self._probe(new_voice, voice_rows, [scale], voice_rows, presets=preset, speaker=speaker)
 
     def _load_judges(self, trainer: L.Trainer, run_dir: Path) -> None:
         if self._judges is None:  # once per run: judge models and the real recordings' measurements
@@ -236,14 +241,20 @@ class EvalSuite(L.Callback):
             ungated = replace(settings.rule, min_instruct_retention=None)  # which scale is best, before the probe
             scales = settings.instruct_probe.scales or [select_best(new_rows, ungated)["lora_scale"]]
             reference = [row for row in read_rows(run_dir) if row.get("baseline") == XVECTOR]
-            self._probe(synthesizer, new_rows, scales, reference)
+            self._probe(synthesizer, new_rows, scales, reference, speaker=next(iter(voices)))
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)
         return {"cells": aggregate(new_rows, settings.rule.speaker_aggregate), "best": epoch_best}
 
     def _probe(
-        self, synthesizer: Synthesizer, rows: list[dict], scales, reference_rows: list[dict], presets=None
+        self,
+        synthesizer: Synthesizer,
+        rows: list[dict],
+        scales,
+        reference_rows: list[dict],
+        presets=None,
+        speaker: str | None = None,
     ) -> dict | None:
         """The instruction-retention probe (evaluation/instruct_probe.py) at each of ``scales``: its effects into
         ``rows`` beside the base model's (``reference_rows``: the x-vector baseline's rows, which the base probe
@@ -251,9 +262,12 @@ class EvalSuite(L.Callback):
         instructions. Returns the last scale's {utt_id: {probe: effect}} (None when skipped)."""
         settings = self.settings.instruct_probe
         probes = probes_named(settings.probes)
-        items = self._heldout[: settings.sentences]
+        # The synthesizer speaks with one voice (several speakers: the first's), so only that voice's sentences are
+        # probed, each with the seed evaluation gives it (its position among all held-out rows).
+        own = [(i, item) for i, item in enumerate(self._heldout) if speaker is None or item.speaker == speaker]
         sentences = [ProbeSentence(item.utt_id, item.text, self.settings.seed + index,
-                                   self._real.language_of(item).code) for index, item in enumerate(items)]  # fmt: skip
+                                   self._real.language_of(item).code)
+                     for index, item in own[: settings.sentences]]  # fmt: skip
         reference = base_effects(reference_rows, probes)
         presets = presets if presets is not None else preset_effects(reference_rows, probes)
         measures = ProbeMeasures(self._judges.asr, self._judges.vad)
