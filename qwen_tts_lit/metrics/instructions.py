@@ -3,7 +3,8 @@
 A model that follows instructions (Qwen3-TTS CustomVoice / VoiceDesign: ``instruct="..."``) should still follow them
 after a fine-tune on a new voice. Our judges can measure a few instructions' effects: pace (speech rate), level and
 pitch. Each :class:`Probe` pairs instructions with the measure they move and the direction (``sign``); the texts are
-English, as Qwen3-TTS's instructions are usually written (upstream's examples and model card).
+English, as Qwen3-TTS's instructions are usually given (upstream's demo suggests "Say it in a very angry tone", with a
+Chinese example beside it), whatever the sentence's language.
 
 Per held-out sentence, the model speaks the sentence plainly and once with each instruction (same text, same seed,
 same scale): an instruction's effect is measure(instructed) - measure(plain) in a unit that compares across voices
@@ -36,8 +37,10 @@ from typing import Any
 RATE, LEVEL, PITCH = "rate", "level", "pitch"
 UNITS = {RATE: "log ratio", LEVEL: "dB", PITCH: "semitones"}
 # The smallest base effect that is a reference, per measure, in its unit: below it a probe is "not followed by the
-# base model". Set at a few times what the measures read on two takes of the same speech (espeak-ng at one setting,
-# a plain and an instructed clip differing only by sampling): 5 % of pace, 1 dB, half a semitone.
+# base model". A judgment, not a measurement of the model's sampling noise (espeak-ng is deterministic; no model here
+# follows instructions): 5 % of pace is the speech-rate judge's own tolerance on known paces (docs/speech_rate.md),
+# 1 dB about the smallest loudness step listeners hear, half a semitone a small but audible pitch step. The probe's
+# instructions ask for far more (espeak-ng following them: 0.88, 13 dB, 4.3 dB, 12 semitones).
 NOISE_FLOOR = {RATE: 0.05, LEVEL: 1.0, PITCH: 0.5}
 
 
