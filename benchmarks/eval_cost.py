@@ -5,6 +5,7 @@
     python benchmarks/eval_cost.py --run runs/demo/version_0   # the epoch costs an existing run logged
     python benchmarks/eval_cost.py --asr-model large-v3 --device cuda --compute-type float16   # a real run's judge
     python benchmarks/eval_cost.py --naturalness    # what the DNSMOS judge adds to each epoch of the demo fit
+    python benchmarks/eval_cost.py --instruct-probe # the instruction probe against an epoch's evaluation (defaults)
 
 1. Judges, per clip, on the 8 real held-out recordings (data/demo/heldout): each library's own per-clip call (what
    evaluation did before: faster-whisper's sequential ``transcribe``, resemblyzer's ``embed_utterance``, silero's
@@ -21,6 +22,16 @@
    naturalness judges again on the epoch's clips (read back from the run folder: the same call on the same audio),
    and on as many clips of real speech (the held-out recordings in turn: the demo's tiny model speaks silence, which
    DNSMOS scores without running), over ``time/eval_seconds``; and the real recordings' scoring, once per run.
+
+4. ``--instruct-probe``: the instruction-retention probe (docs/instructions_probe.md) against one epoch's evaluation,
+   both with the default settings (``EvalSettings()``: 8 held-out sentences x 5 scales, every judge; the probe's
+   2 sentences x (1 plain + 7 instructions) at one scale, every probe), in one process on the tiny checkpoint with
+   LoRA adapters (so all 5 scales are spoken). This branch's Synthesizer cannot speak instructions, so the probe
+   speaks through a stand-in that passes them to nobody: the same generate calls and clips as the real path (an
+   instruction adds one short text turn to each prompt), measured by the real judges. The tiny model speaks
+   near-silence, which the judges skip quickly: the probe's measures are then timed again on real speech, with
+   the espeak-ng double (tests/helpers/espeak_voice.py), beside the evaluation judges on as many real clips.
+   The share divides by ``every_n_epochs`` (the probe's default 3): what it adds to an average epoch.
 
 Prints figures; asserts nothing (tests never time).
 """
@@ -275,6 +286,89 @@ def dnsmos_clip_costs(judges: Judges, repeats: int) -> None:
           f"{before:.0f} ms (speechmos), batched {after:.0f} ms/clip, {window_ms:.0f} ms per window")  # fmt: skip
 
 
+# ------------------------------------------------------------------ 4. the instruction probe
+
+
+def instruct_probe_costs(repeats: int) -> None:
+    """Section 4 of the module docstring."""
+    import torch
+
+    from qwen_tts_lit.evaluation.instruct_probe import ProbeMeasures, ProbeSentence, probe_effects
+    from qwen_tts_lit.evaluation.scoring import evaluate_epoch, score_utterances
+    from qwen_tts_lit.metrics.instructions import probes_named
+    from qwen_tts_lit.model.lora import LoraSpec, inject_lora
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+    from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers.espeak_voice import EspeakSpeaker
+    from helpers.recordings import recordings_as_utterances
+
+    settings = EvalSettings()
+    probe = settings.instruct_probe
+    tiny = default_tiny_dir()
+    if not (tiny / "config.json").is_file():
+        make_tiny(tiny)
+    tts = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny))
+    inject_lora(tts.model, LoraSpec(rank=8, alpha=16, dropout=0.0))
+    items = read_heldout(HELDOUT / "heldout.jsonl", settings.num_utterances)
+    judges = Judges(settings.judges)
+    xvector = torch.randn(tts.model.talker.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    synthesizer = Synthesizer(tts, Voice(xvector=xvector), decoding=settings.decoding)
+    probes = probes_named(probe.probes)
+    sentences = [
+        ProbeSentence(item.utt_id, item.text, settings.seed + i) for i, item in enumerate(items[: probe.sentences])
+    ]
+    measures = ProbeMeasures(judges.asr, judges.vad)
+
+    def stand_in(texts, instructs, seeds):  # the probe's generate calls, instructions going nowhere (see above)
+        spoken = synthesizer.synthesize(list(texts), seeds=list(seeds), lora_scale=1.0, batch_size=settings.batch_size)
+        return [u.wav for u in spoken], SAMPLE_RATE
+
+    with tempfile.TemporaryDirectory() as scratch:
+        real = measure_real(items, judges, Path(scratch))
+        epoch_s, probe_s = [], []
+        for _ in range(repeats + 1):  # the first pass warms the judges up; not counted
+            started = time.perf_counter()
+            evaluate_epoch(synthesizer, judges, real, Path(scratch), 0, settings.scales, settings.seed,
+                           settings.max_new_tokens, {None: xvector}, settings.batch_size)  # fmt: skip
+            epoch_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            probe_effects(stand_in, sentences, probes, measures)
+            probe_s.append(time.perf_counter() - started)
+        epoch, probed = statistics.median(epoch_s[1:]), statistics.median(probe_s[1:])
+        clips = probe.sentences * (1 + sum(len(p.instructions) for p in probes))
+        rows = len(items) * len(settings.scales)
+        print(
+            f"\nInstruction probe, default settings, tiny checkpoint + LoRA (CPU, {torch.get_num_threads()} "
+            f"threads), median of {repeats}: an epoch's evaluation ({rows} clips) {epoch:.2f} s; the probe "
+            f"({clips} clips at one scale) {probed:.2f} s = {probed / epoch:.1%} of it per probed epoch, "
+            f"{probed / epoch / probe.every_n_epochs:.1%} per epoch (probed every {probe.every_n_epochs}th)"
+        )
+        # The same measures on real speech (the tiny model's silence is skipped by the judges).
+        speaker = EspeakSpeaker({i.text: i.key for p in probes for i in p.instructions})
+        timed = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            probe_effects(speaker, sentences, probes, measures)
+            timed.append(time.perf_counter() - started)
+        speaking = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            speaker([s.text for s in sentences] * (clips // len(sentences)), [None] * clips, [0] * clips)
+            speaking.append(time.perf_counter() - started)
+        measured = statistics.median(timed[1:]) - statistics.median(speaking[1:])
+        recordings = recordings_as_utterances(items)
+        utterances = [recordings[i % len(recordings)] for i in range(rows)]
+        started = time.perf_counter()
+        score_utterances([items[i % len(items)] for i in range(rows)], utterances, judges, real,
+                         batch_size=settings.batch_size)  # fmt: skip
+        judged = time.perf_counter() - started
+        print(f"on real speech (espeak-ng double, espeak's own time taken out): the probe's measures on its {clips} "
+              f"clips {measured:.2f} s; the evaluation judges on {rows} real held-out clips {judged:.2f} s "
+              f"({measured / judged:.1%})")  # fmt: skip
+
+
 def demo_overlay(workdir: Path, uncapped: bool, naturalness: bool = False) -> Path:
     """An overlay of demo.yaml's callbacks with SequentialEvaluation (or, ``naturalness``, NaturalnessCost) after
     the EvalSuite (and, uncapped, the EvalSuite's frame cap from each text instead of 40)."""
@@ -348,7 +442,11 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="run folder to read epoch costs from (default: train the demo)")
     parser.add_argument("--skip-judges", action="store_true", help="only the fit")
     parser.add_argument("--naturalness", action="store_true", help="what the DNSMOS judge adds (section 3)")
+    parser.add_argument("--instruct-probe", action="store_true", help="the instruction probe's cost (section 4)")
     args = parser.parse_args()
+    if args.instruct_probe:
+        instruct_probe_costs(args.repeats)
+        return
     if args.naturalness:
         if not args.skip_judges:
             dnsmos_clip_costs(Judges(JudgeSettings(asr=False)), args.repeats)

@@ -10,6 +10,7 @@ import html
 import io
 from collections.abc import Sequence
 
+from qwen_tts_lit.metrics.instructions import PROBES, RETENTION, reason_field, retention_field, retention_sentence
 from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
 from qwen_tts_lit.metrics.speech_rate import PAUSE_S
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
@@ -66,8 +67,44 @@ def _cell_text(cell: dict, intervals: dict | None = None) -> str:
               if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
     lines += [f"{label} {_naturalness(cell, name, pattern)}" for name, label, pattern in NATURALNESS_METRICS
               if cell.get(name) is not None]  # fmt: skip
+    lines += _retention_lines(cell)
     sentences = max((i.get("n") or 0 for i in intervals.values()), default=0)
     return "<br>".join(lines + ([f"<span class='note'>n={sentences} sentences</span>"] if sentences else []))
+
+
+def _retention_lines(cell: dict) -> list[str]:
+    """A probed cell's instruction retention: the worst probe's share of the base model's effect, then each
+    probe's (n/a where it has no reference; the reason is in the title, and in the section below)."""
+    if RETENTION not in cell:
+        return []
+    shown = []
+    for probe in PROBES:
+        if retention_field(probe.name) not in cell:
+            continue
+        why = cell.get(reason_field(probe.name))
+        text = _fmt(None if why else cell.get(retention_field(probe.name)), "{:.2f}")
+        shown.append(f"<span title='{html.escape(why or '', quote=True)}'>{probe.name} {text}</span>")
+    return [f"instructions kept {_fmt(cell.get(RETENTION), '{:.2f}')}", "<span class='note'>" + ", ".join(shown)
+            + "</span>"]  # fmt: skip
+
+
+def retention_section(best: dict | None, cells: list[dict]) -> list[str]:
+    """The chosen cell's "retained 0.8 of the base model's slow-vs-fast effect", probe by probe, when probed."""
+    if not any(RETENTION in cell for cell in cells):
+        return []
+    chosen = next((c for c in cells if best and (c["epoch"], c["lora_scale"]) == (best["epoch"], best["lora_scale"])),
+                  None)  # fmt: skip
+    if chosen is None or RETENTION not in chosen:
+        lines = ["The chosen cell was not probed (instruct_probe.every_n_epochs / scales)."]
+    else:
+        lines = [retention_sentence(chosen, probe) for probe in PROBES if retention_field(probe.name) in chosen]
+    return ["<h2>Instructions kept (the chosen cell)</h2>",
+            "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>",
+            "<p class='note'>Each probe sentence spoken plainly and with each instruction (same text, seed and "
+            "scale); effect = instructed minus plain (pace: log ratio of articulation rates, level: dB, pitch: "
+            "semitones), retention = this cell's effect over the base model's zero-shot effect with the same voice; "
+            "n/a when the base model does not move the measure beyond its noise floor "
+            "(docs/instructions_probe.md).</p>"]  # fmt: skip
 
 
 def _naturalness(record: dict, name: str, pattern: str) -> str:
@@ -194,6 +231,7 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
     if best is not None and best.get("cells"):
         parts.append("<p class='note'>[low, high]: 95 % interval of the mean over the held-out sentences "
                      "(studentized bootstrap; docs/uncertainty.md); n = sentences.</p>")  # fmt: skip
+    parts += retention_section(best, cells)
     baselines = baseline_cells(rows)
     if baselines:  # the base model, zero-shot: what fine-tuning has to beat
         heads = "".join(f"<th>{html.escape(baseline_label(mode))}<br><code>{html.escape(mode)}</code></th>"

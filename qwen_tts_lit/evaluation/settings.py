@@ -9,12 +9,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.metrics.selection import DNSMOS_FIELDS, SelectionRule
+from qwen_tts_lit.metrics.instructions import PROBE_NAMES
+from qwen_tts_lit.metrics.selection import DNSMOS_FIELDS, RETENTION, SelectionRule
 from qwen_tts_lit.runs.baselines import (
     BASELINES,
     DEFAULT_BASELINES,
     RENAMED_SETTINGS,
     VOICE_CLONE_NON_STREAMING,
+    XVECTOR,
     requested_name,
 )
 from qwen_tts_lit.runs.folder import BEST_FILE
@@ -54,6 +56,53 @@ class JudgeSettings:
 
 
 @dataclass(frozen=True)
+class InstructProbeSettings:
+    """The instruction-retention probe (docs/instructions_probe.md): each probed cell speaks its first held-out
+    sentences plainly and with each probe's instructions; rows get the effects, cells the share of the base model's
+    effect they keep (instruct_retention). Runs only where the model can follow instructions (a CustomVoice or
+    VoiceDesign base, a Synthesizer that takes instructs); elsewhere it is skipped with one warning."""
+
+    enabled: bool = False
+    """Run the probe (off by default: it needs an instruction-following model and costs generations)."""
+    every_n_epochs: int = 3
+    """Probe the cells of every Nth epoch (epochs 3, 6, ... by default; the last one is not forced); the base model
+    is probed once, with the zero-shot baselines. A probed epoch's probe costs about half its evaluation with the
+    defaults, so every 3rd keeps it under a quarter of evaluation on average (benchmarks/eval_cost.py
+    --instruct-probe); 1 probes every epoch."""
+    scales: tuple[float, ...] | None = None
+    """LoRA strengths probed in a probed epoch; None: the epoch's best scale by the rule (one cell per epoch: the
+    cell that would be chosen). A gate on retention (rule.min_instruct_retention) passes only probed cells."""
+    sentences: int = 2
+    """Held-out sentences probed (the first N, each with the seed evaluation gives it); each costs one plain and one
+    instructed generation per instruction (7 with every probe) per probed cell."""
+    probes: tuple[str, ...] = PROBE_NAMES
+    """Which probes: pace (slow vs fast: speech rate), loudness (loud vs soft: level), whisper (level), pitch (high
+    vs low: median F0)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probes", tuple(self.probes))  # a YAML list arrives as a list
+        if self.scales is not None:
+            object.__setattr__(self, "scales", tuple(sorted({float(x) for x in self.scales})))
+
+    def problems(self) -> list[str]:
+        """Every setting that cannot work, one message each (empty when fine)."""
+        from qwen_tts_lit.model.lora import check_lora_scale  # here: it loads torch (see EvalSettings.problems)
+
+        bad = [f"EvalSuite.instruct_probe.{name} {getattr(self, name)}: must be >= 1"
+               for name in ("every_n_epochs", "sentences") if getattr(self, name) < 1]  # fmt: skip
+        unknown = [name for name in self.probes if name not in PROBE_NAMES]
+        bad += [f"EvalSuite.instruct_probe.probes: {', '.join(map(repr, unknown))} not among "
+                f"{', '.join(PROBE_NAMES)}"] if unknown else []  # fmt: skip
+        bad += [] if self.probes else ["EvalSuite.instruct_probe.probes: name at least one probe"]
+        for scale in self.scales or ():
+            try:
+                check_lora_scale(float(scale), "EvalSuite.instruct_probe.scales:")
+            except UserError as error:
+                bad.append(str(error))
+        return bad
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     """One evaluation per epoch: the held-out sentences x LoRA strengths, judged and ranked."""
 
@@ -87,6 +136,8 @@ class EvalSettings:
     generate_voice_clone from the first training clip as recorded and its transcript, in its default streaming
     layout), voice_clone_non_streaming (the same call with non_streaming_mode=True, the layout training uses); empty
     = none."""
+    instruct_probe: InstructProbeSettings = field(default_factory=InstructProbeSettings)
+    """The instruction-retention probe (enabled, every_n_epochs, scales, sentences, probes); off by default."""
 
     def __post_init__(self) -> None:
         bad = self.problems()
@@ -128,7 +179,22 @@ class EvalSettings:
         bad += [problem] if problem else []
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             bad.append(f"EvalSuite.max_new_tokens {self.max_new_tokens}: must be >= 1")
-        return bad + self._naturalness_problems()
+        return bad + self._naturalness_problems() + self._probe_problems()
+
+    def _probe_problems(self) -> list[str]:
+        """The probe's own settings, and a rule that gates or ranks on retention needs the probe."""
+        bad = self.instruct_probe.problems()
+        rule = self.rule
+        named = [f"rule.{key} {RETENTION}" for key, names in (("primary", (rule.primary,)), ("tie_break",
+                 rule.tie_break)) if RETENTION in names]  # fmt: skip
+        named += [f"rule.min_instruct_retention {rule.min_instruct_retention}"] if (
+            rule.min_instruct_retention is not None) else []  # fmt: skip
+        if not self.instruct_probe.enabled:
+            bad += [f"EvalSuite.{what}: needs the instruction probe (instruct_probe.enabled: true)" for what in named]
+        elif XVECTOR not in self.baselines:  # its rows hold the reference: the base model's effects with the voice
+            bad.append(f"EvalSuite.instruct_probe: needs the {XVECTOR!r} baseline (the base model's effects are the "
+                       f"reference retention divides by); add it to EvalSuite.baselines")  # fmt: skip
+        return bad
 
     def _naturalness_problems(self) -> list[str]:
         """A rule that ranks or gates on DNSMOS needs the DNSMOS judge (else every cell would miss the metric)."""
@@ -146,13 +212,16 @@ class EvalSettings:
         the defaults above, unknown keys are ignored."""
         args = dict(args or {})
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in args.items() if k in known and k not in ("judges", "rule")}
+        nested = ("judges", "rule", "instruct_probe")
+        values = {k: v for k, v in args.items() if k in known and k not in nested}
         for name in ("scales", "baselines"):
             if name in values:
                 values[name] = tuple(values[name])
         judges = _known(JudgeSettings, args.get("judges"))
         rule = _known(SelectionRule, args.get("rule"))
-        return cls(**values, judges=JudgeSettings(**judges), rule=SelectionRule(**rule))
+        probe = _known(InstructProbeSettings, args.get("instruct_probe"))
+        return cls(**values, judges=JudgeSettings(**judges), rule=SelectionRule(**rule),
+                   instruct_probe=InstructProbeSettings(**probe))  # fmt: skip
 
     def with_overrides(self, **changes) -> EvalSettings:
         """A copy with every non-None value of ``changes`` applied (top-level fields only)."""

@@ -4,8 +4,9 @@ Judges (each loads its model once, on first use): :class:`ASR` (faster-whisper; 
 stamps and confidences), :class:`SpeakerSimilarity` (resemblyzer), :class:`EmbeddingSimilarity` (any speaker encoder,
 e.g. the model's own), :class:`SpeechDetector` (silero-vad; :class:`VadStream` over recordings of any length),
 :class:`DNSMOS` (naturalness; any other plugs in as a :class:`NaturalnessJudge`). Pure functions: WER/CER,
-articulation rate and pace ratio (the VAD rate ratio as a cross-check), EOS failure rate and the selection rule. The
-language rules they read (text normalisation, word counting, which error metric a language is scored by) are
+articulation rate and pace ratio (the VAD rate ratio as a cross-check), pitch (median F0 of voiced frames, YIN),
+the active-speech level (gated RMS), the instruction-retention probe's effects, EOS failure rate and the selection
+rule. The language rules they read (text normalisation, word counting, which error metric a language is scored by) are
 ``qwen_tts_lit.languages``'s.
 """
 
@@ -25,6 +26,7 @@ _OWNERS = {
     "Transcript": "qwen_tts_lit.metrics.asr",
     "VadStream": "qwen_tts_lit.metrics.speech_rate",
     "Word": "qwen_tts_lit.metrics.asr",
+    "active_level_db": "qwen_tts_lit.metrics.level",
     "aggregate": "qwen_tts_lit.metrics.selection",
     "articulated_seconds": "qwen_tts_lit.metrics.speech_rate",
     "bridged": "qwen_tts_lit.metrics.speech_rate",
@@ -35,6 +37,7 @@ _OWNERS = {
     "error_rate": "qwen_tts_lit.metrics.error_rates",
     "filter_misses": "qwen_tts_lit.metrics.selection",
     "mean_embedding": "qwen_tts_lit.metrics.speaker_sim",
+    "median_f0": "qwen_tts_lit.metrics.pitch",
     "pace_ratio": "qwen_tts_lit.metrics.speech_rate",
     "rank": "qwen_tts_lit.metrics.selection",
     "rate_ratio": "qwen_tts_lit.metrics.speech_rate",
@@ -67,6 +70,7 @@ __all__ = [
     "Transcript",
     "VadStream",
     "Word",
+    "active_level_db",
     "aggregate",
     "articulated_seconds",
     "bridged",
@@ -77,6 +81,7 @@ __all__ = [
     "error_rate",
     "filter_misses",
     "mean_embedding",
+    "median_f0",
     "pace_ratio",
     "rank",
     "rate_ratio",

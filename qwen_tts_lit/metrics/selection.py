@@ -2,8 +2,10 @@
 
 The rule (:class:`SelectionRule`, defaults in brackets): average each cell's rows; keep the cells that do not run
 away (``eos_fail <= max_eos_fail`` [0.0]), speak at the real speaker's rate (``|rate_ratio - 1| <= rate_tolerance``
-[0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]) and natural (``dnsmos_ovrl >=
-min_dnsmos_ovrl`` [off], DNSMOS's overall MOS, 1-5); among those take the lowest
+[0.15]) and, optionally, sound like them (``spk_sim >= min_spk_sim`` [off]), natural (``dnsmos_ovrl >=
+min_dnsmos_ovrl`` [off], DNSMOS's overall MOS, 1-5) and still follow instructions (``instruct_retention >=
+min_instruct_retention`` [off]: the instruction probe's worst share of the base model's effect,
+``metrics.instructions``); among those take the lowest
 ``primary`` [error_rate: each row's language decides, CER for Chinese, Japanese, Korean and Cantonese, WER
 otherwise]; cells within ``tie_tolerance`` [0.0] of it are tied and ordered by ``tie_break`` [spk_sim, higher is
 better], then by the earlier epoch and the smaller scale (less training, gentler adapter). When no cell passes the
@@ -37,10 +39,13 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from qwen_tts_lit.metrics.evidence import cell_intervals, confidence, conservative_pick, row_value
+from qwen_tts_lit.metrics.instructions import MEAN_FIELDS as PROBE_FIELDS
+from qwen_tts_lit.metrics.instructions import RETENTION, cell_retention
 
 # +1: higher is better, -1: lower is better. Names a rule may rank or break ties on.
 DIRECTIONS = {"error_rate": -1, "wer": -1, "cer": -1, "rate_error": -1, "eos_fail": -1, "spk_sim": 1,
-              "spk_sim_model": 1, "dnsmos_ovrl": 1, "dnsmos_sig": 1, "dnsmos_bak": 1, "dnsmos_p808": 1}  # fmt: skip
+              "spk_sim_model": 1, "dnsmos_ovrl": 1, "dnsmos_sig": 1, "dnsmos_bak": 1, "dnsmos_p808": 1,
+              RETENTION: 1}  # fmt: skip
 # The DNSMOS judge's row fields (metrics/dnsmos.py writes them; named here, where the rule and the parsers read them
 # without loading numpy).
 DNSMOS_FIELDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
@@ -58,10 +63,11 @@ class SelectionRule:
 
     primary: str = "error_rate"
     """Metric to optimise: error_rate (each row's CER or WER, by its language), wer, cer, spk_sim, spk_sim_model,
-    rate_error, eos_fail, or a naturalness score: dnsmos_ovrl, dnsmos_sig, dnsmos_bak, dnsmos_p808 (direction is
-    built in)."""
+    rate_error, eos_fail, a naturalness score: dnsmos_ovrl, dnsmos_sig, dnsmos_bak, dnsmos_p808, or
+    instruct_retention (the instruction probe's worst retention; direction is built in)."""
     tie_break: tuple[str, ...] = ("spk_sim",)
-    """Metrics that order cells tied on the primary, in turn (any the primary may be, e.g. [spk_sim, dnsmos_ovrl])."""
+    """Metrics that order cells tied on the primary, in turn (any the primary may be, e.g. [spk_sim, dnsmos_ovrl]; a
+    secondary on instruction following: [instruct_retention, spk_sim])."""
     max_eos_fail: float | None = 0.0
     """Largest share of generations allowed to hit the token cap; None disables the filter."""
     rate_tolerance: float | None = 0.15
@@ -72,6 +78,10 @@ class SelectionRule:
     min_dnsmos_ovrl: float | None = None
     """Smallest allowed mean dnsmos_ovrl (DNSMOS P.835 overall MOS, 1-5; needs judges.dnsmos); None (default)
     disables the filter."""
+    min_instruct_retention: float | None = None
+    """Smallest allowed instruct_retention: the worst probe's share of the base model's instruction effect (1.0 = all
+    kept; docs/instructions_probe.md; needs EvalSuite.instruct_probe). A cell the probe did not measure, or whose
+    every probe is NaN (the base model does not follow them measurably), fails it. None (default) disables it."""
     tie_tolerance: float = 0.0
     """Cells whose primary is within this of the best count as tied (e.g. 0.01 = one point of WER)."""
     filter_penalty: float = 2.0
@@ -147,9 +157,11 @@ def _cells(rows: list[Mapping[str, Any]], speaker_aggregate: str) -> list[dict[s
 def _metrics(group: list[Mapping[str, Any]]) -> dict[str, Any]:
     cell: dict[str, Any] = {"n": len(group)}
     cell |= {name: mean(row_value(row, name) for row in group) for name in MEAN_FIELDS}
+    # The instruction probe's effects only in cells it measured (most runs never run it: their cells stay as they were).
+    cell |= {name: mean(row.get(name) for row in group) for name in PROBE_FIELDS if any(name in row for row in group)}
     cell["rate_error"] = None if cell["rate_ratio"] is None else abs(cell["rate_ratio"] - 1.0)
     cell["eos_fail"] = sum(bool(row["hit_max_tokens"]) for row in group) / len(group)
-    return cell
+    return cell | cell_retention(cell)
 
 
 def across_speakers(per_speaker: dict[str, dict[str, Any]], how: str) -> dict[str, Any]:
@@ -157,8 +169,9 @@ def across_speakers(per_speaker: dict[str, dict[str, Any]], how: str) -> dict[st
     direction of DIRECTIONS; rate_ratio is then the worst rate_error speaker's; the others are averaged)."""
     cells = list(per_speaker.values())
     combined: dict[str, Any] = {"n": sum(cell["n"] for cell in cells)}
-    for name in (*MEAN_FIELDS, "rate_error", "eos_fail"):
-        values = [cell[name] for cell in cells if cell[name] is not None]
+    probed = [name for name in PROBE_FIELDS if any(name in cell for cell in cells)]
+    for name in (*MEAN_FIELDS, "rate_error", "eos_fail", *probed):
+        values = [cell[name] for cell in cells if cell.get(name) is not None]
         if how == "worst" and name in DIRECTIONS and values:
             combined[name] = min(values) if DIRECTIONS[name] > 0 else max(values)
         else:
@@ -166,6 +179,10 @@ def across_speakers(per_speaker: dict[str, dict[str, Any]], how: str) -> dict[st
     if how == "worst" and combined["rate_error"] is not None:
         worst = max((c for c in cells if c["rate_error"] is not None), key=lambda c: c["rate_error"])
         combined["rate_ratio"] = worst["rate_ratio"]
+    combined |= cell_retention(combined)  # from the combined effects; under "worst", the worst speaker's retention
+    retained = [c[RETENTION] for c in cells if c.get(RETENTION) is not None and not math.isnan(c[RETENTION])]
+    if how == "worst" and RETENTION in combined:
+        combined[RETENTION] = min(retained) if retained else math.nan
     return combined  # under "mean", rate_error is the mean of each speaker's: a fast and a slow voice do not cancel
 
 
@@ -182,6 +199,7 @@ def filter_misses(
         ("rate_error", cell.get("rate_error"), rule.rate_tolerance, 1),
         ("spk_sim", cell.get("spk_sim"), rule.min_spk_sim, -1),
         ("dnsmos_ovrl", cell.get("dnsmos_ovrl"), rule.min_dnsmos_ovrl, -1),
+        (RETENTION, cell.get(RETENTION), rule.min_instruct_retention, -1),
         ("baseline", badness(cell, rule.primary), beat, 1),
     )
     misses = {}
@@ -313,6 +331,7 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     filters += [f"|rate_ratio - 1| <= {rule.rate_tolerance}"] if rule.rate_tolerance is not None else []
     filters += [f"spk_sim >= {rule.min_spk_sim}"] if rule.min_spk_sim is not None else []
     filters += [f"dnsmos_ovrl >= {rule.min_dnsmos_ovrl}"] if rule.min_dnsmos_ovrl is not None else []
+    filters += [f"{RETENTION} >= {rule.min_instruct_retention}"] if rule.min_instruct_retention is not None else []
     filters += [f"{rule.primary} better than zero-shot"] if rule.beat_baseline and zero_shot is not None else []
     direction = "lowest" if DIRECTIONS[rule.primary] < 0 else "highest"
     pool = f"{len(passing)} of {len(cells)} cells with {' and '.join(filters) or 'no filters'}"

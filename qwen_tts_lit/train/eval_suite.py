@@ -6,13 +6,17 @@ together (``batch_size`` sentences x scales per generate call) and judged togeth
 sentences, per step) shows on stderr when the trainer shows its own. Rank 0 does the work (the judges load once per
 run and stay loaded); the numbers are broadcast so every rank logs the same values. Outputs in the run folder:
 the evaluation rows, the synthesized audio, the chosen cell and the listening report (``runs``); metrics ``val/wer``,
-``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail``, ``val/dnsmos_ovrl`` and ``val/score`` (this epoch's best
-scale; monitor ``val/score`` with mode max), ``val/best_scale`` and the same per scale under ``val_scale/NAME@S``.
+``val/spk_sim``, ``val/rate_ratio``, ``val/eos_fail``, ``val/dnsmos_ovrl``, ``val/instruct_retention`` (a probed
+cell's) and ``val/score`` (this epoch's best scale; monitor ``val/score`` with mode max), ``val/best_scale`` and the
+same per scale under ``val_scale/NAME@S``.
 """
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -23,17 +27,29 @@ from qwen_tts_lit.data.dataset import NO_EVALUATION, reference_clip
 from qwen_tts_lit.data.prepare.outputs import manifest_path
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
+from qwen_tts_lit.evaluation.instruct_probe import (
+    ProbeMeasures,
+    ProbeSentence,
+    attach,
+    base_effects,
+    preset_effects,
+    probe_effects,
+    probe_only,
+    synthesizer_speaker,
+)
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
-from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings, asr_problem
+from qwen_tts_lit.evaluation.settings import EvalSettings, InstructProbeSettings, JudgeSettings, asr_problem
+from qwen_tts_lit.metrics.instructions import probes_named
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
-from qwen_tts_lit.runs.baselines import VOICE_CLONES
+from qwen_tts_lit.model.lora import evaluable_scales
+from qwen_tts_lit.runs.baselines import VOICE_CLONES, XVECTOR
 from qwen_tts_lit.runs.records import read_rows
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
-LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl")
+LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl", "instruct_retention")
 DEFAULTS = EvalSettings()
 
 
@@ -60,6 +76,7 @@ class EvalSuite(L.Callback):
         judges: JudgeSettings = DEFAULTS.judges,
         rule: SelectionRule = DEFAULTS.rule,
         baselines: list[str] = list(DEFAULTS.baselines),  # noqa: B006, B008 - jsonargparse shows list defaults
+        instruct_probe: InstructProbeSettings = DEFAULTS.instruct_probe,
         audio_samples_to_log: int = 2,
     ) -> None:
         """
@@ -84,6 +101,8 @@ class EvalSuite(L.Callback):
                 (upstream's generate_voice_clone from the first training clip as recorded and its transcript, in its
                 default streaming layout), voice_clone_non_streaming (the same call with non_streaming_mode=True, the
                 layout training uses); empty = none.
+            instruct_probe: The instruction-retention probe (enabled, every_n_epochs, scales, sentences, probes); off
+                by default.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         # By keyword: a reordered EvalSettings must not swap values (tests/train/test_eval_suite_args.py proves these
@@ -91,12 +110,13 @@ class EvalSuite(L.Callback):
         self.settings = EvalSettings(scales=tuple(scales), num_utterances=num_utterances, heldout=heldout, seed=seed,
                                      every_n_epochs=every_n_epochs, max_new_tokens=max_new_tokens,
                                      batch_size=batch_size, decoding=decoding, judges=judges, rule=rule,
-                                     baselines=tuple(baselines))  # fmt: skip
+                                     baselines=tuple(baselines), instruct_probe=instruct_probe)  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._heldout = None  # the sentences evaluation speaks: read and checked once, in setup
         self._real = None
         self._train_started = 0.0
+        self._probe_warned = False
 
     # ------------------------------------------------------------------ hooks
 
@@ -145,7 +165,23 @@ class EvalSuite(L.Callback):
                                   settings.seed, settings.max_new_tokens, settings.batch_size,
                                   trainer.progress_bar_callback is not None, self._prefixes(trainer),
                                   settings.baselines, settings.decoding)  # fmt: skip
+        if settings.instruct_probe.enabled:
+            self._probe_base(pl_module, rows, voices)
         publish(run_dir, rows, settings.rule)
+
+    def _probe_base(self, pl_module: L.LightningModule, rows: list[dict], voices: dict) -> None:
+        """The probe's reference: the base model's effects with the new voice, written into the x-vector baseline's
+        rows (and, for a base with preset speakers, its first preset's effects beside them)."""
+        voice_rows = [row for row in rows if row.get("baseline") == XVECTOR]
+        (scale,) = evaluable_scales(pl_module.wrapper.model, [0.0])
+        presets = [str(name) for name in pl_module.wrapper.model.get_supported_speakers() or ()]
+        speaker, decoding = next(iter(voices)), self.settings.decoding
+        preset = None  # the base model with a voice it was built with (CustomVoice's first preset)
+        if presets:
+            preset_speaker = Synthesizer(pl_module.wrapper, Voice(speaker=presets[0]), decoding=decoding)
+            preset = self._probe(preset_speaker, [], [scale], [], speaker=speaker)
+        new_voice = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))), decoding=decoding)
+        self._probe(new_voice, voice_rows, [scale], voice_rows, presets=preset, speaker=speaker)
 
     def _load_judges(self, trainer: L.Trainer, run_dir: Path) -> None:
         if self._judges is None:  # once per run: judge models and the real recordings' measurements
@@ -193,17 +229,62 @@ class EvalSuite(L.Callback):
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> dict:
         self._load_judges(trainer, run_dir)
         voices = pl_module.voices or {None: pl_module.xvector}  # several speakers: each row speaks with its own
-        synthesizer = Synthesizer(pl_module.wrapper, Voice(xvector=next(iter(voices.values()))),
-                                  decoding=self.settings.decoding)
+        synthesizer = Synthesizer(
+            pl_module.wrapper, Voice(xvector=next(iter(voices.values()))), decoding=self.settings.decoding
+        )
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, voices, settings.batch_size,
                                   show_progress=trainer.progress_bar_callback is not None,
                                   prefixes=self._prefixes(trainer))  # fmt: skip
+        if settings.instruct_probe.enabled and (epoch + 1) % settings.instruct_probe.every_n_epochs == 0:
+            ungated = replace(settings.rule, min_instruct_retention=None)  # which scale is best, before the probe
+            scales = settings.instruct_probe.scales or [select_best(new_rows, ungated)["lora_scale"]]
+            reference = [row for row in read_rows(run_dir) if row.get("baseline") == XVECTOR]
+            self._probe(synthesizer, new_rows, scales, reference, speaker=next(iter(voices)))
         publish(run_dir, new_rows, settings.rule)
         epoch_best = select_best(new_rows, settings.rule)  # this epoch's best scale, by the run's own rule
         self._log_audio(trainer, run_dir, new_rows, epoch_best["lora_scale"], epoch)
         return {"cells": aggregate(new_rows, settings.rule.speaker_aggregate), "best": epoch_best}
+
+    def _probe(
+        self,
+        synthesizer: Synthesizer,
+        rows: list[dict],
+        scales,
+        reference_rows: list[dict],
+        presets=None,
+        speaker: str | None = None,
+    ) -> dict | None:
+        """The instruction-retention probe (evaluation/instruct_probe.py) at each of ``scales``: its effects into
+        ``rows`` beside the base model's (``reference_rows``: the x-vector baseline's rows, which the base probe
+        wrote into, so a resumed run keeps its reference). Skipped, with one warning, when the model cannot speak
+        instructions. Returns the last scale's {utt_id: {probe: effect}} (None when skipped)."""
+        settings = self.settings.instruct_probe
+        probes = probes_named(settings.probes)
+        # The synthesizer speaks with one voice (several speakers: the first's), so only that voice's sentences are
+        # probed, each with the seed evaluation gives it (its position among all held-out rows).
+        own = [(i, item) for i, item in enumerate(self._heldout) if speaker is None or item.speaker == speaker]
+        sentences = [ProbeSentence(item.utt_id, item.text, self.settings.seed + index,
+                                   self._real.language_of(item).code)
+                     for index, item in own[: settings.sentences]]  # fmt: skip
+        reference = base_effects(reference_rows, probes)
+        presets = presets if presets is not None else preset_effects(reference_rows, probes)
+        measures = ProbeMeasures(self._judges.asr, self._judges.vad)
+        measured = None
+        for scale in scales:
+            speaker = synthesizer_speaker(synthesizer, scale, self.settings.batch_size)
+            if speaker is None:
+                if not self._probe_warned:
+                    warnings.warn("EvalSuite.instruct_probe: this model cannot speak instructions (its Synthesizer "
+                                  "takes no instructs: a CustomVoice or VoiceDesign base is needed), so the "
+                                  "instruction probe is skipped", stacklevel=2)  # fmt: skip
+                self._probe_warned = True
+                return None
+            effects = probe_effects(speaker, sentences, probes, measures)
+            attach(rows, effects, scale, probes, reference, presets)
+            measured = probe_only(effects, probes)
+        return measured
 
     def _log_audio(self, trainer: L.Trainer, run_dir: Path, rows: list[dict], scale: float, epoch: int) -> None:
         import soundfile as sf
@@ -227,7 +308,8 @@ class EvalSuite(L.Callback):
         if best["score"] is not None:  # None: no metric the rule can rank on was measured
             values["val/score"] = best["score"]
         for cell in summary["cells"]:
-            values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED if cell[n] is not None}
+            values |= {f"val_scale/{n}@{cell['lora_scale']:g}": cell[n] for n in LOGGED
+                       if cell.get(n) is not None and not math.isnan(cell[n])}  # fmt: skip
         values |= {"time/eval_seconds": summary["eval_seconds"], "time/train_epoch_seconds": train_seconds}
         for name, value in values.items():
             pl_module.log(name, float(value), on_epoch=True, sync_dist=False, rank_zero_only=False)

@@ -10,7 +10,7 @@ import re
 from dataclasses import MISSING, fields
 
 from qwen_tts_lit.evaluation import settings as settings_module
-from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
+from qwen_tts_lit.evaluation.settings import EvalSettings, InstructProbeSettings, JudgeSettings
 from qwen_tts_lit.metrics.selection import SelectionRule
 from qwen_tts_lit.train.eval_suite import EvalSuite
 
@@ -58,7 +58,8 @@ def test_each_flat_argument_lands_in_its_own_field():
     """Distinct values for every field: a positional build after a reorder would swap two of them."""
     values = dict(scales=[0.25, 0.75], num_utterances=3, heldout="h.jsonl", seed=9, every_n_epochs=2,
                   max_new_tokens=77, batch_size=5, decoding="static", judges=JudgeSettings(asr=False),
-                  rule=SelectionRule(), baselines=["voice_clone_non_streaming"])  # fmt: skip
+                  rule=SelectionRule(), baselines=["voice_clone_non_streaming"],
+                  instruct_probe=InstructProbeSettings(sentences=1, every_n_epochs=5))  # fmt: skip
     assert set(values) == {f.name for f in fields(EvalSettings)}  # every field is exercised
     settings = EvalSuite(**values).settings
     for name, value in values.items():

@@ -1,0 +1,79 @@
+"""The instruction probe inside a real ``Trainer.fit`` with the EvalSuite, on the tiny checkpoint: skipped with one
+warning while the Synthesizer cannot speak instructions (this branch's; the CustomVoice work adds ``instructs``),
+and, with a Synthesizer that takes them (a stand-in passing them on: the tiny model cannot follow them), run on the
+zero-shot baseline and on the epoch's best cell with the probe's texts, seeds and scale, its fields in the rows and
+the chosen cell's record saying why there is no retention to report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+
+from qwen_tts_lit.metrics.instructions import PROBES, base_field, effect_field, reason_field, retention_field
+
+PROBED = ("pace", "loudness")
+
+
+def fit(tiny_dir: Path, prepared_demo: Path, root: Path) -> Path:
+    from qwen_tts_lit.callbacks import EvalSuite
+    from qwen_tts_lit.data.datamodule import QwenTTSDataModule
+    from qwen_tts_lit.evaluation.settings import InstructProbeSettings, JudgeSettings
+    from qwen_tts_lit.train.module import QwenTTSModule
+
+    suite = EvalSuite(scales=[0.5, 1.0], num_utterances=1, max_new_tokens=6, baselines=["xvector"],
+                      judges=JudgeSettings(asr=False, dnsmos=False, model_speaker_sim=False),
+                      instruct_probe=InstructProbeSettings(enabled=True, every_n_epochs=1, sentences=1,
+                                                           probes=PROBED))  # fmt: skip
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=1,
+                        num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[suite], default_root_dir=root)  # fmt: skip
+    trainer.fit(QwenTTSModule(model=str(tiny_dir)), datamodule=QwenTTSDataModule(prepared_dir=str(prepared_demo),
+                                                                                  model=str(tiny_dir)))  # fmt: skip
+    return root
+
+
+def test_without_instructs_there_is_no_speaker(tiny_model):
+    """The guard: this branch's Synthesizer takes no instructs, so the probe has no speaker and is skipped (the
+    EvalSuite warns once); nothing is faked."""
+    import torch
+
+    from qwen_tts_lit.evaluation.instruct_probe import speaks_instructions, synthesizer_speaker
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    synthesizer = Synthesizer(tiny_model, Voice(xvector=torch.zeros(64)))
+    assert not speaks_instructions(synthesizer) and synthesizer_speaker(synthesizer, 1.0) is None
+
+
+def test_the_probe_runs_in_a_fit_where_the_synthesizer_speaks_instructions(
+    tiny_dir, prepared_demo, tmp_path, monkeypatch
+):
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer
+
+    calls = []
+    original = Synthesizer.synthesize
+
+    def synthesize(self, texts, seeds=0, lora_scale=1.0, max_new_tokens=None, batch_size=1, languages=None,
+                   instructs=None):  # fmt: skip
+        calls.append((list(texts), instructs, seeds, lora_scale))  # MERGE: the CustomVoice branch's argument
+        return original(self, texts, seeds, lora_scale, max_new_tokens, batch_size, languages)
+
+    monkeypatch.setattr(Synthesizer, "synthesize", synthesize)
+    probed = fit(tiny_dir, prepared_demo, tmp_path / "probed")
+    asked = [call for call in calls if call[1] is not None]
+    texts = [None] + [i.text for p in PROBES if p.name in PROBED for i in p.instructions]
+    assert [call[1] for call in asked] == [texts, texts]  # the base model (scale 0), then the epoch's best cell
+    assert [call[3] for call in asked][0] == 0.0 and asked[1][3] in (0.5, 1.0)
+    assert all(call[2] == [1234] * len(texts) for call in asked)  # sentence 0's seed, every clip
+    rows = [json.loads(line) for line in (probed / "eval" / "rows.jsonl").read_text().splitlines()]
+    baseline = next(row for row in rows if row.get("baseline") == "xvector")
+    cell = next(row for row in rows if not row.get("baseline") and row["lora_scale"] == asked[1][3])
+    for name in PROBED:  # the tiny random model speaks near-silence: no effect can be measured, so NaN (null)
+        assert effect_field(name) in baseline and base_field(name) in cell
+    best = json.loads((probed / "best.json").read_text())
+    assert best["lora_scale"] == asked[1][3]  # one epoch: the probed cell (its best scale) is the chosen one
+    for name in PROBED:
+        assert best["metrics"][retention_field(name)] is None
+        assert best["metrics"][reason_field(name)] == "the base model's effect was not measured"
+    assert best["metrics"]["instruct_retention"] is None
