@@ -22,8 +22,9 @@ LAYERS = {
     "evaluation": 6,
     "train": 7, "callbacks": 7,
     "export": 8,
-    "analysis": 9,
-    "cli": 10, "__main__": 10,
+    "listening": 9,
+    "analysis": 10,
+    "cli": 11, "__main__": 11,
 }  # fmt: skip
 LIGHTNING_ALLOWED = ("train/", "callbacks/", "cli/", "data/datamodule.py")
 RUN_FOLDER_NAMES = re.compile(r"best\.json|rows\.jsonl")
