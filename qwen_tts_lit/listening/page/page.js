@@ -96,6 +96,7 @@ function player(file, label) {
 function choices(labels) {
   const box = document.createElement("div");
   box.className = "choices";
+  box.style.setProperty("--n", labels.length);
   for (const [value, text] of labels) {
     const label = document.createElement("label");
     const input = document.createElement("input");
@@ -159,7 +160,7 @@ function render() {
   const trial = ORDER[position];
   const practice = ORDER.filter((t) => t.kind === "practice").length;
   const isPractice = trial.kind === "practice";
-  $("where").textContent = isPractice ? "Practice " + (position + 1) + " of " + practice
+  $("where").textContent = isPractice ? "Practice " + (position + 1) + " of " + practice + " (not counted)"
     : "Trial " + (position - practice + 1) + " of " + (ORDER.length - practice);
   const answered = Object.keys(S.answers).length;
   $("progress-text").textContent = answered + " of " + ORDER.length + " done";
@@ -242,8 +243,8 @@ function init() {
   document.title = DATA.title;
   $("instructions").textContent = DATA.instructions;
   const practice = DATA.trials.filter((t) => t.kind === "practice").length;
-  $("count").textContent = DATA.trials.length;
-  $("practice-count").textContent = practice;
+  $("count").textContent = "There are " + DATA.trials.length + " trials" + (practice === 0 ? "." : practice === 1
+    ? "; the first one is practice (not counted)." : "; the first " + practice + " are practice (not counted).");
   $("storage").hidden = storage !== null;
   const last = storage ? storage.getItem(PREFIX + "last") : null;
   const previous = last ? saved(last) : null;
