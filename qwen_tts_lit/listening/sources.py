@@ -55,6 +55,11 @@ class Sources:
         return next(system for system in self.systems if system.id == system_id)
 
 
+def where(path: Path) -> str:
+    """A source folder as the key records it: absolute, so the key says the same wherever listen was run."""
+    return Path(path).resolve().as_posix()
+
+
 def item_id(row: dict) -> str:
     speaker, utt_id = sentence_of(row)
     return f"{speaker}/{utt_id}" if speaker else utt_id
@@ -115,11 +120,11 @@ def from_run(run: Path) -> Sources:
     """A run's chosen cell (``tuned``) against each zero-shot baseline it scored and the real recordings."""
     run = Path(run)
     best, chosen, rows = _chosen(run)
-    spoken = [(System(TUNED, _cell_label(best), "tuned", shown(run)), _clips(run, chosen))]
+    spoken = [(System(TUNED, _cell_label(best), "tuned", where(run)), _clips(run, chosen))]
     for name in dict.fromkeys(row["baseline"] for row in rows if row.get("baseline")):
         own = [row for row in rows if row.get("baseline") == name]
-        spoken.append((System(name, baseline_label(name), "baseline", shown(run)), _clips(run, own)))
-    provenance = {"run": shown(run), "cell": {"epoch": int(best["epoch"]), "lora_scale": float(best["lora_scale"])}}
+        spoken.append((System(name, baseline_label(name), "baseline", where(run)), _clips(run, own)))
+    provenance = {"run": where(run), "cell": {"epoch": int(best["epoch"]), "lora_scale": float(best["lora_scale"])}}
     return _assemble("run", spoken, _clips(run, chosen, "real_wav"), provenance)
 
 
@@ -131,10 +136,10 @@ def from_runs(runs: list[Path]) -> Sources:
     spoken, cells = [], {}
     for number, run in enumerate(map(Path, runs), 1):
         best, chosen, _ = _chosen(run)
-        spoken.append((System(f"run{number}", f"{shown(run)}: {_cell_label(best)}", "run", shown(run)),
+        spoken.append((System(f"run{number}", f"{where(run)}: {_cell_label(best)}", "run", where(run)),
                        _clips(run, chosen)))  # fmt: skip
         cells[f"run{number}"] = {
-            "run": shown(run),
+            "run": where(run),
             "epoch": int(best["epoch"]),
             "lora_scale": float(best["lora_scale"]),
         }
@@ -162,11 +167,11 @@ def from_ablation(root: Path) -> Sources:
     for variant, (seed, run) in found.items():
         best, chosen, _ = _chosen(run)
         label = f"{variant} (seed {seed}, {_cell_label(best)})"
-        spoken.append((System(variant, label, "variant", shown(run)), _clips(run, chosen)))
-        cells[variant] = {"run": shown(run), "seed": seed, "epoch": int(best["epoch"]),
+        spoken.append((System(variant, label, "variant", where(run)), _clips(run, chosen)))
+        cells[variant] = {"run": where(run), "seed": seed, "epoch": int(best["epoch"]),
                           "lora_scale": float(best["lora_scale"])}  # fmt: skip
     first_run = next(iter(found.values()))[1]
     _, first, _ = _chosen(first_run)
     return _assemble(
-        "ablation", spoken, _clips(first_run, first, "real_wav"), {"ablation": shown(root), "variants": cells}
+        "ablation", spoken, _clips(first_run, first, "real_wav"), {"ablation": where(root), "variants": cells}
     )

@@ -209,3 +209,33 @@ def test_the_command_says_where_the_test_and_the_key_are_and_what_comes_next(dem
     assert f"{tmp_path / 'out' / 'test' / 'index.html'}" in out and "keep it private" in out
     assert f"--key {tmp_path / 'out' / 'key.json'}" in out and "listen --results" in out
     assert len({s["item"] for s in key["stimuli"].values()}) == 1
+
+
+def test_several_runs_and_an_ablation_root_are_compared_system_by_system(demo_run, tmp_path):
+    first, second = (listening_copy(demo_run, tmp_path / name) for name in ("a", "b"))
+    best = json.loads((second / BEST_FILE).read_text())
+    other = (1, 1.0) if (best["epoch"], best["lora_scale"]) != (1, 1.0) else (0, 0.5)
+    (second / BEST_FILE).write_text(json.dumps({**best, "epoch": other[0], "lora_scale": other[1]}))
+    for row in read_rows(second):  # the tiny model left it silent: give it real speech, to tell the cells apart
+        if not row.get("baseline") and (row["epoch"], row["lora_scale"]) == other:
+            shutil.copy(second / row["real_wav"], second / row["wav"])
+    build_test(ListenRequest(output=tmp_path / "runs", runs=(first, second), design="ab", progress=False))
+    key = key_of(tmp_path / "runs")
+    assert {s: v["role"] for s, v in key["systems"].items()} == {"run1": "run", "run2": "run", "real": "real"}
+    for file, stimulus in key["stimuli"].items():
+        heard = sf.read(str(tmp_path / "runs" / "test" / "audio" / file))[0]
+        assert (np.max(np.abs(heard)) > 0.01) == (stimulus["system"] != "run1")  # run1's chosen cell is silent
+    assert key["sources"]["runs"]["run2"] == {"run": str(second), "epoch": other[0], "lora_scale": other[1]}
+
+    root = tmp_path / "ablation"
+    for variant, seeds in (("lr_high", (2, 1)), ("lr_low", (1,))):
+        for seed in seeds:
+            listening_copy(demo_run, root / variant / f"seed_{seed}")
+    build_test(ListenRequest(output=tmp_path / "abl", ablation=root, design="cmos", progress=False))
+    key = key_of(tmp_path / "abl")
+    assert list(key["systems"]) == ["lr_high", "lr_low", "real"]
+    assert key["sources"]["variants"]["lr_high"]["seed"] == 1  # the lowest seed of the variant
+    tests = [t for t in key["trials"] if t["kind"] == "test"]
+    assert all(key["stimuli"][t["stimuli"][0]]["system"] == "lr_high" for t in tests)
+    with pytest.raises(UserError, match="need two"):
+        build_test(ListenRequest(output=tmp_path / "one", ablation=root / "lr_low", progress=False))
