@@ -38,6 +38,7 @@ HEAVY_FILES = (
     "test_export_speakers.py", "test_export.py", "test_step_consistency.py", "test_fit_languages.py",
     "test_segment_pipeline.py", "test_fit_faults.py", "test_baselines.py", "test_gpu_check.py",
     "test_instruct_probe_fit.py",
+    "test_listen_browser.py",
 )  # fmt: skip
 
 

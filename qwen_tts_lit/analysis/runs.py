@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,11 @@ from qwen_tts_lit.runs.folder import (
     BEST_FILE,
     CONFIG_FILE,
     METRICS_FILE,
-    RUN_MARKERS,
     latest_version,
 )
 from qwen_tts_lit.runs.records import best_path, read_best, read_rows
+from qwen_tts_lit.runs.roots import find_run_folders, variant_and_seed
 
-SEED_DIR = re.compile(r"seed_(-?\d+)$")
 # The chosen cell's figures that have a value per held-out sentence (epoch and lora_scale have one per run).
 SENTENCE_METRICS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_error",
                     "words_per_second", "eos_fail", "frame_ratio", "dnsmos_ovrl")  # fmt: skip
@@ -186,23 +184,6 @@ def run_summary(run: Run) -> dict[str, Any]:
         if "frame_ratio" in chosen:
             summary["frame_ratio"] = chosen["frame_ratio"].mean()
     return summary
-
-
-def find_run_folders(root: Path) -> list[Path]:
-    """Folders under ``root`` (root included) that look like run folders, outermost only, sorted."""
-    found = sorted({marker.parent for name in RUN_MARKERS for marker in root.rglob(name)})
-    return [p for p in found if not any(q != p and q in p.parents for q in found)]
-
-
-def variant_and_seed(path: Path, root: Path, config: dict) -> tuple[str, int | None]:
-    """ablate's layout ROOT/VARIANT/seed_S -> (VARIANT, S); any other folder -> (its path under root, config seed)."""
-    match = SEED_DIR.match(path.name)
-    if match:
-        variant = path.parent.relative_to(root).as_posix() if path.parent != root else root.name
-        return variant, int(match.group(1))
-    seed = config.get("seed_everything")
-    variant = path.relative_to(root).as_posix() if path != root else path.name
-    return variant, seed if isinstance(seed, int) else None
 
 
 def load_runs(root: Path | str) -> pd.DataFrame:

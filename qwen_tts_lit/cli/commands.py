@@ -17,6 +17,7 @@ from qwen_tts_lit.errors import Interrupted, RunFailed, UserError
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.export.request import ExportRequest
 from qwen_tts_lit.files import shown
+from qwen_tts_lit.listening.request import ListenRequest
 from qwen_tts_lit.synthesis.request import SynthesizeRequest
 from qwen_tts_lit.train.request import EstimateMemoryRequest
 from qwen_tts_lit.upstream.request import MakeTinyRequest
@@ -118,6 +119,13 @@ def estimate_memory(request: EstimateMemoryRequest) -> None:
     print(f"next: python -m qwen_tts_lit fit {configs}  (docs/memory.md explains each line)")
 
 
+def listen(request: ListenRequest) -> None:
+    from qwen_tts_lit.listening.bundle import build_test, summary_lines
+
+    built = build_test(request)
+    print("\n".join(summary_lines(built, request.design)))
+
+
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its options (a documented dataclass) and what runs it."""
@@ -134,6 +142,7 @@ COMMANDS: dict[str, Command] = {
     "synthesize": Command(SynthesizeRequest, synthesize),
     "evaluate": Command(EvaluateRequest, evaluate),
     "ablate": Command(AblateRequest, ablate),
+    "listen": Command(ListenRequest, listen),
     "estimate-memory": Command(EstimateMemoryRequest, estimate_memory),
 }
 

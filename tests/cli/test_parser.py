@@ -130,6 +130,11 @@ SPELLINGS = {
         ["--grid", "g.yaml", "--root", "r", "--dry-run", "--seeds", "1", "2"],
         ["--dry-run", "--seeds 1 2"],
     ),
+    "listen": (
+        ["--runs", "[a, b]", "--output", "o", "--design", "cmos", "--webmushra", "true", "--sentences", "4"],
+        ["--runs", "a", "b", "--output", "o", "--design", "cmos", "--webmushra", "--sentences", "4"],
+        ["--runs a b", "--webmushra"],
+    ),
     "estimate-memory": (
         ["--fit_config", "FIT", "--fit_config", "FIT2", "--clip_seconds", "3"],
         ["--config", "FIT", "FIT2", "--clip-seconds", "3"],
