@@ -122,6 +122,15 @@ def estimate_memory(request: EstimateMemoryRequest) -> None:
 def listen(request: ListenRequest) -> None:
     from qwen_tts_lit.listening.bundle import build_test, summary_lines
 
+    if request.results or request.key:
+        from qwen_tts_lit.listening.results_command import run_results
+
+        given = [name for name in ("run", "runs", "ablation") if getattr(request, name)]
+        if not request.results or not request.key or given:
+            raise UserError("listen: analysing ratings takes --results '[R1.csv, R2.csv]' and --key KEY.json (and "
+                            "--output for the tables), without --run, --runs or --ablation")  # fmt: skip
+        run_results(list(request.results), request.key, request.output)
+        return
     built = build_test(request)
     print("\n".join(summary_lines(built, request.design)))
 

@@ -14,10 +14,13 @@ class ListenRequest:
     network) and OUTPUT/key.json (which file is which system: keep it private). From --run: the run's chosen cell
     against its zero-shot baselines and the real recordings; from --runs: each run's chosen cell; from --ablation:
     each variant's chosen cell. docs/listening.md says what each design asks and how the test is blinded.
+    With --results and --key it analyses the raters' CSVs instead and writes the tables into OUTPUT
+    (docs/listening_analysis.md).
     """
 
     output: Path
-    """Folder for the test (OUTPUT/test/) and its key (OUTPUT/key.json); refused if it already holds a key."""
+    """Folder for the test (OUTPUT/test/) and its key (OUTPUT/key.json); refused if it already holds a key. With
+    --results: the folder for the tables."""
     design: str = "mos"
     """mos (naturalness 1-5), smos (similarity to the real voice 1-5), cmos (-3..+3), ab (A/B with no
     preference) or mushra (0-100, hidden reference and low anchor)."""
@@ -40,3 +43,8 @@ class ListenRequest:
     """Also write the test as a webMUSHRA configuration with its audio (OUTPUT/webmushra/; mushra, mos, ab)."""
     progress: bool = True
     """Show a progress bar while the stimuli are written."""
+    results: tuple[Path, ...] | None = None
+    """Analyse these ratings CSVs (one per rater session, as the page saves them) instead of building a test:
+    MOS/SMOS/MUSHRA per system with intervals over raters and items, CMOS, A/B, MUSHRA post-screening."""
+    key: Path | None = None
+    """With --results: the test's key.json (written beside the test folder when it was built)."""

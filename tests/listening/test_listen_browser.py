@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from helpers.browser_raters import answer_trial, download, have_browser, launch, planted_answer, shown_files, start
 
+from qwen_tts_lit.cli.app import main
 from qwen_tts_lit.listening.bundle import build_test
 from qwen_tts_lit.listening.designs import DESIGNS
 from qwen_tts_lit.listening.order import presentation
 from qwen_tts_lit.listening.request import ListenRequest
+from qwen_tts_lit.listening.results import analyse_listening
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
 pytestmark = pytest.mark.skipif(not have_browser(), reason="needs /usr/bin/chromium (the Makefile installs it)")
@@ -129,13 +131,20 @@ def test_raters_complete_each_design_in_the_browser(name, context, bundles, rati
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
-def test_the_analysis_recovers_the_planted_preference(name, bundles, ratings):
-    """The ratings analysis (listening/results.py, built beside this page) on the CSVs the browser wrote: the tuned
-    system comes first in every design. Skipped where the analysis is not in the tree."""
-    results = pytest.importorskip("qwen_tts_lit.listening.results", reason="the ratings analysis is not merged here")
+def test_the_analysis_recovers_the_planted_preference(name, bundles, ratings, tmp_path, capsys):
+    """The ratings analysis on the CSVs the browser wrote, through the command line a user runs (``listen --results
+    ... --key ... --output``): the tuned system comes first in every design, and the tables say so."""
     if name not in ratings:
         pytest.skip("the browser test of this design did not run")
-    found = results.analyse_listening(ratings[name], bundles[name] / "key.json")
+    key = bundles[name] / "key.json"
+    tables = tmp_path / "tables"
+    argv = ["listen", "--results", json.dumps([str(path) for path in ratings[name]]), "--key", str(key),
+            "--output", str(tables)]  # fmt: skip
+    assert main(argv) == 0
+    assert str(tables) in capsys.readouterr().out.replace("\n", "")
+    written = sorted(path.name for path in tables.iterdir())
+    assert written and {Path(n).suffix for n in written} == {".md", ".tex", ".csv"}
+    found = analyse_listening(ratings[name], key)
     if name in ("mos", "smos", "mushra"):
         means = {score.system: score.score.mean for score in found.scores}
         synthetic = {system: mean for system, mean in means.items() if system not in ("real", "anchor")}
