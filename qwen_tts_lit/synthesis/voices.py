@@ -118,10 +118,13 @@ def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None)
             "an adapter export or a custom_voice export"
         )
     speakers = sorted((config.get("talker_config") or {}).get("spk_id") or {})
+    # The voices fine-tuned into it (our metadata); the base's presets beside them are spoken only when named.
+    trained = [meta["speaker_name"]] if meta.get("speaker_name") else list(meta.get("speakers") or {})
     if speaker is None:
-        if len(speakers) != 1:
+        candidates = [name for name in trained if name in speakers] or speakers
+        if len(candidates) != 1:
             raise UserError(f"{path}: has speakers {speakers}; pick one with --speaker")
-        speaker = speakers[0]
+        speaker = candidates[0]
     tts = load_qwen3_tts(str(path), "float32", "sdpa", device)
     notes = [f"lora_scale {meta['lora_scale']:g} is merged into this export"] if "lora_scale" in meta else []
     tag = language_tag_mode(meta.get("language_tag"))
