@@ -80,7 +80,7 @@ def test_building_twice_is_a_no_op(tiny_dir: Path):
 
 
 def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch):
-    def crash_midway(target: Path) -> None:
+    def crash_midway(target: Path, kind: str) -> None:
         (target / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
