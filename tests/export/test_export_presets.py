@@ -103,3 +103,16 @@ def test_the_adapter_export_says_which_base_it_needs(demo_run_copy: Path, tmp_pa
     card = (out / EXPORT_CARD_FILE).read_text()
     assert "This adapter needs its base checkpoint `tiny_custom_voice` (a CustomVoice checkpoint" in card
     assert '--instruct "Speak slowly and sadly."' in card and "--format custom_voice" in card
+
+
+def test_a_run_speaks_a_preset_of_its_custom_voice_base_by_name(demo_run_copy: Path):
+    """synthesize --model RUN --speaker PRESET: the run's adapters with the base's preset in the speaker slot; the
+    run's own voice without --speaker; a name that is neither is refused."""
+    from qwen_tts_lit.synthesis.voices import open_voice
+
+    opened = open_voice(str(demo_run_copy), EPOCH, base_model="tiny_custom_voice", speaker="Vivian")
+    assert opened.voice.speaker == "vivian" and opened.voice.xvector is None and opened.scalable
+    own = open_voice(str(demo_run_copy), EPOCH, base_model="tiny_custom_voice")
+    assert own.voice.speaker is None and torch.equal(own.voice.xvector, read_speaker(demo_run_copy, "run"))
+    with pytest.raises(UserError, match="holds one voice"):
+        open_voice(str(demo_run_copy), EPOCH, base_model="tiny_custom_voice", speaker="nobody")

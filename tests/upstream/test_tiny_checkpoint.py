@@ -146,12 +146,10 @@ def test_custom_voice_kind_speaks_presets_with_instructions(tiny_custom_voice):
 def test_voice_design_kind_is_built_loaded_and_spoken(tmp_path: Path):
     """make-tiny --kind voice_design: no speakers, no speaker encoder; generate_voice_design speaks; a second build
     into the same folder is a no-op and a folder of another kind is refused."""
-    result = subprocess.run(
-        [sys.executable, "-m", "qwen_tts_lit", "make-tiny", str(tmp_path / "vd"), "--kind", "voice_design"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    from qwen_tts_lit import cli
+
     folder = tmp_path / "vd"
+    assert cli.main(["make-tiny", str(folder), "--kind", "voice_design"]) == 0  # in process: no interpreter start
     config = json.loads((folder / "config.json").read_text())
     assert config["tts_model_type"] == "voice_design" and config["talker_config"]["spk_id"] == {}
     assert tiny.make_tiny(folder, "voice_design") == folder
