@@ -155,6 +155,26 @@ def tiny_model(tiny_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny_custom_voice_dir(fit_cache: Path) -> Path:
+    """The tiny custom_voice checkpoint (presets vivian, ryan, dylan with a dialect; no speaker encoder), built into
+    the session's cache (under 1 s; make_tiny's own lock makes workers share one build), where the model source
+    "tiny_custom_voice" finds it."""
+    from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_TTS_LIT_CACHE", str(fit_cache))
+        return make_tiny(default_tiny_dir("custom_voice"), "custom_voice")
+
+
+@pytest.fixture(scope="session")
+def tiny_custom_voice(tiny_custom_voice_dir: Path):
+    """The tiny custom_voice checkpoint loaded through the official wrapper."""
+    from qwen_tts_lit.upstream.compat import import_qwen_tts
+
+    return import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny_custom_voice_dir))
+
+
+@pytest.fixture(scope="session")
 def prepared_demo(fit_cache: Path) -> Path:
     """The shipped demo corpus prepared for the tiny checkpoint (the session cache's copy; do not modify it)."""
     from qwen_tts_lit.data.dataset import prepared_cache_dir

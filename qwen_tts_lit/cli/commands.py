@@ -28,7 +28,7 @@ def make_tiny(request: MakeTinyRequest) -> None:
     from qwen_tts_lit.upstream.tiny import make_tiny as build
 
     try:
-        print(build(request.dir))
+        print(build(request.dir, request.kind))
     except TinyDirError as error:
         raise UserError(str(error)) from error
 

@@ -11,12 +11,19 @@ import torch
 from qwen_tts_lit.cache import build_lock
 from qwen_tts_lit.data.dataset import Collate, PreparedSplit, load_voices, prepared_cache_dir
 from qwen_tts_lit.data.loader import PlanLoader
-from qwen_tts_lit.data.prepare.outputs import TRAIN_MANIFEST, is_prepared
+from qwen_tts_lit.data.prepare.outputs import TRAIN_MANIFEST, is_prepared, row_instruct
 from qwen_tts_lit.data.sampler import StepPlanBatchSampler
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.languages import model_languages
-from qwen_tts_lit.model.layout import LanguageTagMode, LanguageTagPlan, SpecialIds, language_tag_mode
+from qwen_tts_lit.model.layout import (
+    InstructPlan,
+    LanguageTagMode,
+    LanguageTagPlan,
+    SpecialIds,
+    language_tag_mode,
+)
 from qwen_tts_lit.upstream.loading import load_config, load_text_tokenizer, resolve_model_source
+from qwen_tts_lit.upstream.pairings import instruct_problem
 
 
 class QwenTTSDataModule(L.LightningDataModule):
@@ -31,6 +38,8 @@ class QwenTTSDataModule(L.LightningDataModule):
         language_tag_probability: float = 0.5,
         seed: int = 0,
         speaker_sampling: Literal["balanced", "natural"] = "balanced",
+        instruct_dropout: float = 0.0,
+        speaker_encoder_model: str | None = None,
     ) -> None:
         """
         Args:
@@ -51,6 +60,12 @@ class QwenTTSDataModule(L.LightningDataModule):
             speaker_sampling: Several speakers: "balanced" gives every speaker an equal share of each epoch (a
                 small speaker's clips repeat, a large one's are sub-sampled anew each epoch); "natural" takes every
                 clip once, in the data's proportions. No effect with one speaker.
+            instruct_dropout: Probability that a training row's instruction (prepare's ``instruct`` field) is left
+                out of its layout, drawn anew each epoch from the seed: the rows then also train the plain call
+                (``generate_custom_voice`` without ``instruct``). 0: every instruction kept. No effect on plain rows.
+            speaker_encoder_model: Checkpoint whose speaker encoder gives the x-vectors when ``raw`` is prepared;
+                None: the model's own, or for a CustomVoice checkpoint (which has none) the Base of its release
+                (docs/instructions.md). Prepared datasets already hold their x-vectors.
         """
         super().__init__()
         if prepared_dir is None and raw is None:
@@ -69,6 +84,11 @@ class QwenTTSDataModule(L.LightningDataModule):
         except ValueError as error:
             raise UserError(f"data.{error}") from error
         self.seed = seed
+        try:
+            self.instructs = InstructPlan(instruct_dropout, seed)
+        except ValueError as error:
+            raise UserError(f"data.{error}") from error
+        self.speaker_encoder_model = speaker_encoder_model
         if speaker_sampling not in ("balanced", "natural"):
             raise UserError(f"data.speaker_sampling {speaker_sampling!r}: choose balanced or natural")
         self.speaker_sampling = speaker_sampling
@@ -82,7 +102,7 @@ class QwenTTSDataModule(L.LightningDataModule):
     def root(self) -> Path:
         if self.prepared_dir is not None:
             return Path(self.prepared_dir).expanduser()
-        return prepared_cache_dir(self.raw, self.model)
+        return prepared_cache_dir(self.raw, self.model, self.speaker_encoder_model)
 
     def prepare_data(self) -> None:
         """Rank 0 only: build the tiny checkpoint and prepare the raw input if not done yet (both cached). Two fits
@@ -94,7 +114,8 @@ class QwenTTSDataModule(L.LightningDataModule):
             if not is_prepared(self.root):  # another process may have finished while this one waited
                 from qwen_tts_lit.data.prepare import PrepareOptions, prepare
 
-                prepare(PrepareOptions(input=self.raw, output=str(self.root), model=model))
+                prepare(PrepareOptions(input=self.raw, output=str(self.root), model=model,
+                                       speaker_encoder_model=self.speaker_encoder_model))  # fmt: skip
 
     def setup(self, stage: str) -> None:
         if self.splits:
@@ -104,7 +125,10 @@ class QwenTTSDataModule(L.LightningDataModule):
         special = SpecialIds.from_config(config)
         for split in ("train", "val"):
             per_epoch = split == "train"  # validation draws once: its loss stays comparable across epochs
-            self.splits[split] = PreparedSplit(self.root, split, tokenizer, special, language_ids, self.tags, per_epoch)
+            self.splits[split] = PreparedSplit(
+                self.root, split, tokenizer, special, language_ids, self.tags, per_epoch, self.instructs
+            )
+            self._check_instructs(self.splits[split], config)
         self.xvector, self.voices = load_voices(self.root)
         for split in self.splits.values():
             unknown = sorted({s for s in split.speakers if s is not None} - set(self.voices))
@@ -113,6 +137,15 @@ class QwenTTSDataModule(L.LightningDataModule):
                     f"{split.root}: rows name speakers {unknown or 'none'} that its x-vector file does not hold; "
                     "re-run prepare"
                 )
+
+    @staticmethod
+    def _check_instructs(split: PreparedSplit, config) -> None:
+        """Rows with an instruction and a checkpoint that does not follow instructions: refused before training."""
+        reason = instruct_problem(config)
+        instructed = [i for i, row in enumerate(split.rows) if row_instruct(row)]
+        if reason and instructed:
+            raise UserError(f"{split.manifest}:{instructed[0] + 1}: field 'instruct': {reason} ({len(instructed)} "
+                            "such row(s)); remove the instructions or fine-tune the 1.7B CustomVoice")  # fmt: skip
 
     def _loader(self, split: str, shuffle: bool, accumulate: int) -> torch.utils.data.DataLoader:
         dataset = self.splits[split]

@@ -11,14 +11,23 @@ import numpy as np
 import torch
 
 from qwen_tts_lit.cache import cache_root
-from qwen_tts_lit.data.prepare.outputs import audio_path, codes_path, manifest_path, read_config, read_manifest
+from qwen_tts_lit.data.prepare.outputs import (
+    audio_path,
+    codes_path,
+    manifest_path,
+    read_config,
+    read_manifest,
+    row_instruct,
+)
 from qwen_tts_lit.data.sampler import ItemRef
 from qwen_tts_lit.model.layout import (
+    InstructPlan,
     LanguageTagPlan,
     SpecialIds,
     TalkerSequence,
     assistant_prompt,
     collate_sequences,
+    instruct_prompt,
     layout_utterance,
 )
 from qwen_tts_lit.runs.folder import BEST_FILE
@@ -34,9 +43,11 @@ NO_EVALUATION = (
 )
 
 
-def prepared_cache_dir(raw: str, model: str) -> Path:
-    """Where ``raw`` is prepared for ``model`` on first use: the cache, keyed by both (``QwenTTSDataModule.root``)."""
-    key = hashlib.sha256(f"{Path(raw).resolve()}|{model}".encode()).hexdigest()[:12]
+def prepared_cache_dir(raw: str, model: str, speaker_encoder_model: str | None = None) -> Path:
+    """Where ``raw`` is prepared for ``model`` on first use: the cache, keyed by both (and by the speaker encoder's
+    checkpoint when one is named: ``QwenTTSDataModule.root``)."""
+    encoder = f"|{speaker_encoder_model}" if speaker_encoder_model else ""  # unnamed: the keys of earlier versions
+    key = hashlib.sha256(f"{Path(raw).resolve()}|{model}{encoder}".encode()).hexdigest()[:12]
     return cache_root() / "prepared" / f"{Path(raw).stem}-{key}"
 
 
@@ -44,7 +55,8 @@ def prepared_dir_of(data: Mapping, model: str | None) -> Path | None:
     """The prepared dataset a run's ``data`` settings name: ``prepared_dir``, or the cache folder ``raw`` was
     prepared into for ``model``; None when neither exists here."""
     candidates = [Path(data["prepared_dir"]).expanduser()] if data.get("prepared_dir") else []
-    candidates += [prepared_cache_dir(data["raw"], model)] if data.get("raw") and model else []
+    encoder = data.get("speaker_encoder_model")
+    candidates += [prepared_cache_dir(data["raw"], model, encoder)] if data.get("raw") and model else []
     return next((folder for folder in candidates if folder.is_dir()), None)
 
 
@@ -99,16 +111,20 @@ class PreparedSplit(torch.utils.data.Dataset):
         language_ids: Mapping[str, int] | None,
         tags: LanguageTagPlan | None = None,
         tags_per_epoch: bool = True,
+        instructs: InstructPlan | None = None,
     ):
         """``language_ids``: the model's codec language ids (``talker_config.codec_language_id``); ``tags``: which
         utterances get their language in the codec prefix; ``tags_per_epoch`` False: the same draw every epoch (a
-        validation loss comparable across epochs)."""
+        validation loss comparable across epochs; the instruction dropout draws likewise); ``instructs``: which
+        rows with an instruction keep it (default: all)."""
         tags = tags or LanguageTagPlan()
         self.root = Path(prepared_dir)
         checked = None if tags.mode == "off" else dict(language_ids or {})
-        self.rows = read_manifest(manifest_path(self.root, split), checked, tags.mode)
+        self.manifest = manifest_path(self.root, split)
+        self.rows = read_manifest(self.manifest, checked, tags.mode)
         self.tokenizer, self.special = tokenizer, special
         self.language_ids, self.tags, self.tags_per_epoch = dict(language_ids or {}), tags, tags_per_epoch
+        self.instructs = instructs or InstructPlan()
 
     @property
     def frame_counts(self) -> list[int]:
@@ -130,7 +146,9 @@ class PreparedSplit(torch.utils.data.Dataset):
         epoch = ref.epoch if isinstance(ref, ItemRef) and self.tags_per_epoch else 0
         tagged = self.tags.tagged(str(row["id"]), epoch)
         language_id = self.language_ids[str(row["language"]).lower()] if tagged else None
-        sequence = layout_utterance(prompt_ids, codes, self.special, language_id)
+        instruct = row_instruct(row) if self.instructs.keeps(str(row["id"]), epoch) else None
+        instruct_ids = self.tokenizer(instruct_prompt(instruct))["input_ids"] if instruct else None
+        sequence = layout_utterance(prompt_ids, codes, self.special, language_id, instruct_ids)
         speaker = row.get("speaker")
         if isinstance(ref, ItemRef):
             return Item(row["id"], sequence, ref.step_frames, ref.step_utterances, speaker)

@@ -339,7 +339,8 @@ def evaluate_baselines(
     transcript, "voice_clone" (upstream's ``generate_voice_clone(text, ref_audio, ref_text)`` as users call it:
     the default streaming layout, decoded after the reference codes as upstream decodes) and
     "voice_clone_non_streaming" (the same with ``non_streaming_mode=True``). The clones need one voice: with several
-    speakers one reference clip cannot stand for all of them, so they are left out. ``voices`` as in
+    speakers one reference clip cannot stand for all of them, so they are left out; a CustomVoice checkpoint has no
+    speaker encoder and upstream refuses it the clone call, so they are left out there too. ``voices`` as in
     :func:`evaluate_epoch`. Rows have ``baseline`` = the name, epoch -1 and lora_scale 0 (the model's only scale
     when it has no adapters: call this before training changes its weights). ``decoding``: the Synthesizers'
     key/value cache (``upstream.decoding``)."""
@@ -361,7 +362,8 @@ def baseline_synthesizers(
     if XVECTOR in modes:
         spoken_by[XVECTOR] = Synthesizer(tts, Voice(xvector=next(iter(voices.values()))), decoding=decoding)
     clones = [mode for mode in modes if mode in VOICE_CLONES]
-    if clones and reference is not None and None in voices:  # one voice: the reference speaks for it
+    can_clone = tts.model.speaker_encoder is not None  # a CustomVoice checkpoint has none
+    if clones and reference is not None and None in voices and can_clone:  # one voice: the reference speaks for it
         voice = icl_voice(tts, *reference)
         for mode in clones:
             spoken_by[mode] = Synthesizer(tts, voice, streaming=mode == VOICE_CLONE, decoding=decoding)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qwen_tts_lit.data.prepare.outputs import REPORT_JSON
-from qwen_tts_lit.export.custom_voice import SPEAKER_ROW
+from qwen_tts_lit.export.custom_voice import base_presets, speaker_rows
 from qwen_tts_lit.export.request import MERGED_FORMATS, ExportRequest
 from qwen_tts_lit.metrics.selection import aggregate
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED, trained_prefixes
@@ -19,6 +19,7 @@ from qwen_tts_lit.runs.run import Run
 from qwen_tts_lit.runs.weights import LoadedRun
 from qwen_tts_lit.speaker_file import SPEAKER_FILE
 from qwen_tts_lit.synthesis.presets import GenerationPreset
+from qwen_tts_lit.upstream.pairings import instruct_problem
 
 
 def export_metadata(
@@ -33,13 +34,24 @@ def export_metadata(
     ``minutes``: the prepared dataset's train/val minutes (:func:`data_minutes`), None when unknown."""
     best = run.best
     metrics, source = metrics_for(run, choice)
+    config = loaded.tts.model.config
+    presets, _ = base_presets(config)
+    rows = _speaker_index(list(loaded.voices) or [request.speaker_name], request.format, config, presets)
     return {
         "format": request.format,
         "base_model": loaded.base_model,
+        "base_model_type": config.tts_model_type,  # custom_voice: the adapter needs that CustomVoice base
+        **(
+            {"speaker_encoder_model": run.data["speaker_encoder_model"]}
+            if run.data.get("speaker_encoder_model")
+            else {}
+        ),
         "finetune": loaded.finetune,
         "speaker_name": request.speaker_name,
-        "speaker_row": SPEAKER_ROW if request.format in MERGED_FORMATS and not loaded.voices else None,
-        **({"speakers": _speaker_index(list(loaded.voices), request.format)} if loaded.voices else {}),
+        "speaker_row": rows[request.speaker_name] if request.format in MERGED_FORMATS and not loaded.voices else None,
+        **({"speakers": rows} if loaded.voices else {}),
+        "presets": sorted(presets),  # the base's preset speakers, kept in a merged export
+        "follows_instructions": config.tts_model_type == "custom_voice" and instruct_problem(config) is None,
         "epoch": choice.epoch,
         "lora_scale": choice.lora_scale,
         "lora_scale_merged": request.format in MERGED_FORMATS,
@@ -55,10 +67,12 @@ def export_metadata(
     }
 
 
-def _speaker_index(names: list[str], fmt: str) -> dict[str, int]:
-    """Several speakers: each one's codec-embedding row (custom_voice) or row of the x-vector file (adapter)."""
-    first = SPEAKER_ROW if fmt in MERGED_FORMATS else 0
-    return {name: first + i for i, name in enumerate(names)}
+def _speaker_index(names: list, fmt: str, config, presets: dict) -> dict:
+    """Each new voice's codec-embedding row (custom_voice: ``custom_voice.speaker_rows``, beside the presets) or
+    row of the x-vector file (adapter)."""
+    if fmt in MERGED_FORMATS:
+        return speaker_rows(names, config.talker_config.vocab_size, presets)
+    return {name: i for i, name in enumerate(names)}
 
 
 def export_command(request: ExportRequest, choice: Choice) -> str:
@@ -121,7 +135,7 @@ def model_card(meta: dict) -> str:
 | epoch | {meta["epoch"]} |
 | LoRA scale | {scale} |
 | language tag in training | {language_tag_line(meta)} |
-
+{_base_rows(meta)}
 {metrics}
 ## Use
 
@@ -136,6 +150,22 @@ def model_card(meta: dict) -> str:
 ```
 Source run: `{meta["run"]}`.
 """
+
+
+INSTRUCT_EXAMPLE = "Speak slowly and sadly."
+
+
+def _base_rows(meta: dict) -> str:
+    """The card's rows on a CustomVoice base: its presets (kept in a merged export) and which base an adapter needs."""
+    if meta.get("base_model_type") != "custom_voice":
+        return ""
+    presets = ", ".join(meta.get("presets") or []) or "none"
+    kept = "kept in this checkpoint" if meta["lora_scale_merged"] else "in the base checkpoint"
+    rows = f"| preset speakers | {presets} ({kept}) |\n"
+    rows += f"| instructions | {'followed (instruct=...)' if meta.get('follows_instructions') else 'ignored'} |\n"
+    if meta.get("speaker_encoder_model"):
+        rows += f"| x-vectors from | `{meta['speaker_encoder_model']}` (its speaker encoder) |\n"
+    return rows
 
 
 def _sampling(fmt: str, generation: dict) -> str:
@@ -186,6 +216,13 @@ def _usage(fmt: str, name: str, meta: dict) -> str:
             f'wavs, sr = tts.generate_custom_voice(text="Hello there.", speaker={which}{extra})  # {why}{also}'
             for extra, why in calls
         )
+        if meta.get("follows_instructions"):
+            extra, _ = calls[0]
+            lines += (f'\nwavs, sr = tts.generate_custom_voice(text="Hello there.", speaker={which}{extra}, '
+                      f'instruct="{INSTRUCT_EXAMPLE}")  # with an instruction')  # fmt: skip
+            for preset in (meta.get("presets") or [])[:1]:
+                lines += (f'\nwavs, sr = tts.generate_custom_voice(text="Hello there.", speaker="{preset}"{extra}, '
+                          f'instruct="{INSTRUCT_EXAMPLE}")  # a preset of the base, kept')  # fmt: skip
         return f"""```python
 {_IMPORT}
 import soundfile as sf
@@ -199,6 +236,8 @@ Do not pass a language the other way: that builds a codec prefix the model was n
         tensor = f'["xvectors"][0]  # (S, D): row i is speaker i of the metadata "speakers": {", ".join(speakers)}'
     else:
         tensor = '["xvector"]'
+    if meta.get("base_model_type") == "custom_voice":
+        return _custom_voice_adapter_usage(meta)
     lines = "\n".join(
         f'    wavs, sr = tts.generate_voice_clone(text="Hello there.", voice_clone_prompt=prompt, '
         f"non_streaming_mode=True{extra})  # {why}"
@@ -225,6 +264,24 @@ a layout the model was not fine-tuned on.
 No serving runtime (vLLM-Omni, sglang-omni, faster-qwen3-tts, qwentts.cpp) loads a PEFT adapter: each needs the
 adapter merged into the weights. Merge it at this scale into a complete checkpoint (then `--format gguf` for
 qwentts.cpp):
+
+```
+{merge_command(meta["command"])}
+```"""
+
+
+def _custom_voice_adapter_usage(meta: dict) -> str:
+    """An adapter on a CustomVoice base: upstream's clone call refuses that base, so it is spoken by ``synthesize``
+    (which feeds the x-vector itself) or merged into a custom_voice checkpoint for ``generate_custom_voice``."""
+    instruct = f' --instruct "{INSTRUCT_EXAMPLE}"' if meta.get("follows_instructions") else ""
+    return f"""This adapter needs its base checkpoint `{meta["base_model"]}` (a CustomVoice checkpoint:
+`generate_voice_clone` refuses it, it has no speaker encoder). Speak it with
+
+```
+python -m qwen_tts_lit synthesize --model THIS_FOLDER --text "Hello there." --output out.wav{instruct}
+```
+(`--speaker PRESET` speaks one of the base's presets with the adapters), or merge it at this scale into a
+custom_voice checkpoint that keeps the presets and answers `generate_custom_voice(..., instruct=...)`:
 
 ```
 {merge_command(meta["command"])}

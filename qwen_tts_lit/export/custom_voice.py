@@ -5,11 +5,17 @@ at the chosen scale, ``tts_model_type="custom_voice"``, ``talker_config.spk_id={
 with ``Qwen3TTSModel.from_pretrained(OUT)`` and speaks with ``generate_custom_voice(text=..., speaker=NAME)``.
 
 A run of several speakers exports every one of them: ``spk_id={name_i: 3000 + i}`` (names in the run's order) and
-speaker i's x-vector in row 3000 + i, as the official CustomVoice checkpoints hold their speakers."""
+speaker i's x-vector in row 3000 + i, as the official CustomVoice checkpoints hold their speakers.
+
+A run fine-tuned from a CustomVoice checkpoint keeps its presets: their ``spk_id`` rows and ``spk_is_dialect``
+flags stay as the base has them, and the new voices take the free rows from 3000 up (a row a preset holds is
+skipped; a new voice named like a preset is refused), so ``generate_custom_voice(speaker=PRESET, instruct=...)``
+works on the export as on the base, and so does ``speaker=NEW_VOICE``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -40,18 +46,35 @@ def merged_model(loaded: LoadedRun, scale: float) -> torch.nn.Module:
     return merge_at_scale(loaded.peft_model, scale)
 
 
-def speaker_rows(names: list[str], vocab_size: int) -> dict[str, int]:
-    """name -> its codec-embedding row: 3000, 3001, ... (rows past the vocabulary do not exist)."""
-    if SPEAKER_ROW + len(names) > vocab_size:
-        raise UserError(f"{len(names)} speakers: the codec vocabulary ({vocab_size}) has rows for at most "
-                        f"{vocab_size - SPEAKER_ROW} from row {SPEAKER_ROW}")  # fmt: skip
-    return {name: SPEAKER_ROW + i for i, name in enumerate(names)}
+def speaker_rows(names: list[str], vocab_size: int, presets: Mapping[str, int] | None = None) -> dict[str, int]:
+    """name -> its codec-embedding row: 3000, 3001, ..., skipping the rows the base's presets hold (rows past the
+    vocabulary do not exist); a new voice may not take a preset's name."""
+    presets = {str(name).lower(): int(row) for name, row in (presets or {}).items()}
+    clash = sorted(set(names) & set(presets))
+    if clash:
+        raise UserError(f"speaker name(s) {', '.join(clash)}: the base checkpoint has preset speakers of that name "
+                        f"({', '.join(presets)}); give the new voice another name (--speaker_name)")  # fmt: skip
+    free = [row for row in range(SPEAKER_ROW, vocab_size) if row not in set(presets.values())]
+    if len(names) > len(free):
+        raise UserError(f"{len(names)} speakers: the codec vocabulary ({vocab_size}) has {len(free)} free rows "
+                        f"from row {SPEAKER_ROW}")  # fmt: skip
+    return dict(zip(names, free, strict=False))
 
 
-def install_speakers(model: torch.nn.Module, voices: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Write each x-vector into its codec-embedding row (the table ``generate`` reads speakers from); the spk_id."""
+def base_presets(config) -> tuple[dict[str, int], dict[str, str | bool]]:
+    """The preset speakers of a base checkpoint's ``Qwen3TTSConfig`` (a CustomVoice one; {} for Base):
+    (spk_id, spk_is_dialect)."""
+    talker = config.talker_config
+    return dict(talker.spk_id or {}), dict(talker.spk_is_dialect or {})
+
+
+def install_speakers(
+    model: torch.nn.Module, voices: dict[str, torch.Tensor], presets: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Write each x-vector into its codec-embedding row (the table ``generate`` reads speakers from), beside the
+    presets' rows; the new voices' spk_id."""
     table = model.talker.get_input_embeddings().weight
-    rows = speaker_rows(list(voices), table.shape[0])
+    rows = speaker_rows(list(voices), table.shape[0], presets)
     with torch.no_grad():
         for name, row in rows.items():
             table[row] = voices[name].to(table.dtype)
@@ -79,7 +102,8 @@ def save_custom_voice(
     written."""
     from safetensors.torch import save_file
 
-    rows = install_speakers(model, voices)
+    presets, dialects = base_presets(model.config)
+    rows = install_speakers(model, voices, presets)
     dtype = checkpoint_dtype(base_model)  # merged in float32, saved in the dtype the base ships in
     state = {
         key: (tensor.to(dtype) if tensor.is_floating_point() else tensor).detach().cpu().contiguous()
@@ -90,8 +114,9 @@ def save_custom_voice(
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     config = json.loads(checkpoint_file(base_model, MODEL_CONFIG_FILE).read_text())
     config["tts_model_type"] = "custom_voice"
-    config["talker_config"]["spk_id"] = rows
-    config["talker_config"]["spk_is_dialect"] = dict.fromkeys(rows, False)  # generate reads it for "auto"/"chinese"
+    config["talker_config"]["spk_id"] = presets | rows  # the presets kept as the base has them
+    # generate reads spk_is_dialect for every speaker spoken "auto"/"chinese": the new voices have no dialect
+    config["talker_config"]["spk_is_dialect"] = dialects | dict.fromkeys(rows, False)
     (out / MODEL_CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     clean_saved_config(out)
     (out / GENERATION_CONFIG_FILE).write_text(json.dumps(preset.generation_config(), indent=2) + "\n")

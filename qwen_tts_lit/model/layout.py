@@ -19,6 +19,13 @@ language tag: nothink, think_bos, think_eos; 4 with one: think, think_bos, LANG,
 ``labels`` hold group-0 codes at the frame positions and codec_eos at the last position, -100 elsewhere: the
 target of the state at position p is ``labels[p + 1]`` (one shift, taken by the loss).
 
+An instruction (``generate_custom_voice(..., instruct=...)``, ``generate_voice_design(text, instruct)``) comes first:
+its I tokens of ``<|im_start|>user\\n{instruct}<|im_end|>\\n`` (:func:`instruct_prompt`) on the text channel only
+(through ``text_projection``, as every text token; the codec channel off), then the table above shifted by I
+(upstream's ``Qwen3TTSForConditionalGeneration.generate``: the instruct embeddings are the first item of each
+utterance's input list). A voice_design model has no speaker: the speaker slot is left out (``speaker=False``) and
+everything after it moves one position up.
+
 The two codec prefixes are the two calls users make: ``generate_custom_voice(text, speaker)`` with the language
 omitted ("auto") builds the untagged one, ``generate_custom_voice(text, speaker, language="English")`` the tagged
 one. The ``language_tag`` setting says which of them training uses (:class:`LanguageTagPlan`).
@@ -90,6 +97,38 @@ class LanguageTagPlan:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.probability
 
 
+def instruct_prompt(instruct: str) -> str:
+    """The prompt ``Qwen3TTSModel`` tokenizes for an instruction (its ``_build_instruct_text``)."""
+    return f"<|im_start|>user\n{instruct}<|im_end|>\n"
+
+
+def spoken_instruct(instruct: str | None) -> str | None:
+    """The instruction as upstream's calls read it: None and "" (after stripping) mean none."""
+    instruct = None if instruct is None else str(instruct).strip()
+    return instruct or None
+
+
+@dataclass(frozen=True)
+class InstructPlan:
+    """Which training rows keep their instruction: each row with one drops it with ``dropout``, drawn from a hash
+    of (seed, epoch, utterance id) as :class:`LanguageTagPlan` draws tags (resumes and DDP ranks draw the same), so
+    a dataset of instructed rows also trains the plain call."""
+
+    dropout: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout <= 1.0:
+            raise ValueError(f"instruct_dropout {self.dropout}: must be in [0, 1]")
+
+    def keeps(self, utterance_id: str, epoch: int) -> bool:
+        """Whether this row is laid out with its instruction in this epoch."""
+        if self.dropout <= 0.0:
+            return True
+        digest = hashlib.sha256(f"instruct:{self.seed}:{epoch}:{utterance_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 >= self.dropout
+
+
 def assistant_prompt(text: str) -> str:
     """The prompt ``Qwen3TTSModel`` tokenizes for a sentence (its ``_build_assistant_text``)."""
     return f"<|im_start|>assistant\n{text}<|im_end|>\n<|im_start|>assistant\n"
@@ -152,12 +191,18 @@ class TalkerSequence:
 
 
 def layout_utterance(
-    prompt_ids: Sequence[int], codes: torch.Tensor, special: SpecialIds, language_id: int | None = None
+    prompt_ids: Sequence[int],
+    codes: torch.Tensor,
+    special: SpecialIds,
+    language_id: int | None = None,
+    instruct_ids: Sequence[int] | None = None,
+    speaker: bool = True,
 ) -> TalkerSequence:
     """Lay out one utterance.
 
     ``prompt_ids`` tokenize ``<|im_start|>assistant\\n{text}<|im_end|>\\n<|im_start|>assistant\\n`` (see
-    :func:`assistant_prompt`); ``codes`` is the (N, G) codec frames of the recording.
+    :func:`assistant_prompt`); ``codes`` is the (N, G) codec frames of the recording; ``instruct_ids`` (None: no
+    instruction) tokenize :func:`instruct_prompt`; ``speaker`` False leaves the speaker slot out (voice_design).
     """
     if len(prompt_ids) < ROLE_TOKENS + SUFFIX_TOKENS + 1:
         raise ValueError(f"prompt of {len(prompt_ids)} tokens has no content between its role prefix and suffix")
@@ -169,13 +214,14 @@ def layout_utterance(
     frames, groups = codes.shape
 
     # (text, codec) pairs for everything before the first frame; None = codec channel off.
-    head = [(t, None) for t in role]
+    head = [(t, None) for t in instruct_ids or ()]  # the instruct turn: text channel only
+    head += [(t, None) for t in role]
     head += [(special.tts_pad, c) for c in prefix]
-    head += [(special.tts_pad, None)]  # speaker slot
+    head += [(special.tts_pad, None)] if speaker else []  # speaker slot
     head += [(special.tts_bos, special.codec_pad)]
     head += [(t, special.codec_pad) for t in content]
     head += [(special.tts_eos, special.codec_pad), (special.tts_pad, special.codec_bos)]
-    speaker_position = ROLE_TOKENS + len(prefix)
+    speaker_position = len(instruct_ids or ()) + ROLE_TOKENS + len(prefix)
     first_frame = len(head)
     length = first_frame + frames + 1  # + codec_eos
 
@@ -188,7 +234,7 @@ def layout_utterance(
     codec_mask = torch.ones(length, dtype=torch.bool)
     codec_mask[:first_frame] = torch.tensor([c is not None for _, c in head])
     speaker_mask = torch.zeros(length, dtype=torch.bool)
-    speaker_mask[speaker_position] = True
+    speaker_mask[speaker_position] = speaker
     frame_mask = torch.zeros(length, dtype=torch.bool)
     frame_mask[first_frame : first_frame + frames] = True
     all_codes = torch.zeros(length, groups, dtype=torch.long)

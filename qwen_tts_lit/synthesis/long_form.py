@@ -57,13 +57,16 @@ def speak_chunks(
     retries: int = DEFAULT_RETRIES,
     keep_runaway: bool = False,
     progress: Callable[[Sequence[str]], Sequence[str]] = lambda chunks: chunks,
+    instruct: str | None = None,
 ) -> list[ChunkResult]:
-    """Each chunk with the same ``seed`` and voice; a runaway chunk retried with seed+1, seed+2, ..."""
+    """Each chunk with the same ``seed``, voice and ``instruct``; a runaway chunk retried with seed+1, seed+2, ..."""
     results, failed = [], []
     for index, text in enumerate(progress(chunks)):
         attempts = []
         for attempt in range(retries + 1):
-            (utterance,) = synthesizer.synthesize([text], [seed + attempt], lora_scale, max_new_tokens)
+            (utterance,) = synthesizer.synthesize(
+                [text], [seed + attempt], lora_scale, max_new_tokens, instructs=[instruct]
+            )
             attempts.append((utterance.seed, utterance.frames, utterance.hit_max_tokens))
             if not utterance.hit_max_tokens:
                 break
@@ -157,7 +160,7 @@ def synthesize_to_wav(request: SynthesizeRequest, progress=None) -> tuple[Path, 
     start = time.perf_counter()
     results = speak_chunks(
         synthesizer, chunks, request.seed, scale, request.max_new_tokens, request.retries, request.keep_runaway,
-        progress or (lambda items: items),
+        progress or (lambda items: items), request.instruct,
     )  # fmt: skip
     wav = join_chunks(results, request.pause_seconds)
     write_wav(request.output, wav, SAMPLE_RATE)

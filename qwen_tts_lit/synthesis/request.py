@@ -46,7 +46,11 @@ class SynthesizeRequest:
     strict: bool = False
     """Refuse (exit 2) instead of warning when --language asks for a codec prefix the model was not trained on."""
     speaker: str | None = None
-    """Which speaker, for a run, adapter export or custom_voice export of several speakers."""
+    """Which speaker, for a run, adapter export or custom_voice export of several speakers; or a preset speaker of
+    a CustomVoice checkpoint (e.g. vivian), for a run or export fine-tuned from one."""
+    instruct: str | None = None
+    """An instruction for the style of the speech (e.g. "Speak slowly and sadly."), as generate_custom_voice's
+    instruct; for a model fine-tuned from the 1.7B CustomVoice (the 0.6B ignores instructions: refused)."""
     base_model: str | None = None
     """Base checkpoint, when the run's or adapter's own source is not here."""
     retries: int = DEFAULT_RETRIES

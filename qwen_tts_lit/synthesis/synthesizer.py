@@ -14,6 +14,10 @@ Choices the upstream API leaves open:
 - Every text is cleaned as prepare cleans transcripts (:meth:`Synthesizer.spoken_text`: non-speech tags,
   Unicode, quotes, whitespace), so the model reads what it was trained to read, whoever calls it (evaluation,
   ``synthesize``, notebooks). An :class:`Utterance` keeps the text as spoken.
+- An instruction per utterance (``instructs``; None: plain) is laid out as upstream's ``generate_custom_voice(...,
+  instruct=...)`` lays it out (the ``<|im_start|>user`` turn first, ``model.layout.instruct_prompt``), with any voice:
+  a preset speaker of a CustomVoice checkpoint, or a new voice's x-vector. Refused where upstream ignores it (the
+  0.6B CustomVoice: ``upstream.pairings.instruct_problem``).
 - ``max_new_tokens`` counts audio frames. Upstream's ``generate`` returns one frame less than the tokens it sampled
   (the last group-0 token never gets its sub-codes), so we ask for two more tokens than the cap: a result longer than
   the cap is a runaway (cut back to the cap), one that ends at or before it found its EOS. ``hit_max_tokens`` is
@@ -40,7 +44,7 @@ import torch
 
 from qwen_tts_lit.data.prepare.text import CleanText, clean_spoken_text
 from qwen_tts_lit.errors import UserError
-from qwen_tts_lit.model.layout import assistant_prompt
+from qwen_tts_lit.model.layout import assistant_prompt, instruct_prompt, spoken_instruct
 from qwen_tts_lit.model.lora import UNSCALED, adapters_at_scale
 from qwen_tts_lit.synthesis.presets import (
     FRAME_RATE,
@@ -52,6 +56,7 @@ from qwen_tts_lit.synthesis.presets import (
     text_frame_cap,
 )
 from qwen_tts_lit.upstream.decoding import decoding_mode, decoding_problem
+from qwen_tts_lit.upstream.pairings import instruct_problem
 from qwen_tts_lit.upstream.sampling import per_row_sampling
 
 
@@ -135,6 +140,7 @@ class Utterance:
     hit_max_tokens: bool  # the model wanted more than max_new_tokens frames (no EOS): a runaway, cut at the cap
     wall_seconds: float  # generation (amortised over its batch) plus its share of decoding
     lora_scale: float = UNSCALED  # the adapters' strength it was spoken at
+    instruct: str | None = None  # the instruction it was spoken with (None: plain)
 
     @property
     def audio_seconds(self) -> float:
@@ -263,10 +269,12 @@ class Synthesizer:
         max_new_tokens: int | Sequence[int] | None = None,
         batch_size: int = 1,
         languages: Sequence[str] | None = None,
+        instructs: Sequence[str | None] | None = None,
     ) -> list[Utterance]:
         """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
         of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text.
         ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's.
+        ``instructs``: one instruction per text (None or "": plain, as upstream reads it); None: all plain.
         Each text is spoken as :meth:`spoken_text` cleans it."""
         texts = [self.spoken_text(text or "").text for text in texts]
         for i, text in enumerate(texts):
@@ -280,18 +288,35 @@ class Synthesizer:
         spoken = [self.language] * len(texts) if languages is None else [str(x).lower() for x in languages]
         if len(spoken) != len(texts):
             raise ValueError(f"got {len(spoken)} languages for {len(texts)} texts")
+        told = self._instructs(instructs, len(texts))
         with eval_mode(self.model), torch.no_grad():
             generated = []  # (codes up to one frame past the cap, seconds)
             for start in range(0, len(texts), batch_size):
                 batch = slice(start, start + batch_size)
-                generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch], spoken[batch])
+                generated += self._generate(
+                    texts[batch], seed_list[batch], scales[batch], caps[batch], spoken[batch], told[batch]
+                )
             kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
             wavs, decode_seconds = self._decode(kept)
-        rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, strict=True)
+        rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, told, strict=True)
         return [
-            Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s, scale)
-            for text, seed, scale, cap, (full, gen_s), codes, wav, dec_s in rows
+            Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s, scale, instruct)
+            for text, seed, scale, cap, (full, gen_s), codes, wav, dec_s, instruct in rows
         ]
+
+    def _instructs(self, instructs: Sequence[str | None] | None, n: int) -> list[str | None]:
+        """One instruction (or None) per text, refused where the checkpoint ignores instructions."""
+        if instructs is None:
+            return [None] * n
+        if isinstance(instructs, str):
+            raise ValueError("instructs: give one instruction (or None) per text, not a single string")
+        told = [spoken_instruct(instruct) for instruct in instructs]
+        if len(told) != n:
+            raise ValueError(f"got {len(told)} instructs for {n} texts")
+        problem = instruct_problem(self.model.config) if any(told) else None
+        if problem:
+            raise UserError(f"instruct: {problem}")
+        return told
 
     def _caps(self, texts: list[str], max_new_tokens: int | Sequence[int] | None) -> list[int]:
         ceiling = self.preset.max_new_tokens
@@ -303,19 +328,32 @@ class Synthesizer:
         return [int(c) for c in caps]  # explicit caps are the caller's; the ceiling bounds only derived ones
 
     def _prompt_ids(self, text: str) -> torch.Tensor:
-        ids = self.tts.processor(text=assistant_prompt(text), return_tensors="pt", padding=True)["input_ids"]
+        return self._tokens(assistant_prompt(text))
+
+    def _instruct_ids(self, instruct: str) -> torch.Tensor:
+        return self._tokens(instruct_prompt(instruct))
+
+    def _tokens(self, prompt: str) -> torch.Tensor:
+        ids = self.tts.processor(text=prompt, return_tensors="pt", padding=True)["input_ids"]
         return (ids if ids.dim() == 2 else ids.unsqueeze(0)).to(self.device)  # (1, T)
 
     def _generate(
-        self, texts: list[str], seeds: list[int], scales: list[float], caps: list[int], languages: list[str]
+        self,
+        texts: list[str],
+        seeds: list[int],
+        scales: list[float],
+        caps: list[int],
+        languages: list[str],
+        instructs: list[str | None],
     ) -> list[tuple[torch.Tensor, float]]:
-        """Sample codes for one batch, row i with its own seed and LoRA scale; each kept up to one frame past its
-        own cap."""
+        """Sample codes for one batch, row i with its own seed, LoRA scale and instruction; each kept up to one frame
+        past its own cap."""
         start = time.perf_counter()
         with adapters_at_scale(self.model, scales), per_row_sampling(self.model, seeds), seeded(0, self.device):
             with quiet_transformers(), decoding_mode(self.model, self.decoding):
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
+                    instruct_ids=[None if i is None else self._instruct_ids(i) for i in instructs],
                     languages=languages,
                     non_streaming_mode=not self.streaming,  # True: training's layout, the whole text first
                     **self.voice.generate_kwargs(len(texts), self.device),

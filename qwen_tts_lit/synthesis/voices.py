@@ -45,6 +45,15 @@ class OpenedVoice:
                 "saw: omit --language")  # fmt: skip
 
 
+def preset_voice(tts, speaker: str | None, voices: dict | None) -> Voice | None:
+    """A preset speaker of the (CustomVoice) checkpoint by name, when ``speaker`` names one and no trained voice has
+    that name (a trained voice wins: it is what the run is for); else None."""
+    if speaker is None or speaker.lower() in (voices or {}):
+        return None
+    presets = {str(name).lower() for name in tts.model.get_supported_speakers() or ()}
+    return Voice(speaker=speaker.lower()) if speaker.lower() in presets else None
+
+
 def open_voice(
     model: str, epoch: int | None = None, device: str = "cpu", base_model: str | None = None, speaker: str | None = None
 ) -> OpenedVoice:
@@ -74,7 +83,7 @@ def _open_run(path: Path, epoch: int | None, device: str, base_model: str | None
     run = Run.open(path)
     choice = run.choose(epoch)  # the scale is the caller's (or the run's chosen one)
     loaded = load_run(run, choice.epoch, device=device, base_model=base_model)
-    voice = Voice(xvector=loaded.voice(speaker))
+    voice = preset_voice(loaded.tts, speaker, loaded.voices) or Voice(xvector=loaded.voice(speaker))
     return OpenedVoice(loaded.tts, voice, choice.lora_scale, run.language_tag, list(choice.notes))
 
 
@@ -91,11 +100,12 @@ def _open_adapter(path: Path, meta: dict, device: str, base_model: str | None, s
     )
     if not base:
         raise UserError(f"{path}: names no base model; pass --base_model")
-    xvector = pick_voice(*read_voices(path, "adapter export"), speaker, path)
+    xvector, voices = read_voices(path, "adapter export")
     tts = load_qwen3_tts(base, "float32", "sdpa", device)
+    voice = preset_voice(tts, speaker, voices) or Voice(xvector=pick_voice(xvector, voices, speaker, path))
     PeftModel.from_pretrained(tts.model, str(path)).eval()  # injects the adapters into tts.model in place
     scale = float(meta.get("lora_scale", UNSCALED))
-    return OpenedVoice(tts, Voice(xvector=xvector), scale, language_tag_mode(meta.get("language_tag")))
+    return OpenedVoice(tts, voice, scale, language_tag_mode(meta.get("language_tag")))
 
 
 def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None) -> OpenedVoice:
@@ -108,10 +118,13 @@ def _open_custom_voice(path: Path, meta: dict, device: str, speaker: str | None)
             "an adapter export or a custom_voice export"
         )
     speakers = sorted((config.get("talker_config") or {}).get("spk_id") or {})
+    # The voices fine-tuned into it (our metadata); the base's presets beside them are spoken only when named.
+    trained = [meta["speaker_name"]] if meta.get("speaker_name") else list(meta.get("speakers") or {})
     if speaker is None:
-        if len(speakers) != 1:
+        candidates = [name for name in trained if name in speakers] or speakers
+        if len(candidates) != 1:
             raise UserError(f"{path}: has speakers {speakers}; pick one with --speaker")
-        speaker = speakers[0]
+        speaker = candidates[0]
     tts = load_qwen3_tts(str(path), "float32", "sdpa", device)
     notes = [f"lora_scale {meta['lora_scale']:g} is merged into this export"] if "lora_scale" in meta else []
     tag = language_tag_mode(meta.get("language_tag"))

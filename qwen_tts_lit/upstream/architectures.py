@@ -39,6 +39,12 @@ RELEASED: dict[str, Size] = {
     "Qwen/Qwen3-TTS-12Hz-0.6B-Base": "0.6b",
     "Qwen/Qwen3-TTS-12Hz-1.7B-Base": "1.7b",
 }
+# The released CustomVoice checkpoints: the same talker, no speaker encoder, nine presets (their speaker tables
+# matter for what speaks, not for shapes: memory and speed need only the architecture).
+RELEASED_CUSTOM_VOICE: dict[str, Size] = {
+    "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice": "0.6b",
+    "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice": "1.7b",
+}
 
 # The released 12 Hz speech tokenizer (speech_tokenizer/config.json of both base checkpoints).
 SPEECH_ENCODER = dict(
@@ -59,12 +65,15 @@ SPEECH_DECODER = dict(
 
 
 def released_size(model: str) -> Size | None:
-    """``"0.6b"``/``"1.7b"`` for a released base checkpoint's hub id (or the size itself), else None."""
-    return model if model in TALKERS else RELEASED.get(model)
+    """``"0.6b"``/``"1.7b"`` for a released checkpoint's hub id (base or CustomVoice; or the size itself), else
+    None."""
+    return model if model in TALKERS else RELEASED.get(model) or RELEASED_CUSTOM_VOICE.get(model)
 
 
-def released_config(size: Size, layers: int | None = None, code_predictor_layers: int | None = None):
-    """``Qwen3TTSConfig`` of a released base model (talker, code predictor, speaker encoder).
+def released_config(
+    size: Size, layers: int | None = None, code_predictor_layers: int | None = None, tts_model_type: str = "base"
+):
+    """``Qwen3TTSConfig`` of a released model (talker, code predictor, and for ``base`` the speaker encoder).
 
     ``layers`` shrinks the talker to that depth at full width (a CPU-sized model of the real width), and the code
     predictor too unless ``code_predictor_layers`` is given (28 : 5 is the released ratio).
@@ -81,7 +90,7 @@ def released_config(size: Size, layers: int | None = None, code_predictor_layers
         talker_config=talker,
         speaker_encoder_config={"enc_dim": talker["hidden_size"]},
         tokenizer_type="qwen3_tts_tokenizer_12hz",
-        tts_model_type="base",
+        tts_model_type=tts_model_type,  # only "base" builds a speaker encoder
         tts_model_size={"0.6b": "0b6", "1.7b": "1b7"}[size],  # as the released configs spell it
     )
     config._attn_implementation = "sdpa"
@@ -100,9 +109,10 @@ def speech_tokenizer_config(layers: int | None = None):
 
 
 def model_config(model: str):
-    """The ``Qwen3TTSConfig`` of any model source, offline for the released base models (their built-in configs)."""
+    """The ``Qwen3TTSConfig`` of any model source, offline for the released models (their built-in configs)."""
     size = released_size(model)
-    return released_config(size) if size else load_config(model)
+    kind = "custom_voice" if model in RELEASED_CUSTOM_VOICE else "base"
+    return released_config(size, tts_model_type=kind) if size else load_config(model)
 
 
 def model_speech_tokenizer_config(model: str):

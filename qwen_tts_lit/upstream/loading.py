@@ -1,7 +1,8 @@
 """Load a Qwen3-TTS checkpoint (local directory, hub id, or ``"tiny"``) through the official ``qwen_tts`` classes.
 
-The model source ``"tiny"`` names the tiny random checkpoint, built into the cache on first use; every function
-here accepts it, so no other module needs to know about it.
+The model source ``"tiny"`` names the tiny random checkpoint, built into the cache on first use (``"tiny_custom_voice"``
+and ``"tiny_voice_design"`` the tiny checkpoints of the other two releases); every function here accepts them, so no
+other module needs to know about them.
 """
 
 from __future__ import annotations
@@ -17,20 +18,23 @@ from qwen_tts_lit.upstream.compat import import_qwen_tts
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TINY = "tiny"
+TINY_SOURCES = {TINY: "base", "tiny_custom_voice": "custom_voice", "tiny_voice_design": "voice_design"}
 
 
 def resolve_model_source(model: str) -> str:
-    """A checkpoint directory or hub id; ``"tiny"`` becomes the cached tiny checkpoint (built if missing)."""
-    if model == TINY:
+    """A checkpoint directory or hub id; ``"tiny"`` (or ``"tiny_custom_voice"``, ``"tiny_voice_design"``) becomes
+    the cached tiny checkpoint of that kind (built if missing)."""
+    if model in TINY_SOURCES:
         from qwen_tts_lit.upstream.tiny import default_tiny_dir, make_tiny
 
-        return str(make_tiny(default_tiny_dir()))
+        kind = TINY_SOURCES[model]
+        return str(make_tiny(default_tiny_dir(kind), kind))
     return model
 
 
 def check_model_source(model: str, needs: tuple[str, ...] = ("config.json", "speech_tokenizer/config.json")) -> None:
     """Fail before any heavy work when a local checkpoint cannot be a Qwen3-TTS 12 Hz checkpoint (lacks ``needs``)."""
-    if model == TINY:
+    if model in TINY_SOURCES:
         return  # built on first use
     path = Path(model).expanduser()
     looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1

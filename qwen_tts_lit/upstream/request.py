@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -16,3 +17,7 @@ class MakeTinyRequest:
 
     dir: Path = field(metadata={"positional": True})
     """Target directory (created; must be empty or a finished tiny build)."""
+    kind: Literal["base", "custom_voice", "voice_design"] = "base"
+    """Which release it mimics: base (a speaker encoder, for voice cloning and fine-tuning), custom_voice (three
+    named preset speakers, one with a dialect, instructions; no speaker encoder) or voice_design (instructions
+    only)."""

@@ -5,6 +5,13 @@ upstream classes. Shapes (docs/tiny_checkpoint.md): ``text_hidden_size`` (32) di
 ``hidden_size`` (64) so ``text_projection`` is a real projection, as on the 0.6B model, and the code predictor is
 narrower than the talker so ``small_to_mtp_projection`` is real, as on the 1.7B model. Codec special ids are the
 real model's. The tiny checkpoint proves the pipeline, never voice quality: its decoder outputs near-silence.
+
+Three kinds, as the releases (docs/tiny_checkpoint.md): ``base`` (a speaker encoder, no speakers), ``custom_voice``
+(named preset speakers, one with a dialect, no speaker encoder: as the released CustomVoice checkpoints) and
+``voice_design`` (no speakers, no speaker encoder). The tiny custom_voice and voice_design talkers are drawn from
+seeds of their own (a fine-tune of the same architecture, as the releases are), and every kind shares the base's
+speech tokenizer and text tokenizer byte for byte (one release, one codec): the tiny base and the tiny custom_voice
+are a known pairing (``upstream/pairings.py``), the base's speaker encoder gives the custom_voice's new voices.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -161,12 +169,44 @@ TOKENIZER_TRAINING_TEXT = (
 )
 
 
+TinyKind = Literal["base", "custom_voice", "voice_design"]
+TINY_KINDS: tuple[str, ...] = ("base", "custom_voice", "voice_design")
+
+# The released CustomVoice config's speaker tables, shrunk to three presets: spk_id maps a lower-case name to its
+# codec-embedding row, spk_is_dialect maps every preset to False or the codec_language_id key of its dialect, which
+# generate puts in the codec prefix for language "auto"/"chinese" (the released 1.7B: dylan 2878 "beijing_dialect",
+# eric 2875 "sichuan_dialect", vivian 3065, ryan 3061, ...; the ids and names here are the released ones).
+PRESET_SPEAKERS = {"vivian": 3065, "ryan": 3061, "dylan": 2878}
+PRESET_DIALECTS = {"vivian": False, "ryan": False, "dylan": "beijing_dialect"}
+DIALECT_LANGUAGE_IDS = {"beijing_dialect": 2074}  # the released codec_language_id's dialect entry
+
+# Per kind: what differs from the base recipe. The talker seed differs so that a test can tell which model spoke.
+KIND_RECIPES: dict[str, dict] = {
+    "base": {},
+    "custom_voice": dict(
+        seed=TINY_SEED + 100,
+        spk_id=PRESET_SPEAKERS,
+        spk_is_dialect=PRESET_DIALECTS,
+        codec_language_id=TALKER_CONFIG["codec_language_id"] | DIALECT_LANGUAGE_IDS,
+    ),
+    "voice_design": dict(seed=TINY_SEED + 200, spk_id={}, spk_is_dialect={}),
+}
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it is one of :data:`TINY_KINDS`, else a ``ValueError`` naming them."""
+    if kind not in TINY_KINDS:
+        raise ValueError(f"tiny kind {kind!r}: choose one of {', '.join(TINY_KINDS)}")
+    return kind
+
+
 class TinyDirError(ValueError):
     """The target directory exists but does not hold a finished tiny checkpoint."""
 
 
-def recipe_fingerprint() -> str:
-    """Hash of everything that determines the tiny checkpoint, so a stale build is never mistaken for current."""
+def recipe_fingerprint(kind: TinyKind = "base") -> str:
+    """Hash of everything that determines the tiny checkpoint of ``kind``, so a stale build is never mistaken for
+    current (the base's hash is the one it always was: its cached builds stay valid)."""
     recipe = dict(
         seed=TINY_SEED,
         talker=TALKER_CONFIG,
@@ -177,12 +217,29 @@ def recipe_fingerprint() -> str:
         specials=TEXT_SPECIAL_TOKENS,
         codec_init=("redrawn per module in name order", CODEC_INIT_STD),
     )
+    if check_kind(kind) != "base":
+        recipe |= dict(kind=kind, kind_recipe=KIND_RECIPES[kind])
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def is_finished_tiny(directory: Path) -> bool:
-    stamp = directory / STAMP_FILE
-    return stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == recipe_fingerprint()
+def read_stamp(directory: Path) -> dict:
+    """The build stamp of a tiny checkpoint folder ({} when it has none): its recipe hash, seed and kind."""
+    stamp = Path(directory) / STAMP_FILE
+    try:
+        return json.loads(stamp.read_text()) if stamp.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def tiny_kind_of(directory: Path) -> str | None:
+    """The kind of a finished tiny build in ``directory`` (of this version's recipe), else None."""
+    stamp = read_stamp(directory)
+    kind = stamp.get("kind", "base")
+    return kind if kind in TINY_KINDS and stamp.get("recipe") == recipe_fingerprint(kind) else None
+
+
+def is_finished_tiny(directory: Path, kind: TinyKind = "base") -> bool:
+    return tiny_kind_of(directory) == kind
 
 
 def build_text_tokenizer():
@@ -244,25 +301,27 @@ def _randomise_codebooks(speech_model: torch.nn.Module, generator: torch.Generat
                 tensor.copy_(torch.randn(tensor.shape, generator=generator))
 
 
-def build_models():
+def build_models(kind: TinyKind = "base"):
     """Return (Qwen3TTSForConditionalGeneration, Qwen3TTSTokenizerV2Model) with seeded random weights."""
     import_qwen_tts()
     from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
     from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
 
+    recipe = dict(KIND_RECIPES[check_kind(kind)])
+    seed = recipe.pop("seed", TINY_SEED)
     config = Qwen3TTSConfig(
-        tts_model_type="base",  # only "base" builds a speaker encoder
-        tts_model_size="tiny",
+        tts_model_type=kind,  # only "base" builds a speaker encoder
+        tts_model_size="tiny",  # not "0b6": upstream drops instructions for that size only
         tokenizer_type="qwen3_tts_tokenizer_12hz",
         im_start_token_id=1,
         im_end_token_id=2,
         tts_pad_token_id=3,
         tts_bos_token_id=4,
         tts_eos_token_id=5,
-        talker_config=TALKER_CONFIG,
-        speaker_encoder_config=SPEAKER_ENCODER_CONFIG,
+        talker_config=TALKER_CONFIG | recipe,
+        speaker_encoder_config=SPEAKER_ENCODER_CONFIG,  # the class reads its sample rate even without an encoder
     )
-    torch.manual_seed(TINY_SEED)
+    torch.manual_seed(seed)
     model = Qwen3TTSForConditionalGeneration(config).eval()
     speech_model = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**SPEECH_TOKENIZER_CONFIG)).eval()
     _redraw_codec(speech_model, torch.Generator().manual_seed(TINY_SEED + 1))
@@ -270,12 +329,12 @@ def build_models():
     return model, speech_model
 
 
-def _write_checkpoint(target: Path) -> None:
+def _write_checkpoint(target: Path, kind: TinyKind = "base") -> None:
     import_qwen_tts()
     from qwen_tts.core.models import Qwen3TTSProcessor
     from transformers import EncodecFeatureExtractor
 
-    model, speech_model = build_models()
+    model, speech_model = build_models(kind)
     model.save_pretrained(target)
     clean_saved_config(target)
     tokenizer = build_text_tokenizer()
@@ -286,33 +345,36 @@ def _write_checkpoint(target: Path) -> None:
     speech_dir = target / "speech_tokenizer"
     speech_model.save_pretrained(speech_dir)
     EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0).save_pretrained(speech_dir)
-    (target / STAMP_FILE).write_text(json.dumps({"recipe": recipe_fingerprint(), "seed": TINY_SEED}) + "\n")
+    stamp = {"recipe": recipe_fingerprint(kind), "seed": TINY_SEED} | ({"kind": kind} if kind != "base" else {})
+    (target / STAMP_FILE).write_text(json.dumps(stamp) + "\n")
 
 
-def make_tiny(directory: str | os.PathLike) -> Path:
-    """Build the tiny checkpoint into ``directory`` and return its path.
+def make_tiny(directory: str | os.PathLike, kind: TinyKind = "base") -> Path:
+    """Build the tiny checkpoint of ``kind`` into ``directory`` and return its path.
 
     A finished build of the same recipe is left untouched (no-op). The checkpoint is written into a temporary
     sibling folder and renamed into place, so an interrupted build never leaves a half-written ``directory``; a
     build lock makes a second process that starts at the same time wait and reuse the first one's build.
     """
+    check_kind(kind)
     target = Path(directory).expanduser().resolve()
-    if is_finished_tiny(target):
+    if is_finished_tiny(target, kind):
         return target
     with build_lock(target):
-        if is_finished_tiny(target):  # another process built it while this one waited
+        if is_finished_tiny(target, kind):  # another process built it while this one waited
             return target
         if target.exists() and any(target.iterdir()):
             raise TinyDirError(
-                f"{target}: exists and is not a finished tiny checkpoint of this version; remove it first"
+                f"{target}: exists and is not a finished tiny {kind} checkpoint of this version; remove it first"
             )
         if target.exists():
             target.rmdir()  # empty, checked above
         with staged_folder(target) as staging:
-            _write_checkpoint(staging)
+            _write_checkpoint(staging, kind)
     return target
 
 
-def default_tiny_dir() -> Path:
-    """Where the demo config keeps its tiny checkpoint (built on first use)."""
-    return cache_root() / f"tiny-{recipe_fingerprint()}"
+def default_tiny_dir(kind: TinyKind = "base") -> Path:
+    """Where the tiny checkpoint of ``kind`` is cached (built on first use); the base's path is the one it was."""
+    name = "tiny" if check_kind(kind) == "base" else f"tiny-{kind}"
+    return cache_root() / f"{name}-{recipe_fingerprint(kind)}"

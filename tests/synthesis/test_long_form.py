@@ -87,7 +87,7 @@ class Scripted:
     def __init__(self, runaway: set[tuple[str, int]]) -> None:
         self.runaway, self.calls = runaway, []
 
-    def synthesize(self, texts, seeds, lora_scale=1.0, max_new_tokens=None):
+    def synthesize(self, texts, seeds, lora_scale=1.0, max_new_tokens=None, instructs=None):
         (text,), (seed,) = texts, seeds
         self.calls.append((text, seed, lora_scale))
         hit = (text, seed) in self.runaway

@@ -149,9 +149,9 @@ def test_default_cap_comes_from_the_text(synth, monkeypatch):
     seen = []
     original = synth._generate
 
-    def spy(texts, seeds, scales, caps, languages):
+    def spy(texts, seeds, scales, caps, languages, instructs):
         seen.append(caps)
-        return original(texts, seeds, scales, [2], languages)
+        return original(texts, seeds, scales, [2], languages, instructs)
 
     monkeypatch.setattr(synth, "_generate", spy)
     synth.synthesize(TEXTS, seeds=0)

@@ -23,6 +23,7 @@ from qwen_tts_lit.data.prepare.problems import Problem
 from qwen_tts_lit.data.prepare.sources import RawRow
 from qwen_tts_lit.data.prepare.text import clean_text, compile_tag_patterns
 from qwen_tts_lit.languages import count_words, has_speakable, resolve_language
+from qwen_tts_lit.model.layout import spoken_instruct
 from qwen_tts_lit.speaker_file import speaker_key, speaker_name_problem
 
 TRIM_WARN_S = 0.5  # trimming less than this is ordinary edge silence, not worth a warning
@@ -49,6 +50,8 @@ class Clip:
     duration_s: float
     words: int
     """Spoken words of the cleaned text (``languages.count_words`` in the row's language): the rates' unit."""
+    instruct: str | None = None
+    """The row's instruction, stripped (None: none, also for an empty one, as upstream reads it)."""
 
 
 @dataclass
@@ -227,7 +230,7 @@ def check_row(
     clip = Clip(
         index, clip_id, text, language, raw.audio_path, raw.source_audio, raw.file, raw.line, raw.speaker,
         raw.ref_audio, raw.ref_audio_path, facts.speech_s, cleaned_duration(facts.speech_s, opts),
-        count_words(text, resolve_language(language).code),
+        count_words(text, resolve_language(language).code), spoken_instruct(raw.instruct),
     )  # fmt: skip
     return clip, problems
 

@@ -36,7 +36,11 @@ class PrepareOptions:
     output: Path
     """DIR to write the prepared dataset into (created; must be empty or an earlier prepare output)."""
     model: str
-    """Qwen3-TTS Base checkpoint (local dir, hub id, or "tiny") whose speech tokenizer and speaker encoder are used."""
+    """Qwen3-TTS checkpoint to train (local dir, hub id, "tiny" or "tiny_custom_voice"): its speech tokenizer gives
+    the codes; its speaker encoder the x-vectors (a CustomVoice checkpoint has none: its release's Base's is used)."""
+    speaker_encoder_model: str | None = None
+    """Checkpoint whose speaker encoder computes the x-vectors; None: --model's own, or for a CustomVoice checkpoint
+    the Base of the same release where that pairing is known (the released sizes, the tiny custom_voice)."""
     input_format: Literal["auto", "jsonl", "folder", "speaker_folders", "ljspeech"] = "auto"
     """How to read RAW; auto: a .jsonl file, a metadata.csv (or a folder holding one), a folder holding only folders
     (one per speaker), else a folder of pairs."""
@@ -92,6 +96,7 @@ class PrepareOptions:
         # Notebook users pass strings; the CLI passes lists.
         self.input, self.output = Path(self.input), Path(self.output)
         self.model = str(self.model)
+        self.speaker_encoder_model = None if self.speaker_encoder_model is None else str(self.speaker_encoder_model)
         self.val_list = None if self.val_list is None else Path(self.val_list)
         self.ref_audio = None if self.ref_audio is None else Path(self.ref_audio)
         self.tag_patterns = tuple(self.tag_patterns)

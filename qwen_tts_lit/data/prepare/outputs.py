@@ -7,6 +7,9 @@ only through these, so a name changes here or nowhere.
     DIR/<speaker file>        the x-vector file (``speaker_file``: the same format as a run's)
     DIR/train.jsonl, val.jsonl, report.json, report.txt, prepare_config.json
     DIR/.cache/codes/         codes by hash of (audio, tokenizer): a re-run or resumed run encodes only what is new
+
+A manifest row may carry ``instruct`` (a non-empty string: the style instruction the clip was spoken with, read by
+prepare from the input row's ``instruct``); a row without one is plain (:func:`row_instruct`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CACHE_DIR = ".cache"  # made first: marks DIR as a prepare output before anythin
 OUTPUT_FILES = (TRAIN_MANIFEST, CONFIG, VAL_MANIFEST, REPORT_TXT, REPORT_JSON, SPEAKER_FILE)
 # What every manifest row holds (read_manifest refuses a row without one of them).
 REQUIRED_FIELDS = ("id", "text", "codes", "num_frames")
+INSTRUCT_FIELD = "instruct"  # optional: the row's instruction (docs/instructions.md)
 
 __all__ = ["SPEAKER_FILE"]  # re-exported: the x-vector file of a prepared dataset
 
@@ -67,6 +71,11 @@ def read_config(root: Path | str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def row_instruct(row: Mapping) -> str | None:
+    """A manifest row's instruction, or None for a plain row."""
+    return row.get(INSTRUCT_FIELD) or None
+
+
 def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mode: str = "off") -> list[dict]:
     """Rows of a prepared ``train.jsonl`` / ``val.jsonl``. With ``languages`` (the model's codec language ids), every
     row's ``language`` must be one of them: ``tag_mode`` lays some rows out with their language in the prefix."""
@@ -80,6 +89,10 @@ def read_manifest(path: Path, languages: Mapping[str, int] | None = None, tag_mo
         for field in REQUIRED_FIELDS:
             if field not in row:
                 raise UserError(f"{path}:{line_number}: field {field!r} missing; re-run prepare")
+        instruct = row.get(INSTRUCT_FIELD)
+        if instruct is not None and (not isinstance(instruct, str) or not instruct.strip()):
+            raise UserError(f"{path}:{line_number}: field {INSTRUCT_FIELD!r} must be a non-empty string, got "
+                            f"{json.dumps(instruct)}; remove it for a plain row")  # fmt: skip
         language = str(row.get("language", AUTO)).lower()
         if languages is not None and language not in languages:
             raise UserError(

@@ -42,6 +42,7 @@ from qwen_tts_lit.data.prepare.write import encode_clips, jsonl_bytes, prepare_d
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.upstream.loading import resolve_device, resolve_model_source
+from qwen_tts_lit.upstream.pairings import speaker_encoder_source
 
 
 def prepare(options: PrepareOptions) -> Path:
@@ -52,20 +53,31 @@ def prepare(options: PrepareOptions) -> Path:
     """
     options = replace(options, model=resolve_model_source(options.model))  # "tiny": the cached tiny checkpoint
     plan = check_input(options)
-    model = codec.load_model(options.model, resolve_device(options.device))
+    device = resolve_device(options.device)
+    model = codec.load_model(options.model, device)
     rate = model.model.speech_tokenizer.get_input_sample_rate()
     if rate != options.sample_rate:
         raise UserError(f"--sample_rate {options.sample_rate}: the speech tokenizer of {options.model} reads {rate} Hz")
-    return write_dataset(plan, model, options)
+    source = speaker_encoder_source(options.model, model.model.config, options.speaker_encoder_model)
+    encoder = model if source == options.model else codec.load_model(resolve_model_source(source), device)
+    # Recorded in prepare_config.json's options: which speaker encoder the x-vectors are from.
+    options = replace(options, speaker_encoder_model=None if encoder is model else source)
+    return write_dataset(plan, model, options, encoder)
 
 
-def write_dataset(plan: Plan, model, options: PrepareOptions) -> Path:
-    """The write phase (after :func:`check_input`): audio, codes, x-vector, manifests, report. Returns DIR."""
+def write_dataset(plan: Plan, model, options: PrepareOptions, encoder=None) -> Path:
+    """The write phase (after :func:`check_input`): audio, codes, x-vector, manifests, report. Returns DIR.
+    ``model`` gives the codes, ``encoder`` (default: ``model``) the x-vectors: a CustomVoice checkpoint's paired
+    Base (``upstream.pairings``)."""
     output = options.output
+    encoder = model if encoder is None else encoder
+    if encoder.model.speaker_encoder is None:
+        raise UserError(f"{options.speaker_encoder_model or options.model}: has no speaker encoder; name a Base "
+                        "checkpoint with --speaker_encoder_model")  # fmt: skip
     dirs = prepare_dirs(output)
     fingerprint = codec.tokenizer_fingerprint(model.model.speech_tokenizer)
-    entries, train_xvectors = encode_clips(plan, model, options, dirs, fingerprint)
-    speaker_file, speaker_info, per_speaker = build_speaker_file(plan, model, options, train_xvectors)
+    entries, train_xvectors = encode_clips(plan, model, options, dirs, fingerprint, encoder)
+    speaker_file, speaker_info, per_speaker = build_speaker_file(plan, encoder, options, train_xvectors)
     splits = {
         "train": [entries[key] for key in sorted(entries) if key not in plan.val_ids],
         "val": [entries[key] for key in sorted(entries) if key in plan.val_ids],

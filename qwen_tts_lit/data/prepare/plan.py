@@ -23,6 +23,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import unwritable
 from qwen_tts_lit.speaker_file import speaker_key
 from qwen_tts_lit.upstream.loading import load_config, supported_languages
+from qwen_tts_lit.upstream.pairings import instruct_problem, speaker_encoder_source
 
 # Under this much speech a speaker of a several-speaker input is warned about (the seed guide asks 10-30 min for one
 # voice; a few minutes still give a recognisable but unstable voice).
@@ -80,10 +81,12 @@ def _model_problems(options: PrepareOptions) -> tuple[object | None, list[Proble
             Problem(options.model, None, "--model", f"cannot read the checkpoint config: {error}", "bad_model")
         ]
     problems = []
-    if config.tts_model_type != "base":
-        message = f"is a {config.tts_model_type!r} checkpoint; prepare needs a Base one (it has the speaker encoder)"
-        problems.append(Problem(options.model, None, "--model", message, "bad_model"))
-    elif config.speaker_encoder_config.sample_rate != options.sample_rate:
+    try:
+        speaker_encoder_source(options.model, config, options.speaker_encoder_model)
+    except UserError as error:
+        problems.append(Problem(options.model, None, "--model", str(error).removeprefix(f"{options.model}: "),
+                                "bad_model"))  # fmt: skip
+    if not problems and config.speaker_encoder_config.sample_rate != options.sample_rate:
         message = f"the model works at {config.speaker_encoder_config.sample_rate} Hz"
         problems.append(Problem("--sample_rate", None, None, message, "bad_option"))
     return config, problems
@@ -134,7 +137,7 @@ def check_input(options: PrepareOptions) -> Plan:
         references = []
     else:
         speaker_references, (references, ref_problems) = None, check_references(rows, options)
-    problems += found + ref_problems
+    problems += found + ref_problems + _instruct_problems(rows, config)
     known = {clip.id for clip in clips}
     val_ids, val_problems = read_val_list(options.val_list, known) if options.val_list else ([], [])
     warnings, dropped, dropped_rows = _resolve(problems + val_problems, options)
@@ -162,6 +165,13 @@ def check_input(options: PrepareOptions) -> Plan:
     speaker = speakers.most_common(1)[0][0] if speakers and not several else None
     return Plan(clips, set(val_ids), references, warnings, dropped, len(rows), fmt, speaker,
                 config.talker_config.hidden_size, speaker_references)  # fmt: skip
+
+
+def _instruct_problems(rows, config) -> list[Problem]:
+    """Rows with an instruction for a checkpoint that cannot follow one (``upstream.pairings.instruct_problem``)."""
+    reason = instruct_problem(config) if config is not None else None
+    return [Problem(raw.file, raw.line, "instruct", reason, "bad_instruct", row=index)
+            for index, raw in enumerate(rows) if reason and (raw.instruct or "").strip()]  # fmt: skip
 
 
 def _speaker_references(rows, options: PrepareOptions) -> tuple[dict[str, list[Reference]], list[Problem]]:

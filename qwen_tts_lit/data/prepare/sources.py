@@ -21,7 +21,7 @@ from qwen_tts_lit.data.prepare.ids import safe_id
 from qwen_tts_lit.data.prepare.problems import UNPARSED, Problem
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what libsndfile decodes
-JSONL_FIELDS = ("audio", "text", "ref_audio", "language", "speaker", "id")
+JSONL_FIELDS = ("audio", "text", "ref_audio", "language", "speaker", "id", "instruct")
 # Upstream's prepare_data.py writes codes into the manifest; we recompute them from the cleaned audio.
 IGNORED_FIELDS = {"audio_codes": "ignored: codes are recomputed from the cleaned audio"}
 
@@ -41,6 +41,7 @@ class RawRow:
     ref_audio_path: Path | None = None
     language: str | None = None
     speaker: str | None = None
+    instruct: str | None = None  # an emotion or style instruction for a CustomVoice fine-tune (JSONL only)
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -139,6 +140,7 @@ def read_jsonl(path: Path) -> tuple[list[RawRow], list[Problem]]:
                 ref_audio_path=_resolve(path.parent, ref) if ref else None,
                 language=values["language"],
                 speaker=values["speaker"],
+                instruct=values["instruct"],
             )
         )
     return rows, problems

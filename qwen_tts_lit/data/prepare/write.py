@@ -20,6 +20,7 @@ from qwen_tts_lit.data.prepare.outputs import (
     AUDIO_DIR,
     CACHE_DIR,
     CODES_DIR,
+    INSTRUCT_FIELD,
     OUTPUT_FILES,
     audio_path,
     clip_files,
@@ -77,6 +78,7 @@ def _entry(clip: Clip, pcm: np.ndarray, speech_samples: int, rate: int, several:
         "text": clip.text,
         "language": clip.language,
         **speaker,
+        **({INSTRUCT_FIELD: clip.instruct} if clip.instruct else {}),  # plain rows as they always were
         **clip_files(clip.id),
         "num_frames": len(pcm) // FRAME_SAMPLES,
         "duration_s": len(pcm) / rate,
@@ -86,8 +88,12 @@ def _entry(clip: Clip, pcm: np.ndarray, speech_samples: int, rate: int, several:
     }
 
 
-def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, fingerprint: str) -> tuple[dict, dict]:
-    """Clean, write and encode every clip in length-sorted batches; return (manifest entries, train x-vectors)."""
+def encode_clips(
+    plan: Plan, model, options: PrepareOptions, dirs: tuple, fingerprint: str, encoder=None
+) -> tuple[dict, dict]:
+    """Clean, write and encode every clip in length-sorted batches; return (manifest entries, train x-vectors).
+    Codes come from ``model``'s speech tokenizer, x-vectors from ``encoder``'s speaker encoder (default ``model``)."""
+    encoder = model if encoder is None else encoder
     cache_dir = dirs[2]
     speech_tokenizer, rate = model.model.speech_tokenizer, options.sample_rate
     cache = codec.CodeCache(cache_dir, fingerprint)
@@ -122,7 +128,7 @@ def encode_clips(plan: Plan, model, options: PrepareOptions, dirs: tuple, finger
                 entries[clip.id] = entry
                 if need_xvector[clip.id] and clip.id not in plan.val_ids:
                     speech = pcm16_to_float(item.pcm[: item.speech_samples])
-                    xvectors[clip.id] = codec.speaker_embedding(model, speech, rate)
+                    xvectors[clip.id] = codec.speaker_embedding(encoder, speech, rate)
             bar.update(len(batch))
     log(options, f"codes: {len(order) - encoded} clip(s) reused from {cache_dir}, {encoded} encoded")
     return entries, xvectors
