@@ -63,7 +63,7 @@ def synthesizer_speaker(synthesizer, lora_scale: float, batch_size: int = 40, la
 
     def speak(texts: Sequence[str], instructs: Sequence[str | None], seeds: Sequence[int]):
         languages = None if language is None else [language] * len(texts)
-        # MERGE: the one call into the Synthesizer's instructions (argument ``instructs``: one str or None per row).
+        # The one call into the Synthesizer's instructions (``instructs``: one str or None per row).
         spoken = synthesizer.synthesize(list(texts), seeds=list(seeds), lora_scale=lora_scale, batch_size=batch_size,
                                         languages=languages, instructs=list(instructs))  # fmt: skip
         return [u.wav for u in spoken], SAMPLE_RATE

@@ -1,6 +1,6 @@
 """The instruction probe inside a real ``Trainer.fit`` with the EvalSuite, on the tiny checkpoint: skipped with one
-warning while the Synthesizer cannot speak instructions (this branch's; the CustomVoice work adds ``instructs``),
-and, with a Synthesizer that takes them (a stand-in passing them on: the tiny model cannot follow them), run on the
+warning when a synthesizer cannot speak instructions, and, with the real Synthesizer (which takes ``instructs``; a
+spy records the calls: the tiny random model cannot follow them), run on the
 zero-shot baseline and on the epoch's best cell with the probe's texts, seeds and scale, its fields in the rows and
 the chosen cell's record saying why there is no retention to report."""
 
@@ -34,16 +34,18 @@ def fit(tiny_dir: Path, prepared_demo: Path, root: Path) -> Path:
     return root
 
 
-def test_without_instructs_there_is_no_speaker(tiny_model):
-    """The guard: this branch's Synthesizer takes no instructs, so the probe has no speaker and is skipped (the
-    EvalSuite warns once); nothing is faked."""
-    import torch
-
+def test_a_synthesizer_without_instructs_has_no_speaker():
+    """The guard: a synthesizer whose ``synthesize`` takes no ``instructs`` (an older or foreign one) gives the probe
+    no speaker, so the probe is skipped (the EvalSuite warns once); nothing is faked. The real one takes them."""
     from qwen_tts_lit.evaluation.instruct_probe import speaks_instructions, synthesizer_speaker
-    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer
 
-    synthesizer = Synthesizer(tiny_model, Voice(xvector=torch.zeros(64)))
-    assert not speaks_instructions(synthesizer) and synthesizer_speaker(synthesizer, 1.0) is None
+    class Older:
+        def synthesize(self, texts, seeds=0, lora_scale=1.0, max_new_tokens=None, batch_size=1, languages=None):
+            raise AssertionError("never called")
+
+    assert not speaks_instructions(Older()) and synthesizer_speaker(Older(), 1.0) is None
+    assert speaks_instructions(Synthesizer.__new__(Synthesizer))
 
 
 def test_the_probe_runs_in_a_fit_where_the_synthesizer_speaks_instructions(
@@ -56,8 +58,8 @@ def test_the_probe_runs_in_a_fit_where_the_synthesizer_speaks_instructions(
 
     def synthesize(self, texts, seeds=0, lora_scale=1.0, max_new_tokens=None, batch_size=1, languages=None,
                    instructs=None):  # fmt: skip
-        calls.append((list(texts), instructs, seeds, lora_scale))  # MERGE: the CustomVoice branch's argument
-        return original(self, texts, seeds, lora_scale, max_new_tokens, batch_size, languages)
+        calls.append((list(texts), instructs, seeds, lora_scale))  # a spy: the real Synthesizer speaks them
+        return original(self, texts, seeds, lora_scale, max_new_tokens, batch_size, languages, instructs)
 
     monkeypatch.setattr(Synthesizer, "synthesize", synthesize)
     probed = fit(tiny_dir, prepared_demo, tmp_path / "probed")
