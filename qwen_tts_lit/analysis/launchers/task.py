@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from qwen_tts_lit.files import write_atomic
-from qwen_tts_lit.runs.checkpoints import resume_checkpoint
+from qwen_tts_lit.runs.checkpoints import TRUST_FLAG, resume_checkpoint, untrusted_classes
+from qwen_tts_lit.runs.config import read_config
 from qwen_tts_lit.runs.folder import ABLATE_STATUS_FILE
 from qwen_tts_lit.runs.submission import REQUEUE_SIGNAL_ENV, record_attempt
 
@@ -59,9 +60,12 @@ class RunTask:
 
     def arguments(self) -> tuple[str, ...]:
         """A fresh start's arguments, or ``fit --resume FOLDER`` when the folder holds a checkpoint to continue."""
-        if resume_checkpoint(self.path) is not None:
-            return ("fit", "--resume", self.folder)
-        return self.fit_args
+        if resume_checkpoint(self.path) is None:
+            return self.fit_args
+        # The folder's config is the one this grid's own fit wrote: a class of the user's that it names (a callback
+        # of theirs) is trusted as the grid that named it was, so the resume is not refused for it (docs/sharing.md).
+        trust = (TRUST_FLAG,) if untrusted_classes(read_config(self.path)) else ()
+        return ("fit", "--resume", self.folder, *trust)
 
     def __call__(self) -> dict[str, Any]:
         status_file = self.path / ABLATE_STATUS_FILE
@@ -83,7 +87,8 @@ class RunTask:
                 [sys.executable, "-m", "qwen_tts_lit", *args], cwd=self.cwd, env=env, stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
-            returncode = self.child.wait()
+            while (returncode := self.reaped()) is None:
+                time.sleep(0.2)
             self.child = None
         status = {
             "status": "done" if returncode == 0 else "failed",
@@ -99,14 +104,30 @@ class RunTask:
         and give submitit the same task to requeue (it then continues from the folder's checkpoint)."""
         from submitit.helpers import DelayedSubmission
 
-        child = self.child
-        if child is not None and child.poll() is None:
+        if self.child is not None and self.reaped() is None:
             try:  # SLURM signals the fit too; a second signal changes nothing
-                child.send_signal(getattr(signal, f"SIG{self.requeue_signal or 'USR1'}"))
+                self.child.send_signal(getattr(signal, f"SIG{self.requeue_signal or 'USR1'}"))
             except ProcessLookupError:
                 pass
-            child.wait()
+            while self.reaped() is None:
+                time.sleep(0.2)
         return DelayedSubmission(replace(self, child=None))
+
+    def reaped(self) -> int | None:
+        """The fit's exit code once it has ended, else None. Not ``Popen.wait``/``poll``: this also runs inside the
+        signal handler that interrupted the task's own wait, and Popen's lock, held by the interrupted call, would
+        never be released (the handler would wait forever)."""
+        child = self.child
+        if child is None or child.returncode is not None:
+            return None if child is None else child.returncode
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by the call this handler interrupted: it has ended
+            child.returncode = -1 if child.returncode is None else child.returncode
+            return child.returncode
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+        return child.returncode
 
 
 def where(launcher: str) -> dict[str, Any]:
