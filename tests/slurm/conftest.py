@@ -113,8 +113,9 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["SLURM_CONF"] = str(conf)
     daemons = [folder / "munged.pid", folder / "slurmctld.pid", folder / "slurmd.pid"]
     try:
-        munge = ["munged", "--force", f"--socket={folder}/munge.socket", f"--key-file={folder}/munge.key",
-                 f"--pid-file={folder}/munged.pid", f"--log-file={folder}/munged.log", f"--seed-file={folder}/seed"]  # fmt: skip
+        names = {"socket": "munge.socket", "key-file": "munge.key", "pid-file": "munged.pid",
+                 "log-file": "munged.log", "seed-file": "seed"}  # fmt: skip
+        munge = ["munged", "--force", *(f"--{option}={folder / name}" for option, name in names.items())]
         for command in (munge, ["slurmctld", "-f", str(conf)], ["slurmd", "-f", str(conf)]):
             started = subprocess.run(command, capture_output=True, text=True, timeout=60)
             if started.returncode != 0:

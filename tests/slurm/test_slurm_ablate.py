@@ -110,9 +110,10 @@ def test_slurm_tables_equal_the_local_run(slurm_root: dict, local_root: Path):
     assert "| corrected | 1 | 1 |" in (root / "ablation.md").read_text()
     for variant in VARIANTS:
         ours, theirs = root / variant / "seed_0", local_root / variant / "seed_0"
-        assert json.loads((ours / "best.json").read_text())["metrics"] == json.loads(
-            (theirs / "best.json").read_text()
-        )["metrics"]
+        assert (
+            json.loads((ours / "best.json").read_text())["metrics"]
+            == json.loads((theirs / "best.json").read_text())["metrics"]
+        )
         record = json.loads((ours / "submission.json").read_text())
         assert record["launcher"] == "slurm" and "#SBATCH --signal=USR1@90" in record["submission"]["sbatch"]
         assert "#SBATCH --requeue" in record["submission"]["sbatch"] and record["attempts"][0]["host"]
