@@ -13,7 +13,9 @@ TORCH_INDEX ?=
 TRANSFORMERS ?= 4.57.3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := espeak-ng sox chromium
+# command:package pairs: the command whose absence means the package is missing (slurm-wlm gives slurmctld and
+# slurmd, munge gives munged: the real one-node SLURM of tests/slurm/).
+SYSTEM_PACKAGES := espeak-ng:espeak-ng sox:sox chromium:chromium slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
 
 .PHONY: demo test test-fast install lint system-packages
 
@@ -41,9 +43,11 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
-# espeak-ng makes the tests' speech, sox time-stretches it, headless Chromium opens the listening report.
+# espeak-ng makes the tests' speech, sox time-stretches it, headless Chromium opens the listening report, slurm-wlm
+# and munge run the SLURM launcher's tests on a one-node cluster.
 system-packages:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	@missing=$$(for pair in $(SYSTEM_PACKAGES); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done \
+	  | sort -u | tr '\n' ' '); missing=$${missing% }; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -34,7 +34,7 @@ def repo_root() -> Path:
 # The heaviest files after tests/e2e/, heaviest first (CPU-seconds of a whole run, pytest --durations): handed out
 # early, they leave the many cheap files to even out the two workers' ends. A file not listed runs after them.
 HEAVY_FILES = (
-    "test_long_form.py", "test_rescore.py", "test_synthesizer.py", "test_prepare_pipeline.py",
+    "test_slurm_ablate.py", "test_long_form.py", "test_rescore.py", "test_synthesizer.py", "test_prepare_pipeline.py",
     "test_export_speakers.py", "test_export.py", "test_step_consistency.py", "test_fit_languages.py",
     "test_segment_pipeline.py", "test_fit_faults.py", "test_baselines.py", "test_gpu_check.py",
     "test_instruct_probe_fit.py",

@@ -1,61 +1,49 @@
-"""``python -m qwen_tts_lit ablate``: run a grid's variants x seeds as ``fit`` commands, resume, tabulate them.
+"""``python -m qwen_tts_lit ablate``: run a grid's variants x seeds as ``fit`` commands through a launcher, resume,
+report where each run stands, tabulate them.
 
-The grid format, its expansion into runs and their exact commands are :mod:`~qwen_tts_lit.analysis.grid`'s. Here:
-each unfinished run is executed in a subprocess (output in ROOT/VARIANT/seed_S/ablate.log, exit status in
-``ablate.json`` beside it); a finished run is skipped, so running the same command again resumes; then the tables
-(ablation.md, .tex, .csv) are written from the run folders.
+The grid format, its expansion into runs and their exact commands are :mod:`~qwen_tts_lit.analysis.grid`'s; how a
+run is started (this machine, N at once, SLURM) is :mod:`~qwen_tts_lit.analysis.launchers`'. Here: which runs to
+start (not finished, not queued or running; a failed one again, continuing from its checkpoint if it saved one),
+``--status``, and the tables (ablation.md, .tex, .csv) from the runs that are done, naming those that are not.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shlex
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from qwen_tts_lit.analysis.grid import OVERLAY_FILE, Grid, RunPlan, load_grid, plan_runs, run_overlay, variant_commands
+from qwen_tts_lit.analysis.launchers import LAUNCHERS, Launcher, LocalLauncher, SlurmLauncher
+from qwen_tts_lit.analysis.launchers.options import SlurmOptions, merged
+from qwen_tts_lit.analysis.launchers.states import RunState, run_states
+from qwen_tts_lit.analysis.launchers.task import LOG_FILE
 from qwen_tts_lit.analysis.runs import load_runs, load_sentences, run_finished
 from qwen_tts_lit.analysis.tables import ablation_table, table_csv, table_latex, table_markdown
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown, write_atomic
+from qwen_tts_lit.runs.checkpoints import resume_checkpoint
 from qwen_tts_lit.runs.folder import ABLATE_STATUS_FILE as STATUS_FILE
 from qwen_tts_lit.runs.folder import BEST_FILE, ROWS_FILE
 from qwen_tts_lit.runs.records import best_path
 
-LOG_FILE = "ablate.log"
 TABLES = ("ablation.md", "ablation.tex", "ablation.csv")
 
 
-def execute(plan: RunPlan) -> dict[str, Any]:
-    """Run one plan in a subprocess (output in ablate.log), then record its status in ablate.json."""
-    started = time.monotonic()
-    with open(plan.folder / LOG_FILE, "w", encoding="utf-8") as log:
-        log.write(f"$ {plan.command}\n")
-        log.flush()
-        returncode = subprocess.run(
-            [sys.executable, "-m", "qwen_tts_lit", *plan.fit_args], stdout=log, stderr=subprocess.STDOUT
-        ).returncode
-    status = {
-        "status": "done" if returncode == 0 else "failed",
-        "returncode": returncode,
-        "seconds": round(time.monotonic() - started, 1),
-        "command": plan.command,
-    }
-    write_atomic(plan.folder / STATUS_FILE, json.dumps(status, indent=2) + "\n")
-    return status
-
-
-def prepare_folder(plan: RunPlan, fresh: bool) -> None:
-    """Write the run's overlay; ``fresh`` first removes an unfinished attempt (stale rows/checkpoints would mix in)."""
-    if fresh and plan.folder.exists():
+def prepare_folder(plan: RunPlan, fresh: bool) -> bool:
+    """Write the run's overlay; with ``fresh``, an earlier attempt that saved a checkpoint is kept to be continued
+    (its exit status removed) and one that saved none is removed (stale rows would mix in). True: it continues."""
+    resumes = fresh and plan.folder.is_dir() and resume_checkpoint(plan.folder) is not None
+    if resumes:
+        (plan.folder / STATUS_FILE).unlink(missing_ok=True)
+    elif fresh and plan.folder.exists():
         shutil.rmtree(plan.folder)
     plan.folder.mkdir(parents=True, exist_ok=True)
     write_atomic(plan.folder / OVERLAY_FILE, run_overlay(plan))
+    return resumes
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -63,8 +51,11 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
 
-def write_tables(grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_command: str) -> list[Path]:
-    """ablation.md / .tex / .csv under ``root``: one row per variant over the planned runs, each with its command."""
+def write_tables(
+    grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_command: str, states: Sequence[RunState] | None = None
+) -> list[Path]:
+    """ablation.md / .tex / .csv under ``root``: one row per variant over the planned runs, each with its command;
+    the Markdown names the runs that are missing (not done, not failed) and their state."""
     runs = load_runs(root)
     planned = {shown(p.folder) for p in plans}
     runs = runs[runs["path"].map(lambda p: shown(Path(p)) in planned)] if not runs.empty else runs
@@ -76,6 +67,11 @@ def write_tables(grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_comman
     failed = runs[runs["status"] == "failed"] if not runs.empty else runs
     notes = [f"- failed: {r.variant} seed {r.seed} (exit {r.returncode}; log: {shown(Path(r.path))}/{LOG_FILE})"
              for r in failed.itertuples()]  # fmt: skip
+    missing = [(p, s) for p, s in zip(plans, states or [], strict=False) if s.state not in ("done", "failed")]
+    if missing:
+        notes.append(f"- missing ({len(missing)} of {len(plans)} runs not done yet; the rows above are over the "
+                     "finished runs only):")  # fmt: skip
+        notes += [f"  - {p.variant} seed {p.seed}: {s.state}{f' ({s.detail})' if s.detail else ''}" for p, s in missing]
     evaluated = not runs.empty and runs["has_eval"].any()
     header = [
         f"# Ablation: {grid.description or shown(grid.path)}",
@@ -99,44 +95,92 @@ def write_tables(grid: Grid, root: Path, plans: Sequence[RunPlan], ablate_comman
     return [write_atomic(root / name, text) for name, text in zip(TABLES, outputs, strict=True)]
 
 
+def launcher_of(name: str, jobs: int, slurm: SlurmOptions, wait: bool) -> Launcher:
+    """The launcher named on the command line (its options checked here, once)."""
+    if name not in LAUNCHERS:
+        raise UserError(f"--launcher {name}: expected one of {', '.join(LAUNCHERS)}")
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: expected a whole number >= 1")
+    if name == "slurm":
+        if jobs != 1:
+            raise UserError("--jobs: local only; on SLURM every run is its own task (--slurm.array_parallelism "
+                            "limits how many run at once)")  # fmt: skip
+        return SlurmLauncher(slurm, wait=wait, poll_s=float(os.environ.get("QWEN_TTS_LIT_SLURM_POLL_S", 10)))
+    return LocalLauncher(jobs)
+
+
+def status_lines(plans: Sequence[RunPlan], states: Sequence[RunState]) -> list[str]:
+    """``--status``: one line per run (variant, seed, state, detail, log), and the log's last line under a failed or
+    running one."""
+    lines = []
+    for plan, state in zip(plans, states, strict=True):
+        where = f" [{state.detail}]" if state.detail else ""
+        log = f"  log: {shown(state.log)}" if state.log is not None else ""
+        lines.append(f"{plan.variant} seed {plan.seed}: {state.state}{where}{log}")
+        if state.state in ("failed", "running") and state.last_line:
+            lines.append(f"    {state.last_line}")
+    counts = {name: sum(s.state == name for s in states) for name in dict.fromkeys(s.state for s in states)}
+    return [*lines, ", ".join(f"{n} {name}" for name, n in counts.items())]
+
+
 def ablate(
     grid_path: Path | str,
     root: Path | str,
     seeds: Sequence[int] | None = None,
     dry_run: bool = False,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    status: bool = False,
+    launcher: str = "local",
+    jobs: int = 1,
+    slurm: SlurmOptions | None = None,
+    wait: bool = False,
 ) -> int:
-    """Run (or, with ``dry_run``, print) every unfinished variant x seed, then write the tables; return #failed."""
+    """Start (or, with ``dry_run``, print) every run that is not done, queued or running through the launcher, then
+    write the tables from what is done; with ``status`` only report each run's state. Return #failed."""
     grid, root = load_grid(grid_path), Path(root)
     if seeds is not None and len(set(seeds)) < len(seeds):
         raise UserError(f"--seeds: repeated seed in {list(seeds)}")
+    chosen = launcher_of(launcher, jobs, merged(grid.slurm, slurm or SlurmOptions()), wait)
     plans = plan_runs(grid, root, seeds)
-    todo = [p for p in plans if not run_finished(p.folder)]
+    states = run_states([p.folder for p in plans], [run_finished(p.folder) for p in plans])
+    if status:
+        for line in status_lines(plans, states):
+            print(line, flush=True)
+        return 0  # a report: the failed runs are in it
+    todo = [p for p, s in zip(plans, states, strict=True) if s.state not in ("done", "queued", "running")]
+    active = sum(s.active for s in states)
+    finished = sum(s.state == "done" for s in states)
     say(f"ablate: {len(plans)} runs ({len(grid.variants)} variants x {len(plans) // len(grid.variants)} seeds), "
-        f"{len(plans) - len(todo)} finished and skipped, {len(todo)} to run")  # fmt: skip
+        f"{finished} finished and skipped, " + (f"{active} queued or running, " if active else "")
+        + f"{len(todo)} to run")  # fmt: skip
     if dry_run:
         for plan in todo:
             prepare_folder(plan, fresh=False)  # the printed commands need their overlay; nothing else is touched
             print(plan.command, flush=True)
         return 0
-    failures = 0
-    for index, plan in enumerate(todo, 1):
-        prepare_folder(plan, fresh=True)
-        say(f"[{index}/{len(todo)}] {plan.variant} seed {plan.seed}: {plan.command}")
-        status = execute(plan)
-        if status["status"] == "done":
-            say(f"[{index}/{len(todo)}] {plan.variant} seed {plan.seed}: done in {status['seconds']:.0f} s")
-        else:
-            failures += 1
-            log = plan.folder / LOG_FILE
-            say(f"[{index}/{len(todo)}] {plan.variant} seed {plan.seed}: FAILED (exit {status['returncode']}), "
-                f"log {shown(log)}:\n{tail(log)}")  # fmt: skip
+    if todo:
+        cwd = os.getcwd()
+        for plan in todo:
+            if prepare_folder(plan, fresh=True):
+                say(f"{plan.variant} seed {plan.seed}: continues from {shown(resume_checkpoint(plan.folder))} "
+                    f"(remove {shown(plan.folder)} to start it afresh)")  # fmt: skip
+        tasks = [chosen.task(shown(p.folder), p.fit_args, cwd) for p in todo]
+        chosen.submit(root, tasks, [p.command for p in todo], say)
+        states = run_states([p.folder for p in plans], [run_finished(p.folder) for p in plans])
     command = shlex.join(["python", "-m", "qwen_tts_lit", "ablate", "--grid", shown(grid.path), "--root", shown(root),
                           *(["--seeds", *map(str, seeds)] if seeds is not None else [])])  # fmt: skip
-    for path in write_tables(grid, root, plans, command):
+    for path in write_tables(grid, root, plans, command, states):
         say(f"wrote {shown(path)}")
+    for plan, state in zip(plans, states, strict=True):
+        if state.state == "failed" and plan in todo:
+            say(f"{plan.variant} seed {plan.seed}: FAILED ({state.detail}), log {shown(plan.folder / LOG_FILE)}:\n"
+                f"{tail(plan.folder / LOG_FILE)}")  # fmt: skip
+    waiting = [s for s in states if s.active]
+    if waiting:
+        say(f"{len(waiting)} run(s) queued or running: the tables cover the finished ones; see where each stands "
+            f"with `{command} --status true`, and run the same ablate again to tabulate them")  # fmt: skip
     missing = [p for p in plans if run_finished(p.folder) and not best_path(p.folder).is_file()]
     if missing:
         say(f"note: {len(missing)} finished run(s) have no {BEST_FILE} (no EvalSuite in trainer.callbacks?), e.g. "
             f"{shown(missing[0].folder)}: their table cells are empty")  # fmt: skip
-    return failures
+    return sum(s.state == "failed" for p, s in zip(plans, states, strict=True) if p in todo)

@@ -10,6 +10,7 @@ A grid file (YAML; relative paths are relative to the grid file)::
       upstream_talker_shift: [upstream_talker_shift.yaml]
     seeds: [0, 1, 2]                               # optional (default [0]); --seeds overrides
     args: [--trainer.max_epochs=2]                 # optional: extra fit arguments for every run
+    slurm: {partition: gpu, gpus_per_task: 1, time: 240}   # optional: ablate --launcher slurm's settings
 
 Each run lands in ROOT/VARIANT/seed_S/ through a small overlay written there (``ablate.yaml``: the logger list,
 default_root_dir and both seeds), so each run is exactly ``python -m qwen_tts_lit fit --config BASE... --config
@@ -22,17 +23,18 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from qwen_tts_lit.analysis.launchers.options import option_problem
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import shown
 from qwen_tts_lit.runs.folder import ABLATE_OVERLAY_FILE as OVERLAY_FILE
 
-GRID_KEYS = ("description", "base", "variants", "seeds", "args")
+GRID_KEYS = ("description", "base", "variants", "seeds", "args", "slurm")
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # a folder name on every OS, no shell quoting needed
 # The loggers of every ablation run: CSV first (analysis reads its metrics; EvalSuite writes into its log_dir).
 LOGGERS = ("lightning.pytorch.loggers.CSVLogger", "lightning.pytorch.loggers.TensorBoardLogger")
@@ -54,6 +56,8 @@ class Grid:
     """Extra fit arguments appended to every command."""
     description: str
     """Free text for the table header."""
+    slurm: dict[str, Any] = field(default_factory=dict)
+    """The ``slurm:`` section: SlurmOptions fields (``--launcher slurm``; the command line overrides each)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,12 @@ def load_grid(path: Path | str) -> Grid:
     args = data.get("args") or []
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise fail(("args",), f"expected a list of strings (fit arguments), got {args!r}")
+    slurm = data.get("slurm") or {}
+    if not isinstance(slurm, dict):
+        raise fail(("slurm",), "expected a mapping of SLURM settings (partition, gpus_per_task, time, ...)")
+    for key, value in slurm.items():
+        if problem := option_problem(key, value):
+            raise fail(("slurm", key), problem)
     return Grid(
         path=path,
         base=files(data["base"], ("base",), allow_empty=False),
@@ -158,6 +168,7 @@ def load_grid(path: Path | str) -> Grid:
         seeds=tuple(seeds),
         args=tuple(args),
         description=str(data.get("description") or ""),
+        slurm=dict(slurm),
     )
 
 

@@ -89,7 +89,10 @@ def evaluate(request: EvaluateRequest) -> None:
 def ablate(request: AblateRequest) -> None:
     from qwen_tts_lit.analysis.ablate import ablate as run
 
-    failures = run(request.grid, request.root, seeds=request.seeds, dry_run=request.dry_run)
+    failures = run(
+        request.grid, request.root, seeds=request.seeds, dry_run=request.dry_run, status=request.status,
+        launcher=request.launcher, jobs=request.jobs, slurm=request.slurm, wait=request.wait,
+    )  # fmt: skip
     if failures:
         raise RunFailed(f"{failures} run(s) failed; they are listed in the tables")
 

@@ -12,6 +12,7 @@ from argparse import ArgumentError
 from pathlib import Path
 
 import torch
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 
@@ -25,9 +26,11 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.runs.checkpoints import read_checkpoint, runs_trusted
 from qwen_tts_lit.runs.folder import EPOCH_CHECKPOINT_NAME
+from qwen_tts_lit.runs.submission import REQUEUE_SIGNAL_ENV
 from qwen_tts_lit.train.checkpoint_io import AtomicCheckpointIO
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.train.progress import quiet_lightning, use_our_progress_bar
+from qwen_tts_lit.train.requeue import RequeueOnSignal
 
 
 def precision_problem(precision: str, accelerator: str, cuda_available: bool, cuda_bf16: bool) -> str | None:
@@ -164,7 +167,13 @@ class QwenTTSCLI(LightningCLI):
         plugins = (self._get(self.config_init, "trainer", default={}) or {}).get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
+            plugins = [*plugins, AtomicCheckpointIO()]
+        requeue_signal = os.environ.get(REQUEUE_SIGNAL_ENV)
+        if requeue_signal and SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in plugins):
+            # ablate's SLURM task: Lightning's own requeue (an hpc_ckpt saved inside its signal handler) is off;
+            # RequeueOnSignal saves into the run folder at a step boundary and the task requeues (train/requeue.py).
+            plugins = [*plugins, SLURMEnvironment(auto_requeue=False)]
+        kwargs["plugins"] = plugins
         trainer = super().instantiate_trainer(**kwargs)
         config = self.config[self.subcommand] if self.subcommand else self.config
         if trainer.checkpoint_callback is not None and not model_checkpoints(config.trainer.as_dict()):
@@ -172,6 +181,8 @@ class QwenTTSCLI(LightningCLI):
             trainer.checkpoint_callback.filename = EPOCH_CHECKPOINT_NAME
             trainer.checkpoint_callback.auto_insert_metric_name = False
         trainer.callbacks.append(SessionCallback(self.session))
+        if requeue_signal:
+            trainer.callbacks.append(RequeueOnSignal(requeue_signal))
         use_our_progress_bar(trainer)
         return trainer
 

@@ -15,6 +15,7 @@ A run folder (``runs/NAME/version_N``, Lightning's log dir, or ``ROOT/VARIANT/se
     best.json              the chosen (epoch, lora_scale) cell, its metrics and the rule
     report.html            the listening report
     ablate.yaml, ablate.json   only in ablation runs: the run's overlay and its exit status
+    submission.json        only in ablation runs: the launcher, the exact submission, each attempt's job/node/GPU
 
 Modules: :mod:`~qwen_tts_lit.runs.run` (a run opened once: what the verbs pass on), :mod:`~qwen_tts_lit.runs.folder`
 (names, saved epochs), :mod:`~qwen_tts_lit.runs.records` (rows, best, report), :mod:`~qwen_tts_lit.runs.config` (the

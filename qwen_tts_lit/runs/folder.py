@@ -27,6 +27,7 @@ REPORT_FILE = "report.html"
 VALIDATE_DIR = "validate"  # validate --ckpt_path: RUN/validate/epoch=NNN/version_K, beside the run's own results
 ABLATE_OVERLAY_FILE = "ablate.yaml"
 ABLATE_STATUS_FILE = "ablate.json"
+SUBMISSION_FILE = "submission.json"  # how ablate launched the run: runs/submission.py
 # Files whose presence makes a folder a run folder (analysis finds runs by them).
 RUN_MARKERS = (CONFIG_FILE, METRICS_FILE, BEST_FILE, ABLATE_STATUS_FILE, ABLATE_OVERLAY_FILE)
 

@@ -46,3 +46,20 @@ class PoisonWeightsAtStep(L.Callback):
                 for p in pl_module.parameters():
                     if p.requires_grad:
                         p.fill_(float("nan"))
+
+
+class PauseAfterBatch(L.Callback):
+    """After each training batch of a run that started from scratch, write the batch's index to RUN/trained_batch
+    and wait ``seconds``: a window in which a test signals the run mid-epoch (as SLURM's time-limit warning does).
+    The resumed run does not wait. Waiting changes no number the run computes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import time
+        from pathlib import Path
+
+        if trainer.ckpt_path is None:
+            (Path(trainer.log_dir) / "trained_batch").write_text(str(batch_idx))
+            time.sleep(self.seconds)
