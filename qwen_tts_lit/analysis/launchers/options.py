@@ -40,7 +40,7 @@ class SlurmOptions:
     array_parallelism: int | None = None
     """At most this many tasks of the array run at once (default: all)."""
     sbatch: list[str] | None = None
-    """Extra sbatch options, one per item, e.g. ['--exclusive', '--mail-type=END'] (#SBATCH lines)."""
+    """Extra sbatch options, one per item (#SBATCH lines), for example --exclusive or --mail-type=END."""
     setup: list[str] | None = None
     """Shell lines run in the job before the task, e.g. ['module load cuda', 'source .venv/bin/activate']."""
 

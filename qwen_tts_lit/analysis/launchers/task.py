@@ -24,7 +24,6 @@ from typing import Any
 
 from qwen_tts_lit.files import write_atomic
 from qwen_tts_lit.runs.checkpoints import TRUST_FLAG, resume_checkpoint, untrusted_classes
-from qwen_tts_lit.runs.config import read_config
 from qwen_tts_lit.runs.folder import ABLATE_STATUS_FILE
 from qwen_tts_lit.runs.submission import REQUEUE_SIGNAL_ENV, record_attempt
 
@@ -64,6 +63,8 @@ class RunTask:
             return self.fit_args
         # The folder's config is the one this grid's own fit wrote: a class of the user's that it names (a callback
         # of theirs) is trusted as the grid that named it was, so the resume is not refused for it (docs/sharing.md).
+        from qwen_tts_lit.runs.config import read_config  # here: it imports torch, and `ablate --help` must not
+
         trust = (TRUST_FLAG,) if untrusted_classes(read_config(self.path)) else ()
         return ("fit", "--resume", self.folder, *trust)
 
