@@ -11,7 +11,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import soundfile as sf
 import torch
 
