@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
 from qwen_tts_lit.metrics.speech_rate import PAUSE_S
+from qwen_tts_lit.metrics.uncertainty import Interval, format_interval
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.runs.baselines import label as baseline_label
 
@@ -50,10 +51,11 @@ def _fmt(value, pattern: str) -> str:
 
 
 def _with_interval(value, interval: dict | None, pattern: str) -> str:
-    """``0.123 [0.101, 0.150]`` when the metric has an interval (the chosen cell's record), else the value alone."""
-    if value is None or not interval or interval.get("low") is None:
-        return _fmt(value, pattern)
-    return f"{pattern.format(value)} [{pattern.format(interval['low'])}, {pattern.format(interval['high'])}]"
+    """``0.123 [0.101, 0.150]`` when the metric has an interval (the chosen cell's record), else the value alone:
+    uncertainty's ``format_interval``, the one writer of an interval, with this page's number format."""
+    interval = interval or {}
+    shown = Interval(value, interval.get("low"), interval.get("high"), interval.get("n") or 0)
+    return format_interval(shown, number=pattern.format)
 
 
 def _cell_text(cell: dict, intervals: dict | None = None) -> str:
