@@ -66,16 +66,18 @@ def _cell_text(cell: dict, intervals: dict | None = None) -> str:
     lines += [f"{label} {_with_interval(cell.get(name), intervals.get(name), pattern)}"
               for name, label, pattern in CELL_METRICS
               if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
-    lines += [f"{label} {_naturalness(cell, name, pattern)}" for name, label, pattern in NATURALNESS_METRICS
-              if cell.get(name) is not None]  # fmt: skip
+    lines += [f"{label} {_naturalness(cell, name, pattern, intervals.get(name))}"
+              for name, label, pattern in NATURALNESS_METRICS if cell.get(name) is not None]  # fmt: skip
     sentences = max((i.get("n") or 0 for i in intervals.values()), default=0)
     return "<br>".join(lines + ([f"<span class='note'>n={sentences} sentences</span>"] if sentences else []))
 
 
-def _naturalness(record: dict, name: str, pattern: str) -> str:
-    """ "2.31 (real 3.05)": a naturalness score beside its real recordings' (a cell's or a row's)."""
+def _naturalness(record: dict, name: str, pattern: str, interval: dict | None = None) -> str:
+    """ "2.31 [2.10, 2.52] (real 3.05)": a naturalness score (with its interval, a cell's record) beside its real
+    recordings' (a cell's or a row's)."""
     real = record.get(f"real_{name}")
-    return _fmt(record.get(name), pattern) + (f" (real {pattern.format(real)})" if real is not None else "")
+    shown = _with_interval(record.get(name), interval, pattern)
+    return shown + (f" (real {pattern.format(real)})" if real is not None else "")
 
 
 def cell_intervals(best: dict | None, speaker: str | None = None) -> dict[tuple, dict]:
