@@ -13,6 +13,7 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
+import yaml
 
 from qwen_tts_lit.evaluation.heldout import measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
@@ -67,3 +68,34 @@ def test_the_sequential_path_gives_the_batched_rows(tiny_model, tmp_path: Path):
                 assert math.isclose(before[name], value, rel_tol=tolerance, abs_tol=1e-6), (name, before[name], value)
             else:
                 assert before[name] == value, (name, before[name], value)
+
+
+def test_a_fit_times_the_sequential_path_beside_the_eval_suite(tmp_path: Path, monkeypatch, capsys, run_cache):
+    """The default path's fit, in this process through a real Trainer: demo.yaml plus the benchmark's overlay
+    (SequentialEvaluation after the EvalSuite), one epoch of one batch and one sentence at one scale. The epoch logs
+    time/eval_seconds_sequential beside time/eval_seconds, the table reports both, and the re-created evaluation
+    wrote nothing into the run: its rows are the EvalSuite's alone."""
+    import eval_cost
+    from helpers.runs import main
+
+    from qwen_tts_lit.runs.records import read_rows
+
+    monkeypatch.chdir(tmp_path)
+    small = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.enable_progress_bar",
+             "false", "--trainer.enable_model_summary", "false")  # fmt: skip
+    overlay = eval_cost.demo_overlay(tmp_path, uncapped=False)
+    # --trainer.callbacks.* would name the overlay's last callback (SequentialEvaluation): the EvalSuite's own
+    # arguments are set in the overlay instead
+    config = yaml.safe_load(overlay.read_text())
+    suite = next(c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("EvalSuite"))
+    suite["init_args"] |= {"scales": [1.0], "num_utterances": 1, "baselines": []}
+    overlay.write_text(yaml.safe_dump(config))
+    raw = eval_cost.HELDOUT / "raw" / "train_raw.jsonl"
+    assert main("fit", "--config", REPO / "configs" / "demo.yaml", "--config", overlay, "--data.raw", raw, *small) == 0
+    run = tmp_path / "runs" / "demo" / "version_0"
+    capsys.readouterr()
+    (epoch,) = eval_cost.epoch_costs(run)
+    assert epoch["epoch"] == 0 and epoch["eval_s"] > 0 and epoch["before_s"] > 0
+    shown = capsys.readouterr().out
+    assert "1 scales x 1 sentences" in shown and "nan" not in shown.splitlines()[-2], shown
+    assert [(row["epoch"], row["lora_scale"]) for row in read_rows(run)] == [(0, 1.0)]
