@@ -324,7 +324,7 @@ def epoch_costs(run_dir: Path) -> list[dict[str, float]]:
             epochs.append({"epoch": int(record["epoch"]), "train_s": float(record["time/train_epoch_seconds"]),
                            "eval_s": float(record["time/eval_seconds"]),
                            "before_s": float(sequential) if sequential else None})  # fmt: skip
-    rows = read_rows(run_dir)
+    rows = [r for r in read_rows(run_dir) if not r.get("baseline")]  # the cells: a baseline's scale 0 is none of them
     first = next(iter(rows), {})
     print(
         f"\nEvaluation vs training per epoch in {run_dir}: {len({r['lora_scale'] for r in rows})} scales x "
