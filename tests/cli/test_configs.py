@@ -19,7 +19,8 @@ BASE = (RECIPE, REPO / "configs" / "models" / "qwen3_tts_1.7b.yaml")  # the 1.7B
 # not overlays: tests/analysis/test_ablate.py loads them.
 COMPLETE = [(REPO / "configs" / "demo.yaml",), *((RECIPE, model) for model in MODELS)]
 OVERLAYS = sorted(
-    set((REPO / "configs").rglob("*.yaml")) - {RECIPE, REPO / "configs" / "demo.yaml", *MODELS}
+    set((REPO / "configs").rglob("*.yaml"))
+    - {RECIPE, REPO / "configs" / "demo.yaml", *MODELS}
     - set(REPO.glob("configs/**/grid_*.yaml"))
 )
 
