@@ -59,12 +59,12 @@ from qwen_tts_lit.audio import resample
 from qwen_tts_lit.evaluation.heldout import RealRecordings, measure_real, read_heldout
 from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish
-from qwen_tts_lit.evaluation.scoring import Cell, metric_fields, save_clip
+from qwen_tts_lit.evaluation.scoring import Cell, metric_fields, naturalness_fields, save_clip
 from qwen_tts_lit.evaluation.settings import EvalSettings, JudgeSettings
 from qwen_tts_lit.metrics import ASR, EmbeddingSimilarity, SpeakerSimilarity, SpeechDetector, cosine_similarity
 from qwen_tts_lit.metrics.asr import ASR_RATE
 from qwen_tts_lit.metrics.audio import is_silent
-from qwen_tts_lit.metrics.speech_rate import VAD_RATE, _import_silero_vad
+from qwen_tts_lit.metrics.speech_rate import VAD_RATE, _import_silero_vad, span_seconds
 from qwen_tts_lit.model.lora import evaluable_scales
 from qwen_tts_lit.runs.folder import METRICS_FILE
 from qwen_tts_lit.runs.records import read_rows, write_rows
@@ -102,16 +102,21 @@ def embed_one(speaker: SpeakerSimilarity, wav: np.ndarray, sr: int) -> np.ndarra
     return speaker.encoder.embed_utterance(audio) if audio.size else np.zeros(256, dtype=np.float32)
 
 
-def speech_seconds_one(vad: SpeechDetector, wav: np.ndarray, sr: int) -> float:
-    """silero-vad's get_speech_timestamps on one clip, as before batching."""
+def speech_segments_one(vad: SpeechDetector, wav: np.ndarray, sr: int) -> list[tuple[float, float]]:
+    """silero-vad's get_speech_timestamps on one clip, as before batching: (start_s, end_s) of each segment."""
     import torch
 
     audio = resample(wav, sr, VAD_RATE)
     if audio.size == 0:
-        return 0.0
+        return []
     stamps = _import_silero_vad().get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(audio)), vad.model,
                                                          sampling_rate=VAD_RATE)  # fmt: skip
-    return float(sum(s["end"] - s["start"] for s in stamps)) / VAD_RATE
+    return [(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in stamps]
+
+
+def speech_seconds_one(vad: SpeechDetector, wav: np.ndarray, sr: int) -> float:
+    """Speech seconds of one clip from :func:`speech_segments_one`."""
+    return span_seconds(speech_segments_one(vad, wav, sr))
 
 
 # ------------------------------------------------------------------ 1. judges per clip
@@ -166,7 +171,10 @@ def judge_costs(judges: Judges, repeats: int) -> dict[str, float]:
 def sequential_epoch(synthesizer: Synthesizer, judges: Judges, real: RealRecordings, run_dir: Path, epoch: int,
                      settings: EvalSettings, xvector) -> list[dict]:  # fmt: skip
     """Evaluation as it was before batching: cell after cell, one generate call per sentence, each judge once per
-    clip (the library's per-clip call); the same rows as the batched path."""
+    clip (the library's per-clip call: faster-whisper's sequential transcribe with word time stamps, resemblyzer's
+    embed_utterance, silero's get_speech_timestamps, each naturalness judge on a batch of one); the same rows as the
+    batched path (``evaluation.scoring.evaluate_epoch``), built by the same ``metric_fields`` and
+    ``naturalness_fields`` (tests/benchmarks/test_eval_cost.py compares the two)."""
     own = EmbeddingSimilarity(synthesizer.model.extract_speaker_embedding, SAMPLE_RATE)
     own_reference = xvector.detach().float().cpu().numpy()
     rows = []
@@ -177,12 +185,16 @@ def sequential_epoch(synthesizer: Synthesizer, judges: Judges, real: RealRecordi
         for index, (item, utterance) in enumerate(zip(real.items, utterances, strict=True)):
             wav = utterance.wav
             record = save_clip(run_dir, epoch, Cell(index, item, scale), utterance, real)
-            hypothesis = transcribe_one(judges.asr, wav, SAMPLE_RATE)
-            spk_sim = cosine_similarity(embed_one(judges.speaker, wav, SAMPLE_RATE), real.voice)
-            spk_sim_model = cosine_similarity(own.embed(wav, SAMPLE_RATE), own_reference)
-            speech_s = speech_seconds_one(judges.vad, wav, SAMPLE_RATE)
-            fields = metric_fields(item, utterance, real, hypothesis, spk_sim, spk_sim_model, speech_s)
-            rows.append(record | fields)
+            transcript = None if judges.asr is None else judges.asr.transcribe_words(wav, SAMPLE_RATE)
+            spk_sim = cosine_similarity(embed_one(judges.speaker, wav, SAMPLE_RATE), real.voice_for(item))
+            spk_sim_model = (cosine_similarity(own.embed(wav, SAMPLE_RATE), own_reference)
+                             if judges.settings.model_speaker_sim else None)  # fmt: skip
+            segments = speech_segments_one(judges.vad, wav, SAMPLE_RATE)
+            scores = dict.fromkeys(judges.naturalness_fields)  # null where a judge is off, as the batched rows
+            for judge in judges.naturalness:
+                scores.update(judge.score_batch([wav], SAMPLE_RATE)[0])
+            fields = metric_fields(item, utterance, real, transcript, spk_sim, spk_sim_model, segments)
+            rows.append(record | fields | naturalness_fields(item, scores, real))
     return rows
 
 
@@ -406,7 +418,7 @@ def epoch_costs(run_dir: Path) -> list[dict[str, float]]:
             epochs.append({"epoch": int(record["epoch"]), "train_s": float(record["time/train_epoch_seconds"]),
                            "eval_s": float(record["time/eval_seconds"]),
                            "before_s": float(sequential) if sequential else None})  # fmt: skip
-    rows = read_rows(run_dir)
+    rows = [r for r in read_rows(run_dir) if not r.get("baseline")]  # the cells: a baseline's scale 0 is none of them
     first = next(iter(rows), {})
     print(
         f"\nEvaluation vs training per epoch in {run_dir}: {len({r['lora_scale'] for r in rows})} scales x "

@@ -33,11 +33,13 @@ def repo_root() -> Path:
 
 # The heaviest files after tests/e2e/, heaviest first (CPU-seconds of a whole run, pytest --durations): handed out
 # early, they leave the many cheap files to even out the two workers' ends. A file not listed runs after them.
+# test_speech_rate.py (its known-pace test alone ~35 CPU-s) and test_multilingual_judge.py (~35 s in a whole run's
+# --durations, most of it its module fixture) were missing, so each could start last and run alone at the end.
 HEAVY_FILES = (
-    "test_slurm_ablate.py", "test_long_form.py", "test_rescore.py", "test_synthesizer.py", "test_prepare_pipeline.py",
-    "test_export_speakers.py", "test_export.py", "test_step_consistency.py", "test_fit_languages.py",
-    "test_segment_pipeline.py", "test_fit_faults.py", "test_baselines.py", "test_gpu_check.py",
-    "test_instruct_probe_fit.py",
+    "test_slurm_ablate.py", "test_long_form.py", "test_speech_rate.py", "test_rescore.py", "test_multilingual_judge.py",
+    "test_synthesizer.py", "test_prepare_pipeline.py", "test_export_speakers.py", "test_export.py",
+    "test_step_consistency.py", "test_fit_languages.py", "test_segment_pipeline.py", "test_fit_faults.py",
+    "test_baselines.py", "test_eval_cost.py", "test_gpu_check.py", "test_instruct_probe_fit.py",
     "test_listen_browser.py",
 )  # fmt: skip
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from qwen_tts_lit.metrics.uncertainty import mean_intervals, paired_difference
+from qwen_tts_lit.metrics.uncertainty import Interval, format_interval, format_paired, mean_intervals, paired_difference
 
 # The ablation table's default columns: what was selected and how it scored, plus frames vs the real take.
 TABLE_METRICS = ("epoch", "lora_scale", "wer", "spk_sim", "rate_ratio", "eos_fail", "frame_ratio")
@@ -133,20 +133,24 @@ def metric_names(table: pd.DataFrame) -> list[str]:
     return [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
 
 
+def _value(number: float | None) -> float | None:
+    """A table cell's number, None where it has none (NaN)."""
+    return None if number is None or math.isnan(number) else float(number)
+
+
 def mean_interval_text(mean: float, low: float, high: float, std: float, digits: int, pm: str) -> str:
-    """'0.123 [0.101, 0.150]' with an interval, else :func:`mean_std`."""
-    if mean is None or math.isnan(mean) or low is None or math.isnan(low):
+    """'0.123 [0.101, 0.150]' with an interval (:func:`~qwen_tts_lit.metrics.uncertainty.format_interval`, as
+    everywhere), else :func:`mean_std`."""
+    if _value(mean) is None or _value(low) is None:
         return mean_std(mean, std, digits, pm)
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return format_interval(Interval(_value(mean), _value(low), _value(high), n=0), digits)  # n: the sentences column
 
 
-def difference_text(mean: float, low: float, high: float, p: float, digits: int = 3) -> str:
-    """'-0.012 [-0.031, +0.004] p=0.31', '–' with no value (the reference row, or nothing paired)."""
-    if mean is None or math.isnan(mean):
-        return "–"
-    if low is None or math.isnan(low):
-        return f"{mean:+.{digits}f}"
-    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}] p={p:.2g}"
+def difference_text(mean: float, low: float, high: float, p: float, n: float, digits: int = 3) -> str:
+    """'-0.012 [-0.031, +0.004] (n=8, p=0.31)' (:func:`~qwen_tts_lit.metrics.uncertainty.format_paired`, as the
+    report's confidence sentence writes it), '–' with no value (the reference row, or nothing paired)."""
+    count = 0 if _value(n) is None else int(n)
+    return format_paired(Interval(_value(mean), _value(low), _value(high), count), _value(p), digits, missing="–")
 
 
 def difference_names(table: pd.DataFrame) -> list[str]:
@@ -172,7 +176,7 @@ def formatted(table: pd.DataFrame, pm: str = " ± ") -> pd.DataFrame:
     reference = table.attrs.get("reference")
     named = "/".join(map(str, reference)) if isinstance(reference, tuple) else str(reference)
     for name in difference_names(table):
-        parts = [table[f"d_{name}_{part}"] for part in ("mean", "low", "high", "p")]
+        parts = [table[f"d_{name}_{part}"] for part in ("mean", "low", "high", "p", "n")]
         texts = [difference_text(*values) for values in zip(*parts, strict=True)]
         texts = ["reference" if group == reference else text for group, text in zip(table.index, texts, strict=True)]
         out[f"Δ{LABELS.get(name, name)} vs {named}"] = texts

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from qwen_tts_lit.metrics.instructions import PROBES, RETENTION, reason_field, retention_field, retention_sentence
 from qwen_tts_lit.metrics.selection import aggregate, baseline_cells
 from qwen_tts_lit.metrics.speech_rate import PAUSE_S
+from qwen_tts_lit.metrics.uncertainty import Interval, format_interval
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.runs.baselines import label as baseline_label
 
@@ -51,10 +52,11 @@ def _fmt(value, pattern: str) -> str:
 
 
 def _with_interval(value, interval: dict | None, pattern: str) -> str:
-    """``0.123 [0.101, 0.150]`` when the metric has an interval (the chosen cell's record), else the value alone."""
-    if value is None or not interval or interval.get("low") is None:
-        return _fmt(value, pattern)
-    return f"{pattern.format(value)} [{pattern.format(interval['low'])}, {pattern.format(interval['high'])}]"
+    """``0.123 [0.101, 0.150]`` when the metric has an interval (the chosen cell's record), else the value alone:
+    uncertainty's ``format_interval``, the one writer of an interval, with this page's number format."""
+    interval = interval or {}
+    shown = Interval(value, interval.get("low"), interval.get("high"), interval.get("n") or 0)
+    return format_interval(shown, number=pattern.format)
 
 
 def _cell_text(cell: dict, intervals: dict | None = None) -> str:
@@ -65,8 +67,8 @@ def _cell_text(cell: dict, intervals: dict | None = None) -> str:
     lines += [f"{label} {_with_interval(cell.get(name), intervals.get(name), pattern)}"
               for name, label, pattern in CELL_METRICS
               if name not in ERROR_METRICS or cell.get(name) is not None]  # fmt: skip
-    lines += [f"{label} {_naturalness(cell, name, pattern)}" for name, label, pattern in NATURALNESS_METRICS
-              if cell.get(name) is not None]  # fmt: skip
+    lines += [f"{label} {_naturalness(cell, name, pattern, intervals.get(name))}"
+              for name, label, pattern in NATURALNESS_METRICS if cell.get(name) is not None]  # fmt: skip
     lines += _retention_lines(cell)
     sentences = max((i.get("n") or 0 for i in intervals.values()), default=0)
     return "<br>".join(lines + ([f"<span class='note'>n={sentences} sentences</span>"] if sentences else []))
@@ -107,10 +109,12 @@ def retention_section(best: dict | None, cells: list[dict]) -> list[str]:
             "(docs/instructions_probe.md).</p>"]  # fmt: skip
 
 
-def _naturalness(record: dict, name: str, pattern: str) -> str:
-    """ "2.31 (real 3.05)": a naturalness score beside its real recordings' (a cell's or a row's)."""
+def _naturalness(record: dict, name: str, pattern: str, interval: dict | None = None) -> str:
+    """ "2.31 [2.10, 2.52] (real 3.05)": a naturalness score (with its interval, a cell's record) beside its real
+    recordings' (a cell's or a row's)."""
     real = record.get(f"real_{name}")
-    return _fmt(record.get(name), pattern) + (f" (real {pattern.format(real)})" if real is not None else "")
+    shown = _with_interval(record.get(name), interval, pattern)
+    return shown + (f" (real {pattern.format(real)})" if real is not None else "")
 
 
 def cell_intervals(best: dict | None, speaker: str | None = None) -> dict[tuple, dict]:

@@ -27,10 +27,6 @@ from qwen_tts_lit.metrics.uncertainty import (
     unit_means,
 )
 
-# Every figure a cell carries an interval for (each only where some row measured it).
-INTERVAL_METRICS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_ratio_vad",
-                    "units_per_second", "words_per_second", "rate_error", "eos_fail")  # fmt: skip
-
 
 def row_value(row: Mapping[str, Any], name: str) -> Any:
     """A row's metric; ``error_rate`` of rows written before it existed is their wer, else their cer (scoring wrote
@@ -61,15 +57,13 @@ def per_sentence(rows: Iterable[Mapping[str, Any]], name: str) -> dict[Hashable,
     return unit_means(units, "value", "unit")
 
 
-def intervals(rows: Sequence[Mapping[str, Any]], names: Iterable[str] = INTERVAL_METRICS) -> dict[str, dict]:
-    """{metric: {mean, low, high, n, level}} over the held-out sentences of one cell's rows, for each metric some
-    row measured."""
+def intervals(rows: Sequence[Mapping[str, Any]], names: Iterable[str]) -> dict[str, dict]:
+    """{metric: {mean, low, high, n, level}} over the held-out sentences of one cell's rows, for each of ``names``
+    some row measured (which figures get one: ``metrics/selection.py``'s ``INTERVAL_FIELDS``)."""
     return cell_intervals([rows], names)[0]["intervals"]
 
 
-def cell_intervals(
-    groups: Sequence[Sequence[Mapping[str, Any]]], names: Iterable[str] = INTERVAL_METRICS
-) -> list[dict[str, Any]]:
+def cell_intervals(groups: Sequence[Sequence[Mapping[str, Any]]], names: Iterable[str]) -> list[dict[str, Any]]:
     """For each group of rows (one cell): ``intervals`` (:func:`intervals`) and, with several speakers,
     ``intervals_by_speaker`` (each speaker's own sentences). All in one batch (``mean_intervals``): a run's cells
     x metrics, hundreds of intervals, stay well under a second."""

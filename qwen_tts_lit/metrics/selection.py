@@ -53,6 +53,11 @@ DNSMOS_FIELDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
 MEAN_FIELDS = ("error_rate", "wer", "cer", "spk_sim", "spk_sim_model", "rate_ratio", "rate_ratio_vad",
                "units_per_second", "words_per_second", *DNSMOS_FIELDS,
                *(f"real_{name}" for name in DNSMOS_FIELDS))  # fmt: skip
+# Every figure each cell and baseline of the chosen cell's record carries a 95 % interval and n for (each only where
+# some row measured it): each of the cell's means but the real recordings' (the same for every cell: a reference
+# level, not a figure of the cell), then the per-sentence rate_error and eos_fail. A naturalness judge added to
+# MEAN_FIELDS gets one too.
+INTERVAL_FIELDS = (*(name for name in MEAN_FIELDS if not name.startswith("real_")), "rate_error", "eos_fail")
 FALLBACKS = ("spk_sim", "spk_sim_model", "rate_error", "eos_fail")  # ranked on, in turn, when the primary is absent
 EPS = 1e-9  # so that a rate of exactly 0.85 passes a 0.15 tolerance despite 1 - 0.85 = 0.15000000000000002
 
@@ -349,7 +354,8 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
     runner_up = next((cell for cell in ranked if cell is not best), None)
     sure = confidence(best, runner_up, zero_shot, members, rule.primary, DIRECTIONS[rule.primary])
     shown = [*cells, *baselines.values()]  # every cell and baseline, with each metric's interval
-    evidence = dict(zip(map(id, shown), cell_intervals([members(cell) for cell in shown]), strict=True))
+    found = cell_intervals([members(cell) for cell in shown], INTERVAL_FIELDS)
+    evidence = dict(zip(map(id, shown), found, strict=True))
     return plain(
         {
             "epoch": best["epoch"],

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,23 +187,36 @@ def paired_difference(
     return Difference(mean_interval(differences, level, resamples, seed), p_value, exact)
 
 
-def format_interval(interval: Interval, digits: int = 3) -> str:
-    """``0.123 [0.101, 0.150]`` (or ``0.123`` with no interval, ``n/a`` with no value)."""
+def format_interval(
+    interval: Interval, digits: int = 3, missing: str = "n/a", number: Callable[[float], str] | None = None
+) -> str:
+    """``0.123 [0.101, 0.150]`` (``0.123`` with no interval, ``missing`` with no value): how every mean with its
+    interval is printed, in the report's cells, the ablation tables and the confidence sentence. ``number`` writes
+    each of the three numbers (default: ``digits`` decimals; the report passes its own, e.g. a percentage)."""
+    show = number or (lambda value: f"{value:.{digits}f}")
     if interval.mean is None:
-        return "n/a"
+        return missing
     if interval.low is None or interval.high is None:
-        return f"{interval.mean:.{digits}f}"
-    return f"{interval.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
+        return show(interval.mean)
+    return f"{show(interval.mean)} [{show(interval.low)}, {show(interval.high)}]"
+
+
+def format_paired(
+    interval: Interval, p_value: float | None, digits: int = 3, units: str = "", missing: str = "n/a (no shared units)"
+) -> str:
+    """``-0.012 [-0.031, +0.004] (n=8, p=0.31)``: a paired difference, signed so the direction reads at a glance
+    (``0.123`` with no interval: ``+0.123 (n=1)``, no p); ``units`` names what n counts (``units="sentences"``:
+    ``(n=8 sentences, p=0.31)``); ``missing`` with no value."""
+    if interval.mean is None:
+        return missing
+    n = f"n={interval.n} {units}" if units else f"n={interval.n}"
+    shown = format_interval(interval, number=lambda value: f"{value:+.{digits}f}")
+    if interval.low is None or interval.high is None:
+        return f"{shown} ({n})"
+    p = f", p={p_value:.2g}" if p_value is not None else ""
+    return f"{shown} ({n}{p})"
 
 
 def format_difference(difference: Difference, digits: int = 3, units: str = "") -> str:
-    """``-0.012 [-0.031, +0.004] (n=8, p=0.31)``: signed, so the direction reads at a glance; ``units`` names what
-    n counts (``units="sentences"``: ``(n=8 sentences, p=0.31)``)."""
-    interval = difference.interval
-    if interval.mean is None:
-        return "n/a (no shared units)"
-    n = f"n={interval.n} {units}" if units else f"n={interval.n}"
-    if interval.low is None or interval.high is None:
-        return f"{interval.mean:+.{digits}f} ({n})"
-    p = f", p={difference.p_value:.2g}" if difference.p_value is not None else ""
-    return f"{interval.mean:+.{digits}f} [{interval.low:+.{digits}f}, {interval.high:+.{digits}f}] ({n}{p})"
+    """:func:`format_paired` of a :class:`Difference` (``n/a (no shared units)`` when the two share none)."""
+    return format_paired(difference.interval, difference.p_value, digits, units)

@@ -223,7 +223,7 @@ def test_the_tables_give_intervals_over_sentences_and_paired_differences(tmp_pat
     )
     row = next(line for line in markdown.splitlines() if line.startswith("| shift |"))
     assert f"| {shift['wer_mean']:.3f} [{expected.low:.3f}, {expected.high:.3f}] |" in row
-    assert f"| {gap.interval.mean:+.3f} [{gap.interval.low:+.3f}, {gap.interval.high:+.3f}] p=0.0078 |" in row
+    assert f"| {gap.interval.mean:+.3f} [{gap.interval.low:+.3f}, {gap.interval.high:+.3f}] (n=8, p=0.0078) |" in row
     assert row.endswith("--config out/shift/seed_$s/ablate.yaml --trainer.max_epochs=1; done` |")  # its command
     assert "| corrected | 3 | 8 |" in markdown and "| reference | reference |" in markdown
     from qwen_tts_lit.analysis import load_runs
@@ -232,4 +232,4 @@ def test_the_tables_give_intervals_over_sentences_and_paired_differences(tmp_pat
     assert ((runs["wer_low"] < runs["wer"]) & (runs["wer"] < runs["wer_high"])).all()
     assert (runs["wer_sentences"] == 8).all()
     tex = (tmp_path / "out" / "ablation.tex").read_text()
-    assert r"$\Delta$WER vs corrected" in tex and "p=0.0078" in tex and "\n% for s in 0 1 2; do python" in tex
+    assert r"$\Delta$WER vs corrected" in tex and "(n=8, p=0.0078)" in tex and "\n% for s in 0 1 2; do python" in tex

@@ -3,8 +3,8 @@ the tiny demo model) through ``python -m qwen_tts_lit ablate`` end to end, then 
 
 The grid runs as shipped (its configs, variants, seeds and args) plus FAST: what these tests check (folders, seeds,
 epochs, best.json, tables, skipping) needs neither the zero-shot baselines (tested in tests/e2e/test_fit.py and
-tests/train/test_eval_suite.py) nor more than one held-out sentence and two batches an epoch: 190 CPU-seconds for
-this file instead of 450."""
+tests/train/test_eval_suite.py) nor the naturalness judge (tests/evaluation/test_naturalness.py) nor more than one
+held-out sentence and two batches an epoch: 190 CPU-seconds for this file instead of 450."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from qwen_tts_lit.analysis import load_run
 pytestmark = pytest.mark.slow
 SHIPPED_GRID = REPO / "configs" / "ablations" / "grid_demo.yaml"
 VARIANTS, SEEDS = ("corrected", "upstream_talker_shift"), (0, 1)
-FAST = ("--trainer.limit_train_batches=2", "--trainer.callbacks.num_utterances=1", "--trainer.callbacks.baselines=[]")
+FAST = ("--trainer.limit_train_batches=2", "--trainer.callbacks.num_utterances=1", "--trainer.callbacks.baselines=[]",
+        "--trainer.callbacks.judges.dnsmos=false")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,9 @@ import torch
 from helpers.fit import latest_run, run_cli, run_demo_fit
 
 pytestmark = pytest.mark.slow
+# For fits whose evaluation is not about naturalness (the demo run's test is: tests/train/test_eval_suite.py): off,
+# a fit neither loads DNSMOS nor scores its real recordings with it.
+NO_DNSMOS = ("--trainer.callbacks.judges.dnsmos", "false")
 
 
 def _adapters(checkpoint: Path) -> dict[str, torch.Tensor]:
@@ -117,7 +120,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(fit_cache
     untouched: test_killed_run_resumes_in_its_own_folder_to_the_same_weights)."""
     common = ("--trainer.max_epochs", "2", "--data.batch_size", "2")
     run_demo_fit(tmp_path / "ddp", *common, "--trainer.devices", "2", "--trainer.strategy", "ddp",
-                 "--trainer.accumulate_grad_batches", "1", "--trainer.callbacks.num_utterances", "1",
+                 "--trainer.accumulate_grad_batches", "1", "--trainer.callbacks.num_utterances", "1", *NO_DNSMOS,
                  cache=fit_cache)  # fmt: skip
     run_demo_fit(tmp_path / "single", *common, "--trainer.accumulate_grad_batches", "2",
                  "--trainer.limit_val_batches", "0", cache=fit_cache)  # fmt: skip
@@ -153,7 +156,7 @@ def test_nan_loss_stops_the_run_naming_step_and_utterances(fit_cache: Path, tmp_
 def test_full_finetune_trains_checkpoints_the_talker_and_evaluates_at_scale_1(fit_cache: Path, tmp_path: Path):
     overlay = Path(__file__).resolve().parents[2] / "configs" / "ablations" / "full_finetune.yaml"
     run_demo_fit(tmp_path, "--config", str(overlay), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-                 "--trainer.callbacks.num_utterances", "1", cache=fit_cache)  # fmt: skip
+                 "--trainer.callbacks.num_utterances", "1", *NO_DNSMOS, cache=fit_cache)  # fmt: skip
     run = latest_run(tmp_path)
     keys = _adapters(run / "checkpoints" / "last.ckpt").keys()
     assert keys and all(k.startswith("tts.talker.") for k in keys)  # no speaker encoder, no codec

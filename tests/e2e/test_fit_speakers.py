@@ -27,6 +27,7 @@ trainer:
         num_utterances: 1
         max_new_tokens: 8
         rule: {speaker_aggregate: worst}
+        judges: {dnsmos: false}  # naturalness is tested elsewhere; on, each of the 2 runs loads DNSMOS for 3 voices
 """
 
 

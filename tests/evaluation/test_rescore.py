@@ -10,6 +10,10 @@ import pytest
 
 from qwen_tts_lit.cli import main
 
+# Naturalness is not what these re-scores test (tests/evaluation/test_naturalness.py and the demo fit do): off, each
+# evaluate skips loading DNSMOS and re-measuring the real recordings with it (about 1.7 CPU-s for 3 sentences).
+NO_DNSMOS = ("--judges.dnsmos", "false")
+
 
 def _rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "eval" / "rows.jsonl").read_text().splitlines()]
@@ -26,7 +30,8 @@ def test_rescoring_a_saved_epoch_reproduces_the_callbacks_audio_exactly(run_copy
     audio, byte for byte, through the whole evaluation path."""
     before = {(r["epoch"], r["lora_scale"], r["utt_id"]): r for r in _rows(run_copy)}
     audio_before = {r["wav"]: (run_copy / r["wav"]).read_bytes() for r in before.values() if r["epoch"] == 1}
-    assert main(["evaluate", "--run", str(run_copy), "--epochs", "1", "--scales", "[0.5, 1.0]", *decoding]) == 0
+    assert main(["evaluate", "--run", str(run_copy), "--epochs", "1", "--scales", "[0.5, 1.0]", *decoding,
+                 *NO_DNSMOS]) == 0  # fmt: skip
     after = {(r["epoch"], r["lora_scale"], r["utt_id"]): r for r in _rows(run_copy)}
     assert after.keys() == before.keys()
     for key, row in after.items():
@@ -39,7 +44,8 @@ def test_rescoring_a_saved_epoch_reproduces_the_callbacks_audio_exactly(run_copy
 
 
 def test_new_scales_are_added_beside_the_old_rows(run_copy: Path):
-    assert main(["evaluate", "--run", str(run_copy), "--epochs", "0", "--scales", "0.3", "--num_utterances", "1"]) == 0
+    assert main(["evaluate", "--run", str(run_copy), "--epochs", "0", "--scales", "0.3", "--num_utterances", "1",
+                 *NO_DNSMOS]) == 0  # fmt: skip
     rows = _rows(run_copy)
     assert len([r for r in rows if r["lora_scale"] == 0.3]) == 1
     assert len(rows) == 12 + 6 + 1  # the demo's cells, its zero-shot baseline rows, the new one
@@ -51,7 +57,7 @@ def test_evaluate_opens_the_run_once(run_copy: Path):
     (runs/run.py) and passed on, down to the merge of the new rows into the old."""
     from helpers.reads import counting_reads
 
-    args = ["--epochs", "1", "--scales", "1.0", "--num-utterances", "1", "--no-asr"]
+    args = ["--epochs", "1", "--scales", "1.0", "--num-utterances", "1", "--no-asr", *NO_DNSMOS]
     with counting_reads(run_copy) as reads:
         assert main(["evaluate", "--run", str(run_copy), *args]) == 0
     assert reads["list", "checkpoints"] == 1
@@ -80,7 +86,7 @@ def test_bad_input_exits_2_with_a_clear_message(run_copy: Path, capsys, args, me
 @pytest.mark.usefixtures("run_cache")  # the prepared demo (its first clip: the voice-clone reference) is in that cache
 def test_baselines_are_added_to_a_finished_run(run_copy: Path, capsys):
     """`evaluate --baselines` re-scores the zero-shot rows (here for one sentence): xvector, voice_clone; epoch -1."""
-    args = ["--epochs", "0", "--scales", "0.5", "--num_utterances", "1", "--baselines", "true"]
+    args = ["--epochs", "0", "--scales", "0.5", "--num_utterances", "1", "--baselines", "true", *NO_DNSMOS]
     assert main(["evaluate", "--run", str(run_copy), *args]) == 0
     baselines = [r for r in _rows(run_copy) if r.get("baseline")]
     assert sorted(r["baseline"] for r in baselines) == ["voice_clone", "xvector"]
@@ -94,7 +100,7 @@ def test_baselines_alone_leave_the_epochs_rows_as_they_are(run_copy: Path, capsy
     """`evaluate --baselines` re-scored every saved epoch too (a full re-evaluation on a real run): it adds the
     zero-shot rows alone unless --epochs asks for more."""
     before = [r for r in _rows(run_copy) if not r.get("baseline")]
-    assert main(["evaluate", "--run", str(run_copy), "--num_utterances", "1", "--baselines", "true"]) == 0
+    assert main(["evaluate", "--run", str(run_copy), "--num_utterances", "1", "--baselines", "true", *NO_DNSMOS]) == 0
     out = capsys.readouterr().out
     assert "zero-shot baselines: voice_clone, xvector scored" in out and "epoch 0:" not in out and "epoch 1:" not in out
     rows = _rows(run_copy)

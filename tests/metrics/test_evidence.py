@@ -12,7 +12,7 @@ import pytest
 
 from qwen_tts_lit.evaluation.publish import publish
 from qwen_tts_lit.evaluation.report import render_report
-from qwen_tts_lit.metrics.selection import SelectionRule, select_best
+from qwen_tts_lit.metrics.selection import DNSMOS_FIELDS, SelectionRule, select_best
 from qwen_tts_lit.metrics.uncertainty import mean_interval, paired_difference
 from qwen_tts_lit.runs.records import read_best, write_best
 
@@ -169,3 +169,35 @@ def test_the_report_shows_each_cells_interval_and_n(difficulty):
     page = render_report(rows, best)
     assert f"WER {best['metrics']['wer']:.3f} [{wer['low']:.3f}, {wer['high']:.3f}]" in page
     assert "n=10 sentences" in page
+
+
+def test_naturalness_gets_each_cells_and_baselines_interval_and_n_in_best_json_and_the_report(difficulty):
+    """DNSMOS's fields (and, beside them, the real recordings', which are no figure of the cell) are intervals like
+    the other metrics: each cell's and baseline's over its sentences (oracle: mean_interval of the rows' own values,
+    one row per sentence), at the top level for the chosen cell, and in the report's cells and baselines."""
+    ovrl = 2.0 + np.random.default_rng(11).normal(0, 0.3, SENTENCES)
+    real = dict(zip(DNSMOS_FIELDS, (3.5, 3.9, 3.2, 3.6), strict=True))
+    rows = [row | {name: float(ovrl[int(row["utt_id"][4:])]) + 0.1 * k + row["epoch"] * 0.05
+                   for k, name in enumerate(DNSMOS_FIELDS)}
+            | {f"real_{name}": value for name, value in real.items()}
+            for row in planted(difficulty, effect=0.05)]  # fmt: skip
+    best = select_best(rows)
+    groups = [*best["cells"], *best["baselines"].values()]
+    assert len(groups) == 4
+    for cell, name in ((cell, name) for cell in groups for name in DNSMOS_FIELDS):
+        own = [r[name] for r in rows if (r["epoch"], r["lora_scale"]) == (cell.get("epoch", -1),
+                                                                          cell.get("lora_scale", 0))]  # fmt: skip
+        expected = mean_interval(own)
+        got = cell["intervals"][name]
+        assert (got["mean"], got["low"], got["high"], got["n"]) == pytest.approx(
+            (expected.mean, expected.low, expected.high, SENTENCES)
+        ), name
+        assert got["low"] < got["mean"] < got["high"]
+    assert not any(name.startswith("real_") for cell in groups for name in cell["intervals"])
+    assert best["intervals"]["dnsmos_ovrl"] == best["cells"][2]["intervals"]["dnsmos_ovrl"]
+    page = render_report(rows, best)
+    chosen = best["intervals"]["dnsmos_ovrl"]
+    assert (f"OVRL {best['metrics']['dnsmos_ovrl']:.2f} [{chosen['low']:.2f}, {chosen['high']:.2f}] (real 3.20)"
+            in page)  # fmt: skip
+    clone, shown = best["baselines"]["voice_clone"], best["baselines"]["voice_clone"]["intervals"]["dnsmos_ovrl"]
+    assert f"OVRL {clone['dnsmos_ovrl']:.2f} [{shown['low']:.2f}, {shown['high']:.2f}] (real 3.20)" in page

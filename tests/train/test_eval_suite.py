@@ -80,7 +80,8 @@ def test_demo_fit_judges_naturalness_against_the_real_recordings(demo_run: Path)
     mean_real = sum(scores["dnsmos_ovrl"] for scores in real.values()) / len(real)
     assert best["metrics"]["dnsmos_ovrl"] == 1.0 and best["metrics"]["real_dnsmos_ovrl"] == pytest.approx(mean_real)
     assert best["baselines"]["xvector"]["dnsmos_ovrl"] == 1.0 and "dnsmos_ovrl +0.000" in best["vs_baseline"]
-    assert f"OVRL 1.00 (real {mean_real:.2f})" in (demo_run / "report.html").read_text()
+    assert best["intervals"]["dnsmos_ovrl"] == {"mean": 1.0, "low": 1.0, "high": 1.0, "n": 3, "level": 0.95}
+    assert f"OVRL 1.00 [1.00, 1.00] (real {mean_real:.2f})" in (demo_run / "report.html").read_text()  # its interval
     metrics = list(csv.DictReader((demo_run / "metrics.csv").open()))
     assert [float(r["val/dnsmos_ovrl"]) for r in metrics if r.get("val/dnsmos_ovrl")] == [1.0, 1.0]
 
