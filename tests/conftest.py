@@ -36,7 +36,7 @@ def repo_root() -> Path:
 HEAVY_FILES = (
     "test_long_form.py", "test_rescore.py", "test_synthesizer.py", "test_prepare_pipeline.py",
     "test_export_speakers.py", "test_export.py", "test_step_consistency.py", "test_fit_languages.py",
-    "test_segment_pipeline.py", "test_fit_faults.py", "test_baselines.py", "test_gpu_check.py",
+    "test_segment_pipeline.py", "test_fit_faults.py", "test_baselines.py", "test_gpu_check.py", "test_rl_learning.py",
 )  # fmt: skip
 
 

@@ -271,10 +271,12 @@ class Synthesizer:
         max_new_tokens: int | Sequence[int] | None = None,
         batch_size: int = 1,
         languages: Sequence[str] | None = None,
+        decode: bool = True,
     ) -> list[Utterance]:
         """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
         of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text.
         ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's.
+        ``decode`` False: codes only, every ``wav`` empty (RL rewards that read no audio skip the decoder).
         Each text is spoken as :meth:`spoken_text` cleans it."""
         texts = [self.spoken_text(text or "").text for text in texts]
         for i, text in enumerate(texts):
@@ -294,7 +296,10 @@ class Synthesizer:
                 batch = slice(start, start + batch_size)
                 generated += self._generate(texts[batch], seed_list[batch], scales[batch], caps[batch], spoken[batch])
             kept = [codes[:cap] for (codes, _, _), cap in zip(generated, caps, strict=True)]
-            wavs, decode_seconds = self._decode(kept)
+            if decode:
+                wavs, decode_seconds = self._decode(kept)
+            else:
+                wavs, decode_seconds = [np.zeros(0, dtype=np.float32) for _ in kept], [0.0] * len(kept)
         rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, strict=True)
         utterances = []
         for text, seed, scale, cap, (full, gen_s, (policy, sampler)), codes, wav, dec_s in rows:
