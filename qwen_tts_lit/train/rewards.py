@@ -101,13 +101,14 @@ def rate_reward(words_per_s: float, real_words_per_s: float) -> float:
 class Rewards:
     """Scores rollouts with the weighted components; judges load on first use and are kept."""
 
-    def __init__(self, weights: RewardWeights, language: str = "en", reference_embedding=None) -> None:
+    def __init__(
+        self, weights: RewardWeights, language: str = "en", reference_embedding=None, judge_settings=None
+    ) -> None:
         if weights.problems():
             raise UserError("; ".join(weights.problems()))
-        if weights.speaker_similarity and reference_embedding is None:
-            raise UserError("rewards.speaker_similarity needs the target voice's reference embedding")
         self.weights, self.language, self.reference_embedding = weights, language, reference_embedding
-        self._asr = self._speaker = self._dnsmos = self._vad = None
+        self.judge_settings = judge_settings  # evaluation.settings.JudgeSettings; None: the evaluation defaults
+        self._judges = self._dnsmos = None
 
     def components(self, utterances: Sequence[Utterance]) -> dict[str, torch.Tensor]:
         """Each active component, (N,) float32, one value per utterance."""
@@ -118,6 +119,8 @@ class Rewards:
             pairs = zip(utterances, heard, strict=True)
             out["error_rate"] = [error_rate_reward(u.text, h, self.language) for u, h in pairs]
         if w.speaker_similarity:
+            if self.reference_embedding is None:
+                raise UserError("rewards.speaker_similarity needs the target voice's recordings (a prepared dataset)")
             out["speaker_similarity"] = self.speaker.similarities(wavs, SAMPLE_RATE, self.reference_embedding)
         if w.naturalness:
             scores = self.dnsmos.score_batch(wavs, SAMPLE_RATE)
@@ -140,33 +143,35 @@ class Rewards:
         return total
 
     @property
-    def asr(self):
-        if self._asr is None:
-            from qwen_tts_lit.metrics.asr import ASR
+    def judges(self):
+        """The evaluation's judges (evaluation/judges.py), built on first use from the module's JudgeSettings: each
+        loads its model on its first call, so only the active components' models ever load."""
+        if self._judges is None:
+            from qwen_tts_lit.evaluation.judges import Judges
 
-            self._asr = ASR()
-        return self._asr
+            self._judges = Judges(self.judge_settings)
+        return self._judges
+
+    @property
+    def asr(self):
+        if self.judges.asr is None:
+            raise UserError("rewards.error_rate needs the ASR judge: set model.judges.asr true")
+        return self.judges.asr
 
     @property
     def speaker(self):
-        if self._speaker is None:
-            from qwen_tts_lit.metrics.speaker_sim import SpeakerSimilarity
-
-            self._speaker = SpeakerSimilarity()
-        return self._speaker
+        return self.judges.speaker
 
     @property
     def dnsmos(self):
+        """The judges' DNSMOS, or one of its own when the evaluation's naturalness judges leave it out."""
         if self._dnsmos is None:
             from qwen_tts_lit.metrics.dnsmos import DNSMOS
 
-            self._dnsmos = DNSMOS()
+            found = [judge for judge in self.judges.naturalness if isinstance(judge, DNSMOS)]
+            self._dnsmos = found[0] if found else DNSMOS()
         return self._dnsmos
 
     @property
     def vad(self):
-        if self._vad is None:
-            from qwen_tts_lit.metrics.speech_rate import SpeechDetector
-
-            self._vad = SpeechDetector()
-        return self._vad
+        return self.judges.vad

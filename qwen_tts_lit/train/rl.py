@@ -1,6 +1,8 @@
 """GRPOModule: post-training the talker's group-0 stream with GRPO on the judges' rewards, as a LightningModule.
 
-A step: G rollouts per prompt from the batched Synthesizer (one seeded generator per row, the sampling settings the
+The prompts are the texts of the training rows of the SFT datamodule (``QwenTTSDataModule``: the same prepared
+data, held-out set, voice, EvalSuite and run folder as SFT), or a plain text list (:class:`PromptDataModule`). A
+step: G rollouts per prompt from the batched Synthesizer (one seeded generator per row, the sampling settings the
 model is used with), each rollout's rewards from the judges, group-relative advantages, then the policy's
 log-probabilities of the drawn tokens by teacher forcing on the training layout (``model/policy.py``: the same
 definition the sampler recorded, proven equal in tests/rl), the reference's with the LoRA adapters at scale 0, and
@@ -14,6 +16,7 @@ SFT module's. docs/reinforcement_learning.md.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Literal
@@ -23,11 +26,13 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.evaluation.settings import JudgeSettings
 from qwen_tts_lit.model.grpo import VARIANTS, group_advantages, grpo_loss
 from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequences, layout_utterance
 from qwen_tts_lit.model.lora import LoraSpec, adapters_at_scale, cast_adapter_inputs
 from qwen_tts_lit.model.policy import DrawnTokens, PolicySpec, drawn_tokens, policy_logprobs
-from qwen_tts_lit.synthesis.presets import SEED_GUIDE, GenerationPreset
+from qwen_tts_lit.model.step import SUB_TALKER_WEIGHT, StepFixes
+from qwen_tts_lit.synthesis.presets import SAMPLE_RATE, SEED_GUIDE, GenerationPreset
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice, eval_mode
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.train.rewards import Rewards, RewardWeights
@@ -56,6 +61,7 @@ class GRPOModule(QwenTTSModule):
         clip_eps: float = 0.2,
         kl_coef: float = 0.04,
         rewards: RewardWeights = RewardWeights(),  # noqa: B008
+        judges: JudgeSettings = JudgeSettings(),  # noqa: B008
         preset: GenerationPreset = SEED_GUIDE,
         max_new_tokens: int = 100,
         language: str = "en",
@@ -77,6 +83,7 @@ class GRPOModule(QwenTTSModule):
             clip_eps: PPO clip range of the ratio.
             kl_coef: Weight of the k3 KL penalty to the reference (the adapters at scale 0).
             rewards: The weight of each reward component (docs/reinforcement_learning.md).
+            judges: The reward judges' models and devices (the EvalSuite's settings: ASR model, device, ...).
             preset: The sampling settings of the rollouts: those the model will be used with. Temperature and
                 repetition penalty enter the policy; top-k and top-p only the sampler.
             max_new_tokens: Frame cap of every rollout (a rollout reaching it is a runaway).
@@ -95,10 +102,18 @@ class GRPOModule(QwenTTSModule):
         problems += rewards.problems()
         if problems:
             raise UserError("\n".join(problems))
-        self.hparams.update(rewards=asdict(rewards), preset=asdict(preset))
+        # The SFT settings RL fixes: Lightning's save_hyperparameters may collect only this class's arguments (it
+        # does under LightningCLI), and the inherited loading and validation read these.
+        fixed = {"finetune": "lora", "gradient_checkpointing": False, "sub_talker_weight": SUB_TALKER_WEIGHT,
+                 "fixes": asdict(StepFixes())}  # fmt: skip
+        self.hparams.update({k: v for k, v in fixed.items() if k not in self.hparams})
+        self.hparams.update(rewards=asdict(rewards), preset=asdict(preset), lora=lora.as_dict(), judges=asdict(judges))
+        self.judge_settings = judges
         self.reward_weights, self.preset = rewards, preset
         self.rewards: Rewards | None = None
+        self.prompts: dict[str, str] = {}  # training row id -> its text, when the data is a prepared dataset
         self._synthesizer: Synthesizer | None = None
+        self.step_seconds: dict[str, float] = {}  # this step's rollout and reward wall time, logged under time/
 
     # ------------------------------------------------------------------ pieces of a step
 
@@ -150,12 +165,34 @@ class GRPOModule(QwenTTSModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if self.rewards is None:
-            self.rewards = Rewards(self.reward_weights, self.hparams.language)
+            self.rewards = Rewards(self.reward_weights, self.hparams.language, judge_settings=self.judge_settings)
+        root = getattr(getattr(self.trainer, "datamodule", None), "root", None)
+        if root is not None:  # the SFT datamodule: its training rows' texts are the prompts
+            from qwen_tts_lit.data.prepare.outputs import manifest_path, read_manifest
 
-    def training_step(self, texts: list[str], batch_idx: int) -> torch.Tensor:
-        utterances = self.rollouts(texts)
+            self.prompts = {str(row["id"]): str(row["text"]) for row in read_manifest(manifest_path(root, "train"))}
+            if self.reward_weights.speaker_similarity and self.rewards.reference_embedding is None:
+                from qwen_tts_lit.data.dataset import reference_clip
+
+                audio, _ = reference_clip(root)  # the voice's first training clip, as recorded
+                self.rewards.reference_embedding = self.rewards.speaker.embed(audio, SAMPLE_RATE)
+
+    def prompt_texts(self, batch) -> list[str]:
+        """The prompts of a batch: a list of texts (PromptDataModule), or the texts of a training batch's rows."""
+        if isinstance(batch, list):
+            return batch
+        return [self.prompts[utterance_id] for utterance_id in batch.utterance_ids]
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        started = time.perf_counter()
+        utterances = self.rollouts(self.prompt_texts(batch))
+        rolled = time.perf_counter()
         components = self.rewards.components(utterances)
         reward = self.rewards.total(components, len(utterances)).to(self.device)
+        self.step_seconds = {
+            "time/rl_rollout_seconds": rolled - started,
+            "time/rl_reward_seconds": time.perf_counter() - rolled,
+        }
         advantages = group_advantages(reward, self.hparams.group_size, self.hparams.variant)
         batch, drawn, old = self.teacher_forcing(utterances)
         with eval_mode(self.base_model):  # the function the sampler drew from: no dropout anywhere
@@ -175,11 +212,15 @@ class GRPOModule(QwenTTSModule):
                    "rl/ratio": out.ratio, "rl/logprob_gap": gap.detach(),
                    "rl/frames": torch.tensor([float(u.frames) for u in utterances]).mean(),
                    "rl/runaway": torch.tensor([float(u.hit_max_tokens) for u in utterances]).mean()}  # fmt: skip
+        values |= {name: torch.tensor(seconds) for name, seconds in self.step_seconds.items()}
         for name, value in values.items():
             self.log(name, value, batch_size=size, on_step=True, on_epoch=False, prog_bar=name == "rl/reward/total")
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        """RL is judged by the EvalSuite on the held-out set, not by a validation loss."""
+        """The SFT validation loss of the held-out recordings (how far RL drifts from the data); RL is judged by the
+        EvalSuite. A list of texts (PromptDataModule) has no recordings: nothing to measure."""
+        if not isinstance(batch, list):
+            super().validation_step(batch, batch_idx)
 
 
 class PromptDataModule(L.LightningDataModule):

@@ -46,7 +46,7 @@ LEARN_BOOST, LEARN_TARGET, LEARN_CAP, LEARN_GROUP, LEARN_LR = 2.0, 3, 16, 8, 1e-
 LEARN_TEXTS = ("Hello there, my friend.",)
 
 
-def learning_run(model_dir, log_dir, steps: int, rewards, kl_coef: float = 0.04):
+def learning_run(model_dir, log_dir, steps: int, rewards, kl_coef: float = 0.04, callbacks=()):
     """A real ``Trainer.fit`` of GRPOModule on the tiny model for ``steps`` optimizer steps; returns (module,
     metrics.csv rows, the adapters before training)."""
     import csv
@@ -71,7 +71,7 @@ def learning_run(model_dir, log_dir, steps: int, rewards, kl_coef: float = 0.04)
     logger = L.pytorch.loggers.CSVLogger(str(log_dir), name="rl", version=0)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=logger, enable_checkpointing=False,
                         limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=1)  # fmt: skip
+                        log_every_n_steps=1, callbacks=list(callbacks))  # fmt: skip
     trainer.fit(module, data)
     with open(f"{logger.log_dir}/metrics.csv") as handle:
         rows = [row for row in csv.DictReader(handle) if row.get("rl/reward/total")]
