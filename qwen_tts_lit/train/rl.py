@@ -31,7 +31,7 @@ from qwen_tts_lit.model.grpo import VARIANTS, group_advantages, grpo_loss
 from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequences, layout_utterance
 from qwen_tts_lit.model.lora import LoraSpec, adapters_at_scale, cast_adapter_inputs
 from qwen_tts_lit.model.policy import DrawnTokens, PolicySpec, drawn_tokens, policy_logprobs
-from qwen_tts_lit.model.step import SUB_TALKER_WEIGHT, StepFixes
+from qwen_tts_lit.model.step import SUB_TALKER_WEIGHT, StepFixes, combine_losses, training_step_losses
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE, SEED_GUIDE, GenerationPreset
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice, eval_mode
 from qwen_tts_lit.train.module import QwenTTSModule
@@ -51,11 +51,13 @@ class GRPOModule(QwenTTSModule):
         model: str = "tiny",
         dtype: Literal["float32", "bfloat16", "float16"] = "float32",
         attn_implementation: str = "sdpa",
+        finetune: Literal["lora"] = "lora",
         lora: LoraSpec = LoraSpec(dropout=0.0),  # noqa: B008 - a frozen settings record, shown by jsonargparse
         optimizer: OptimizerCallable = torch.optim.AdamW,
         scheduler: LRSchedulerCallable | None = None,
         warmup_ratio: float = 0.0,
         seed: int = 0,
+        gradient_checkpointing: bool = False,
         group_size: int = 8,
         variant: Literal["grpo", "dr_grpo"] = "grpo",
         clip_eps: float = 0.2,
@@ -71,12 +73,14 @@ class GRPOModule(QwenTTSModule):
             model: Qwen3-TTS checkpoint: a local directory, a hub id, or "tiny".
             dtype: Weight dtype at load time.
             attn_implementation: Attention kernel passed to from_pretrained.
+            finetune: "lora" only: the reference policy is the adapters at scale 0.
             lora: The RL adapters (their scale 0 is the reference policy). Dropout must be 0: the sampler drew
                 without it, and the ratio must compare the same function.
             optimizer: Optimizer factory over the adapters.
             scheduler: LR scheduler factory; None = constant after ``warmup_ratio`` of linear warm-up and cosine.
             warmup_ratio: Share of optimizer steps spent warming up (default scheduler only).
             seed: Seeds the adapter init and every rollout row's generator.
+            gradient_checkpointing: Recompute activations in backward (non-reentrant), as in SFT (docs/memory.md).
             group_size: Rollouts per prompt (G): the group whose mean reward is the baseline.
             variant: "grpo" (advantages over the group's std, tokens averaged per rollout) or "dr_grpo" (no std,
                 tokens summed over a constant: max_new_tokens + 1).
@@ -89,9 +93,9 @@ class GRPOModule(QwenTTSModule):
             max_new_tokens: Frame cap of every rollout (a rollout reaching it is a runaway).
             language: Language of the prompts, for the error-rate reward ("en", "zh", ...).
         """
-        super().__init__(model=model, dtype=dtype, attn_implementation=attn_implementation, finetune="lora",
+        super().__init__(model=model, dtype=dtype, attn_implementation=attn_implementation, finetune=finetune,
                          lora=lora, optimizer=optimizer, scheduler=scheduler, warmup_ratio=warmup_ratio,
-                         seed=seed)  # fmt: skip
+                         seed=seed, gradient_checkpointing=gradient_checkpointing)  # fmt: skip
         problems = [f"model.group_size {group_size}: must be >= 2 (a group of one has no baseline)"] * (group_size < 2)
         problems += [f"model.variant {variant!r}: one of {', '.join(VARIANTS)}"] * (variant not in VARIANTS)
         problems += [f"model.lora.dropout {lora.dropout}: must be 0 for RL (the sampler draws without it)"] * (
@@ -102,11 +106,10 @@ class GRPOModule(QwenTTSModule):
         problems += rewards.problems()
         if problems:
             raise UserError("\n".join(problems))
-        # The SFT settings RL fixes: Lightning's save_hyperparameters may collect only this class's arguments (it
-        # does under LightningCLI), and the inherited loading and validation read these.
-        fixed = {"finetune": "lora", "gradient_checkpointing": False, "sub_talker_weight": SUB_TALKER_WEIGHT,
-                 "fixes": asdict(StepFixes())}  # fmt: skip
-        self.hparams.update({k: v for k, v in fixed.items() if k not in self.hparams})
+        # Only this class's arguments stay in the hyper-parameters: a resumed fit parses them back into GRPOModule,
+        # which takes no SFT-only setting (what is fixed for RL is fixed in configure_model and validation_step).
+        for name in ("sub_talker_weight", "fixes"):
+            self.hparams.pop(name, None)
         self.hparams.update(rewards=asdict(rewards), preset=asdict(preset), lora=lora.as_dict(), judges=asdict(judges))
         self.judge_settings = judges
         self.reward_weights, self.preset = rewards, preset
@@ -219,8 +222,11 @@ class GRPOModule(QwenTTSModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         """The SFT validation loss of the held-out recordings (how far RL drifts from the data); RL is judged by the
         EvalSuite. A list of texts (PromptDataModule) has no recordings: nothing to measure."""
-        if not isinstance(batch, list):
-            super().validation_step(batch, batch_idx)
+        if isinstance(batch, list):
+            return
+        out = training_step_losses(self.talker, batch, StepFixes())
+        loss = combine_losses(out.talker, out.sub_talker, SUB_TALKER_WEIGHT)
+        self.log("val/loss", loss, batch_size=len(batch.utterance_ids), on_epoch=True, sync_dist=True)
 
 
 class PromptDataModule(L.LightningDataModule):
