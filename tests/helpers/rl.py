@@ -19,10 +19,10 @@ def make_eos_prone(tts, boost: float) -> None:
     talker, config = tts.model.talker, tts.model.config
     special = SpecialIds.from_config(config)
     ids = tts.processor.tokenizer(assistant_prompt("Hello there, how are you?"))["input_ids"]
-    codes = torch.randint(
-        0, 2048, (24, config.talker_config.num_code_groups), generator=torch.Generator().manual_seed(0)
-    )
-    batch = collate_sequences([layout_utterance(ids, codes, special)], torch.randn(1, config.talker_config.hidden_size))
+    own = torch.Generator().manual_seed(0)  # not the global RNG: the boost must not depend on what ran before
+    codes = torch.randint(0, 2048, (24, config.talker_config.num_code_groups), generator=own)
+    xvector = torch.randn(1, config.talker_config.hidden_size, generator=own)
+    batch = collate_sequences([layout_utterance(ids, codes, special)], xvector)
     with torch.no_grad():
         hidden, _ = run_talker(talker, talker_input_embeddings(talker, batch), batch.attention_mask)
         mean = hidden[batch.frame_mask].mean(0)  # (D,)

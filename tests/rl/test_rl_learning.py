@@ -16,7 +16,7 @@ from helpers.rl import LEARN_TARGET, learning_run
 from qwen_tts_lit.model.lora import trainable_state_dict
 from qwen_tts_lit.train.rewards import RewardWeights
 
-pytestmark = pytest.mark.slow  # ~30 s of rollouts on CPU: not the inner loop's fast lane
+pytestmark = pytest.mark.slow  # rollouts: ~10 s on an idle 2-core CPU, 30 s and more under load; not the fast lane
 
 STEPS = 24
 WINDOW = 6  # steps averaged at each end of the curve
