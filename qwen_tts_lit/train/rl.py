@@ -201,12 +201,23 @@ class GRPOModule(QwenTTSModule):
         with eval_mode(self.base_model):  # the function the sampler drew from: no dropout anywhere
             logprobs = policy_logprobs(self.talker, batch, drawn, self.policy_spec)
         ref = self.reference_logprobs(batch, drawn) if self.hparams.kl_coef else None
+        step_rollouts = self.step_rollouts(batch)
         out = grpo_loss(logprobs, old, ref, advantages, drawn.mask, clip_eps=self.hparams.clip_eps,
                         kl_coef=self.hparams.kl_coef, variant=self.hparams.variant,
-                        max_tokens=self.hparams.max_new_tokens + 1)  # fmt: skip
+                        max_tokens=self.hparams.max_new_tokens + 1, step_rollouts=step_rollouts)  # fmt: skip
         self._stop_if_not_finite(out.loss, batch, batch_idx)
         self._log_step(components, reward, out, utterances, (logprobs - old).abs()[drawn.mask].max())
-        return out.loss
+        if step_rollouts is None:
+            return out.loss
+        # As the SFT step: Lightning divides by the accumulation count and DDP averages over ranks; multiplying
+        # both back makes the gradient that of the whole optimizer step's rollouts in one batch
+        return out.loss * self.trainer.accumulate_grad_batches * self.trainer.world_size
+
+    def step_rollouts(self, batch) -> int | None:
+        """Rollouts of the whole optimizer step (every micro-batch, every rank) this batch belongs to; None when
+        unknown (a list of texts: micro-batches of equal size, whose mean Lightning's averaging already gives)."""
+        utterances = getattr(batch, "step_utterances", None)
+        return None if utterances is None else utterances * self.hparams.group_size
 
     def _log_step(self, components, reward, out, utterances, gap) -> None:
         size = len(utterances)

@@ -118,3 +118,28 @@ def test_k3_monte_carlo_within_its_bounds_and_a_wrong_direction_is_caught():
     assert bool((samples >= 0).all())
     wrong = k3(ref[draws], policy[draws])  # r = pi_theta / pi_ref: estimates neither KL direction from these draws
     assert abs(float(wrong.mean()) - exact) > 10 * bound
+
+
+@pytest.mark.parametrize("variant", ["grpo", "dr_grpo"])
+def test_micro_batches_sum_to_the_step_of_one_big_batch(variant):
+    """Micro-batches of unequal sizes (2 + 1 rollouts), each normalised by the step's rollouts, sum to the loss and
+    gradient of the three rollouts in one batch: accumulation and DDP then equal one big batch (train/rl.py
+    multiplies back Lightning's division by the accumulation count and DDP's by the world size)."""
+    logits, tokens, mask, advantages = _case()
+    logits.requires_grad_(True)
+    logprobs = _logprobs(logits, tokens)
+    old, ref = logprobs.detach() - 0.1, logprobs.detach() + 0.2  # ratio != 1 and KL != 0: every term counts
+
+    def loss(rows, step_rollouts=None):
+        return grpo_loss(logprobs[rows], old[rows], ref[rows], advantages[rows], mask[rows], kl_coef=0.1,
+                         variant=variant, max_tokens=6, step_rollouts=step_rollouts).loss  # fmt: skip
+
+    whole = loss(slice(0, 3))
+    parts = loss(slice(0, 2), step_rollouts=3) + loss(slice(2, 3), step_rollouts=3)
+    (grad_whole,) = torch.autograd.grad(whole, logits, retain_graph=True)
+    (grad_parts,) = torch.autograd.grad(parts, logits)
+    assert float(parts) == pytest.approx(float(whole), abs=1e-7)
+    assert (grad_parts - grad_whole).abs().max() < 1e-7
+    # without the step's count each micro-batch is its own mean: the two-rollout batch would weigh 1/2, not 1/3
+    unnormalised = loss(slice(0, 2)) + loss(slice(2, 3))
+    assert abs(float(unnormalised) / 2 - float(whole)) > 1e-3
