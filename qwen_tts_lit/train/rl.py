@@ -29,7 +29,7 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.settings import JudgeSettings
 from qwen_tts_lit.model.grpo import VARIANTS, group_advantages, grpo_loss
 from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequences, layout_utterance
-from qwen_tts_lit.model.lora import LoraSpec, adapters_at_scale, cast_adapter_inputs
+from qwen_tts_lit.model.lora import LoraSpec, adapters_at_scale, cast_adapter_inputs, trainable_state_dict
 from qwen_tts_lit.model.policy import DrawnTokens, PolicySpec, drawn_tokens, policy_logprobs
 from qwen_tts_lit.model.step import SUB_TALKER_WEIGHT, StepFixes, combine_losses, training_step_losses
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE, SEED_GUIDE, GenerationPreset
@@ -67,6 +67,8 @@ class GRPOModule(QwenTTSModule):
         preset: GenerationPreset = SEED_GUIDE,
         max_new_tokens: int = 100,
         language: str = "en",
+        init_from: str | None = None,
+        init_scale: float = 1.0,
     ) -> None:
         """
         Args:
@@ -92,6 +94,11 @@ class GRPOModule(QwenTTSModule):
                 repetition penalty enter the policy; top-k and top-p only the sampler.
             max_new_tokens: Frame cap of every rollout (a rollout reaching it is a runaway).
             language: Language of the prompts, for the error-rate reward ("en", "zh", ...).
+            init_from: An SFT checkpoint (RUN/checkpoints/epoch=NNN.ckpt, with the same LoRA settings) whose adapters
+                RL starts from; the reference policy is then that start, not the base model. None: fresh adapters
+                on the base model, and the reference is the adapters at scale 0.
+            init_scale: The strength the SFT adapters start at (the chosen cell's lora_scale, in the run's choice):
+                their lora_B weights are multiplied by it, which is exactly running them at that scale.
         """
         super().__init__(model=model, dtype=dtype, attn_implementation=attn_implementation, finetune=finetune,
                          lora=lora, optimizer=optimizer, scheduler=scheduler, warmup_ratio=warmup_ratio,
@@ -104,6 +111,7 @@ class GRPOModule(QwenTTSModule):
         problems += ["model.preset.do_sample must be true: RL learns from sampled rollouts"] * (not preset.do_sample)
         problems += [f"model.max_new_tokens {max_new_tokens}: must be >= 1"] * (max_new_tokens < 1)
         problems += rewards.problems()
+        problems += [f"model.init_scale {init_scale}: must be in [0, 2]"] * (not 0 <= init_scale <= 2)
         if problems:
             raise UserError("\n".join(problems))
         # Only this class's arguments stay in the hyper-parameters: a resumed fit parses them back into GRPOModule,
@@ -116,6 +124,7 @@ class GRPOModule(QwenTTSModule):
         self.rewards: Rewards | None = None
         self.prompts: dict[str, str] = {}  # training row id -> its text, when the data is a prepared dataset
         self._synthesizer: Synthesizer | None = None
+        self.reference: dict[str, torch.Tensor] | None = None  # the starting adapters, when RL starts from SFT
         self.step_seconds: dict[str, float] = {}  # this step's rollout and reward wall time, logged under time/
 
     # ------------------------------------------------------------------ pieces of a step
@@ -158,10 +167,42 @@ class GRPOModule(QwenTTSModule):
             old[row, : len(utterance.policy_logprobs)] = utterance.policy_logprobs.to(self.device)
         return batch, drawn, old
 
+    def configure_model(self) -> None:
+        """The SFT module's loading; with ``init_from``, the SFT adapters loaded at ``init_scale`` and kept aside as
+        the reference. Lightning restores a resumed run's adapters after this, so the reference stays the start."""
+        if self.tts is not None:
+            return
+        super().configure_model()
+        if self.hparams.init_from:
+            from qwen_tts_lit.runs.checkpoints import read_checkpoint
+
+            path = self.hparams.init_from
+            state = {k.removeprefix("tts."): v for k, v in read_checkpoint(path)["state_dict"].items()}
+            try:
+                result = self.tts.load_state_dict(state, strict=False)
+            except RuntimeError as error:  # another rank or model size
+                raise UserError(f"model.init_from {path}: its adapters do not fit ({str(error)[:200]})") from None
+            if result.unexpected_keys or not state:
+                raise UserError(f"model.init_from {path}: its tensors are not adapters of this model and LoRA config")
+            with torch.no_grad():
+                for name, parameter in self.tts.named_parameters():
+                    if "lora_B" in name:
+                        parameter.mul_(self.hparams.init_scale)
+            self.reference = {k: v.detach().clone() for k, v in trainable_state_dict(self.tts).items()}
+
     def reference_logprobs(self, batch, drawn: DrawnTokens) -> torch.Tensor:
-        """log pi_ref: the same weights with the RL adapters at scale 0."""
-        with torch.no_grad(), adapters_at_scale(self.base_model, 0.0), eval_mode(self.base_model):
-            return policy_logprobs(self.talker, batch, drawn, self.policy_spec)
+        """log pi_ref: the same weights with the RL adapters at scale 0, or (started from SFT) with the starting
+        adapters swapped in. Called before the policy's forward: the swap writes the parameters in place."""
+        with torch.no_grad(), eval_mode(self.base_model):
+            if self.reference is None:
+                with adapters_at_scale(self.base_model, 0.0):
+                    return policy_logprobs(self.talker, batch, drawn, self.policy_spec)
+            current = {k: v.detach().clone() for k, v in trainable_state_dict(self.tts).items()}
+            self.tts.load_state_dict(self.reference, strict=False)
+            try:
+                return policy_logprobs(self.talker, batch, drawn, self.policy_spec)
+            finally:
+                self.tts.load_state_dict(current, strict=False)
 
     # ------------------------------------------------------------------ the step
 
@@ -198,9 +239,9 @@ class GRPOModule(QwenTTSModule):
         }
         advantages = group_advantages(reward, self.hparams.group_size, self.hparams.variant)
         batch, drawn, old = self.teacher_forcing(utterances)
+        ref = self.reference_logprobs(batch, drawn) if self.hparams.kl_coef else None
         with eval_mode(self.base_model):  # the function the sampler drew from: no dropout anywhere
             logprobs = policy_logprobs(self.talker, batch, drawn, self.policy_spec)
-        ref = self.reference_logprobs(batch, drawn) if self.hparams.kl_coef else None
         step_rollouts = self.step_rollouts(batch)
         out = grpo_loss(logprobs, old, ref, advantages, drawn.mask, clip_eps=self.hparams.clip_eps,
                         kl_coef=self.hparams.kl_coef, variant=self.hparams.variant,

@@ -60,3 +60,51 @@ def test_rollout_seeds_differ_by_row_step_and_rank():
 def test_settings_that_cannot_work_are_refused_in_one_line(settings, message):
     with pytest.raises(UserError, match=message):
         GRPOModule(**settings)
+
+
+def test_rl_from_an_sft_checkpoint_starts_at_its_scale_and_keeps_it_as_the_reference(tiny_dir, tmp_path):
+    from helpers.teacher_forcing import far_apart_xvectors
+
+    from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequences, layout_utterance
+    from qwen_tts_lit.model.lora import LoraSpec, adapters_at_scale, trainable_state_dict
+    from qwen_tts_lit.model.policy import drawn_tokens, policy_logprobs
+
+    lora = LoraSpec(rank=4, alpha=8, dropout=0.0)
+    sft = GRPOModule(model=str(tiny_dir), lora=lora)
+    sft.configure_model()
+    noise = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a trained SFT run's adapters: lora_B away from its zero init
+        for name, parameter in sft.tts.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=noise) * 0.5)
+    path = tmp_path / "epoch=000.ckpt"
+    torch.save({"state_dict": {f"tts.{k}": v for k, v in trainable_state_dict(sft.tts).items()}}, path)
+    rl = GRPOModule(model=str(tiny_dir), lora=lora, init_from=str(path), init_scale=0.5)
+    rl.configure_model()
+
+    config = rl.base_model.config
+    ids = rl.wrapper.processor.tokenizer(assistant_prompt("Hello there, my friend."))["input_ids"]
+    codes = torch.randint(0, 2048, (12, 16), generator=noise)
+    xvector = far_apart_xvectors(1, config.talker_config.hidden_size)
+    batch = collate_sequences([layout_utterance(ids, codes, SpecialIds.from_config(config))], xvector)
+    drawn = drawn_tokens(batch, [True])
+    with torch.no_grad():
+        start = policy_logprobs(rl.talker, batch, drawn, rl.policy_spec)
+        with adapters_at_scale(sft.base_model, 0.5):
+            cell = policy_logprobs(sft.talker, batch, drawn, rl.policy_spec)
+        with adapters_at_scale(rl.base_model, 0.0):
+            base = policy_logprobs(rl.talker, batch, drawn, rl.policy_spec)
+    before = {k: v.clone() for k, v in trainable_state_dict(rl.tts).items()}
+    reference = rl.reference_logprobs(batch, drawn)
+    assert (start - cell).abs().max() < 1e-6  # RL starts as the SFT cell (checkpoint x scale) speaks
+    assert (reference - start).abs().max() < 1e-7  # the reference is that start, so the KL starts at 0
+    assert (base - start).abs().max() > 1e-2  # not the base model (the scale-0 reference of a fresh start)
+    assert all(torch.equal(before[k], v) for k, v in trainable_state_dict(rl.tts).items())  # adapters put back
+
+
+def test_an_init_from_that_is_not_adapters_is_one_line(tiny_dir, tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"tts.something.else": torch.zeros(2)}}, path)
+    module = GRPOModule(model=str(tiny_dir), init_from=str(path))
+    with pytest.raises(UserError, match="init_from"):
+        module.configure_model()
