@@ -31,6 +31,9 @@ from qwen_tts_lit.train.checkpoint_io import AtomicCheckpointIO
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.train.progress import quiet_lightning, use_our_progress_bar
 from qwen_tts_lit.train.requeue import RequeueOnSignal
+from qwen_tts_lit.train.rl import GRPOModule
+
+RL_KEY = "group_size"  # a fit whose model section sets it runs the RL stage (GRPOModule): configs/rl*.yaml
 
 
 def precision_problem(precision: str, accelerator: str, cuda_available: bool, cuda_bf16: bool) -> str | None:
@@ -79,10 +82,12 @@ class RunConfig(SaveConfigCallback):
 
 
 class QwenTTSCLI(LightningCLI):
+    module_class = QwenTTSModule
+
     def __init__(self, args: list[str] | None, session: FitSession | None = None, run: bool = True) -> None:
         self.session = session or FitSession()
         super().__init__(
-            QwenTTSModule,
+            self.module_class,
             QwenTTSDataModule,
             args=args,
             run=run,
@@ -199,6 +204,33 @@ class QwenTTSCLI(LightningCLI):
         self.session.finished()
 
 
+class RLCLI(QwenTTSCLI):
+    """``fit`` of the RL stage: the same data, run folder, checks and checkpoints, with GRPOModule as the model."""
+
+    module_class = GRPOModule
+
+
+def is_rl(args: list[str]) -> bool:
+    """Whether ``args`` (after ``--resume`` expansion) ask for the RL stage: a ``--config`` file whose ``model``
+    section sets ``group_size``, or ``--model.group_size`` on the command line."""
+    import yaml
+
+    for position, arg in enumerate(args):
+        if arg == f"--model.{RL_KEY}" or arg.startswith(f"--model.{RL_KEY}="):
+            return True
+        path = args[position + 1] if arg == "--config" and position + 1 < len(args) else None
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else path
+        if path and Path(path).is_file():
+            try:
+                config = yaml.safe_load(Path(path).read_text()) or {}
+            except yaml.YAMLError:
+                continue  # LightningCLI names the file and line
+            model = config.get("model") if isinstance(config, dict) else None
+            if isinstance(model, dict) and RL_KEY in model:
+                return True
+    return False
+
+
 def run_lightning(argv: list[str]) -> None:
     """Run LightningCLI on ``argv`` (which starts with fit or validate; ``--resume`` expanded first)."""
     quiet_lightning()  # before the Trainer is built: it prints the litlogger tip then
@@ -206,15 +238,16 @@ def run_lightning(argv: list[str]) -> None:
     from_command_line = argv == sys.argv[1:]
     saved_argv, saved_run_dir = list(sys.argv), os.environ.get(RUN_DIR_ENV)
     session = FitSession()
+    cli = RLCLI if is_rl(args) else QwenTTSCLI
     try:
         with run_folder_policy(args):  # a run folder's config imports no foreign class, wherever it names one
             if from_command_line:
                 # LightningCLI warns when given args that are also sys.argv, so it reads them itself; DDP processes
                 # that Lightning starts re-run sys.argv, so they get the expanded form too.
                 sys.argv = [sys.argv[0], *args]
-                QwenTTSCLI(args=None, session=session)
+                cli(args=None, session=session)
             else:
-                QwenTTSCLI(args=args, session=session)
+                cli(args=args, session=session)
     except BaseException as error:
         replacement = session.failure(error)
         if replacement is None:

@@ -26,6 +26,10 @@ Choices the upstream API leaves open:
   cut off. The silence codes are the codec's own encoding of digital silence, computed once per Synthesizer.
 - Decoding goes through the official ``speech_tokenizer.decode``, so a frame sequence gives the same samples here as
   in ``generate_voice_clone`` / ``generate_custom_voice`` apart from the warm-up.
+- Sampled generations carry what the talker's sampler drew (``upstream.sampling.SampledTokens``): the
+  log-probability of each kept frame's group-0 code, and of the EOS when the utterance ended, under the policy
+  (``Utterance.policy_logprobs``: processed, tempered, not truncated) and under the truncated distribution it was
+  drawn from (``sampler_logprobs``). Reinforcement learning reads them (docs/reinforcement_learning.md).
 - The model runs in eval mode under ``torch.no_grad`` and a forked global RNG (nothing should draw from it; it is
   fixed so that results stay deterministic if a library ever did); training mode and the global RNG state are
   restored afterwards, so calling this from a training callback perturbs nothing.
@@ -57,7 +61,7 @@ from qwen_tts_lit.synthesis.presets import (
 )
 from qwen_tts_lit.upstream.decoding import decoding_mode, decoding_problem
 from qwen_tts_lit.upstream.pairings import instruct_problem
-from qwen_tts_lit.upstream.sampling import per_row_sampling
+from qwen_tts_lit.upstream.sampling import SampledTokens, per_row_sampling
 
 
 def warmup_frames(seconds: float = WARMUP_SECONDS, frame_rate: float = FRAME_RATE) -> int:
@@ -141,6 +145,10 @@ class Utterance:
     wall_seconds: float  # generation (amortised over its batch) plus its share of decoding
     lora_scale: float = UNSCALED  # the adapters' strength it was spoken at
     instruct: str | None = None  # the instruction it was spoken with (None: plain)
+    # log-probability of each group-0 token drawn: the kept frames' (frames,) then the EOS's when it ended; None
+    # for greedy decoding. policy: the tempered distribution (the RL ratio's); sampler: after top-k/top-p as well
+    policy_logprobs: torch.Tensor | None = field(default=None, repr=False)
+    sampler_logprobs: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def audio_seconds(self) -> float:
@@ -270,11 +278,13 @@ class Synthesizer:
         batch_size: int = 1,
         languages: Sequence[str] | None = None,
         instructs: Sequence[str | None] | None = None,
+        decode: bool = True,
     ) -> list[Utterance]:
         """Speak ``texts``; utterance i uses seed i and LoRA scale i (one value: the same for all), ``batch_size``
         of them per ``generate`` call, in the given order. ``max_new_tokens`` None: :func:`text_frame_cap` per text.
         ``languages``: the codec-prefix language of each text ("auto": untagged); None: this synthesizer's.
         ``instructs``: one instruction per text (None or "": plain, as upstream reads it); None: all plain.
+        ``decode`` False: codes only, every ``wav`` empty (RL rewards that read no audio skip the decoder).
         Each text is spoken as :meth:`spoken_text` cleans it."""
         texts = [self.spoken_text(text or "").text for text in texts]
         for i, text in enumerate(texts):
@@ -290,19 +300,25 @@ class Synthesizer:
             raise ValueError(f"got {len(spoken)} languages for {len(texts)} texts")
         told = self._instructs(instructs, len(texts))
         with eval_mode(self.model), torch.no_grad():
-            generated = []  # (codes up to one frame past the cap, seconds)
+            generated = []  # (codes up to one frame past the cap, seconds, log-probs or None)
             for start in range(0, len(texts), batch_size):
                 batch = slice(start, start + batch_size)
                 generated += self._generate(
                     texts[batch], seed_list[batch], scales[batch], caps[batch], spoken[batch], told[batch]
                 )
-            kept = [codes[:cap] for (codes, _), cap in zip(generated, caps, strict=True)]
-            wavs, decode_seconds = self._decode(kept)
+            kept = [codes[:cap] for (codes, _, _), cap in zip(generated, caps, strict=True)]
+            if decode:
+                wavs, decode_seconds = self._decode(kept)
+            else:
+                wavs, decode_seconds = [np.zeros(0, dtype=np.float32) for _ in kept], [0.0] * len(kept)
         rows = zip(texts, seed_list, scales, caps, generated, kept, wavs, decode_seconds, told, strict=True)
-        return [
-            Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s, scale, instruct)
-            for text, seed, scale, cap, (full, gen_s), codes, wav, dec_s, instruct in rows
-        ]
+        utterances = []
+        for text, seed, scale, cap, (full, gen_s, (policy, sampler)), codes, wav, dec_s, instruct in rows:
+            utterance = Utterance(text, seed, wav, codes, len(codes), cap, len(full) > cap, gen_s + dec_s, scale,
+                                  instruct)  # fmt: skip
+            utterance.policy_logprobs, utterance.sampler_logprobs = policy, sampler
+            utterances.append(utterance)
+        return utterances
 
     def _instructs(self, instructs: Sequence[str | None] | None, n: int) -> list[str | None]:
         """One instruction (or None) per text, refused where the checkpoint ignores instructions."""
@@ -345,11 +361,13 @@ class Synthesizer:
         caps: list[int],
         languages: list[str],
         instructs: list[str | None],
-    ) -> list[tuple[torch.Tensor, float]]:
+    ) -> list[tuple[torch.Tensor, float, tuple]]:
         """Sample codes for one batch, row i with its own seed, LoRA scale and instruction; each kept up to one frame
-        past its own cap."""
+        past its own cap, with the log-probabilities of what was kept (when sampling)."""
         start = time.perf_counter()
-        with adapters_at_scale(self.model, scales), per_row_sampling(self.model, seeds), seeded(0, self.device):
+        record = SampledTokens() if self.preset.do_sample else None
+        sampling = per_row_sampling(self.model, seeds, record)
+        with adapters_at_scale(self.model, scales), sampling, seeded(0, self.device):
             with quiet_transformers(), decoding_mode(self.model, self.decoding):
                 codes_list, _ = self.model.generate(
                     input_ids=[self._prompt_ids(t) for t in texts],
@@ -360,7 +378,11 @@ class Synthesizer:
                     **self.preset.generate_kwargs(max(caps)),
                 )
         seconds = (time.perf_counter() - start) / len(texts)
-        return [(codes[: cap + 1].detach().cpu(), seconds) for codes, cap in zip(codes_list, caps, strict=True)]
+        eos = self.model.config.talker_config.codec_eos_token_id
+        return [
+            (codes[: cap + 1].detach().cpu(), seconds, _kept_logprobs(record, row, codes, cap, eos))
+            for row, (codes, cap) in enumerate(zip(codes_list, caps, strict=True))
+        ]
 
     def _decode(self, codes_list: list[torch.Tensor]) -> tuple[list[np.ndarray], list[float]]:
         """Waveforms after warm-up trimming, and each one's share of the decode time (by frames)."""
@@ -378,6 +400,21 @@ class Synthesizer:
             wavs += decoded
             shares += [seconds * len(c) / total for c in group]
         return wavs, shares
+
+
+def _kept_logprobs(record: SampledTokens | None, row: int, codes: torch.Tensor, cap: int, eos: int) -> tuple:
+    """(policy, sampler) log-probabilities of row ``row``'s kept draws: its frames up to the cap, then its EOS when
+    it ended before the cap ((None, None) without a record). ``codes`` is the row's (L, Q) output of ``generate``
+    (frames before its first EOS, or every frame of a runaway)."""
+    if record is None:
+        return None, None
+    frames = min(len(codes), cap)
+    ended = len(codes) <= cap  # generate cut the row at its EOS, drawn at step len(codes)
+    tokens, policy, sampler = record.row(row, frames + int(ended))
+    expected = torch.cat([codes[:frames, 0].cpu(), torch.tensor([eos] * int(ended))])
+    if not torch.equal(tokens, expected.to(tokens.dtype)):  # the record and generate's codes must tell one story
+        raise RuntimeError(f"row {row}: the sampler's recorded tokens differ from the generated codes")
+    return policy, sampler
 
 
 def decode_with_warmup(speech_tokenizer, codes_list: Sequence[torch.Tensor], warmup: torch.Tensor) -> list[np.ndarray]:

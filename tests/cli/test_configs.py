@@ -17,10 +17,12 @@ MODELS = sorted((REPO / "configs" / "models").glob("*.yaml"))
 BASE = (RECIPE, REPO / "configs" / "models" / "qwen3_tts_1.7b.yaml")  # the 1.7B recipe
 # Complete configs: the demo, and the recipe on each model. grid_*.yaml are ablation grids (base configs + variants),
 # not overlays: tests/analysis/test_ablate.py loads them.
-COMPLETE = [(REPO / "configs" / "demo.yaml",), *((RECIPE, model) for model in MODELS)]
+# The RL stage's configs (a model section with group_size: GRPOModule) are complete configs of their own.
+RL_CONFIGS = sorted((REPO / "configs").glob("rl*.yaml"))
+COMPLETE = [(REPO / "configs" / "demo.yaml",), *((RECIPE, model) for model in MODELS), *((c,) for c in RL_CONFIGS)]
 OVERLAYS = sorted(
     set((REPO / "configs").rglob("*.yaml"))
-    - {RECIPE, REPO / "configs" / "demo.yaml", *MODELS}
+    - {RECIPE, REPO / "configs" / "demo.yaml", *MODELS, *RL_CONFIGS}
     - set(REPO.glob("configs/**/grid_*.yaml"))
 )
 
