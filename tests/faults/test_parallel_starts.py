@@ -32,11 +32,11 @@ import json, os, sys, time
 from pathlib import Path
 from qwen_tts_lit.upstream import tiny
 go, log = Path(sys.argv[1]), Path(sys.argv[2])
-def slow_build(target):  # the real build takes ~7 s: a stand-in that takes 1 s and leaves the same stamp
+def slow_build(target, kind="base"):  # the real build takes ~7 s: a stand-in that takes 1 s, the same stamp
     with log.open("a") as handle:
         handle.write(f"{os.getpid()}\\n")
     time.sleep(1)
-    (target / tiny.STAMP_FILE).write_text(json.dumps({"recipe": tiny.recipe_fingerprint()}))
+    (target / tiny.STAMP_FILE).write_text(json.dumps({"recipe": tiny.recipe_fingerprint(kind)}))
 tiny._write_checkpoint = slow_build
 Path(f"{go}.{os.getpid()}").touch()  # at the start line
 while not go.exists():
