@@ -215,7 +215,9 @@ def presets_kept(
     the mean speaker similarity of its clips at the chosen cell (``after``: {preset: clips}) to its own zero-shot
     voice (``before``: its clips at scale 0, the held-out sentences; their mean embedding is the reference, as the
     real recordings' is for the new voice). ``speaker_judge``: the run's ``SpeakerSimilarity`` (or any judge with
-    ``embed_batch``). {``preset_<name>_sim``: value}; a preset missing from ``after`` is left out."""
+    ``embed_batch``). {``preset_<name>_sim``: value}; a preset missing from ``after`` is left out. NaN where its
+    zero-shot clips are all silent (the tiny random model): there is no voice to compare with, and the judge's 0.0
+    for silence would read as "destroyed"."""
     from qwen_tts_lit.metrics.speaker_sim import cosine_similarity, mean_embedding
 
     kept = {}
@@ -223,6 +225,9 @@ def presets_kept(
         if name not in after or not clips or not after[name]:
             continue
         reference = mean_embedding(speaker_judge.embed_batch(list(clips), sr))
+        if not np.any(reference):
+            kept[preset_field_name(name)] = math.nan
+            continue
         values = [cosine_similarity(e, reference) for e in speaker_judge.embed_batch(list(after[name]), sr)]
         kept[preset_field_name(name)] = float(np.mean(values))
     return kept

@@ -138,6 +138,11 @@ class EvalSettings:
     = none."""
     instruct_probe: InstructProbeSettings = field(default_factory=InstructProbeSettings)
     """The instruction-retention probe (enabled, every_n_epochs, scales, sentences, probes); off by default."""
+    presets_kept: int = 2
+    """Held-out sentences each preset speaker of the base model (a CustomVoice checkpoint's; a Base has none)
+    speaks at scale 0 and at the chosen cell when fit ends, to measure whether the fine-tune kept its voice
+    (the chosen cell's presets_kept); presets x N x 2 generations once per run;
+    0: off."""
 
     def __post_init__(self) -> None:
         bad = self.problems()
@@ -173,6 +178,8 @@ class EvalSettings:
         for name in ("num_utterances", "every_n_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
+        if self.presets_kept < 0:
+            bad.append(f"EvalSuite.presets_kept {self.presets_kept}: must be >= 0 (0: off)")
         bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINES)}"
                 for mode in self.baselines if requested_name(mode) not in BASELINES]  # fmt: skip
         problem = decoding_problem(self.decoding, "EvalSuite.decoding")

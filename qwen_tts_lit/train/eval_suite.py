@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,20 +34,25 @@ from qwen_tts_lit.evaluation.instruct_probe import (
     attach,
     base_effects,
     preset_effects,
+    preset_field_name,
+    presets_kept,
     probe_effects,
     probe_only,
     synthesizer_speaker,
 )
 from qwen_tts_lit.evaluation.judges import Judges
-from qwen_tts_lit.evaluation.publish import publish
+from qwen_tts_lit.evaluation.publish import publish, record_presets
 from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, InstructProbeSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.instructions import probes_named
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
-from qwen_tts_lit.model.lora import evaluable_scales
+from qwen_tts_lit.model.lora import evaluable_scales, has_lora, trainable_state_dict
 from qwen_tts_lit.runs.baselines import VOICE_CLONES, XVECTOR
-from qwen_tts_lit.runs.records import read_rows
+from qwen_tts_lit.runs.folder import saved_epochs
+from qwen_tts_lit.runs.records import read_best, read_rows
+from qwen_tts_lit.runs.weights import load_trained_tensors
+from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 
 LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl", "instruct_retention")
@@ -77,6 +83,7 @@ class EvalSuite(L.Callback):
         rule: SelectionRule = DEFAULTS.rule,
         baselines: list[str] = list(DEFAULTS.baselines),  # noqa: B006, B008 - jsonargparse shows list defaults
         instruct_probe: InstructProbeSettings = DEFAULTS.instruct_probe,
+        presets_kept: int = DEFAULTS.presets_kept,
         audio_samples_to_log: int = 2,
     ) -> None:
         """
@@ -103,6 +110,10 @@ class EvalSuite(L.Callback):
                 layout training uses); empty = none.
             instruct_probe: The instruction-retention probe (enabled, every_n_epochs, scales, sentences, probes); off
                 by default.
+            presets_kept: Held-out sentences each preset speaker of the base model (a CustomVoice checkpoint's; a
+                Base has none) speaks at scale 0 and at the chosen cell when fit ends, to measure whether the
+                fine-tune kept its voice (the chosen cell's presets_kept); presets x N x 2 generations once per run;
+                0: off.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         # By keyword: a reordered EvalSettings must not swap values (tests/train/test_eval_suite_args.py proves these
@@ -110,13 +121,15 @@ class EvalSuite(L.Callback):
         self.settings = EvalSettings(scales=tuple(scales), num_utterances=num_utterances, heldout=heldout, seed=seed,
                                      every_n_epochs=every_n_epochs, max_new_tokens=max_new_tokens,
                                      batch_size=batch_size, decoding=decoding, judges=judges, rule=rule,
-                                     baselines=tuple(baselines), instruct_probe=instruct_probe)  # fmt: skip
+                                     baselines=tuple(baselines), instruct_probe=instruct_probe,
+                                     presets_kept=presets_kept)  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._heldout = None  # the sentences evaluation speaks: read and checked once, in setup
         self._real = None
         self._train_started = 0.0
         self._probe_warned = False
+        self._live_epoch: int | None = None  # the epoch whose weights were last evaluated (in memory)
 
     # ------------------------------------------------------------------ hooks
 
@@ -188,6 +201,75 @@ class EvalSuite(L.Callback):
             self._judges = Judges(self.settings.judges)
             self._real = measure_real(self._heldout, self._judges, run_dir)
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """When fit ends (the chosen cell is known): whether the base model's preset speakers kept their voices, on
+        rank 0, for a base that has presets (a CustomVoice checkpoint's; nothing to do on a Base)."""
+        if not trainer.limit_val_batches or not self.settings.presets_kept or self._heldout is None:
+            return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir: a collective under DDP
+        if trainer.is_global_zero:
+            self._presets_kept(trainer, pl_module, run_dir)
+        trainer.strategy.barrier()
+
+    def _presets_kept(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
+        """Each preset speaks the first ``presets_kept`` held-out sentences (their evaluation seeds) at scale 0, the
+        base model exactly, and at the chosen cell; ``presets_kept`` compares them; the record goes into the chosen
+        cell (its ``presets_kept``) and the report. The chosen epoch's weights are the live ones or,
+        for an earlier epoch, its checkpoint's, swapped in and back out."""
+        presets = [str(name) for name in pl_module.wrapper.model.get_supported_speakers() or ()]
+        best = read_best(run_dir)
+        if not presets or best is None:
+            return
+        epoch, scale = int(best["epoch"]), float(best["lora_scale"])
+        items = list(self._heldout[: self.settings.presets_kept])
+        record = {"epoch": epoch, "lora_scale": scale, "sentences": [item.utt_id for item in items],
+                  "similarity": dict.fromkeys(presets)}  # fmt: skip
+        if not has_lora(pl_module.wrapper.model):
+            record["reason"] = "a fully fine-tuned model has no scale 0: the base model's presets are gone from memory"
+        elif epoch != self._live_epoch and epoch not in saved_epochs(run_dir):
+            record["reason"] = f"epoch {epoch}'s weights were not saved (checkpoints/), so its cell cannot speak"
+        else:
+            self._load_judges(trainer, run_dir)
+            with self._weights_of(pl_module, epoch, run_dir):
+                before, after = self._speak_presets(pl_module, presets, items, scale)
+            kept = presets_kept(self._judges.speaker, before, after, SAMPLE_RATE)
+            values = {name: kept.get(preset_field_name(name), math.nan) for name in presets}
+            record["similarity"] = {name: None if math.isnan(v) else v for name, v in values.items()}  # JSON null
+            if None in record["similarity"].values():
+                record["reason"] = "a preset's zero-shot clips are silent (no voice to compare with)"
+        record_presets(run_dir, record)
+
+    def _speak_presets(self, pl_module: L.LightningModule, presets: list[str], items, scale: float):
+        """{preset: clips at scale 0}, {preset: clips at ``scale``}: one call per preset, both scales together."""
+        settings = self.settings
+        texts = [item.text for item in items] * 2
+        seeds = [settings.seed + index for index in range(len(items))] * 2
+        scales = [0.0] * len(items) + [scale] * len(items)
+        before, after = {}, {}
+        for name in presets:
+            synthesizer = Synthesizer(pl_module.wrapper, Voice(speaker=name), decoding=settings.decoding)
+            spoken = synthesizer.synthesize(texts, seeds=seeds, lora_scale=scales,
+                                            max_new_tokens=settings.max_new_tokens,
+                                            batch_size=settings.batch_size)  # fmt: skip
+            before[name], after[name] = [u.wav for u in spoken[: len(items)]], [u.wav for u in spoken[len(items) :]]
+        return before, after
+
+    @contextmanager
+    def _weights_of(self, pl_module: L.LightningModule, epoch: int, run_dir: Path):
+        """The live model with ``epoch``'s trained tensors in place (its checkpoint's when it is not the epoch the
+        live weights are), the live ones restored afterwards."""
+        if epoch == self._live_epoch:
+            yield
+            return
+        live = {name: tensor.detach().clone() for name, tensor in trainable_state_dict(pl_module.tts).items()}
+        training = pl_module.tts.training
+        load_trained_tensors(pl_module.tts, saved_epochs(run_dir)[epoch])
+        try:
+            yield
+        finally:
+            pl_module.tts.load_state_dict(live, strict=False)
+            pl_module.tts.train(training)
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
 
@@ -233,6 +315,7 @@ class EvalSuite(L.Callback):
             pl_module.wrapper, Voice(xvector=next(iter(voices.values()))), decoding=self.settings.decoding
         )
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
+        self._live_epoch = epoch  # the weights in memory when fit ends are the last evaluated epoch's
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, voices, settings.batch_size,
                                   show_progress=trainer.progress_bar_callback is not None,
