@@ -3,7 +3,7 @@
 The probe (``metrics.instructions``: which instructions, which measure each moves, effects and retention) needs
 only an :class:`InstructedSpeaker`: texts, one instruction or None per text, and seeds in; waveforms and their
 sample rate out. :func:`synthesizer_speaker` makes one of a ``Synthesizer`` at one LoRA scale, when the Synthesizer
-can speak instructions (:func:`speaks_instructions`; the CustomVoice work adds ``instructs``); a test double
+can speak instructions (:func:`speaks_instructions`: ours takes ``instructs``; a foreign one may not); a test double
 (tests/helpers/espeak_voice.py: espeak-ng changing its speed, amplitude and pitch) is another.
 
 Per probe sentence (the first held-out sentences, each with the seed evaluation gives it) the speaker says it plainly

@@ -59,8 +59,9 @@ class JudgeSettings:
 class InstructProbeSettings:
     """The instruction-retention probe (docs/instructions_probe.md): each probed cell speaks its first held-out
     sentences plainly and with each probe's instructions; rows get the effects, cells the share of the base model's
-    effect they keep (instruct_retention). Runs only where the model can follow instructions (a CustomVoice or
-    VoiceDesign base, a Synthesizer that takes instructs); elsewhere it is skipped with one warning."""
+    effect they keep (instruct_retention). Meant for a base that follows instructions (the 1.7B CustomVoice): a
+    Base checkpoint ignores them, so its base effects stay under the noise floors and retention is NaN with that
+    reason; the 0.6B CustomVoice refuses them (upstream drops instruct for it)."""
 
     enabled: bool = False
     """Run the probe (off by default: it needs an instruction-following model and costs generations)."""
