@@ -54,6 +54,8 @@ from qwen_tts_lit.runs.records import read_best, read_rows
 from qwen_tts_lit.runs.weights import load_trained_tensors
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+from qwen_tts_lit.upstream.loading import load_config
+from qwen_tts_lit.upstream.pairings import instruct_problem
 
 LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl", "instruct_retention")
 DEFAULTS = EvalSettings()
@@ -154,7 +156,18 @@ class EvalSuite(L.Callback):
         if problem:
             raise UserError(problem)
         check_prefixes(items, self._prefixes(trainer), source)
+        self._check_probe_model(pl_module)
         self._heldout = items
+
+    def _check_probe_model(self, pl_module: L.LightningModule) -> None:
+        """The probe on a checkpoint that refuses instructions (the 0.6B CustomVoice) would stop the run at its
+        first probe, after the baselines: refused here, before anything starts (its config alone says so)."""
+        model = getattr(getattr(pl_module, "hparams", None), "model", None)
+        if not self.settings.instruct_probe.enabled or not isinstance(model, str):
+            return
+        problem = instruct_problem(load_config(model))
+        if problem:
+            raise UserError(f"EvalSuite.instruct_probe: {model}: {problem}; set instruct_probe.enabled: false")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
