@@ -231,3 +231,51 @@ def presets_kept(
         values = [cosine_similarity(e, reference) for e in speaker_judge.embed_batch(list(after[name]), sr)]
         kept[preset_field_name(name)] = float(np.mean(values))
     return kept
+
+
+def preset_speakers(tts) -> list[str]:
+    """The preset speakers of the checkpoint behind ``tts`` (a CustomVoice's; none on a Base)."""
+    return [str(name) for name in tts.model.get_supported_speakers() or ()]
+
+
+def presets_record(epoch: int, lora_scale: float, presets: Sequence[str], sentences: Sequence[str]) -> dict:
+    """The chosen cell's record of presets kept (``runs.records.PRESETS_KEPT``), every similarity still null."""
+    return {"epoch": int(epoch), "lora_scale": float(lora_scale), "sentences": list(sentences),
+            "similarity": dict.fromkeys(presets)}  # fmt: skip
+
+
+def measure_presets(
+    tts,
+    speaker_judge,
+    items,
+    *,
+    epoch: int,
+    lora_scale: float,
+    seed: int,
+    max_new_tokens: int | None,
+    batch_size: int,
+    decoding: str = "dynamic",
+) -> dict:
+    """The presets-kept record of the cell (``epoch``, ``lora_scale``) whose trained weights ``tts`` holds now:
+    each preset speaks ``items`` (held-out sentences; sentence i with ``seed + i``, as evaluation seeds it) at
+    scale 0, the base model exactly, and at ``lora_scale``, in one call per preset; :func:`presets_kept` compares
+    them. A preset that cannot be measured is null, with the record's ``reason``."""
+    from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    presets = preset_speakers(tts)
+    record = presets_record(epoch, lora_scale, presets, [item.utt_id for item in items])
+    texts, seeds = [item.text for item in items] * 2, [seed + index for index in range(len(items))] * 2
+    scales = [0.0] * len(items) + [float(lora_scale)] * len(items)
+    before, after = {}, {}
+    for name in presets:
+        spoken = Synthesizer(tts, Voice(speaker=name), decoding=decoding).synthesize(
+            texts, seeds=seeds, lora_scale=scales, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
+        before[name], after[name] = [u.wav for u in spoken[: len(items)]], [u.wav for u in spoken[len(items) :]]
+    kept = presets_kept(speaker_judge, before, after, SAMPLE_RATE)
+    values = {name: kept.get(preset_field_name(name), math.nan) for name in presets}
+    record["similarity"] = {name: None if math.isnan(v) else v for name, v in values.items()}  # JSON null
+    if None in record["similarity"].values():
+        record["reason"] = "a preset's zero-shot clips are silent (no voice to compare with)"
+    return record

@@ -33,9 +33,10 @@ from qwen_tts_lit.evaluation.instruct_probe import (
     ProbeSentence,
     attach,
     base_effects,
+    measure_presets,
     preset_effects,
-    preset_field_name,
-    presets_kept,
+    preset_speakers,
+    presets_record,
     probe_effects,
     probe_only,
     synthesizer_speaker,
@@ -52,7 +53,6 @@ from qwen_tts_lit.runs.baselines import VOICE_CLONES, XVECTOR
 from qwen_tts_lit.runs.folder import saved_epochs
 from qwen_tts_lit.runs.records import read_best, read_rows
 from qwen_tts_lit.runs.weights import load_trained_tensors
-from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 from qwen_tts_lit.upstream.loading import load_config
 from qwen_tts_lit.upstream.pairings import instruct_problem
@@ -225,18 +225,18 @@ class EvalSuite(L.Callback):
         trainer.strategy.barrier()
 
     def _presets_kept(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
-        """Each preset speaks the first ``presets_kept`` held-out sentences (their evaluation seeds) at scale 0, the
-        base model exactly, and at the chosen cell; ``presets_kept`` compares them; the record goes into the chosen
-        cell (its ``presets_kept``) and the report. The chosen epoch's weights are the live ones or,
-        for an earlier epoch, its checkpoint's, swapped in and back out."""
-        presets = [str(name) for name in pl_module.wrapper.model.get_supported_speakers() or ()]
+        """Each preset speaks the first ``presets_kept`` held-out sentences at scale 0 and at the chosen cell
+        (``evaluation.instruct_probe.measure_presets``); the record goes into the chosen cell (its
+        ``presets_kept``) and the report. The chosen epoch's weights are the live ones or, for an earlier epoch,
+        its checkpoint's, swapped in and back out."""
+        presets = preset_speakers(pl_module.wrapper)
         best = read_best(run_dir)
         if not presets or best is None:
             return
+        settings = self.settings
         epoch, scale = int(best["epoch"]), float(best["lora_scale"])
-        items = list(self._heldout[: self.settings.presets_kept])
-        record = {"epoch": epoch, "lora_scale": scale, "sentences": [item.utt_id for item in items],
-                  "similarity": dict.fromkeys(presets)}  # fmt: skip
+        items = list(self._heldout[: settings.presets_kept])
+        record = presets_record(epoch, scale, presets, [item.utt_id for item in items])
         if not has_lora(pl_module.wrapper.model):
             record["reason"] = "a fully fine-tuned model has no scale 0: the base model's presets are gone from memory"
         elif epoch != self._live_epoch and epoch not in saved_epochs(run_dir):
@@ -244,28 +244,10 @@ class EvalSuite(L.Callback):
         else:
             self._load_judges(trainer, run_dir)
             with self._weights_of(pl_module, epoch, run_dir):
-                before, after = self._speak_presets(pl_module, presets, items, scale)
-            kept = presets_kept(self._judges.speaker, before, after, SAMPLE_RATE)
-            values = {name: kept.get(preset_field_name(name), math.nan) for name in presets}
-            record["similarity"] = {name: None if math.isnan(v) else v for name, v in values.items()}  # JSON null
-            if None in record["similarity"].values():
-                record["reason"] = "a preset's zero-shot clips are silent (no voice to compare with)"
+                record = measure_presets(pl_module.wrapper, self._judges.speaker, items, epoch=epoch, lora_scale=scale,
+                                         seed=settings.seed, max_new_tokens=settings.max_new_tokens,
+                                         batch_size=settings.batch_size, decoding=settings.decoding)  # fmt: skip
         record_presets(run_dir, record)
-
-    def _speak_presets(self, pl_module: L.LightningModule, presets: list[str], items, scale: float):
-        """{preset: clips at scale 0}, {preset: clips at ``scale``}: one call per preset, both scales together."""
-        settings = self.settings
-        texts = [item.text for item in items] * 2
-        seeds = [settings.seed + index for index in range(len(items))] * 2
-        scales = [0.0] * len(items) + [scale] * len(items)
-        before, after = {}, {}
-        for name in presets:
-            synthesizer = Synthesizer(pl_module.wrapper, Voice(speaker=name), decoding=settings.decoding)
-            spoken = synthesizer.synthesize(texts, seeds=seeds, lora_scale=scales,
-                                            max_new_tokens=settings.max_new_tokens,
-                                            batch_size=settings.batch_size)  # fmt: skip
-            before[name], after[name] = [u.wav for u in spoken[: len(items)]], [u.wav for u in spoken[len(items) :]]
-        return before, after
 
     @contextmanager
     def _weights_of(self, pl_module: L.LightningModule, epoch: int, run_dir: Path):

@@ -95,3 +95,19 @@ def test_each_preset_speaks_at_scale_0_and_at_the_chosen_cell_when_fit_ends(prob
     report = (run / "report.html").read_text()
     assert f"Presets kept (epoch {best['epoch']}, lora_scale {best['lora_scale']:g})" in report
     assert all(f"<td>{name}</td><td>n/a</td>" in report for name in PRESETS)
+
+
+def test_evaluate_measures_presets_kept_for_a_chosen_cell_without_a_record(probed_run, tmp_path):
+    """A finished run whose chosen cell has no record (an older run, or a re-score that chose another cell, where
+    best.json drops the old one): ``evaluate`` measures it with the chosen epoch's saved weights."""
+    import shutil
+
+    run, _ = probed_run
+    copy = shutil.copytree(run, tmp_path / "run")
+    best = json.loads((copy / "best.json").read_text())
+    (copy / "best.json").write_text(json.dumps({k: v for k, v in best.items() if k != "presets_kept"}))
+    assert main("evaluate", "--run", copy) == 0
+    again = json.loads((copy / "best.json").read_text())
+    assert (again["epoch"], again["lora_scale"]) == (best["epoch"], best["lora_scale"])
+    assert again["presets_kept"] == best["presets_kept"]  # the same cell, sentences, seeds and (silent) verdict
+    assert "Presets kept" in (copy / "report.html").read_text()
