@@ -25,12 +25,13 @@
 
 4. ``--instruct-probe``: the instruction-retention probe (docs/instructions_probe.md) against one epoch's evaluation,
    both with the default settings (``EvalSettings()``: 8 held-out sentences x 5 scales, every judge; the probe's
-   2 sentences x (1 plain + 7 instructions) at one scale, every probe), in one process on the tiny checkpoint with
-   LoRA adapters (so all 5 scales are spoken). This branch's Synthesizer cannot speak instructions, so the probe
-   speaks through a stand-in that passes them to nobody: the same generate calls and clips as the real path (an
-   instruction adds one short text turn to each prompt), measured by the real judges. The tiny model speaks
-   near-silence, which the judges skip quickly: the probe's measures are then timed again on real speech, with
-   the espeak-ng double (tests/helpers/espeak_voice.py), beside the evaluation judges on as many real clips.
+   2 sentences x (1 plain + 7 instructions) at one scale, every probe), in one process on the tiny CustomVoice
+   checkpoint (``tiny_custom_voice``) with LoRA adapters (so all 5 scales are spoken) and a new voice's x-vector.
+   The probe speaks through the real path the EvalSuite uses (``synthesizer_speaker``: ``Synthesizer.synthesize``
+   with ``instructs``, each instruction laid out as upstream's ``generate_custom_voice(..., instruct=...)``),
+   measured by the real judges. The tiny model speaks near-silence, which the judges skip quickly: the probe's
+   measures are then timed again on real speech, with the espeak-ng double (tests/helpers/espeak_voice.py),
+   beside the evaluation judges on as many real clips.
    The share divides by ``every_n_epochs`` (the probe's default 3): what it adds to an average epoch.
 
 Prints figures; asserts nothing (tests never time).
@@ -305,7 +306,7 @@ def instruct_probe_costs(repeats: int) -> None:
     """Section 4 of the module docstring."""
     import torch
 
-    from qwen_tts_lit.evaluation.instruct_probe import ProbeMeasures, ProbeSentence, probe_effects
+    from qwen_tts_lit.evaluation.instruct_probe import ProbeMeasures, ProbeSentence, probe_effects, synthesizer_speaker
     from qwen_tts_lit.evaluation.scoring import evaluate_epoch, score_utterances
     from qwen_tts_lit.metrics.instructions import probes_named
     from qwen_tts_lit.model.lora import LoraSpec, inject_lora
@@ -318,9 +319,7 @@ def instruct_probe_costs(repeats: int) -> None:
 
     settings = EvalSettings()
     probe = settings.instruct_probe
-    tiny = default_tiny_dir()
-    if not (tiny / "config.json").is_file():
-        make_tiny(tiny)
+    tiny = make_tiny(default_tiny_dir("custom_voice"), "custom_voice")  # built once, then reused from the cache
     tts = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(tiny))
     inject_lora(tts.model, LoraSpec(rank=8, alpha=16, dropout=0.0))
     items = read_heldout(HELDOUT / "heldout.jsonl", settings.num_utterances)
@@ -333,9 +332,7 @@ def instruct_probe_costs(repeats: int) -> None:
     ]
     measures = ProbeMeasures(judges.asr, judges.vad)
 
-    def stand_in(texts, instructs, seeds):  # the probe's generate calls, instructions going nowhere (see above)
-        spoken = synthesizer.synthesize(list(texts), seeds=list(seeds), lora_scale=1.0, batch_size=settings.batch_size)
-        return [u.wav for u in spoken], SAMPLE_RATE
+    instructed = synthesizer_speaker(synthesizer, 1.0, settings.batch_size)  # the EvalSuite's own speaker
 
     with tempfile.TemporaryDirectory() as scratch:
         real = measure_real(items, judges, Path(scratch))
@@ -346,16 +343,17 @@ def instruct_probe_costs(repeats: int) -> None:
                            settings.max_new_tokens, {None: xvector}, settings.batch_size)  # fmt: skip
             epoch_s.append(time.perf_counter() - started)
             started = time.perf_counter()
-            probe_effects(stand_in, sentences, probes, measures)
+            probe_effects(instructed, sentences, probes, measures)
             probe_s.append(time.perf_counter() - started)
         epoch, probed = statistics.median(epoch_s[1:]), statistics.median(probe_s[1:])
         clips = probe.sentences * (1 + sum(len(p.instructions) for p in probes))
         rows = len(items) * len(settings.scales)
         print(
-            f"\nInstruction probe, default settings, tiny checkpoint + LoRA (CPU, {torch.get_num_threads()} "
+            f"\nInstruction probe, default settings, tiny CustomVoice + LoRA, instructions spoken (CPU, "
+            f"{torch.get_num_threads()} "
             f"threads), median of {repeats}: an epoch's evaluation ({rows} clips) {epoch:.2f} s; the probe "
             f"({clips} clips at one scale) {probed:.2f} s = {probed / epoch:.1%} of it per probed epoch, "
-            f"{probed / epoch / probe.every_n_epochs:.1%} per epoch (probed every {probe.every_n_epochs}th)"
+            f"{probed / epoch / probe.every_n_epochs:.1%} per epoch (one epoch in {probe.every_n_epochs} probed)"
         )
         # The same measures on real speech (the tiny model's silence is skipped by the judges).
         speaker = EspeakSpeaker({i.text: i.key for p in probes for i in p.instructions})

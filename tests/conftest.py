@@ -40,6 +40,7 @@ HEAVY_FILES = (
     "test_synthesizer.py", "test_prepare_pipeline.py", "test_export_speakers.py", "test_export.py",
     "test_step_consistency.py", "test_fit_languages.py", "test_segment_pipeline.py", "test_fit_faults.py",
     "test_baselines.py", "test_eval_cost.py", "test_gpu_check.py", "test_instruct_probe_fit.py",
+    "test_fit_custom_voice_probe.py", "test_presets_kept_fit.py",
     "test_listen_browser.py",
     "test_rl_learning.py",
 )  # fmt: skip

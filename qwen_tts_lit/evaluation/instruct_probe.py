@@ -3,7 +3,7 @@
 The probe (``metrics.instructions``: which instructions, which measure each moves, effects and retention) needs
 only an :class:`InstructedSpeaker`: texts, one instruction or None per text, and seeds in; waveforms and their
 sample rate out. :func:`synthesizer_speaker` makes one of a ``Synthesizer`` at one LoRA scale, when the Synthesizer
-can speak instructions (:func:`speaks_instructions`; the CustomVoice work adds ``instructs``); a test double
+can speak instructions (:func:`speaks_instructions`: ours takes ``instructs``; a foreign one may not); a test double
 (tests/helpers/espeak_voice.py: espeak-ng changing its speed, amplitude and pitch) is another.
 
 Per probe sentence (the first held-out sentences, each with the seed evaluation gives it) the speaker says it plainly
@@ -215,7 +215,9 @@ def presets_kept(
     the mean speaker similarity of its clips at the chosen cell (``after``: {preset: clips}) to its own zero-shot
     voice (``before``: its clips at scale 0, the held-out sentences; their mean embedding is the reference, as the
     real recordings' is for the new voice). ``speaker_judge``: the run's ``SpeakerSimilarity`` (or any judge with
-    ``embed_batch``). {``preset_<name>_sim``: value}; a preset missing from ``after`` is left out."""
+    ``embed_batch``). {``preset_<name>_sim``: value}; a preset missing from ``after`` is left out. NaN where its
+    zero-shot clips are all silent (the tiny random model): there is no voice to compare with, and the judge's 0.0
+    for silence would read as "destroyed"."""
     from qwen_tts_lit.metrics.speaker_sim import cosine_similarity, mean_embedding
 
     kept = {}
@@ -223,6 +225,57 @@ def presets_kept(
         if name not in after or not clips or not after[name]:
             continue
         reference = mean_embedding(speaker_judge.embed_batch(list(clips), sr))
+        if not np.any(reference):
+            kept[preset_field_name(name)] = math.nan
+            continue
         values = [cosine_similarity(e, reference) for e in speaker_judge.embed_batch(list(after[name]), sr)]
         kept[preset_field_name(name)] = float(np.mean(values))
     return kept
+
+
+def preset_speakers(tts) -> list[str]:
+    """The preset speakers of the checkpoint behind ``tts`` (a CustomVoice's; none on a Base)."""
+    return [str(name) for name in tts.model.get_supported_speakers() or ()]
+
+
+def presets_record(epoch: int, lora_scale: float, presets: Sequence[str], sentences: Sequence[str]) -> dict:
+    """The chosen cell's record of presets kept (``runs.records.PRESETS_KEPT``), every similarity still null."""
+    return {"epoch": int(epoch), "lora_scale": float(lora_scale), "sentences": list(sentences),
+            "similarity": dict.fromkeys(presets)}  # fmt: skip
+
+
+def measure_presets(
+    tts,
+    speaker_judge,
+    items,
+    *,
+    epoch: int,
+    lora_scale: float,
+    seed: int,
+    max_new_tokens: int | None,
+    batch_size: int,
+    decoding: str = "dynamic",
+) -> dict:
+    """The presets-kept record of the cell (``epoch``, ``lora_scale``) whose trained weights ``tts`` holds now:
+    each preset speaks ``items`` (held-out sentences; sentence i with ``seed + i``, as evaluation seeds it) at
+    scale 0, the base model exactly, and at ``lora_scale``, in one call per preset; :func:`presets_kept` compares
+    them. A preset that cannot be measured is null, with the record's ``reason``."""
+    from qwen_tts_lit.synthesis.presets import SAMPLE_RATE
+    from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+
+    presets = preset_speakers(tts)
+    record = presets_record(epoch, lora_scale, presets, [item.utt_id for item in items])
+    texts, seeds = [item.text for item in items] * 2, [seed + index for index in range(len(items))] * 2
+    scales = [0.0] * len(items) + [float(lora_scale)] * len(items)
+    before, after = {}, {}
+    for name in presets:
+        spoken = Synthesizer(tts, Voice(speaker=name), decoding=decoding).synthesize(
+            texts, seeds=seeds, lora_scale=scales, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
+        before[name], after[name] = [u.wav for u in spoken[: len(items)]], [u.wav for u in spoken[len(items) :]]
+    kept = presets_kept(speaker_judge, before, after, SAMPLE_RATE)
+    values = {name: kept.get(preset_field_name(name), math.nan) for name in presets}
+    record["similarity"] = {name: None if math.isnan(v) else v for name, v in values.items()}  # JSON null
+    if None in record["similarity"].values():
+        record["reason"] = "a preset's zero-shot clips are silent (no voice to compare with)"
+    return record

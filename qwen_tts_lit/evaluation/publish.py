@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.report import render_report
 from qwen_tts_lit.evaluation.settings import EvalSettings
 from qwen_tts_lit.files import shown
@@ -15,7 +16,9 @@ from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.runs.config import callback_args, read_config
 from qwen_tts_lit.runs.folder import REPORT_FILE
 from qwen_tts_lit.runs.records import (
+    PRESETS_KEPT,
     best_path,
+    carry_presets,
     merge_rows,
     read_best,
     read_rows,
@@ -36,12 +39,33 @@ def publish(
     (an opened run), else they are read here."""
     rows = merge_rows(read_rows(run_dir) if old_rows is None else old_rows, new_rows)
     best = select_best(rows, rule) if aggregate(rows) else None
+    if best is not None:
+        best = carry_presets(_previous_best(run_dir), best)
     write_rows(run_dir, rows)
+    _write_best_and_report(run_dir, rows, best)
+    return best
+
+
+def record_presets(run_dir: Path, record: dict) -> dict:
+    """Put the presets-kept record (measured when fit ends, for the chosen cell) into the chosen cell and rebuild the
+    report; returns the chosen cell."""
+    best = {**read_best(run_dir), PRESETS_KEPT: record}
+    _write_best_and_report(run_dir, read_rows(run_dir), best)
+    return best
+
+
+def _previous_best(run_dir: Path) -> dict | None:
+    try:
+        return read_best(run_dir)
+    except UserError:  # unreadable: it is about to be replaced anyway
+        return None
+
+
+def _write_best_and_report(run_dir: Path, rows: list[dict], best: dict | None) -> None:
     if best is not None:
         write_best(run_dir, best)
     head = sources_meta(sources_fingerprint(run_dir))  # the files as written just now: what the report shows
     write_report(run_dir, render_report(rows, best, f"Evaluation: {run_dir}", head))
-    return best
 
 
 def refresh(run_dir: Path) -> str | None:

@@ -16,6 +16,7 @@ from qwen_tts_lit.metrics.speech_rate import PAUSE_S
 from qwen_tts_lit.metrics.uncertainty import Interval, format_interval
 from qwen_tts_lit.model.layout import TAGGED, UNTAGGED
 from qwen_tts_lit.runs.baselines import label as baseline_label
+from qwen_tts_lit.runs.records import PRESETS_KEPT
 
 CELL_METRICS = (("wer", "WER", "{:.3f}"), ("cer", "CER", "{:.3f}"), ("spk_sim", "SIM", "{:.3f}"),
                 ("rate_ratio", "rate", "{:.2f}"), ("rate_ratio_vad", "rate (VAD)", "{:.2f}"),
@@ -107,6 +108,23 @@ def retention_section(best: dict | None, cells: list[dict]) -> list[str]:
             "semitones), retention = this cell's effect over the base model's zero-shot effect with the same voice; "
             "n/a when the base model does not move the measure beyond its noise floor "
             "(docs/instructions_probe.md).</p>"]  # fmt: skip
+
+
+def presets_section(best: dict | None) -> list[str]:
+    """Whether the base model's preset speakers (a CustomVoice base's) kept their voices at the chosen cell."""
+    record = (best or {}).get(PRESETS_KEPT)
+    if not record:
+        return []
+    cells = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(value, '{:.3f}')}</td></tr>"
+                    for name, value in record["similarity"].items())  # fmt: skip
+    why = f" n/a: {html.escape(record['reason'])}." if record.get("reason") else ""
+    return [f"<h2>Presets kept (epoch {int(record['epoch'])}, lora_scale {float(record['lora_scale']):g})</h2>",
+            f"<table><tr><th>preset</th><th>SIM to its zero-shot voice</th></tr>{cells}</table>",
+            f"<p class='note'>Each preset speaker of the base model speaks {len(record['sentences'])} held-out "
+            "sentence(s) at scale 0 (the base model: its own voice) and at the chosen cell, same texts and seeds; "
+            "SIM = mean resemblyzer similarity of the chosen cell's clips to the mean embedding of its scale-0 "
+            f"clips (1 = unchanged; a preset that became another voice reads about 0.7 on espeak-ng).{why} "
+            "docs/instructions_probe.md.</p>"]  # fmt: skip
 
 
 def _naturalness(record: dict, name: str, pattern: str, interval: dict | None = None) -> str:
@@ -236,6 +254,7 @@ def render_report(rows: Sequence[dict], best: dict | None, title: str = "Evaluat
         parts.append("<p class='note'>[low, high]: 95 % interval of the mean over the held-out sentences "
                      "(studentized bootstrap; docs/uncertainty.md); n = sentences.</p>")  # fmt: skip
     parts += retention_section(best, cells)
+    parts += presets_section(best)
     baselines = baseline_cells(rows)
     if baselines:  # the base model, zero-shot: what fine-tuning has to beat
         heads = "".join(f"<th>{html.escape(baseline_label(mode))}<br><code>{html.escape(mode)}</code></th>"

@@ -13,14 +13,16 @@ from dataclasses import replace
 from qwen_tts_lit.data.dataset import prepared_dir_of, reference_clip
 from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.evaluation.heldout import heldout_from_rows, measure_real, read_heldout
+from qwen_tts_lit.evaluation.instruct_probe import measure_presets, preset_speakers
 from qwen_tts_lit.evaluation.judges import Judges
-from qwen_tts_lit.evaluation.publish import publish
+from qwen_tts_lit.evaluation.publish import publish, record_presets
 from qwen_tts_lit.evaluation.request import EvaluateRequest
 from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, asr_problem
 from qwen_tts_lit.model.layout import trained_prefixes
 from qwen_tts_lit.model.lora import evaluable_scales, has_lora
 from qwen_tts_lit.runs.baselines import DEFAULT_BASELINES, VOICE_CLONES
+from qwen_tts_lit.runs.records import PRESETS_KEPT
 from qwen_tts_lit.runs.run import Run
 from qwen_tts_lit.runs.weights import load_epoch, load_run
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
@@ -81,7 +83,25 @@ def rescore_run(request: EvaluateRequest) -> dict:
                                    settings.max_new_tokens, voices, settings.batch_size,
                                    show_progress=True, prefixes=prefixes)  # fmt: skip
         print(f"epoch {epoch}: {len(scales)} scales x {len(items)} sentences scored", flush=True)
-    return publish(run.path, new_rows, settings.rule, old_rows=run.rows)
+    best = publish(run.path, new_rows, settings.rule, old_rows=run.rows)
+    return rescore_presets(loaded, best, items, settings, judges) or best
+
+
+def rescore_presets(loaded, best: dict | None, items, settings: EvalSettings, judges: Judges) -> dict | None:
+    """Presets kept for the chosen cell when it has no record (the re-score chose another cell, or the run is older
+    than the measurement) and the base has presets; the new chosen cell, or None when nothing was measured."""
+    if best is None or PRESETS_KEPT in best or not settings.presets_kept or not has_lora(loaded.tts.model):
+        return None
+    if not preset_speakers(loaded.tts) or int(best["epoch"]) not in loaded.run.saved_epochs:
+        return None
+    if int(best["epoch"]) != loaded.epoch:
+        load_epoch(loaded, int(best["epoch"]))
+    record = measure_presets(loaded.tts, judges.speaker, list(items[: settings.presets_kept]), epoch=int(best["epoch"]),
+                             lora_scale=float(best["lora_scale"]), seed=settings.seed,
+                             max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                             decoding=settings.decoding)  # fmt: skip
+    print(f"presets kept at the chosen cell: {len(record['similarity'])} presets measured", flush=True)
+    return record_presets(loaded.run_dir, record)
 
 
 def rescore_baselines(loaded, run: Run, settings: EvalSettings, judges: Judges, real, prefixes) -> list[dict]:

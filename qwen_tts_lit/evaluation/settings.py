@@ -59,8 +59,9 @@ class JudgeSettings:
 class InstructProbeSettings:
     """The instruction-retention probe (docs/instructions_probe.md): each probed cell speaks its first held-out
     sentences plainly and with each probe's instructions; rows get the effects, cells the share of the base model's
-    effect they keep (instruct_retention). Runs only where the model can follow instructions (a CustomVoice or
-    VoiceDesign base, a Synthesizer that takes instructs); elsewhere it is skipped with one warning."""
+    effect they keep (instruct_retention). Meant for a base that follows instructions (the 1.7B CustomVoice): a
+    Base checkpoint ignores them, so its base effects stay under the noise floors and retention is NaN with that
+    reason; the 0.6B CustomVoice refuses them (upstream drops instruct for it)."""
 
     enabled: bool = False
     """Run the probe (off by default: it needs an instruction-following model and costs generations)."""
@@ -138,6 +139,11 @@ class EvalSettings:
     = none."""
     instruct_probe: InstructProbeSettings = field(default_factory=InstructProbeSettings)
     """The instruction-retention probe (enabled, every_n_epochs, scales, sentences, probes); off by default."""
+    presets_kept: int = 2
+    """Held-out sentences each preset speaker of the base model (a CustomVoice checkpoint's; a Base has none)
+    speaks at scale 0 and at the chosen cell when fit ends, to measure whether the fine-tune kept its voice
+    (the chosen cell's presets_kept); presets x N x 2 generations once per run;
+    0: off."""
 
     def __post_init__(self) -> None:
         bad = self.problems()
@@ -173,6 +179,8 @@ class EvalSettings:
         for name in ("num_utterances", "every_n_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 bad.append(f"EvalSuite.{name} {getattr(self, name)}: must be >= 1")
+        if self.presets_kept < 0:
+            bad.append(f"EvalSuite.presets_kept {self.presets_kept}: must be >= 0 (0: off)")
         bad += [f"EvalSuite.baselines: {mode!r} is not one of {', '.join(BASELINES)}"
                 for mode in self.baselines if requested_name(mode) not in BASELINES]  # fmt: skip
         problem = decoding_problem(self.decoding, "EvalSuite.decoding")

@@ -76,6 +76,19 @@ def read_best(run_dir: Path) -> dict | None:
     return best
 
 
+PRESETS_KEPT = "presets_kept"  # best.json's record: the base's preset speakers at the chosen cell vs at scale 0
+
+
+def carry_presets(old: dict | None, new: dict) -> dict:
+    """``new`` (a cell chosen again over the rows) with ``old``'s presets record (:data:`PRESETS_KEPT`) when it was
+    measured at that very cell (epoch and scale): fit measures it once, for the cell chosen when it ends; a record
+    of another cell would describe weights that are not the chosen ones, so it is dropped."""
+    record = (old or {}).get(PRESETS_KEPT)
+    if record and int(record["epoch"]) == int(new["epoch"]) and float(record["lora_scale"]) == float(new["lora_scale"]):
+        return {**new, PRESETS_KEPT: record}
+    return new
+
+
 def write_best(run_dir: Path, best: dict) -> Path:
     return write_atomic(best_path(run_dir), json.dumps(best, indent=2, allow_nan=False) + "\n")
 

@@ -78,6 +78,12 @@ def load_epoch(loaded: LoadedRun, epoch: int) -> None:
     (loaded.xvector, loaded.voices), loaded.epoch = _voices(checkpoint, run), epoch
 
 
+def load_trained_tensors(model: torch.nn.Module, path: Path) -> None:
+    """Load the trained tensors of the checkpoint at ``path`` into ``model`` (a live training model: the same base
+    and LoRA injection as the run's), in eval mode."""
+    _load_trained(model, read_checkpoint(path), path)
+
+
 def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
     """Load the saved tensors in eval mode; every one must land (a key that matches nothing is a wrong base or LoRA
     config)."""

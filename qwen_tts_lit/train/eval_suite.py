@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,22 +33,29 @@ from qwen_tts_lit.evaluation.instruct_probe import (
     ProbeSentence,
     attach,
     base_effects,
+    measure_presets,
     preset_effects,
+    preset_speakers,
+    presets_record,
     probe_effects,
     probe_only,
     synthesizer_speaker,
 )
 from qwen_tts_lit.evaluation.judges import Judges
-from qwen_tts_lit.evaluation.publish import publish
+from qwen_tts_lit.evaluation.publish import publish, record_presets
 from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, InstructProbeSettings, JudgeSettings, asr_problem
 from qwen_tts_lit.metrics.instructions import probes_named
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
-from qwen_tts_lit.model.lora import evaluable_scales
+from qwen_tts_lit.model.lora import evaluable_scales, has_lora, trainable_state_dict
 from qwen_tts_lit.runs.baselines import VOICE_CLONES, XVECTOR
-from qwen_tts_lit.runs.records import read_rows
+from qwen_tts_lit.runs.folder import saved_epochs
+from qwen_tts_lit.runs.records import read_best, read_rows
+from qwen_tts_lit.runs.weights import load_trained_tensors
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
+from qwen_tts_lit.upstream.loading import load_config
+from qwen_tts_lit.upstream.pairings import instruct_problem
 
 LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl", "instruct_retention")
 DEFAULTS = EvalSettings()
@@ -77,6 +85,7 @@ class EvalSuite(L.Callback):
         rule: SelectionRule = DEFAULTS.rule,
         baselines: list[str] = list(DEFAULTS.baselines),  # noqa: B006, B008 - jsonargparse shows list defaults
         instruct_probe: InstructProbeSettings = DEFAULTS.instruct_probe,
+        presets_kept: int = DEFAULTS.presets_kept,
         audio_samples_to_log: int = 2,
     ) -> None:
         """
@@ -103,6 +112,10 @@ class EvalSuite(L.Callback):
                 layout training uses); empty = none.
             instruct_probe: The instruction-retention probe (enabled, every_n_epochs, scales, sentences, probes); off
                 by default.
+            presets_kept: Held-out sentences each preset speaker of the base model (a CustomVoice checkpoint's; a
+                Base has none) speaks at scale 0 and at the chosen cell when fit ends, to measure whether the
+                fine-tune kept its voice (the chosen cell's presets_kept); presets x N x 2 generations once per run;
+                0: off.
             audio_samples_to_log: Synthesized clips of the epoch's best scale sent to TensorBoard.
         """
         # By keyword: a reordered EvalSettings must not swap values (tests/train/test_eval_suite_args.py proves these
@@ -110,13 +123,15 @@ class EvalSuite(L.Callback):
         self.settings = EvalSettings(scales=tuple(scales), num_utterances=num_utterances, heldout=heldout, seed=seed,
                                      every_n_epochs=every_n_epochs, max_new_tokens=max_new_tokens,
                                      batch_size=batch_size, decoding=decoding, judges=judges, rule=rule,
-                                     baselines=tuple(baselines), instruct_probe=instruct_probe)  # fmt: skip
+                                     baselines=tuple(baselines), instruct_probe=instruct_probe,
+                                     presets_kept=presets_kept)  # fmt: skip
         self.audio_samples_to_log = audio_samples_to_log
         self._judges: Judges | None = None
         self._heldout = None  # the sentences evaluation speaks: read and checked once, in setup
         self._real = None
         self._train_started = 0.0
         self._probe_warned = False
+        self._live_epoch: int | None = None  # the epoch whose weights were last evaluated (in memory)
 
     # ------------------------------------------------------------------ hooks
 
@@ -141,7 +156,18 @@ class EvalSuite(L.Callback):
         if problem:
             raise UserError(problem)
         check_prefixes(items, self._prefixes(trainer), source)
+        self._check_probe_model(pl_module)
         self._heldout = items
+
+    def _check_probe_model(self, pl_module: L.LightningModule) -> None:
+        """The probe on a checkpoint that refuses instructions (the 0.6B CustomVoice) would stop the run at its
+        first probe, after the baselines: refused here, before anything starts (its config alone says so)."""
+        model = getattr(getattr(pl_module, "hparams", None), "model", None)
+        if not self.settings.instruct_probe.enabled or not isinstance(model, str):
+            return
+        problem = instruct_problem(load_config(model))
+        if problem:
+            raise UserError(f"EvalSuite.instruct_probe: {model}: {problem}; set instruct_probe.enabled: false")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
@@ -188,6 +214,57 @@ class EvalSuite(L.Callback):
             self._judges = Judges(self.settings.judges)
             self._real = measure_real(self._heldout, self._judges, run_dir)
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """When fit ends (the chosen cell is known): whether the base model's preset speakers kept their voices, on
+        rank 0, for a base that has presets (a CustomVoice checkpoint's; nothing to do on a Base)."""
+        if not trainer.limit_val_batches or not self.settings.presets_kept or self._heldout is None:
+            return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir: a collective under DDP
+        if trainer.is_global_zero:
+            self._presets_kept(trainer, pl_module, run_dir)
+        trainer.strategy.barrier()
+
+    def _presets_kept(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
+        """Each preset speaks the first ``presets_kept`` held-out sentences at scale 0 and at the chosen cell
+        (``evaluation.instruct_probe.measure_presets``); the record goes into the chosen cell (its
+        ``presets_kept``) and the report. The chosen epoch's weights are the live ones or, for an earlier epoch,
+        its checkpoint's, swapped in and back out."""
+        presets = preset_speakers(pl_module.wrapper)
+        best = read_best(run_dir)
+        if not presets or best is None:
+            return
+        settings = self.settings
+        epoch, scale = int(best["epoch"]), float(best["lora_scale"])
+        items = list(self._heldout[: settings.presets_kept])
+        record = presets_record(epoch, scale, presets, [item.utt_id for item in items])
+        if not has_lora(pl_module.wrapper.model):
+            record["reason"] = "a fully fine-tuned model has no scale 0: the base model's presets are gone from memory"
+        elif epoch != self._live_epoch and epoch not in saved_epochs(run_dir):
+            record["reason"] = f"epoch {epoch}'s weights were not saved (checkpoints/), so its cell cannot speak"
+        else:
+            self._load_judges(trainer, run_dir)
+            with self._weights_of(pl_module, epoch, run_dir):
+                record = measure_presets(pl_module.wrapper, self._judges.speaker, items, epoch=epoch, lora_scale=scale,
+                                         seed=settings.seed, max_new_tokens=settings.max_new_tokens,
+                                         batch_size=settings.batch_size, decoding=settings.decoding)  # fmt: skip
+        record_presets(run_dir, record)
+
+    @contextmanager
+    def _weights_of(self, pl_module: L.LightningModule, epoch: int, run_dir: Path):
+        """The live model with ``epoch``'s trained tensors in place (its checkpoint's when it is not the epoch the
+        live weights are), the live ones restored afterwards."""
+        if epoch == self._live_epoch:
+            yield
+            return
+        live = {name: tensor.detach().clone() for name, tensor in trainable_state_dict(pl_module.tts).items()}
+        training = pl_module.tts.training
+        load_trained_tensors(pl_module.tts, saved_epochs(run_dir)[epoch])
+        try:
+            yield
+        finally:
+            pl_module.tts.load_state_dict(live, strict=False)
+            pl_module.tts.train(training)
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_started = time.perf_counter()
 
@@ -233,6 +310,7 @@ class EvalSuite(L.Callback):
             pl_module.wrapper, Voice(xvector=next(iter(voices.values()))), decoding=self.settings.decoding
         )
         settings, epoch = self.settings, evaluated_epoch(trainer, pl_module)
+        self._live_epoch = epoch  # the weights in memory when fit ends are the last evaluated epoch's
         new_rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, epoch, settings.scales,
                                   settings.seed, settings.max_new_tokens, voices, settings.batch_size,
                                   show_progress=trainer.progress_bar_callback is not None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 
+import numpy as np
 import pytest
 from helpers.espeak_voice import EspeakSpeaker
 
@@ -184,3 +185,19 @@ def test_presets_kept_compares_each_preset_with_its_own_zero_shot_voice(judges) 
     assert kept["preset_ann_sim"] > 0.85  # espeak's same voice: 0.83-0.90 across sentences (FACTS 5)
     assert kept["preset_cleo_sim"] < kept["preset_ann_sim"] - 0.1  # the damaged preset reads lower
     assert presets_kept(judges.speaker, {"ann": ann}, {}, ESPEAK_RATE) == {}
+    # A preset whose zero-shot clips are silent (the tiny random model) has no voice to compare with: NaN, not the
+    # judge's 0.0 for silence, which would read as "destroyed".
+    silent = [np.zeros(ESPEAK_RATE, dtype=np.float32)] * 2
+    assert math.isnan(presets_kept(judges.speaker, {"ann": silent}, {"ann": ann[:2]}, ESPEAK_RATE)["preset_ann_sim"])
+
+
+def test_a_presets_record_stays_with_its_cell_only() -> None:
+    """best.json's presets_kept describes one cell's weights: kept when the rule chooses that cell again, dropped
+    when it chooses another (a re-score with other judges can move the choice)."""
+    from qwen_tts_lit.runs.records import PRESETS_KEPT, carry_presets
+
+    old = {"epoch": 2, "lora_scale": 0.5, PRESETS_KEPT: {"epoch": 2, "lora_scale": 0.5, "similarity": {"a": 0.9}}}
+    assert carry_presets(old, {"epoch": 2, "lora_scale": 0.5})[PRESETS_KEPT] == old[PRESETS_KEPT]
+    assert PRESETS_KEPT not in carry_presets(old, {"epoch": 2, "lora_scale": 1.0})
+    assert PRESETS_KEPT not in carry_presets(old, {"epoch": 1, "lora_scale": 0.5})
+    assert PRESETS_KEPT not in carry_presets(None, {"epoch": 2, "lora_scale": 0.5})

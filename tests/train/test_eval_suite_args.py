@@ -59,7 +59,7 @@ def test_each_flat_argument_lands_in_its_own_field():
     values = dict(scales=[0.25, 0.75], num_utterances=3, heldout="h.jsonl", seed=9, every_n_epochs=2,
                   max_new_tokens=77, batch_size=5, decoding="static", judges=JudgeSettings(asr=False),
                   rule=SelectionRule(), baselines=["voice_clone_non_streaming"],
-                  instruct_probe=InstructProbeSettings(sentences=1, every_n_epochs=5))  # fmt: skip
+                  instruct_probe=InstructProbeSettings(sentences=1, every_n_epochs=5), presets_kept=3)  # fmt: skip
     assert set(values) == {f.name for f in fields(EvalSettings)}  # every field is exercised
     settings = EvalSuite(**values).settings
     for name, value in values.items():

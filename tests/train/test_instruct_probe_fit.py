@@ -79,3 +79,40 @@ def test_the_probe_runs_in_a_fit_where_the_synthesizer_speaks_instructions(
         assert best["metrics"][retention_field(name)] is None
         assert best["metrics"][reason_field(name)] == "the base model's effect was not measured"
     assert best["metrics"]["instruct_retention"] is None
+
+
+def test_the_probe_on_a_checkpoint_that_refuses_instructions_is_refused_before_training(
+    tiny_custom_voice_dir, tiny_dir, prepared_demo, tmp_path
+):
+    """The 0.6B CustomVoice (here the tiny one with its config's size set to 0b6, as the released one has it) refuses
+    instructions; the probe on it is refused in setup, one line naming the setting, before the baselines and the
+    first step (not by the Synthesizer at the first probe, after minutes of work)."""
+    import shutil
+
+    import pytest
+
+    from qwen_tts_lit.callbacks import EvalSuite
+    from qwen_tts_lit.data.datamodule import QwenTTSDataModule
+    from qwen_tts_lit.errors import UserError
+    from qwen_tts_lit.evaluation.settings import InstructProbeSettings, JudgeSettings
+    from qwen_tts_lit.train.module import QwenTTSModule
+
+    small = shutil.copytree(tiny_custom_voice_dir, tmp_path / "cv_0b6")
+    config = json.loads((small / "config.json").read_text())
+    (small / "config.json").write_text(json.dumps({**config, "tts_model_size": "0b6"}))
+    steps = []
+    suite = EvalSuite(scales=[1.0], num_utterances=1, max_new_tokens=6, baselines=["xvector"],
+                      judges=JudgeSettings(asr=False, dnsmos=False, model_speaker_sim=False),
+                      instruct_probe=InstructProbeSettings(enabled=True))  # fmt: skip
+
+    class Steps(L.Callback):
+        def on_train_batch_start(self, *args):
+            steps.append(1)
+
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=1,
+                        num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[suite, Steps()], default_root_dir=tmp_path)  # fmt: skip
+    module = QwenTTSModule(model=str(small))
+    with pytest.raises(UserError, match=r"^EvalSuite.instruct_probe: .*cv_0b6: the 0.6B CustomVoice model does not"):
+        trainer.fit(module, datamodule=QwenTTSDataModule(prepared_dir=str(prepared_demo), model=str(tiny_dir)))
+    assert not steps and module.tts is None  # nothing loaded, nothing trained
