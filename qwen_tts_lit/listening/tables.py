@@ -34,10 +34,11 @@ class Table:
     raw: list[dict[str, object]]
 
 
-def listening_command(results: ListeningResults) -> str:
-    """The command that reproduces the tables."""
-    paths = " ".join(shown(p) for p in results.rating_paths)
-    return f"python -m qwen_tts_lit listen --results {paths} --key {shown(results.key_path)}"
+def listening_command(results: ListeningResults, out_dir: Path | str) -> str:
+    """The command that reproduces the tables, as the command line reads it (--results takes one list)."""
+    paths = ", ".join(shown(p) for p in results.rating_paths)
+    return (f"python -m qwen_tts_lit listen --results '[{paths}]' --key {shown(results.key_path)} "
+            f"--output {shown(out_dir)}")  # fmt: skip
 
 
 def _p(value: float | None) -> str:
@@ -185,7 +186,7 @@ def write_listening_tables(results: ListeningResults, out_dir: Path | str) -> li
     """Each table as ``listening_<design>_<table>.md``, ``.tex`` and ``.csv`` in ``out_dir`` (atomic writes);
     returns the paths written."""
     out_dir = Path(out_dir)
-    command = listening_command(results)
+    command = listening_command(results, out_dir)
     written = []
     for table in listening_tables(results):
         stem = f"listening_{results.design}_{table.name}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import random
+import shlex
 
 import numpy as np
 import pytest
@@ -167,6 +168,27 @@ def test_tables_are_written_with_intervals_counts_and_the_command(tmp_path, caps
     assert float(rows[0]["low"]) == pytest.approx(tuned.low) and rows[0]["command"].startswith("python -m")
     again = write_listening_tables(results, out)  # the same results write the same files again (no temporaries left)
     assert sorted(p.name for p in again) == written == sorted(p.name for p in out.iterdir())
+
+
+def test_the_command_a_table_prints_reproduces_it(tmp_path):
+    """Each table names the command that made it; run as printed (through the command line), it writes the same
+    tables again."""
+    from qwen_tts_lit.cli.app import main
+
+    key = make_key("mos", SYSTEMS, ITEMS)
+    paths = write_sessions(tmp_path, key, RATERS[:3], lambda s: _noisy(s, {"tuned": 4.2, "zero_shot": 3.0,
+                                                                          "real": 4.4}, 0.6, 1, 5))  # fmt: skip
+    key_path = write_key(tmp_path, key)
+    out = tmp_path / "tables"
+    run_results(paths, key_path, out)
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    line = next(text for text in before["listening_mos_systems.md"].splitlines() if "python -m qwen_tts_lit" in text)
+    argv = shlex.split(line.strip("`"))
+    assert argv[:3] == ["python", "-m", "qwen_tts_lit"]
+    for path in out.iterdir():
+        path.unlink()
+    assert main(argv[3:]) == 0
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
 
 
 def test_every_design_writes_its_tables(tmp_path):
