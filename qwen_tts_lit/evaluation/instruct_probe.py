@@ -146,19 +146,19 @@ def _sentence(sentences: Sequence[ProbeSentence], utt_id: str) -> ProbeSentence:
 
 def base_effects(baseline_rows: Sequence[Mapping], probes: Sequence[Probe]) -> dict[str, dict[str, float]]:
     """{utt_id: {probe name: the base model's effect}} from zero-shot rows the probe wrote into."""
-    found: dict[str, dict[str, float]] = {}
-    for row in baseline_rows:
-        own = {p.name: row[effect_field(p.name)] for p in probes if row.get(effect_field(p.name)) is not None}
-        if own:
-            found[str(row["utt_id"])] = own
-    return found
+    return _effects_by_sentence(baseline_rows, probes, effect_field)
 
 
 def preset_effects(rows: Sequence[Mapping], probes: Sequence[Probe]) -> dict[str, dict[str, float]]:
     """{utt_id: {probe name: the preset speaker's effect}} from rows that carry them (the x-vector baseline's)."""
+    return _effects_by_sentence(rows, probes, preset_field)
+
+
+def _effects_by_sentence(rows: Sequence[Mapping], probes: Sequence[Probe], field) -> dict[str, dict[str, float]]:
+    """{utt_id: {probe name: the row's ``field(probe)`` value}}, sentences with none of them left out."""
     found: dict[str, dict[str, float]] = {}
     for row in rows:
-        own = {p.name: row[preset_field(p.name)] for p in probes if row.get(preset_field(p.name)) is not None}
+        own = {p.name: row[field(p.name)] for p in probes if row.get(field(p.name)) is not None}
         if own:
             found[str(row["utt_id"])] = own
     return found
