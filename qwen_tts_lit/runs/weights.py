@@ -78,6 +78,15 @@ def load_epoch(loaded: LoadedRun, epoch: int) -> None:
     (loaded.xvector, loaded.voices), loaded.epoch = _voices(checkpoint, run), epoch
 
 
+def load_trained(model: torch.nn.Module, path: Path) -> None:
+    """Load the trained tensors of the checkpoint at ``path`` into ``model`` (already built with the run's LoRA
+    settings), checked as :func:`load_run` checks them: what RL starts from when it starts from an SFT epoch."""
+    checkpoint = read_checkpoint(path)
+    if not checkpoint.get("state_dict"):
+        raise UserError(f"{path}: holds no trained tensors")
+    _load_trained(model, checkpoint, path)
+
+
 def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:
     """Load the saved tensors in eval mode; every one must land (a key that matches nothing is a wrong base or LoRA
     config)."""
