@@ -97,14 +97,14 @@ class GRPOModule(QwenTTSModule):
                 repetition penalty enter the policy; top-k and top-p only the sampler.
             max_new_tokens: Frame cap of every rollout (a rollout reaching it is a runaway).
             language: Language of the prompts, for the error-rate reward ("en", "zh", ...).
-            init_from: Where RL starts: an SFT run folder (runs/NAME/version_N: its best.json's epoch and lora_scale,
-                the chosen cell), or one SFT checkpoint (RUN/checkpoints/epoch=NNN.ckpt), with the same LoRA
+            init_from: Where RL starts: an SFT run folder (runs/NAME/version_N: the epoch and lora_scale of its chosen
+                cell), or one SFT checkpoint (RUN/checkpoints/epoch=NNN.ckpt), with the same LoRA
                 settings; the reference policy is then that start, not the base model. None: fresh adapters on the
                 base model, and the reference is the adapters at scale 0.
-            init_epoch: With a run folder: the epoch to start from instead of best.json's (then best.json may be
-                absent).
-            init_scale: The strength the SFT adapters start at; None: best.json's lora_scale for the run's chosen
-                epoch, else 1.0 (as trained). Their lora_B weights are multiplied by it, which is exactly running
+            init_epoch: With a run folder: the epoch to start from instead of the chosen cell's (then the run
+                need not have chosen one).
+            init_scale: The strength the SFT adapters start at; None: the run's chosen cell's lora_scale, else 1.0
+                (as trained). Their lora_B weights are multiplied by it, which is exactly running
                 them at that scale.
         """
         super().__init__(model=model, dtype=dtype, attn_implementation=attn_implementation, finetune=finetune,
@@ -133,6 +133,10 @@ class GRPOModule(QwenTTSModule):
         self.start = resolve_start(init_from, init_epoch, init_scale)  # before anything loads: errors come first
         self.reference: dict[str, torch.Tensor] | None = None  # the starting adapters, when RL starts from SFT
         self.step_seconds: dict[str, float] = {}  # this step's rollout and reward wall time, logged under time/
+
+    # The EvalSuite evaluates the weights before the first step (the SFT cell or the base model) beside the RL
+    # checkpoints, on the same sentences and seeds, so the chosen cell's record can tell whether RL beat its start.
+    evaluates_start = True
 
     # ------------------------------------------------------------------ pieces of a step
 

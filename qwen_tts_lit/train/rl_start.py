@@ -1,9 +1,9 @@
 """Where the RL stage starts: an SFT run's chosen cell, one of its epochs at a scale, a checkpoint file, or the base.
 
-``model.init_from`` names a run folder (``runs/NAME/version_N``: its ``best.json`` gives the epoch and lora_scale,
+``model.init_from`` names a run folder (``runs/NAME/version_N``: its chosen cell gives the epoch and lora_scale,
 read through ``Run.open`` / ``Run.choose`` as every verb reads a run) or one checkpoint file. ``model.init_epoch`` and
-``model.init_scale`` override the run's choice. Resolved when the module is built, so a wrong folder, a missing
-``best.json`` or an epoch not saved is a one-line error before anything loads.
+``model.init_scale`` override the run's choice. Resolved when the module is built, so a wrong folder, a run
+that chose no cell or an epoch not saved is a one-line error before anything loads.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class RLStart:
 
     @property
     def label(self) -> str:
-        """How reports and ``best.json`` name the start."""
+        """How reports and the chosen cell's record name the start."""
         where = f"{self.run} epoch {self.epoch}" if self.run is not None else str(self.checkpoint)
         return f"{where} at lora_scale {self.scale:g}"
 

@@ -1,5 +1,6 @@
 """RL starts from an SFT run's chosen cell (``--model.init_from RUN``), through the command line: the RL run's
-starting adapters, and its reference, are the SFT run's chosen epoch's tensors at its chosen scale, bit for bit."""
+starting adapters, and its reference, are the SFT run's chosen epoch's tensors at its chosen scale, bit for bit; and
+the RL run's best.json compares that start with its RL steps on the same held-out rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from helpers.fit import DEMO_RAW, REPO
 
 from qwen_tts_lit.cli.app import main
 from qwen_tts_lit.errors import UserError
+from qwen_tts_lit.metrics.evidence import START_EPOCH
+from qwen_tts_lit.runs.records import read_best, read_rows
 from qwen_tts_lit.train.rl_start import resolve_start
 
 
@@ -26,8 +29,8 @@ def test_fit_from_an_sft_run_starts_at_its_chosen_cell(demo_run, run_cache, tmp_
     code = main([
         "fit", "--config", str(REPO / "configs" / "rl_demo.yaml"), "--data.raw", str(DEMO_RAW),
         "--model.init_from", str(demo_run), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+        "--trainer.callbacks.num_utterances", "2", "--trainer.callbacks.judges.dnsmos", "false",  # the EvalSuite's
         "--trainer.callbacks+=helpers.callbacks.SaveRLStart", "--trainer.enable_progress_bar", "false",
-        "--trainer.callbacks.num_utterances", "2", "--trainer.callbacks.judges.dnsmos", "false",
     ])  # fmt: skip
     assert code == 0
     best = json.loads((demo_run / "best.json").read_text())
@@ -35,7 +38,14 @@ def test_fit_from_an_sft_run_starts_at_its_chosen_cell(demo_run, run_cache, tmp_
     expected = _cell_at_scale(demo_run, int(best["epoch"]), float(best["lora_scale"]))
     for adapters in (saved["start"], saved["reference"]):
         assert adapters.keys() == expected.keys() and all(torch.equal(adapters[k], expected[k]) for k in expected)
-
+    # best.json chooses among the start (evaluated before the first step, epoch -1) and the RL steps, on the same rows
+    rl_run = next((tmp_path / "runs" / "rl_demo").glob("version_*"))
+    rows = read_rows(rl_run)
+    start = sorted(r["utt_id"] for r in rows if r["epoch"] == START_EPOCH and not r.get("baseline"))
+    assert len(start) == 2 and start == sorted(r["utt_id"] for r in rows if r["epoch"] == 0)
+    rl_best = read_best(rl_run)
+    assert rl_best["candidates"] == 2 and {(c["epoch"], c["lora_scale"]) for c in rl_best["cells"]} == {
+        (-1, 1.0), (0, 1.0)}  # fmt: skip
 
 
 def test_an_explicit_epoch_and_scale_of_a_run_are_loaded_at_that_scale(demo_run, run_cache):
