@@ -41,8 +41,9 @@ from qwen_tts_lit.train.rl_start import resolve_start
 
 
 def rollout_seed(seed: int, step: int, rank: int, row: int) -> int:
-    """The seed of one rollout row: a hash of (run seed, optimizer step, rank, row), so a resumed run draws the same
-    rollouts and no two rows of a run share a generator."""
+    """The seed of one rollout row: a hash of (run seed, optimizer step, rank, row: its place among the rows this rank
+    draws in that step, every micro-batch counted), so a resumed run draws the same rollouts and no two rows of a run
+    share a generator."""
     digest = hashlib.sha256(f"{seed}:{step}:{rank}:{row}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
@@ -133,6 +134,7 @@ class GRPOModule(QwenTTSModule):
         self.start = resolve_start(init_from, init_epoch, init_scale)  # before anything loads: errors come first
         self.reference: dict[str, torch.Tensor] | None = None  # the starting adapters, when RL starts from SFT
         self.step_seconds: dict[str, float] = {}  # this step's rollout and reward wall time, logged under time/
+        self._step_rows = (-1, 0)  # (optimizer step, rollout rows drawn in it so far on this rank)
 
     # The EvalSuite evaluates the weights before the first step (the SFT cell or the base model) beside the RL
     # checkpoints, on the same sentences and seeds, so the chosen cell's record can tell whether RL beat its start.
@@ -155,7 +157,13 @@ class GRPOModule(QwenTTSModule):
     def rollouts(self, texts: Sequence[str]) -> list[Utterance]:
         """G rollouts of every prompt, group by group, each row from its own seeded generator."""
         texts = [text for text in texts for _ in range(self.hparams.group_size)]
-        seeds = [rollout_seed(self.hparams.seed, self.global_step, self.global_rank, i) for i in range(len(texts))]
+        # Rows are numbered across the optimizer step's micro-batches (global_step only moves after the last one):
+        # numbered per micro-batch, every micro-batch of an accumulated step would reuse the first one's seeds, and
+        # accumulation would not draw the rollouts of the one big batch it stands for.
+        step = self.global_step
+        first = self._step_rows[1] if self._step_rows[0] == step else 0
+        self._step_rows = (step, first + len(texts))
+        seeds = [rollout_seed(self.hparams.seed, step, self.global_rank, first + i) for i in range(len(texts))]
         cast_adapter_inputs(self.tts, True)  # generation runs outside autocast
         try:
             return self.synthesizer.synthesize(
