@@ -41,7 +41,7 @@ HEAVY_FILES = (
     "test_step_consistency.py", "test_fit_languages.py", "test_segment_pipeline.py", "test_fit_faults.py",
     "test_baselines.py", "test_eval_cost.py", "test_gpu_check.py", "test_instruct_probe_fit.py",
     "test_listen_browser.py",
-    "test_rl_learning.py",
+    "test_rl_learning.py", "test_rl_start.py",
 )  # fmt: skip
 
 
