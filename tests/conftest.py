@@ -42,7 +42,7 @@ HEAVY_FILES = (
     "test_baselines.py", "test_eval_cost.py", "test_gpu_check.py", "test_instruct_probe_fit.py",
     "test_fit_custom_voice_probe.py", "test_presets_kept_fit.py",
     "test_listen_browser.py",
-    "test_rl_learning.py",
+    "test_rl_learning.py", "test_rl_start.py",
 )  # fmt: skip
 
 

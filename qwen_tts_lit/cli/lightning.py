@@ -279,10 +279,17 @@ class _ConfigOnly(QwenTTSCLI):
         pass  # nothing runs: no global seeding, no "Seed set" line
 
 
+class _RLConfigOnly(_ConfigOnly):
+    """The same for the RL stage's configs (GRPOModule's arguments)."""
+
+    module_class = GRPOModule
+
+
 def resolved_fit_config(configs: list[str]) -> dict:
     """The config ``fit --config A --config B ...`` would run with (what ``--print_config`` prints), as plain values,
     without loading anything: a bad config exits with jsonargparse's message, as ``fit`` does."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # another subcommand's argv
-        cli = _ConfigOnly([arg for path in configs for arg in ("--config", str(path))], run=False)
+        args = [arg for path in configs for arg in ("--config", str(path))]
+        cli = (_RLConfigOnly if is_rl(args) else _ConfigOnly)(args, run=False)
     return cli.config.as_dict()

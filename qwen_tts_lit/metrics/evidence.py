@@ -115,10 +115,18 @@ def _excludes_zero(interval: Interval) -> bool:
     return Difference(interval, None, True).separates()
 
 
+# The trained cells of an RL run's starting point (its SFT cell, or the base model), evaluated before the first RL
+# step on the same sentences and seeds as its checkpoints: "before epoch 0". A zero-shot baseline row also has
+# epoch -1; its ``baseline`` name tells them apart.
+START_EPOCH = -1
+
+
 def cell_label(cell: Mapping[str, Any]) -> str:
-    """``epoch 4 x 0.35``, or ``zero-shot voice_clone`` for a baseline."""
+    """``epoch 4 x 0.35``, ``RL start x 1`` for an RL run's starting point, or ``zero-shot voice_clone``."""
     if cell.get("baseline"):
         return f"zero-shot {cell['baseline']}"
+    if int(cell["epoch"]) == START_EPOCH:
+        return f"RL start x {float(cell['lora_scale']):g}"
     return f"epoch {cell['epoch']} x {float(cell['lora_scale']):g}"
 
 
@@ -147,13 +155,15 @@ def confidence(
     rows_of: Callable[[Mapping[str, Any]], Sequence[Mapping]],
     name: str,
     direction: int,
+    start: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The chosen cell's ``confidence``: the chosen cell against the runner-up and against the best zero-shot baseline,
-    each the paired difference (chosen - other) on ``name`` with its interval, p-value, whether it separates and
-    one sentence; ``summary`` joins the sentences (the report's first screen)."""
+    """The chosen cell's ``confidence``: the chosen cell against the runner-up, the best zero-shot baseline and (an RL
+    run whose chosen cell is an RL step) the RL start at the same scale, each the paired difference (chosen - other)
+    on ``name`` with its interval, p-value, whether it separates and one sentence; ``summary`` joins the sentences
+    (the report's first screen)."""
     found: dict[str, Any] = {"metric": name}
     sentences = []
-    for key, other in (("runner_up", runner_up), ("baseline", baseline)):
+    for key, other in (("runner_up", runner_up), ("baseline", baseline), ("start", start)):
         if other is None:
             continue
         difference = compare(rows_of(chosen), rows_of(other), name)

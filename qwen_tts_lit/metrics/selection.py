@@ -15,7 +15,10 @@ over the held-out sentences cannot tell apart from that best one (``metrics.evid
 
 The chosen cell also says how sure it is (``metrics.evidence``, docs/uncertainty.md): every cell and baseline carries
 each metric's mean, 95 % interval and n (held-out sentences), and ``confidence`` holds the paired difference of the
-primary between the chosen cell and the runner-up, and the best zero-shot baseline.
+primary between the chosen cell and the runner-up, and the best zero-shot baseline. An RL run's starting point (its
+SFT cell or the base model, epoch ``START_EPOCH``, evaluated before the first step on the same sentences) is a
+candidate like any cell, the earliest, so it wins ties; when an RL step is chosen, ``confidence.start`` is its paired
+difference from the start at the same scale.
 
 A metric that could not be computed for a row is None there (a JSON null) and is left out of its cell's mean; the
 chosen cell counts such rows (``unscored_rows``). When no row has the primary at all (ASR switched off), the rule
@@ -38,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from qwen_tts_lit.metrics.evidence import cell_intervals, confidence, conservative_pick, row_value
+from qwen_tts_lit.metrics.evidence import START_EPOCH, cell_intervals, confidence, conservative_pick, row_value
 from qwen_tts_lit.metrics.instructions import MEAN_FIELDS as PROBE_FIELDS
 from qwen_tts_lit.metrics.instructions import RETENTION, cell_retention
 
@@ -352,7 +355,8 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
                    f"{ranked[0]['lora_scale']:g}")  # fmt: skip
     metrics = {k: v for k, v in best.items() if k not in ("epoch", "lora_scale")}
     runner_up = next((cell for cell in ranked if cell is not best), None)
-    sure = confidence(best, runner_up, zero_shot, members, rule.primary, DIRECTIONS[rule.primary])
+    start = rl_start(cells, best)
+    sure = confidence(best, runner_up, zero_shot, members, rule.primary, DIRECTIONS[rule.primary], start)
     shown = [*cells, *baselines.values()]  # every cell and baseline, with each metric's interval
     found = cell_intervals([members(cell) for cell in shown], INTERVAL_FIELDS)
     evidence = dict(zip(map(id, shown), found, strict=True))
@@ -383,6 +387,15 @@ def select_best(rows: Any, rule: SelectionRule = SelectionRule()) -> dict[str, A
             ],
         }
     )
+
+
+def rl_start(cells: list[Mapping[str, Any]], chosen: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """An RL run's starting point at the chosen cell's scale (what the chosen RL step must beat, sentence by
+    sentence); None when the run has no start rows, or the start itself was chosen."""
+    if int(chosen["epoch"]) == START_EPOCH:
+        return None
+    return next((cell for cell in cells if cell["epoch"] == START_EPOCH and cell["lora_scale"] == chosen["lora_scale"]),
+                None)  # fmt: skip
 
 
 def cell_rows(rows: Any) -> Callable[[Mapping[str, Any]], list[Mapping[str, Any]]]:

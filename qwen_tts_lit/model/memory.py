@@ -425,3 +425,45 @@ def _tensors(batch: TalkerBatch) -> dict[str, torch.Tensor]:
 
 def _bytes(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage().nbytes()
+
+
+@dataclass(frozen=True)
+class RolloutMemory:
+    """The tensors an RL step's rollouts add on top of the weights and optimizer state kept between steps, in bytes:
+    ``generate`` of ``rows`` sequences (prompts x group_size) up to ``positions`` positions each."""
+
+    rows: int
+    positions: int
+    talker_kv_cache: int
+    code_predictor_kv_cache: int
+    logits: int  # one step's talker logits, float32 (what the sampler's softmax reads)
+
+    @property
+    def total(self) -> int:
+        return self.talker_kv_cache + self.code_predictor_kv_cache + self.logits
+
+
+def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, positions: int, rows: int, dtype: torch.dtype) -> int:
+    """A decoder's key/value cache: a key and a value vector per layer, key/value head, position and row."""
+    return 2 * layers * kv_heads * head_dim * positions * rows * torch.empty((), dtype=dtype).element_size()
+
+
+def _head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def rollout_memory(config, rows: int, text_tokens: int, max_new_tokens: int, dtype: torch.dtype) -> RolloutMemory:
+    """The KV caches of an RL step's batched ``generate`` at its longest: every row's prompt and all
+    ``max_new_tokens`` frames cached in the talker (upstream's DynamicCache grows to that); the code predictor caches
+    one frame's groups (its cache restarts every frame). Pure arithmetic on the config: the cache is what generation
+    holds, not a tensor of the training step."""
+    talker, predictor = config.talker_config, config.talker_config.code_predictor_config
+    # the training layout of a rollout that ran to the cap is what generate saw (the consistency proof), less the
+    # EOS position, which is never fed back
+    positions = example_batch(config, StepShape(1, max_new_tokens, text_tokens)).attention_mask.shape[1] - 1
+    kv = kv_cache_bytes(talker.num_hidden_layers, talker.num_key_value_heads, _head_dim(talker), positions, rows,
+                        dtype)  # fmt: skip
+    groups = talker.num_code_groups + 1  # the talker's hidden state, then one position per code group
+    sub = kv_cache_bytes(predictor.num_hidden_layers, predictor.num_key_value_heads, _head_dim(predictor), groups,
+                         rows, dtype)  # fmt: skip
+    return RolloutMemory(rows, positions, kv, sub, rows * talker.vocab_size * 4)

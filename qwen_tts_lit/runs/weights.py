@@ -78,10 +78,14 @@ def load_epoch(loaded: LoadedRun, epoch: int) -> None:
     (loaded.xvector, loaded.voices), loaded.epoch = _voices(checkpoint, run), epoch
 
 
-def load_trained_tensors(model: torch.nn.Module, path: Path) -> None:
-    """Load the trained tensors of the checkpoint at ``path`` into ``model`` (a live training model: the same base
-    and LoRA injection as the run's), in eval mode."""
-    _load_trained(model, read_checkpoint(path), path)
+def load_trained(model: torch.nn.Module, path: Path) -> None:
+    """Load the trained tensors of the checkpoint at ``path`` into ``model`` (a live model built with the run's base
+    and LoRA settings), checked as :func:`load_run` checks them, in eval mode: what RL starts from when it starts
+    from an SFT epoch, and the chosen epoch's weights the presets speak with."""
+    checkpoint = read_checkpoint(path)
+    if not checkpoint.get("state_dict"):
+        raise UserError(f"{path}: holds no trained tensors")
+    _load_trained(model, checkpoint, path)
 
 
 def _load_trained(model: torch.nn.Module, checkpoint: dict, path: Path) -> None:

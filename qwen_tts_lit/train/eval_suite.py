@@ -45,6 +45,7 @@ from qwen_tts_lit.evaluation.judges import Judges
 from qwen_tts_lit.evaluation.publish import publish, record_presets
 from qwen_tts_lit.evaluation.scoring import check_prefixes, evaluate_baselines, evaluate_epoch
 from qwen_tts_lit.evaluation.settings import EvalSettings, InstructProbeSettings, JudgeSettings, asr_problem
+from qwen_tts_lit.metrics.evidence import START_EPOCH
 from qwen_tts_lit.metrics.instructions import probes_named
 from qwen_tts_lit.metrics.selection import SelectionRule, aggregate, select_best
 from qwen_tts_lit.model.layout import trained_prefixes
@@ -52,13 +53,18 @@ from qwen_tts_lit.model.lora import evaluable_scales, has_lora, trainable_state_
 from qwen_tts_lit.runs.baselines import VOICE_CLONES, XVECTOR
 from qwen_tts_lit.runs.folder import saved_epochs
 from qwen_tts_lit.runs.records import read_best, read_rows
-from qwen_tts_lit.runs.weights import load_trained_tensors
+from qwen_tts_lit.runs.weights import load_trained
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Voice
 from qwen_tts_lit.upstream.loading import load_config
 from qwen_tts_lit.upstream.pairings import instruct_problem
 
 LOGGED = ("error_rate", "wer", "cer", "spk_sim", "rate_ratio", "eos_fail", "dnsmos_ovrl", "instruct_retention")
 DEFAULTS = EvalSettings()
+
+
+def is_start(row: dict) -> bool:
+    """An evaluation row of an RL run's starting point (not a zero-shot baseline, which also has epoch -1)."""
+    return int(row["epoch"]) == START_EPOCH and not row.get("baseline")
 
 
 def evaluated_epoch(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
@@ -170,14 +176,34 @@ class EvalSuite(L.Callback):
             raise UserError(f"EvalSuite.instruct_probe: {model}: {problem}; set instruct_probe.enabled: false")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Before the first step (not on resume: the rows are there): the zero-shot baselines, on rank 0."""
-        if not trainer.limit_val_batches or not self.settings.baselines:
+        """Before the first step (not on resume: the rows are there), on rank 0: the zero-shot baselines, and an RL
+        run's starting point (``evaluates_start``: the module's weights before any step, its SFT cell or the base
+        model) as the cells of epoch ``START_EPOCH``: the chosen cell is then picked among the start and the RL steps,
+        on the same rows."""
+        starts = bool(getattr(pl_module, "evaluates_start", False))
+        if not trainer.limit_val_batches or not (self.settings.baselines or starts):
             return
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # log_dir is a collective under DDP: every rank
         if trainer.is_global_zero:
-            if not any(row.get("baseline") for row in read_rows(run_dir)):
+            rows = read_rows(run_dir)
+            if self.settings.baselines and not any(row.get("baseline") for row in rows):
                 self._evaluate_baselines(trainer, pl_module, run_dir)
+            if starts and not any(is_start(row) for row in rows):
+                self._evaluate_start(trainer, pl_module, run_dir)
         trainer.strategy.barrier()
+
+    def _evaluate_start(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
+        self._load_judges(trainer, run_dir)
+        voices = pl_module.voices or {None: pl_module.xvector}
+        synthesizer = Synthesizer(
+            pl_module.wrapper, Voice(xvector=next(iter(voices.values()))), decoding=self.settings.decoding
+        )
+        settings = self.settings
+        rows = evaluate_epoch(synthesizer, self._judges, self._real, run_dir, START_EPOCH, settings.scales,
+                              settings.seed, settings.max_new_tokens, voices, settings.batch_size,
+                              show_progress=trainer.progress_bar_callback is not None,
+                              prefixes=self._prefixes(trainer))  # fmt: skip
+        publish(run_dir, rows, settings.rule)
 
     def _evaluate_baselines(self, trainer: L.Trainer, pl_module: L.LightningModule, run_dir: Path) -> None:
         self._load_judges(trainer, run_dir)
@@ -258,7 +284,7 @@ class EvalSuite(L.Callback):
             return
         live = {name: tensor.detach().clone() for name, tensor in trainable_state_dict(pl_module.tts).items()}
         training = pl_module.tts.training
-        load_trained_tensors(pl_module.tts, saved_epochs(run_dir)[epoch])
+        load_trained(pl_module.tts, saved_epochs(run_dir)[epoch])
         try:
             yield
         finally:

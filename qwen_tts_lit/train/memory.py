@@ -12,7 +12,7 @@ import functools
 import importlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,11 +22,14 @@ from qwen_tts_lit.errors import UserError
 from qwen_tts_lit.model.lora import LoraSpec
 from qwen_tts_lit.model.memory import (
     FRAMES_PER_SECOND,
+    TEXT_TOKENS_PER_SECOND,
     MemoryEstimate,
+    RolloutMemory,
     StepShape,
     TrainingSetup,
     estimate_step_memory,
     parameter_bytes,
+    rollout_memory,
 )
 from qwen_tts_lit.train.request import DEFAULT_CLIP_SECONDS, EstimateMemoryRequest
 
@@ -74,15 +77,29 @@ class MemoryReport:
     estimate: MemoryEstimate
     on_card: list[CardItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rollout: RolloutMemory | None = None  # the RL stage's generation phase (None: an SFT fit)
+
+    @property
+    def rollout_peak(self) -> int | None:
+        """The RL rollouts' peak: what stays between steps (weights, optimizer state) plus generation's caches."""
+        if self.rollout is None:
+            return None
+        e = self.estimate
+        return e.frozen_weights + e.trainable_weights + e.optimizer_state + self.rollout.total
+
+    @property
+    def peak(self) -> int:
+        """The higher of the training step's peak and (RL) the rollouts': they happen one after the other."""
+        return max(self.estimate.peak, self.rollout_peak or 0)
 
     @property
     def margin(self) -> int:
-        return int(self.estimate.peak * ALLOCATOR_MARGIN)
+        return int(self.peak * ALLOCATOR_MARGIN)
 
     @property
     def total(self) -> int:
         """Bytes to plan for: the step's peak, the allocator's margin and everything else on the card."""
-        return self.estimate.peak + self.margin + sum(item.bytes for item in self.on_card)
+        return self.peak + self.margin + sum(item.bytes for item in self.on_card)
 
 
 def estimate_fit_config(config: dict, request: EstimateMemoryRequest, progress: Callable[[str], None] | None = None):
@@ -104,11 +121,44 @@ def estimate_fit_config(config: dict, request: EstimateMemoryRequest, progress: 
         architecture = model_config(model["model"])
     except (OSError, ValueError) as error:
         raise UserError(f"model.model {model['model']}: cannot read its config.json here ({error})") from error
+    rollout = None
+    if model.get("group_size"):  # the RL stage: its step trains on its own rollouts, not on the clips
+        shape, rollout, rl_notes = rl_step(architecture, model, data, request, setup)
+        notes = rl_notes
     estimate = estimate_step_memory(architecture, setup, shape, progress)
     on_card = [CardItem("CUDA context and cuBLAS workspace", int(CUDA_CONTEXT_GIB * GIB), "typical, not computed")]
     on_card += asr_judge(trainer.get("callbacks") or [])
+    if rollout is not None:  # the rewards' own judges (model.judges), loaded beside the EvalSuite's
+        on_card += [replace(item, name=f"reward {item.name}") for item in asr_judge([reward_judges(model)])]
     notes += _not_on_card(model["model"], setup.weights_dtype) + _strategy_notes(trainer)
-    return MemoryReport(model["model"], setup, shape, estimate, on_card, notes)
+    return MemoryReport(model["model"], setup, shape, estimate, on_card, notes, rollout)
+
+
+def reward_judges(model: dict) -> dict:
+    """The RL rewards' judge settings in the EvalSuite's callback form, so :func:`asr_judge` reads them alike."""
+    return {"class_path": "EvalSuite", "init_args": {"judges": model.get("judges") or {}}}
+
+
+def rl_step(architecture, model: dict, data: dict, request: EstimateMemoryRequest, setup: TrainingSetup):
+    """An RL step's shapes: the update is a training step over every rollout of the step (prompts x group_size rows
+    of ``max_new_tokens`` frames, the longest a rollout gets), preceded by the rollouts' generation."""
+    from qwen_tts_lit.train.rl import GRPOModule
+
+    defaults = GRPOModule.__init__.__kwdefaults__ or {}
+    group = int(model["group_size"])
+    frames = int(model.get("max_new_tokens") or defaults.get("max_new_tokens", 100))
+    prompts = request.batch_size or int(data.get("batch_size") or data.get("prompts_per_step") or 1)
+    tokens = request.text_tokens or max(math.ceil(frames / FRAMES_PER_SECOND * TEXT_TOKENS_PER_SECOND), 1)
+    shape = StepShape(prompts * group, frames, tokens)
+    rollout = rollout_memory(architecture, prompts * group, tokens, frames, setup.weights_dtype)
+    notes = [
+        f"RL step: {prompts} prompts x group_size {group} = {prompts * group} rollouts of up to {frames} frames "
+        f"(model.max_new_tokens), {tokens} text tokens each; the update is traced as the SFT step on them (the "
+        "sub-talker's loss included: RL trains group 0 only, so an upper bound)",
+        "RL reference pass: a no-grad forward before the policy's, whose activations are freed before it: below "
+        "the update's peak (its log-probabilities, rollouts x frames floats, stay)",
+    ]
+    return shape, rollout, notes
 
 
 def training_setup(model: dict, trainer: dict) -> TrainingSetup:
@@ -222,6 +272,13 @@ def format_report(report: MemoryReport) -> str:
         "",
         _row(f"peak of the training step (live tensors, during the {e.phase})", e.peak, "computed"),
     ]
+    if report.rollout is not None:
+        r = report.rollout
+        lines.insert(1, f"RL: {r.rows} rollouts per step, each up to {r.positions} positions in the KV cache")
+        lines.insert(-1, _row("peak of the RL rollouts (weights, optimizer state, caches)", report.rollout_peak,
+                              "computed"))  # fmt: skip
+        lines.insert(-1, _row("  talker KV cache (keys and values, every position)", r.talker_kv_cache))
+        lines.insert(-1, _row("  code predictor KV cache and one step's logits", r.code_predictor_kv_cache + r.logits))
     labels = {"frozen_weights": f"frozen weights (speaker encoder {e.speaker_encoder / GIB:.2f} GiB included)",
               "trainable_weights": "trained weights" + (" (LoRA adapters, float32)" if s.finetune == "lora" else ""),
               "activations": "activations (kept for backward)"}  # fmt: skip

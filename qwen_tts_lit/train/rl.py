@@ -32,15 +32,18 @@ from qwen_tts_lit.model.layout import SpecialIds, assistant_prompt, collate_sequ
 from qwen_tts_lit.model.lora import LoraSpec, adapters_at_scale, cast_adapter_inputs, trainable_state_dict
 from qwen_tts_lit.model.policy import DrawnTokens, PolicySpec, drawn_tokens, policy_logprobs
 from qwen_tts_lit.model.step import SUB_TALKER_WEIGHT, StepFixes, combine_losses, training_step_losses
+from qwen_tts_lit.runs.weights import load_trained
 from qwen_tts_lit.synthesis.presets import SAMPLE_RATE, SEED_GUIDE, GenerationPreset
 from qwen_tts_lit.synthesis.synthesizer import Synthesizer, Utterance, Voice, eval_mode
 from qwen_tts_lit.train.module import QwenTTSModule
 from qwen_tts_lit.train.rewards import Rewards, RewardWeights
+from qwen_tts_lit.train.rl_start import resolve_start
 
 
 def rollout_seed(seed: int, step: int, rank: int, row: int) -> int:
-    """The seed of one rollout row: a hash of (run seed, optimizer step, rank, row), so a resumed run draws the same
-    rollouts and no two rows of a run share a generator."""
+    """The seed of one rollout row: a hash of (run seed, optimizer step, rank, row: its place among the rows this rank
+    draws in that step, every micro-batch counted), so a resumed run draws the same rollouts and no two rows of a run
+    share a generator."""
     digest = hashlib.sha256(f"{seed}:{step}:{rank}:{row}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
@@ -68,7 +71,8 @@ class GRPOModule(QwenTTSModule):
         max_new_tokens: int = 100,
         language: str = "en",
         init_from: str | None = None,
-        init_scale: float = 1.0,
+        init_epoch: int | None = None,
+        init_scale: float | None = None,
     ) -> None:
         """
         Args:
@@ -94,11 +98,15 @@ class GRPOModule(QwenTTSModule):
                 repetition penalty enter the policy; top-k and top-p only the sampler.
             max_new_tokens: Frame cap of every rollout (a rollout reaching it is a runaway).
             language: Language of the prompts, for the error-rate reward ("en", "zh", ...).
-            init_from: An SFT checkpoint (RUN/checkpoints/epoch=NNN.ckpt, with the same LoRA settings) whose adapters
-                RL starts from; the reference policy is then that start, not the base model. None: fresh adapters
-                on the base model, and the reference is the adapters at scale 0.
-            init_scale: The strength the SFT adapters start at (the chosen cell's lora_scale, in the run's choice):
-                their lora_B weights are multiplied by it, which is exactly running them at that scale.
+            init_from: Where RL starts: an SFT run folder (runs/NAME/version_N: the epoch and lora_scale of its chosen
+                cell), or one SFT checkpoint (RUN/checkpoints/epoch=NNN.ckpt), with the same LoRA
+                settings; the reference policy is then that start, not the base model. None: fresh adapters on the
+                base model, and the reference is the adapters at scale 0.
+            init_epoch: With a run folder: the epoch to start from instead of the chosen cell's (then the run
+                need not have chosen one).
+            init_scale: The strength the SFT adapters start at; None: the run's chosen cell's lora_scale, else 1.0
+                (as trained). Their lora_B weights are multiplied by it, which is exactly running
+                them at that scale.
         """
         super().__init__(model=model, dtype=dtype, attn_implementation=attn_implementation, finetune=finetune,
                          lora=lora, optimizer=optimizer, scheduler=scheduler, warmup_ratio=warmup_ratio,
@@ -111,7 +119,6 @@ class GRPOModule(QwenTTSModule):
         problems += ["model.preset.do_sample must be true: RL learns from sampled rollouts"] * (not preset.do_sample)
         problems += [f"model.max_new_tokens {max_new_tokens}: must be >= 1"] * (max_new_tokens < 1)
         problems += rewards.problems()
-        problems += [f"model.init_scale {init_scale}: must be in [0, 2]"] * (not 0 <= init_scale <= 2)
         if problems:
             raise UserError("\n".join(problems))
         # Only this class's arguments stay in the hyper-parameters: a resumed fit parses them back into GRPOModule,
@@ -124,8 +131,14 @@ class GRPOModule(QwenTTSModule):
         self.rewards: Rewards | None = None
         self.prompts: dict[str, str] = {}  # training row id -> its text, when the data is a prepared dataset
         self._synthesizer: Synthesizer | None = None
+        self.start = resolve_start(init_from, init_epoch, init_scale)  # before anything loads: errors come first
         self.reference: dict[str, torch.Tensor] | None = None  # the starting adapters, when RL starts from SFT
         self.step_seconds: dict[str, float] = {}  # this step's rollout and reward wall time, logged under time/
+        self._step_rows = (-1, 0)  # (optimizer step, rollout rows drawn in it so far on this rank)
+
+    # The EvalSuite evaluates the weights before the first step (the SFT cell or the base model) beside the RL
+    # checkpoints, on the same sentences and seeds, so the chosen cell's record can tell whether RL beat its start.
+    evaluates_start = True
 
     # ------------------------------------------------------------------ pieces of a step
 
@@ -144,7 +157,13 @@ class GRPOModule(QwenTTSModule):
     def rollouts(self, texts: Sequence[str]) -> list[Utterance]:
         """G rollouts of every prompt, group by group, each row from its own seeded generator."""
         texts = [text for text in texts for _ in range(self.hparams.group_size)]
-        seeds = [rollout_seed(self.hparams.seed, self.global_step, self.global_rank, i) for i in range(len(texts))]
+        # Rows are numbered across the optimizer step's micro-batches (global_step only moves after the last one):
+        # numbered per micro-batch, every micro-batch of an accumulated step would reuse the first one's seeds, and
+        # accumulation would not draw the rollouts of the one big batch it stands for.
+        step = self.global_step
+        first = self._step_rows[1] if self._step_rows[0] == step else 0
+        self._step_rows = (step, first + len(texts))
+        seeds = [rollout_seed(self.hparams.seed, step, self.global_rank, first + i) for i in range(len(texts))]
         cast_adapter_inputs(self.tts, True)  # generation runs outside autocast
         try:
             return self.synthesizer.synthesize(
@@ -168,26 +187,24 @@ class GRPOModule(QwenTTSModule):
         return batch, drawn, old
 
     def configure_model(self) -> None:
-        """The SFT module's loading; with ``init_from``, the SFT adapters loaded at ``init_scale`` and kept aside as
-        the reference. Lightning restores a resumed run's adapters after this, so the reference stays the start."""
+        """The SFT module's loading; with ``init_from``, the SFT adapters loaded at their scale (``train/rl_start.py``)
+        and kept aside as the reference. Lightning restores a resumed run's adapters after this, so the reference
+        stays the start."""
         if self.tts is not None:
             return
         super().configure_model()
-        if self.hparams.init_from:
-            from qwen_tts_lit.runs.checkpoints import read_checkpoint
-
-            path = self.hparams.init_from
-            state = {k.removeprefix("tts."): v for k, v in read_checkpoint(path)["state_dict"].items()}
+        if self.start is not None:
+            modes = {module: module.training for module in self.tts.modules()}
             try:
-                result = self.tts.load_state_dict(state, strict=False)
-            except RuntimeError as error:  # another rank or model size
-                raise UserError(f"model.init_from {path}: its adapters do not fit ({str(error)[:200]})") from None
-            if result.unexpected_keys or not state:
-                raise UserError(f"model.init_from {path}: its tensors are not adapters of this model and LoRA config")
+                load_trained(self.tts, self.start.checkpoint)  # it leaves the model in eval mode: put the modes back
+            except UserError as error:
+                raise UserError(f"model.init_from: {error}") from None
+            for module, training in modes.items():
+                module.train(training)
             with torch.no_grad():
                 for name, parameter in self.tts.named_parameters():
                     if "lora_B" in name:
-                        parameter.mul_(self.hparams.init_scale)
+                        parameter.mul_(self.start.scale)
             self.reference = {k: v.detach().clone() for k, v in trainable_state_dict(self.tts).items()}
 
     def reference_logprobs(self, batch, drawn: DrawnTokens) -> torch.Tensor:

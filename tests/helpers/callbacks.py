@@ -63,3 +63,14 @@ class PauseAfterBatch(L.Callback):
         if trainer.ckpt_path is None:
             (Path(trainer.log_dir) / "trained_batch").write_text(str(batch_idx))
             time.sleep(self.seconds)
+
+
+class SaveRLStart(L.Callback):
+    """Write the RL module's adapters as training starts, and its reference adapters, to RUN/rl_start.pt: what a test
+    compares with the SFT cell the run was told to start from."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from qwen_tts_lit.model.lora import trainable_state_dict
+
+        start = {k: v.detach().clone() for k, v in trainable_state_dict(pl_module.tts).items()}
+        torch.save({"start": start, "reference": pl_module.reference}, os.path.join(trainer.log_dir, "rl_start.pt"))

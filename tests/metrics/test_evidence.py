@@ -201,3 +201,41 @@ def test_naturalness_gets_each_cells_and_baselines_interval_and_n_in_best_json_a
             in page)  # fmt: skip
     clone, shown = best["baselines"]["voice_clone"], best["baselines"]["voice_clone"]["intervals"]["dnsmos_ovrl"]
     assert f"OVRL {clone['dnsmos_ovrl']:.2f} [{shown['low']:.2f}, {shown['high']:.2f}] (real 3.20)" in page
+
+
+def rl_rows(difficulty: np.ndarray, effect: float) -> list[dict]:
+    """An RL run: its start (epoch -1, the SFT cell) and two RL checkpoints at scale 1, plus the zero-shot baseline
+    (also epoch -1, told apart by its name); RL epoch 1 is better than the start by ``effect`` on every sentence."""
+    noise = np.random.default_rng(11).normal(0, 0.005, (3, SENTENCES))
+    return [
+        *rows_of(-1, 1.0, difficulty + effect + noise[0]),
+        *rows_of(0, 1.0, difficulty + effect / 2 + noise[1]),
+        *rows_of(1, 1.0, difficulty + noise[2]),
+        *rows_of(0, 0, difficulty + 0.3, baseline="xvector"),
+    ]
+
+
+def test_an_rl_step_is_chosen_over_its_start_with_the_paired_test_on_the_same_sentences(tmp_path: Path, difficulty):
+    rows = rl_rows(difficulty, effect=0.05)
+    publish(tmp_path, rows, SelectionRule())
+    best = read_best(tmp_path)
+    assert (best["epoch"], best["lora_scale"], best["candidates"]) == (1, 1.0, 3)  # the start is a candidate
+    start = best["confidence"]["start"]
+    chosen = {f"utt_{i}": r["error_rate"] for i, r in enumerate(rows[2 * SENTENCES : 3 * SENTENCES])}
+    began = {f"utt_{i}": r["error_rate"] for i, r in enumerate(rows[:SENTENCES])}
+    expected = paired_difference(chosen, began)  # oracle: paired per sentence, chosen RL step - start
+    assert (start["epoch"], start["lora_scale"], start["n"]) == (-1, 1.0, SENTENCES)
+    assert (start["mean"], start["low"], start["high"]) == pytest.approx(
+        (expected.interval.mean, expected.interval.low, expected.interval.high)
+    )
+    assert start["separates"] and start["summary"].startswith("epoch 1 x 1 beats RL start x 1 by error_rate")
+    assert best["confidence"]["baseline"]["baseline"] == "xvector"  # the zero-shot row is not the start
+    assert "beats RL start x 1" in (tmp_path / "report.html").read_text()
+
+
+def test_rl_that_does_not_beat_its_start_chooses_the_start(difficulty):
+    """A tie: the start is the earliest cell, so it wins (RL must show it is better); and no start comparison."""
+    rows = [*rows_of(-1, 1.0, difficulty), *rows_of(0, 1.0, difficulty)]
+    best = select_best(rows)
+    assert (best["epoch"], best["lora_scale"]) == (-1, 1.0) and "start" not in best["confidence"]
+    assert best["confidence"]["runner_up"]["summary"].startswith("RL start x 1 is chosen over epoch 0 x 1")

@@ -110,3 +110,56 @@ def test_a_clip_longer_than_prepare_accepts_is_refused(repo_root, monkeypatch, c
         err = capsys.readouterr().err
         assert f"--clip_seconds {float(seconds.replace('.inf', 'inf'))}: no training clip can be that long" in err
         assert f"give at most {MAX_FILE_SECONDS:g}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_rl_step_adds_its_rollouts_kv_cache_by_the_hand_formula(repo_root, monkeypatch):
+    """The RL configs resolve as fit runs them (GRPOModule's arguments); the rollouts' KV cache is 2 (key, value) x
+    layers x kv heads x head dim x positions x rows x bytes, counted by hand from the released 1.7B config; and it
+    grows with group_size (more rollouts, more memory), as the update's rows do."""
+    from qwen_tts_lit.model.memory import rollout_memory
+    from qwen_tts_lit.train.memory import rl_step
+    from qwen_tts_lit.train.request import EstimateMemoryRequest
+    from qwen_tts_lit.upstream.architectures import model_config
+
+    monkeypatch.chdir(repo_root)
+    config = resolved_fit_config(["configs/rl_1.7b.yaml"])
+    model, data = config["model"], config["data"]
+    architecture = model_config(model["model"])
+    setup = training_setup(model, config["trainer"])
+    request = EstimateMemoryRequest(fit_config=("configs/rl_1.7b.yaml",), text_tokens=20)
+    shape, rollout, notes = rl_step(architecture, model, data, request, setup)
+    assert (shape.batch_size, shape.frames, shape.text_tokens) == (2 * 8, 400, 20)  # prompts x G rows, the cap
+    # the 1.7B talker: 28 layers, 8 kv heads of 128. Positions: 3 role + 4 think/speaker + tts_bos + 20 text +
+    # tts_eos + codec_bos + 400 frames (the EOS is never fed back)
+    positions = 3 + 4 + 1 + 20 + 1 + 1 + 400
+    assert rollout.positions == positions
+    assert rollout.talker_kv_cache == 2 * 28 * 8 * 128 * positions * 16 * 2  # bfloat16: 2 bytes
+    assert rollout.talker_kv_cache / 2**30 == pytest.approx(0.735, abs=0.001)
+    doubled = rollout_memory(architecture, 2 * 16, 20, 400, torch.bfloat16)
+    assert doubled.talker_kv_cache == 2 * rollout.talker_kv_cache and doubled.total > rollout.total
+    assert any("reference pass" in note for note in notes)
+
+
+def test_estimate_memory_of_the_rl_demo_counts_rollouts_and_grows_with_group_size(repo_root, monkeypatch, capsys):
+    monkeypatch.chdir(repo_root)
+
+    def plan(group: int) -> tuple[float, str]:
+        overlay = Path(f"/tmp/rl_group_{group}_{id(plan)}.yaml")
+        overlay.write_text(f"model:\n  group_size: {group}\n  max_new_tokens: 16\n")
+        try:
+            code = main(["estimate-memory", "--fit_config", "configs/rl_demo.yaml", "--fit_config", str(overlay),
+                         "--batch_size", "1"])  # fmt: skip
+        finally:
+            overlay.unlink()
+        assert code == 0
+        out = capsys.readouterr().out
+        kv = next(line for line in out.splitlines() if line.strip().startswith("talker KV cache"))
+        return float(kv[62:].split()[0]), out
+
+    _, two = plan(2)
+    assert "RL: 2 rollouts per step" in two and "peak of the RL rollouts" in two and "reference pass" in two
+    _, eight = plan(8)
+    assert "RL: 8 rollouts per step" in eight
+    peak = {n: float(next(line for line in out.splitlines() if line.startswith("peak of the training"))[62:].split()[0])
+            for n, out in ((2, two), (8, eight))}  # fmt: skip
+    assert peak[8] > peak[2]  # the update trains on every rollout of the step
