@@ -123,17 +123,16 @@ def estimate_memory(request: EstimateMemoryRequest) -> None:
 
 
 def listen(request: ListenRequest) -> None:
-    from qwen_tts_lit.listening.bundle import build_test, summary_lines
-
-    if request.results or request.key:
+    if request.results or request.key:  # analysing a test's ratings, not building one
         from qwen_tts_lit.listening.results_command import run_results
 
-        given = [name for name in ("run", "runs", "ablation") if getattr(request, name)]
-        if not request.results or not request.key or given:
+        if not request.results or not request.key or request.sources_given:
             raise UserError("listen: analysing ratings takes --results '[R1.csv, R2.csv]' and --key KEY.json (and "
                             "--output for the tables), without --run, --runs or --ablation")  # fmt: skip
         run_results(list(request.results), request.key, request.output)
         return
+    from qwen_tts_lit.listening.bundle import build_test, summary_lines
+
     built = build_test(request)
     print("\n".join(summary_lines(built, request.design)))
 

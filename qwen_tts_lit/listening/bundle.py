@@ -37,7 +37,7 @@ class Built:
 
 
 def sources_of(request: ListenRequest) -> read.Sources:
-    given = [name for name in ("run", "runs", "ablation") if getattr(request, name)]
+    given = request.sources_given
     if len(given) != 1:
         raise UserError("listen: give one of --run RUN, --runs '[RUN1, RUN2]' or --ablation ROOT"
                         + (f" (got {', '.join('--' + g for g in given)})" if given else ""))  # fmt: skip

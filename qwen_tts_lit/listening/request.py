@@ -48,3 +48,8 @@ class ListenRequest:
     MOS/SMOS/MUSHRA per system with intervals over raters and items, CMOS, A/B, MUSHRA post-screening."""
     key: Path | None = None
     """With --results: the test's key.json (written beside the test folder when it was built)."""
+
+    @property
+    def sources_given(self) -> list[str]:
+        """The source options given (``run``, ``runs``, ``ablation``): building takes exactly one, analysing none."""
+        return [name for name in ("run", "runs", "ablation") if getattr(self, name)]

@@ -228,3 +228,16 @@ def test_nothing_to_score_is_one_line(tmp_path):
     paths = write_sessions(tmp_path, key, RATERS[:1], lambda s: 3)
     with pytest.raises(UserError, match="no test trial answered"):
         analyse_listening(paths, write_key(tmp_path, key))
+
+
+def test_analysing_takes_ratings_and_a_key_and_no_source(tmp_path, capsys):
+    """`listen --results` without --key, --key without --results, or either beside a source to build from: exit 2,
+    one line, nothing written."""
+    from qwen_tts_lit.cli.app import main
+
+    out = tmp_path / "tables"
+    for argv in (["--results", "[a.csv]"], ["--key", "k.json"], ["--results", "[a.csv]", "--key", "k.json",
+                                                                  "--run", "r"]):  # fmt: skip
+        assert main(["listen", *argv, "--output", str(out)]) == 2
+        assert "listen: analysing ratings takes --results" in capsys.readouterr().err
+    assert not out.exists()
